@@ -1,0 +1,159 @@
+"""Typed experiment configuration: one struct tree, TOML files, and `--set key=value` overrides.
+
+Every default lives exactly once, as a field default of a section struct in the package that owns
+the concern (`stp.verify.config`, `stp.model.config`, ...). This module only composes them and
+implements loading, so a typo in a key or a wrong type is an error that names the key instead of a
+silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+from stp.data.config import DataConfig
+from stp.eval.config import EvalConfig
+from stp.lean.config import LeanConfig
+from stp.model.config import ModelConfig, SamplerConfig, TrainerConfig
+from stp.selfplay.config import RetrainConfig, SelfPlayConfig
+from stp.verify.config import VerifierConfig
+
+T = TypeVar("T")
+
+DATA_DIR_ENV = "STP_DATA_DIR"
+DEFAULT_DATA_DIR = "~/.cache/stp/data"
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the file and the key."""
+
+
+class RunConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Where a run lives and how it is seeded."""
+
+    name: str = "stp"
+    # Local path or gs:// URI holding every artifact of the run (rounds, checkpoints, metrics).
+    run_dir: str = "runs/stp"
+    seed: int = 0
+    # Benchmark and dataset files; empty means $STP_DATA_DIR, else ~/.cache/stp/data.
+    data_dir: str = ""
+    log_level: str = "INFO"
+
+
+class ClusterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Ray placement. An empty address starts a local cluster sized to this machine."""
+
+    address: str = ""
+    namespace: str = "stp"
+    # Caps for a locally started cluster (0 = use what the machine has).
+    num_cpus: int = 0
+    num_gpus: int = 0
+    # CPUs kept free per node for Ray itself and the driver (the original reserved 4).
+    reserved_cpus: int = 1
+
+
+class STPConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The whole experiment. Sections are owned by the packages named in their types."""
+
+    run: RunConfig = msgspec.field(default_factory=RunConfig)
+    cluster: ClusterConfig = msgspec.field(default_factory=ClusterConfig)
+    lean: LeanConfig = msgspec.field(default_factory=LeanConfig)
+    verifier: VerifierConfig = msgspec.field(default_factory=VerifierConfig)
+    data: DataConfig = msgspec.field(default_factory=DataConfig)
+    model: ModelConfig = msgspec.field(default_factory=ModelConfig)
+    sampler: SamplerConfig = msgspec.field(default_factory=SamplerConfig)
+    trainer: TrainerConfig = msgspec.field(default_factory=TrainerConfig)
+    selfplay: SelfPlayConfig = msgspec.field(default_factory=SelfPlayConfig)
+    retrain: RetrainConfig = msgspec.field(default_factory=RetrainConfig)
+    eval: EvalConfig = msgspec.field(default_factory=EvalConfig)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split `section.key=value`; the value is read as a TOML value, else taken as a bare string."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set each dotted key in a raw config tree (a copy); typos are caught later by validation."""
+    tree = _deep_copy(tree)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = tree
+        for i, part in enumerate(path[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                where = ".".join(path[: i + 1])
+                raise ConfigError(f"override {text!r}: {where} is a value, not a section")
+            node = child
+        node[path[-1]] = value
+    return tree
+
+
+def _deep_copy(tree: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in tree.items()}
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file, turning a syntax error into a ConfigError with file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def convert(tree: dict[str, Any], cls: type[T], source: str = "config") -> T:
+    """Validate a raw tree against a struct type; the error names the offending key path."""
+    try:
+        return msgspec.convert(tree, cls)
+    except msgspec.ValidationError as err:
+        message = str(err).replace("`$.", "`").replace("`$`", "top level")
+        raise ConfigError(f"{source}: {message}") from None
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    cls: type[T] = STPConfig,  # type: ignore[assignment]
+) -> T:
+    """Load defaults, then the TOML file (if any), then `key=value` overrides, and validate."""
+    tree = read_toml(path) if path is not None else {}
+    tree = apply_overrides(tree, overrides or [])
+    source = str(path) if path is not None else "config"
+    if overrides:
+        source += " (with --set overrides)"
+    return convert(tree, cls, source)
+
+
+def to_toml(config: msgspec.Struct) -> str:
+    """Render a config as TOML, e.g. to record the resolved settings inside a run directory."""
+    return msgspec.toml.encode(config).decode("utf-8")
+
+
+def to_dict(config: msgspec.Struct) -> dict[str, Any]:
+    return msgspec.to_builtins(config)
+
+
+def resolve_data_dir(configured: str = "", cli_value: str | None = None) -> Path:
+    """The data directory: --data-dir, else the config value, else $STP_DATA_DIR, else a cache dir."""
+    for candidate in (cli_value, configured, os.environ.get(DATA_DIR_ENV)):
+        if candidate:
+            return Path(candidate).expanduser()
+    return Path(DEFAULT_DATA_DIR).expanduser()

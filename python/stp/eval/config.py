@@ -1,0 +1,19 @@
+"""Evaluation settings (stp.eval)."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class EvalConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # Dataset names/splits to evaluate, e.g. "minif2f:test", "proofnet:test", "putnam".
+    splits: list[str] = msgspec.field(default_factory=lambda: ["minif2f", "proofnet"])
+    samples_per_statement: int = 3200
+    temperature: float = 1.0
+    seed: int = 1
+    budgets: list[int] = msgspec.field(
+        default_factory=lambda: [1, 32, 128, 640, 3200, 6400, 25600]
+    )
+    # Abort summaries when more than this fraction of attempts are infrastructure failures.
+    max_system_error_fraction: float = 0.01
+    bootstrap_samples: int = 1000

@@ -1,0 +1,228 @@
+"""The JSON-lines wire protocol of our Lean programs, mirrored as msgspec structs.
+
+Both programs read one compact JSON object per line on stdin and write one per line on stdout,
+flushing after each. `docs/protocol.md` is the human description; the golden files under
+`lean/test/` are decoded and re-encoded with these structs by the tests, so the two cannot drift.
+
+Field names are snake_case on both sides. Optional fields are omitted when absent. Positions are
+Lean's: `line` is 1-based, `column` is 0-based and counts Unicode code points; byte offsets
+(`*_byte`) are UTF-8 offsets into the text the program was given.
+
+Checker session:
+    -> CheckerConfig            (first line: header, limits, mode)
+    <- Ready                    (header elaborated once; errors reported here)
+    -> CheckRequest ...         (any number)
+    <- CheckResponse ...        (exactly one per request line, same `id`, in request order)
+A line that is not valid JSON, lacks a field or names an unknown op gets a CheckResponse with
+verdict "error" (id echoed when it could be read, else "") and the process keeps serving.
+
+Extractor session: ExtractRequest lines in, for each module a stream of ExtractCommand and
+ExtractDecl lines, closed by exactly one ExtractDone (or ExtractError) line for that module.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+
+Verdict = Literal["pass", "fail", "error"]
+Severity = Literal["error", "warning", "info"]
+
+# Machine-readable reasons a CheckResponse may carry (several can apply at once).
+REASONS: dict[str, str] = {
+    "forbidden": "the proof contains a forbidden command, keyword or identifier (see `forbidden`)",
+    "parse_error": "the statement + proof text does not parse",
+    "elab_error": "Lean reported an error while elaborating the proof",
+    "sorry": "the theorem depends on sorryAx (sorry, admit, or an error-recovery sorry)",
+    "bad_axiom": "the theorem depends on an axiom outside the allowed set (see `axioms`)",
+    "missing_theorem": "elaboration did not add the stated theorem to the environment",
+    "statement_mismatch": "the elaborated type differs from the statement elaborated on its own",
+    "statement_error": "the statement itself does not elaborate (with `sorry` as its proof)",
+    "extra_declaration": "the proof adds declarations beyond the theorem (strict mode)",
+    "header_error": "the session header failed to elaborate; nothing can be checked",
+    "bad_request": "the request line is not valid JSON or lacks a required field",
+    "unknown_op": "the request names an op this checker does not know",
+    "internal_error": "an exception inside the checker; the message is in `errors`",
+}
+
+
+class LeanMessage(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+    """A Lean message, positioned relative to the text the program elaborated."""
+
+    severity: Severity
+    line: int
+    column: int
+    text: str
+    end_line: int | None = None
+    end_column: int | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Checker
+# ---------------------------------------------------------------------------------------------
+
+
+class CheckerConfig(msgspec.Struct, tag_field="op", tag="config", omit_defaults=True,
+                    forbid_unknown_fields=True, kw_only=True):
+    """First line of a checker session. The header is imports followed by any commands
+    (`open`, `set_option`, `namespace`, ...) that every checked statement runs under."""
+
+    protocol: int = PROTOCOL_VERSION
+    header: str
+    max_heartbeats: int = 400_000
+    mode: Literal["strict", "lenient"] = "strict"
+    allowed_axioms: list[str] = msgspec.field(
+        default_factory=lambda: ["propext", "Classical.choice", "Quot.sound"]
+    )
+
+
+class Ready(msgspec.Struct, tag_field="op", tag="ready", omit_defaults=True,
+            forbid_unknown_fields=True, kw_only=True):
+    """Answer to CheckerConfig. `ok` is false when the header had errors: every later check is
+    then answered with verdict "error" and reason "header_error"."""
+
+    protocol: int
+    ok: bool
+    lean_version: str
+    checker_version: str
+    header_ms: int
+    header_errors: list[LeanMessage] = msgspec.field(default_factory=list)
+
+
+class CheckRequest(msgspec.Struct, tag_field="op", tag="check", omit_defaults=True,
+                   forbid_unknown_fields=True, kw_only=True):
+    """Check `statement + proof` (concatenated verbatim, nothing inserted) against the header.
+
+    `statement` ends in `:=` or `:= by`; the reference type is obtained by elaborating
+    `statement + " sorry"` on its own. `name` is informational; the theorem checked is the one
+    the statement declares."""
+
+    id: str
+    statement: str
+    proof: str
+    name: str | None = None
+    # Report the Mathlib constants the proof text refers to (the self-play lemma pairing).
+    premises: bool = False
+    # Per-request override of the session's heartbeat limit (never above the session's).
+    max_heartbeats: int | None = None
+
+
+class CheckResponse(msgspec.Struct, tag_field="op", tag="result", omit_defaults=True,
+                    forbid_unknown_fields=True, kw_only=True):
+    """Lean's verdict on one request.
+
+    pass  = no error message, no forbidden construct, the theorem exists with exactly the
+            reference type and level parameters, and its axioms are within `allowed_axioms`.
+    fail  = judged and rejected; `reasons` says why.
+    error = could not be judged (bad request, header error, internal exception)."""
+
+    id: str
+    verdict: Verdict
+    reasons: list[str] = msgspec.field(default_factory=list)
+    errors: list[LeanMessage] = msgspec.field(default_factory=list)
+    warnings: list[LeanMessage] = msgspec.field(default_factory=list)
+    # Axioms the theorem depends on (sorryAx included when present), sorted.
+    axioms: list[str] = msgspec.field(default_factory=list)
+    # None when the comparison could not be made (statement error, missing theorem, ...).
+    statement_match: bool | None = None
+    # Forbidden keywords/identifiers found by the syntax gate (elaboration is then skipped).
+    forbidden: list[str] = msgspec.field(default_factory=list)
+    # Present only when requested and the proof elaborated.
+    premises: list[str] | None = None
+    ms: int = 0
+
+
+CheckerInput = CheckerConfig | CheckRequest
+CheckerOutput = Ready | CheckResponse
+
+
+# ---------------------------------------------------------------------------------------------
+# Extractor
+# ---------------------------------------------------------------------------------------------
+
+
+class ExtractRequest(msgspec.Struct, tag_field="op", tag="module", omit_defaults=True,
+                     forbid_unknown_fields=True, kw_only=True):
+    """Re-elaborate one module's source file and describe its commands and theorems."""
+
+    module: str
+    # Path of the module's .lean file (Python resolves it inside the Mathlib package).
+    path: str
+    # Also report, per theorem, the constants its proof text refers to.
+    premises: bool = False
+
+
+class ExtractCommand(msgspec.Struct, tag_field="t", tag="cmd", omit_defaults=True,
+                     forbid_unknown_fields=True, kw_only=True):
+    """One top-level command of the file, in source order.
+
+    `kind` is the syntax node kind (e.g. `Lean.Parser.Command.declaration`,
+    `Lean.Parser.Command.open`, `Lean.Parser.Command.variable`, `Lean.Parser.Command.namespace`).
+    For a declaration, `decl_kind` is the kind of its second child (`Lean.Parser.Command.theorem`,
+    `lemma`, `Lean.Parser.Command.definition`, ...), `decl_id` the identifier as written, and
+    `val_start_byte` where its `:=`/`|`/`where` body starts (None when the shape is unknown)."""
+
+    module: str
+    kind: str
+    start_byte: int
+    end_byte: int
+    decl_kind: str | None = None
+    decl_id: str | None = None
+    val_start_byte: int | None = None
+
+
+class ExtractDecl(msgspec.Struct, tag_field="t", tag="decl", omit_defaults=True,
+                  forbid_unknown_fields=True, kw_only=True):
+    """A theorem the module added to the environment, with its declaration ranges.
+
+    `range` covers the whole declaration including doc comment and attributes; `selection` is
+    the name identifier. Generated theorems (`to_additive`, `alias`) point at their source."""
+
+    module: str
+    name: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    sel_line: int
+    sel_column: int
+    sel_end_line: int
+    sel_end_column: int
+    premises: list[str] | None = None
+
+
+class ExtractDone(msgspec.Struct, tag_field="t", tag="done", omit_defaults=True,
+                  forbid_unknown_fields=True, kw_only=True):
+    """Closes one module. `errors` are Lean errors met while re-elaborating the file."""
+
+    module: str
+    commands: int
+    decls: int
+    ms: int
+    errors: list[LeanMessage] = msgspec.field(default_factory=list)
+
+
+class ExtractError(msgspec.Struct, tag_field="t", tag="error", omit_defaults=True,
+                   forbid_unknown_fields=True, kw_only=True):
+    """The module could not be processed at all (missing file, header failure, bad request)."""
+
+    module: str
+    message: str
+
+
+ExtractorOutput = ExtractCommand | ExtractDecl | ExtractDone | ExtractError
+
+# Shared encoder/decoders: the hot path of the verification pool uses these directly.
+encoder = msgspec.json.Encoder()
+checker_output_decoder = msgspec.json.Decoder(CheckerOutput)
+checker_input_decoder = msgspec.json.Decoder(CheckerInput)
+extractor_output_decoder = msgspec.json.Decoder(ExtractorOutput)
+extract_request_decoder = msgspec.json.Decoder(ExtractRequest)
+
+
+def encode_line(message: msgspec.Struct) -> bytes:
+    """One protocol line: compact JSON plus newline."""
+    return encoder.encode(message) + b"\n"

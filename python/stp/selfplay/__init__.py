@@ -1,0 +1,1 @@
+"""stp.selfplay"""

@@ -1,0 +1,289 @@
+"""Reading the dataset files into `Statement` / `TrainingExample` records.
+
+Every row goes through the same normalisation (stp.data.normalize); the changes are collected in a
+`DefectReport` that callers can print (`python -m stp.data info --defects`). A missing file, a
+corrupt line or a row lacking a field is an error naming the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from stp.cli import UsageError
+from stp.config import resolve_data_dir
+from stp.data import normalize as nz
+from stp.data.download import ensure_file, ensure_hf_dataset, hf_local_dir
+from stp.data.records import Statement, TrainingExample, statement_key
+from stp.data.registry import DataFile, DatasetInfo, get_dataset_info
+
+log = logging.getLogger(__name__)
+
+
+class DatasetFormatError(UsageError, ValueError):
+    """A dataset file is corrupt or a row lacks a field; the message names file and line."""
+
+
+def _open_text(path: Path) -> Any:
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open("r", encoding="utf-8")
+
+
+def iter_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) for a JSON list or a JSONL file; line numbers are 1-based. For a JSON
+    list the number is the record's index + 1 (the parse error itself reports the exact line)."""
+    if fmt == "jsonl":
+        with _open_text(path) as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise DatasetFormatError(
+                        f"{path}:{lineno}: corrupt JSON line ({err.msg} at column {err.colno})"
+                    ) from None
+                if not isinstance(row, dict):
+                    raise DatasetFormatError(f"{path}:{lineno}: expected a JSON object")
+                yield lineno, row
+        return
+    with _open_text(path) as fh:
+        try:
+            data = json.load(fh)
+        except json.JSONDecodeError as err:
+            raise DatasetFormatError(
+                f"{path}:{err.lineno}: corrupt JSON ({err.msg} at column {err.colno})"
+            ) from None
+    if not isinstance(data, list):
+        raise DatasetFormatError(f"{path}:1: expected a JSON list of records")
+    for index, row in enumerate(data):
+        if not isinstance(row, dict):
+            raise DatasetFormatError(f"{path}: record {index + 1}: expected a JSON object")
+        yield index + 1, row
+
+
+def _field(path: Path, lineno: int, row: dict[str, Any], key: str, kind: type,
+           optional: bool = False) -> Any:
+    value = row.get(key)
+    if value is None:
+        if optional:
+            return None
+        raise DatasetFormatError(f"{path}:{lineno}: missing field {key!r}")
+    if not isinstance(value, kind):
+        raise DatasetFormatError(
+            f"{path}:{lineno}: field {key!r} should be {kind.__name__}, got {type(value).__name__}"
+        )
+    return value
+
+
+def _statement_from_row(info: DatasetInfo, data_file: DataFile, path: Path, lineno: int,
+                        row: dict[str, Any], report: nz.DefectReport) -> Statement:
+    raw_split = _field(path, lineno, row, "split", str)
+    split = data_file.splits.get(raw_split)
+    if split is None:
+        known = ", ".join(repr(s) for s in data_file.splits)
+        raise DatasetFormatError(
+            f"{path}:{lineno}: field 'split' has unknown value {raw_split!r} (known: {known})"
+        )
+    text = _field(path, lineno, row, "formal_statement", str)
+    raw_name = _field(path, lineno, row, "name", str, optional=True)
+    informal = _field(path, lineno, row, "informal_prefix", str, optional=True) or ""
+    header = nz.canonical_header(_field(path, lineno, row, "header", str, optional=True))
+    tags = _field(path, lineno, row, "tags", list, optional=True) or []
+    where = f"{path.name}:{lineno}"
+    # Provisional id for the report; the final id is fixed once names are known to be unique.
+    rid = f"{info.name}/{split}/{raw_name or nz.declared_name(text) or where}"
+
+    leaked = nz.split_leaked_docstring(text)
+    if leaked is not None:
+        prose, text = leaked
+        informal = informal if informal.strip() not in ("", "/-- null-/") else ""
+        informal = (informal + "\n" if informal else "") + f"/-- {prose} -/"
+        report.add(info.name, rid, "leaked_docstring", "fixed",
+                   f"{where}: prose before '-/' moved from the statement to `informal`")
+
+    text, stripped = nz.strip_trailing_sorry(text)
+    if stripped:
+        report.add(info.name, rid, "trailing_sorry", "fixed", f"{where}: trailing sorry removed")
+    if "sorry" in text:
+        report.add(info.name, rid, "sorry_in_statement", "flagged",
+                   f"{where}: 'sorry' occurs inside the statement")
+    try:
+        text, change = nz.normalise_ending(text, info.ending)
+    except ValueError:
+        text = text.rstrip() + (" := by" if info.ending == "by" else " :=")
+        change = "no ':=' ending; one was appended"
+    if change:
+        report.add(info.name, rid, "ending", "fixed", f"{where}: {change}")
+
+    declared = nz.declared_name(text)
+    name = raw_name
+    if declared is None:
+        report.add(info.name, rid, "no_declared_name", "flagged",
+                   f"{where}: no theorem name could be read from the statement")
+        name = raw_name or f"{info.name}_{split}_{lineno}"
+    elif raw_name is None:
+        name = declared
+    elif raw_name != declared:
+        report.add(info.name, rid, "name_mismatch", "fixed",
+                   f"{where}: name {raw_name!r} replaced by the declared name {declared!r}")
+        name = declared
+    if header:
+        report.add(info.name, rid, "custom_header", "flagged",
+                   f"{where}: own header kept ({len(header.splitlines())} lines)")
+    return Statement(id=f"{info.name}/{split}/{name}", dataset=info.name, split=split,
+                     name=name, statement=text, header=header, informal=informal,
+                     tags=[str(t) for t in tags])
+
+
+def _disambiguate(records: list[Statement], report: nz.DefectReport) -> list[Statement]:
+    """Make ids unique: records sharing (split, name) get a suffix from their statement hash,
+    which depends on the statement alone, so ids do not move when rows are reordered."""
+    by_id: dict[str, list[int]] = defaultdict(list)
+    for i, rec in enumerate(records):
+        by_id[rec.id].append(i)
+    out = list(records)
+    for rid, idxs in by_id.items():
+        if len(idxs) == 1:
+            continue
+        used: set[str] = set()
+        for i in idxs:
+            rec = records[i]
+            suffix = nz.short_hash("\x00".join(statement_key(rec.statement, rec.header)))
+            new_id = f"{rid}~{suffix}"
+            n = 2
+            while new_id in used:
+                new_id = f"{rid}~{suffix}-{n}"
+                n += 1
+            used.add(new_id)
+            out[i] = Statement(**{**_as_dict(rec), "id": new_id})
+            report.add(rec.dataset, new_id, "duplicate_name", "flagged",
+                       f"{len(idxs)} records named {rec.name!r} in split {rec.split!r}; "
+                       f"id suffixed with the statement hash")
+    seen: dict[tuple[str, str], str] = {}
+    for rec in out:
+        key = statement_key(rec.statement, rec.header)
+        if key in seen:
+            report.add(rec.dataset, rec.id, "duplicate_statement", "flagged",
+                       f"same statement (ignoring whitespace) as {seen[key]}")
+        else:
+            seen[key] = rec.id
+    return out
+
+
+def _as_dict(rec: Statement) -> dict[str, Any]:
+    return {f: getattr(rec, f) for f in rec.__struct_fields__}
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None, split: str | None = None, *,
+                 report: nz.DefectReport | None = None,
+                 allow_download: bool = True) -> list[Statement]:
+    """Normalised statements of a dataset (one split or all), in file order.
+
+    `data_dir` defaults to $STP_DATA_DIR (see `resolve_data_dir`). Pass a `DefectReport` to
+    receive every fix and flag; without one, a one-line summary is logged."""
+    info = get_dataset_info(name)
+    if info.kind != "statements":
+        raise UsageError(f"dataset {name!r} holds training examples; use load_examples()")
+    if split is not None and split not in info.splits:
+        raise UsageError(f"dataset {name!r} has no split {split!r}; splits: "
+                         + ", ".join(info.splits))
+    root = resolve_data_dir(cli_value=str(data_dir) if data_dir is not None else None)
+    own_report = report if report is not None else nz.DefectReport()
+    records: list[Statement] = []
+    for data_file in info.files:
+        if split is not None and split not in data_file.splits.values():
+            continue
+        path = ensure_file(info, data_file, root, allow_download=allow_download)
+        for lineno, row in iter_rows(path, data_file.fmt):
+            records.append(_statement_from_row(info, data_file, path, lineno, row, own_report))
+    records = _disambiguate(records, own_report)
+    if split is not None:
+        records = [r for r in records if r.split == split]
+    if report is None and own_report.defects:
+        log.info("%s: normalisation made %d fixes and %d flags (python -m stp.data info "
+                 "--defects shows them)", name,
+                 sum(d.action == "fixed" for d in own_report.defects),
+                 sum(d.action == "flagged" for d in own_report.defects))
+    return records
+
+
+def _hf_split_files(local: Path, split: str) -> list[Path]:
+    files = [p for p in sorted(local.rglob("*"))
+             if p.is_file() and p.suffix in (".json", ".jsonl", ".parquet", ".gz")
+             and not p.name.startswith(".")]
+    chosen = [p for p in files if split in p.relative_to(local).as_posix().split("/")[-1]
+              or f"/{split}/" in "/" + p.relative_to(local).as_posix()]
+    return chosen
+
+
+def _iter_example_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    if path.suffix == ".parquet":
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise UsageError(f"reading {path} needs pyarrow (pip install pyarrow)") from None
+        yield from enumerate(pq.read_table(path).to_pylist(), 1)
+        return
+    name = path.name[:-3] if path.name.endswith(".gz") else path.name
+    if name.endswith(".jsonl"):
+        yield from iter_rows(path, "jsonl")
+        return
+    # A .json file may be a list or JSON lines (HF accepts both under .json).
+    try:
+        yield from iter_rows(path, "json")
+    except DatasetFormatError:
+        yield from iter_rows(path, "jsonl")
+
+
+def load_examples(name: str, data_dir: str | Path | None = None, split: str = "train", *,
+                  allow_download: bool = True) -> list[TrainingExample]:
+    """Training examples {prompt, target, weight} of an STP-released dataset."""
+    info = get_dataset_info(name)
+    if info.kind != "examples":
+        raise UsageError(f"dataset {name!r} holds statements; use load_dataset()")
+    if split not in info.splits:
+        raise UsageError(f"dataset {name!r} has no split {split!r}; splits: "
+                         + ", ".join(info.splits))
+    root = resolve_data_dir(cli_value=str(data_dir) if data_dir is not None else None)
+    local = ensure_hf_dataset(info, root, allow_download=allow_download)
+    files = _hf_split_files(local, split)
+    if not files:
+        raise UsageError(f"{name}: no file for split {split!r} under {local}")
+    out: list[TrainingExample] = []
+    for path in files:
+        for lineno, row in _iter_example_rows(path):
+            prompt = _field(path, lineno, row, "prompt", str)
+            target = _field(path, lineno, row, "target", str)
+            weight = row.get("weight")
+            out.append(TrainingExample(prompt=prompt, target=target,
+                                       weight=float(weight) if weight is not None else 1.0))
+    return out
+
+
+def dataset_status(info: DatasetInfo, data_dir: Path) -> dict[str, Any]:
+    """Presence and per-split counts, without downloading anything."""
+    if info.kind == "examples":
+        local = hf_local_dir(info, data_dir)
+        present = (local / ".complete").is_file()
+        counts: dict[str, int] = {}
+        if present:
+            for split in info.splits:
+                counts[split] = len(load_examples(info.name, data_dir, split,
+                                                  allow_download=False))
+        return {"name": info.name, "present": present, "path": str(local), "counts": counts}
+    paths = [data_dir / f.filename for f in info.files]
+    present = all(p.is_file() for p in paths)
+    counts = {}
+    report = nz.DefectReport()
+    if present:
+        for rec in load_dataset(info.name, data_dir, report=report, allow_download=False):
+            counts[rec.split] = counts.get(rec.split, 0) + 1
+    return {"name": info.name, "present": present, "path": ", ".join(str(p) for p in paths),
+            "counts": counts, "report": report}

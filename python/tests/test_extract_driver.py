@@ -1,0 +1,161 @@
+"""The extraction driver against a fake extractor replaying golden lines: parallel runs, resume
+after an interruption, crashes, protocol errors, and the CLI."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from stp import storage
+from stp.extract.__main__ import main
+from stp.extract.assemble import assemble_directory
+from stp.extract.driver import discover_modules, done_modules, read_raw, run_extraction
+from stp.extract.records import ExtractedTheorem
+from stp.lean.protocol import ExtractError
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "extract"
+FAKE = FIXTURES / "fake_extractor.py"
+GOLDEN = FIXTURES / "extractor_out.jsonl"
+SOURCES = {
+    "Defs": FIXTURES / "mathlib/Mathlib/Algebra/Group/Semiconj/Defs.lean",
+    "Basic": FIXTURES / "mathlib/Mathlib/Algebra/Group/Semiconj/Basic.lean",
+}
+
+
+def _tree(root: Path, n: int) -> Path:
+    """A Mathlib-shaped tree of n modules, alternating copies of the two real files."""
+    for i in range(n):
+        kind = "Defs" if i % 2 == 0 else "Basic"
+        dest = root / "Mathlib" / "Fake" / f"M{i:02d}.lean"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(SOURCES[kind], dest)
+    return root
+
+
+def _command(log: Path, crash_on: str | None = None) -> list[str]:
+    cmd = [sys.executable, str(FAKE), str(GOLDEN), str(log)]
+    return [*cmd, crash_on] if crash_on else cmd
+
+
+def _requested(log: Path) -> list[str]:
+    return log.read_text().split() if log.exists() else []
+
+
+def _theorems(out: Path) -> list[ExtractedTheorem]:
+    return list(storage.iter_jsonl(str(out / "theorems.jsonl.gz"), type=ExtractedTheorem))
+
+
+def test_discover_modules_prefix(tmp_path: Path) -> None:
+    jobs = discover_modules(FIXTURES / "mathlib", ["Mathlib.Algebra.Group.Semiconj.Defs"])
+    assert [j.module for j in jobs] == ["Mathlib.Algebra.Group.Semiconj.Defs"]
+    assert len(discover_modules(FIXTURES / "mathlib", ["Mathlib.Algebra"])) == 2
+    with pytest.raises(Exception, match="no Mathlib sources"):
+        discover_modules(tmp_path)
+
+
+def test_parallel_run_and_assembly(tmp_path: Path) -> None:
+    jobs = discover_modules(_tree(tmp_path / "src", 4))
+    out = tmp_path / "out"
+    result = run_extraction(jobs, str(out), _command(tmp_path / "log"), workers=2,
+                            progress=False)
+    assert len(result.processed) == 4 and not result.failed
+    assert sorted(_requested(tmp_path / "log")) == [j.module for j in jobs]
+    res = assemble_directory(str(out))
+    assert res.theorems == 2 * 11 + 2 * 5 and not res.failed_modules
+    names = [t.name for t in _theorems(out) if t.module == "Mathlib.Fake.M00"]
+    assert names[0] == "SemiconjBy.eq"
+    assert storage.read_json(str(out / "summary.json"))["theorems"] == 32
+
+
+def test_resume_after_interruption(tmp_path: Path) -> None:
+    jobs = discover_modules(_tree(tmp_path / "src", 6))
+    clean = tmp_path / "clean"
+    run_extraction(jobs, str(clean), _command(tmp_path / "clean.log"), workers=2, progress=False)
+    assemble_directory(str(clean))
+
+    out, log = tmp_path / "out", tmp_path / "out.log"
+    seen: list[str] = []
+
+    def interrupt(summary) -> None:
+        seen.append(summary.module)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_extraction(jobs, str(out), _command(log), workers=1, progress=False,
+                       on_module=interrupt)
+    assert done_modules(str(out)) == set(seen)
+    first = _requested(log)
+    log.unlink()
+    result = run_extraction(jobs, str(out), _command(log), workers=2, progress=False)
+    assert result.resumed == 2
+    rerun = _requested(log)
+    assert sorted(rerun) == sorted(j.module for j in jobs if j.module not in seen)
+    assert set(first) & set(rerun) <= set(first) - set(seen)  # only unfinished work redone
+    assemble_directory(str(out))
+    assert _theorems(out) == _theorems(clean)
+
+
+def test_crash_recorded_then_retried(tmp_path: Path) -> None:
+    jobs = discover_modules(_tree(tmp_path / "src", 3))
+    out = tmp_path / "out"
+    result = run_extraction(jobs, str(out), _command(tmp_path / "log", "Mathlib.Fake.M01"),
+                            workers=1, progress=False)
+    assert [s.module for s in result.failed] == ["Mathlib.Fake.M01"]
+    assert "exited with status 3" in result.failed[0].message
+    assert "simulated crash" in result.failed[0].message
+    assert isinstance(read_raw(str(out), "Mathlib.Fake.M01")[-1], ExtractError)
+    # The process is replaced: the module after the crash was still extracted.
+    assert {s.module for s in result.processed if s.status == "done"} == {
+        "Mathlib.Fake.M00", "Mathlib.Fake.M02"}
+    res = assemble_directory(str(out))
+    assert res.failed_modules and res.theorems == 22
+    # A plain rerun keeps the failure; --retry-failed redoes only that module.
+    again = run_extraction(jobs, str(out), _command(tmp_path / "log2"), progress=False)
+    assert again.processed == []
+    again = run_extraction(jobs, str(out), _command(tmp_path / "log3"), progress=False,
+                           retry_failed=True)
+    assert [s.module for s in again.processed] == ["Mathlib.Fake.M01"]
+    assert assemble_directory(str(out)).theorems == 27
+
+
+def test_protocol_error_is_a_module_failure(tmp_path: Path) -> None:
+    script = tmp_path / "bad.py"
+    script.write_text("import sys\nfor line in sys.stdin:\n    print('not json', flush=True)\n")
+    jobs = discover_modules(_tree(tmp_path / "src", 1))
+    result = run_extraction(jobs, str(tmp_path / "out"), [sys.executable, str(script)],
+                            progress=False)
+    assert result.failed and result.failed[0].message.startswith("protocol error")
+
+
+def test_cli_run_resume_and_sft(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = _tree(tmp_path / "src", 2)
+    out = tmp_path / "out"
+    cmd = f"{sys.executable} {FAKE} {GOLDEN} {tmp_path / 'log'}"
+    args = ["run", "--mathlib-dir", str(src), "--out", str(out), "--extractor-command", cmd,
+            "--no-progress", "--workers", "2"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "2 extracted now (0 failed)" in text and "theorems: 16 from 2 modules" in text
+    assert main(args) == 0
+    assert "2 already done, 0 extracted now" in capsys.readouterr().out
+    sft_dir = tmp_path / "sft"
+    assert main(["sft", "--extraction", str(out), "--out", str(sft_dir), "--eval-size",
+                 "2"]) == 0
+    text = capsys.readouterr().out
+    assert "conjecture examples: 1" in text and "lemmas: 16" in text
+    for name in ("lemmas.jsonl.gz", "sft.jsonl.gz", "sft_mathlib.jsonl.gz", "eval.jsonl.gz"):
+        assert (sft_dir / name).is_file()
+
+
+def test_cli_failures_exit_1_and_missing_extractor(tmp_path: Path) -> None:
+    src = _tree(tmp_path / "src", 2)
+    cmd = f"{sys.executable} {FAKE} {GOLDEN} {tmp_path / 'log'} Mathlib.Fake.M00"
+    assert main(["run", "--mathlib-dir", str(src), "--out", str(tmp_path / "out"),
+                 "--extractor-command", cmd, "--no-progress"]) == 1
+    with pytest.raises(Exception, match=r"not built|Lean not found"):
+        main(["run", "--mathlib-dir", str(src), "--out", str(tmp_path / "o2"),
+              "--set", f"lean.project_dir={str(tmp_path)!r}".replace("'", '"')])

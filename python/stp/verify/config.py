@@ -12,8 +12,16 @@ class VerifierConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     workers: int = 0
     # Wall-clock limit of one check; the worker is killed and the item marked `timeout`.
     timeout_s: float = 200.0
-    # Resident-memory cap per worker; a worker above it is recycled, its item marked `memory`.
+    # Private resident memory cap per worker (RSS minus file-backed pages such as mmap'd oleans,
+    # over its process tree); a worker above it is recycled, its item marked `memory`.
     memory_mb: int = 12_000
+    # How often the pool samples each worker's private resident memory.
+    memory_check_s: float = 1.0
+    # Optional hard address-space limit per worker (RLIMIT_AS, MiB; 0 = none). Must leave room
+    # for the whole mmap'd Mathlib olean set (check `du -sh` of the olean directory).
+    rlimit_as_mb: int = 0
+    # Requests in flight per worker: hides the pipe round trip without starving other workers.
+    pipeline_depth: int = 2
     # Recycle a worker after this many checks (Lean processes grow; 0 = never).
     recycle_after: int = 2_000
     # Warm pools kept per distinct header (least recently used evicted).
@@ -22,7 +30,7 @@ class VerifierConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     start_timeout_s: float = 600.0
     # A crashed check is retried this many times on a fresh worker before it is marked `crash`.
     crash_retries: int = 1
-    # Persistent result cache; empty = <run_dir>/verify-cache.
+    # Persistent result cache (SQLite, local); empty = <run_dir>/verify-cache; "off" = none.
     cache_dir: str = ""
     # Ask the checker for the Mathlib premises each passing proof used.
     premises: bool = False

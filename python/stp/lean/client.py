@@ -1,0 +1,321 @@
+"""One checker process seen from Python: spawn, configure, pipeline requests, watch, kill.
+
+Design choices (throughput is the point: a pool must push thousands of checks per second on two
+cores so that orchestration never competes with Lean):
+- asyncio's low-level `SubprocessProtocol` instead of stream readers or a thread per pipe: stdout
+  arrives in chunks holding many lines, each chunk is split and decoded in one callback, so there is
+  no task switch or thread hand-off per response. Every worker of a pool shares one event loop.
+- The process runs in its own session (`start_new_session=True`), so its process-group id is its
+  pid and a SIGKILL to the group also takes `lake env`'s child and anything Lean spawned.
+- stdout is untrusted: a line that is not a CheckResponse is reported as a protocol error and the
+  owner kills the process; id matching (one response per request, in order) is the owner's job.
+- stderr is drained continuously (a full pipe would block the checker) into a bounded tail that
+  failure reports quote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections import deque
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import msgspec
+import psutil
+
+from stp.lean.protocol import (
+    PROTOCOL_VERSION,
+    CheckerConfig,
+    CheckRequest,
+    CheckResponse,
+    Ready,
+    checker_output_decoder,
+    encoder,
+)
+
+STDERR_TAIL_BYTES = 4096
+
+
+class CheckerStartError(RuntimeError):
+    """The process died, timed out or answered nonsense before its Ready line."""
+
+
+class CheckerListener(Protocol):
+    """What the owner of a CheckerProcess is told after Ready (called on the event loop)."""
+
+    def on_responses(self, responses: list[CheckResponse]) -> None: ...
+
+    def on_protocol_error(self, detail: str) -> None: ...
+
+    def on_exit(self, detail: str) -> None: ...
+
+
+class _Pipes(asyncio.SubprocessProtocol):
+    def __init__(self, owner: CheckerProcess) -> None:
+        self.owner = owner
+        self.buffer = bytearray()
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        if fd == 1:
+            self.owner._stdout(data)
+        else:
+            self.owner._stderr(data)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1:
+            self.owner._stdout_closed()
+
+    def process_exited(self) -> None:
+        self.owner._process_exited()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner._finished()
+
+
+class CheckerProcess:
+    """A long-lived checker: header elaborated once at start, then any number of checks."""
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        listener: CheckerListener,
+        *,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        rlimit_as_mb: int = 0,
+    ) -> None:
+        if not command:
+            raise ValueError("empty checker command")
+        self.command = list(command)
+        self.cwd = cwd
+        self.env = env
+        self.rlimit_as_mb = rlimit_as_mb
+        # Told about responses, protocol errors and exits, but only once Ready has arrived:
+        # before that, failures surface as CheckerStartError from start().
+        self.listener = listener
+        self.ready: Ready | None = None
+        self.pid: int | None = None
+        self._transport: asyncio.SubprocessTransport | None = None
+        self._stdin: Any = None
+        self._partial = bytearray()
+        self._stderr_tail: deque[bytes] = deque()
+        self._stderr_len = 0
+        self._ready_future: asyncio.Future[Ready] | None = None
+        self._dead = False
+        self._exit_reported = False
+        self._closed_waiters: list[asyncio.Future[None]] = []
+        self._finished_flag = False
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self, config: CheckerConfig, timeout: float) -> Ready:
+        """Spawn, send the config line and wait for Ready (header import happens here)."""
+        loop = asyncio.get_running_loop()
+        self._ready_future = loop.create_future()
+        preexec = _rlimit_preexec(self.rlimit_as_mb) if self.rlimit_as_mb > 0 else None
+        try:
+            transport, _ = await loop.subprocess_exec(
+                lambda: _Pipes(self), *self.command,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, cwd=self.cwd, env=self.env,
+                start_new_session=True, preexec_fn=preexec,
+            )
+        except OSError as err:
+            raise CheckerStartError(f"cannot run {self.command[0]!r}: {err}") from err
+        self._transport = transport
+        self.pid = transport.get_pid()
+        # duck-typed: under uvloop (Ray installs it) pipe transports are not asyncio classes
+        self._stdin = transport.get_pipe_transport(0)  # type: ignore[assignment]
+        self._stdin.write(encoder.encode(config) + b"\n")
+        try:
+            ready = await asyncio.wait_for(asyncio.shield(self._ready_future), timeout)
+        except TimeoutError:
+            self.kill()
+            raise CheckerStartError(f"no Ready line within {timeout:g}s") from None
+        except CheckerStartError:
+            self.kill()
+            raise
+        if ready.protocol != PROTOCOL_VERSION:
+            self.kill()
+            raise CheckerStartError(
+                f"checker speaks protocol {ready.protocol}, this package speaks {PROTOCOL_VERSION}"
+            )
+        return ready
+
+    def send(self, requests: Sequence[CheckRequest]) -> None:
+        """Queue request lines (one write for the whole batch)."""
+        if self._dead or self._stdin is None or self._stdin.is_closing():
+            return  # the exit callback reports the in-flight items
+        if len(requests) == 1:
+            data = encoder.encode(requests[0]) + b"\n"
+        else:
+            data = b"".join(encoder.encode(r) + b"\n" for r in requests)
+        self._stdin.write(data)
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (the checker and everything it started)."""
+        self._dead = True
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+        # The transport is closed in _finished, once asyncio has reaped the process: closing it
+        # now would poll (and reap) the child behind the child watcher's back.
+
+    async def wait_closed(self, timeout: float) -> None:
+        """Wait until the process is reaped and its pipes are closed (after kill())."""
+        if self._finished_flag or self._transport is None:
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._closed_waiters.append(fut)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(fut, timeout)
+
+    @property
+    def alive(self) -> bool:
+        return not self._dead
+
+    def stderr_tail(self) -> str:
+        return b"".join(self._stderr_tail).decode("utf-8", "replace").strip()
+
+    def returncode(self) -> int | None:
+        return None if self._transport is None else self._transport.get_returncode()
+
+    # -- pipe callbacks (event loop) ----------------------------------------------------------
+
+    def _stdout(self, data: bytes) -> None:
+        if self._dead:
+            return
+        self._partial += data
+        if b"\n" not in data:
+            return
+        *lines, rest = self._partial.split(b"\n")
+        self._partial = bytearray(rest)
+        if self.ready is None:
+            first, lines = lines[0], lines[1:]
+            self._first_line(first)
+            if self.ready is None:
+                self.kill()
+                return
+        if not lines:
+            return
+        responses: list[CheckResponse] = []
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                msg = checker_output_decoder.decode(line)
+            except msgspec.DecodeError as err:
+                self._protocol_error(responses, f"undecodable line ({err}): {_clip(line)}")
+                return
+            if not isinstance(msg, CheckResponse):
+                self._protocol_error(responses, f"unexpected {type(msg).__name__} line")
+                return
+            responses.append(msg)
+        if responses:
+            self.listener.on_responses(responses)
+
+    def _protocol_error(self, good: list[CheckResponse], detail: str) -> None:
+        if good:
+            self.listener.on_responses(good)
+        self.kill()
+        if not self._exit_reported:
+            self._exit_reported = True
+            self.listener.on_protocol_error(detail)
+
+    def _first_line(self, line: bytes) -> None:
+        assert self._ready_future is not None
+        if self._ready_future.done():  # start() already gave up (timeout)
+            return
+        try:
+            msg = checker_output_decoder.decode(line)
+        except msgspec.DecodeError as err:
+            self._ready_future.set_exception(
+                CheckerStartError(f"bad Ready line ({err}): {_clip(line)}"))
+            return
+        if not isinstance(msg, Ready):
+            self._ready_future.set_exception(
+                CheckerStartError(f"expected a Ready line, got {type(msg).__name__}"))
+            return
+        self.ready = msg
+        self._ready_future.set_result(msg)
+
+    def _stderr(self, data: bytes) -> None:
+        self._stderr_tail.append(data)
+        self._stderr_len += len(data)
+        while self._stderr_len > STDERR_TAIL_BYTES and len(self._stderr_tail) > 1:
+            self._stderr_len -= len(self._stderr_tail.popleft())
+
+    def _stdout_closed(self) -> None:
+        # Nothing more can be answered: make sure the whole group is gone, then report once the
+        # transport has collected the exit status (connection_lost).
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+
+    def _process_exited(self) -> None:
+        # A grandchild could keep the pipes open after the direct child exits: kill the group.
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+
+    def _finished(self) -> None:
+        self._finished_flag = True
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.close()
+        for fut in self._closed_waiters:
+            if not fut.done():
+                fut.set_result(None)
+        detail = f"checker exited (code {self.returncode()})"
+        tail = self.stderr_tail()
+        if tail:
+            detail += f"; stderr: {tail[-1000:]}"
+        if self._ready_future is not None and not self._ready_future.done():
+            self._ready_future.set_exception(CheckerStartError(detail))
+        was_dead = self._dead
+        self._dead = True
+        if not was_dead and self.ready is not None and not self._exit_reported:
+            self._exit_reported = True
+            self.listener.on_exit(detail)
+
+
+def private_rss_mb(roots: list[int]) -> dict[int, float]:
+    """Resident memory not backed by files of each root's process tree, in MiB.
+
+    Oleans are mmap'd read-only and shared by every worker on the machine; counting them (plain
+    RSS) would charge each worker for all of Mathlib. rss - shared is the anonymous memory a
+    worker really owns, which is what grows when a proof blows up. The process table is read
+    once per call (not once per worker), so the sweep stays cheap with hundreds of workers."""
+    children: dict[int, list[int]] = {}
+    for proc in psutil.process_iter(["pid", "ppid"]):
+        children.setdefault(proc.info["ppid"] or 0, []).append(proc.info["pid"])
+    usage: dict[int, float] = {}
+    for root in roots:
+        total, stack = 0, [root]
+        while stack:
+            pid = stack.pop()
+            stack.extend(children.get(pid, ()))
+            with contextlib.suppress(psutil.Error):
+                info = psutil.Process(pid).memory_info()
+                total += info.rss - getattr(info, "shared", 0)
+        usage[root] = total / (1024 * 1024)
+    return usage
+
+
+def _clip(line: bytes, limit: int = 200) -> str:
+    text = line.decode("utf-8", "replace")
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _rlimit_preexec(limit_mb: int):  # type: ignore[no-untyped-def]
+    """Address-space cap set in the child before exec (inherited by `lake env`'s child)."""
+    import resource
+
+    limit = limit_mb * 1024 * 1024
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return apply

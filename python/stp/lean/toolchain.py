@@ -1,0 +1,59 @@
+"""Locating Lake and our built checker, and refusing early (one line, exit 2) when they are absent.
+
+Workers are launched as `lake env <abs path of the built exe>` from the workspace directory: `lake
+env` sets LEAN_PATH so the checker finds Mathlib's oleans, without the rebuild check that `lake exe`
+performs on every start (seconds per worker on a big workspace).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from stp.cli import UsageError
+from stp.lean.config import LeanConfig
+
+_ELAN_LAKE = Path("~/.elan/bin/lake")
+
+
+def find_lake() -> str | None:
+    """`lake` on PATH, else elan's default install location (shells that did not source elan's env)."""
+    found = shutil.which("lake")
+    if found:
+        return found
+    candidate = _ELAN_LAKE.expanduser()
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return str(candidate)
+    return None
+
+
+def project_dir(lean_cfg: LeanConfig) -> Path:
+    return Path(lean_cfg.project_dir).expanduser().resolve()
+
+
+def checker_exe(lean_cfg: LeanConfig) -> Path:
+    return project_dir(lean_cfg) / lean_cfg.checker_exe
+
+
+def checker_command(lean_cfg: LeanConfig) -> list[str]:
+    """The argv of one real checker worker; run it with cwd = `project_dir(lean_cfg)`."""
+    lake = find_lake() or "lake"
+    return [lake, "env", str(checker_exe(lean_cfg))]
+
+
+def require_lean(lean_cfg: LeanConfig) -> None:
+    """Raise UsageError with one actionable line when the checker cannot be started."""
+    root = project_dir(lean_cfg)
+    if find_lake() is None:
+        raise UsageError(
+            f"Lean not found: install elan (scripts/setup.sh) and run `lake build` in {root}"
+        )
+    if not any((root / name).is_file() for name in ("lakefile.lean", "lakefile.toml")):
+        raise UsageError(
+            f"no Lake workspace at {root} (lean.project_dir): point lean.project_dir at the "
+            "directory holding lakefile.lean"
+        )
+    exe = checker_exe(lean_cfg)
+    if not exe.is_file():
+        raise UsageError(f"checker not built ({exe} missing): run `lake build` in {root}")

@@ -1,0 +1,83 @@
+"""Persistent verdict cache: re-runs and resumed runs never re-check a proof.
+
+One SQLite file (`<cache_dir>/results.sqlite`, WAL journal) mapping the item's content key, which
+already includes the checker and Lean versions, to the msgspec-encoded VerifyResult. SQLite gives
+atomic batched inserts (a crash loses at most the uncommitted batch, never corrupts what is there),
+indexed lookups without loading millions of results into memory, and safe use from several threads
+of one process (one connection behind a lock).
+
+Only judgements are cached: pass and fail. `error` (the checker could not judge: header error,
+internal error, cannot start), timeouts, memory kills and crashes depend on the machine, the
+workspace build and the limits, so a re-run tries them again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import msgspec
+
+from stp.verify.types import VerifyResult
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(VerifyResult)
+_CHUNK = 500  # SQLite's host-parameter limit is 999 on old builds
+
+
+def cacheable(result: VerifyResult) -> bool:
+    """A judgement the checker reached about the proof itself."""
+    return result.status in ("pass", "fail")
+
+
+class ResultCache:
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory).expanduser()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / "results.sqlite"
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, result BLOB NOT NULL)")
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, VerifyResult]:
+        found: dict[str, VerifyResult] = {}
+        with self._lock:
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start:start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT key, result FROM results WHERE key IN ({marks})", chunk).fetchall()
+                for key, blob in rows:
+                    result = _decoder.decode(blob)
+                    result.cached = True
+                    found[key] = result
+        return found
+
+    def put_many(self, pairs: Iterable[tuple[str, VerifyResult]]) -> int:
+        """Store the cacheable results of a batch in one transaction; returns how many."""
+        rows = [(k, _encoder.encode(r)) for k, r in pairs if cacheable(r)]
+        if not rows:
+            return 0
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO results (key, result) VALUES (?, ?)", rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return len(rows)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,294 @@
+"""`python -m stp.verify PATH...`: check the proofs in .lean and JSONL files.
+
+Exit status: 0 every proof passed, 1 some proof did not pass (or a cross-check disagreed),
+2 usage or environment error (bad file, malformed record, Lean or the checker missing).
+
+STP_TEST_CHECKER_COMMAND (a JSON list) replaces the real checker by another command. It exists only
+so the test suite can drive this CLI with the stand-in checker; it is not a fallback and not for
+users.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from stp.cli import (
+    EXIT_FAILURES,
+    EXIT_OK,
+    UsageError,
+    add_config_arguments,
+    config_from_args,
+    run_main,
+    setup_logging,
+)
+from stp.verify.leanfile import LeanFileError, TextMap, split_lean_file
+from stp.verify.types import VerifyItem, VerifyResult
+
+TEST_COMMAND_ENV = "STP_TEST_CHECKER_COMMAND"
+
+
+class ProofRecord(msgspec.Struct, kw_only=True):
+    """One line of a JSONL proof file (other fields are ignored)."""
+
+    statement: str
+    proof: str
+    name: str | None = None
+    header: str | None = None
+
+
+_record_decoder = msgspec.json.Decoder(ProofRecord)
+
+
+@dataclass
+class Entry:
+    name: str
+    source: str  # file:line
+    item: VerifyItem
+    text_map: TextMap | None = None
+
+
+def read_jsonl(path: Path, header: str) -> list[Entry]:
+    entries = []
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                rec = _record_decoder.decode(raw)
+            except msgspec.ValidationError as err:
+                raise UsageError(f"{path}:{lineno}: {_field_message(err)}") from None
+            except msgspec.DecodeError as err:
+                raise UsageError(f"{path}:{lineno}: not valid JSON ({err})") from None
+            name = rec.name or f"{path.name}:{lineno}"
+            item = VerifyItem(statement=rec.statement, proof=rec.proof,
+                              header=rec.header if rec.header is not None else header, name=name)
+            entries.append(Entry(name, f"{path}:{lineno}", item))
+    return entries
+
+
+def _field_message(err: msgspec.ValidationError) -> str:
+    """msgspec says "Expected `str`, got `int` - at `$.proof`": name the field first."""
+    text = str(err)
+    if " - at `$." in text:
+        message, _, where = text.partition(" - at `$.")
+        return f"field `{where.rstrip('`')}`: {message}"
+    if "missing required field" in text:
+        return "field " + text.split("missing required field ", 1)[1] + ": missing"
+    return text
+
+
+def read_lean(path: Path) -> list[Entry]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise UsageError(f"{path}: not UTF-8 text ({err})") from None
+    try:
+        theorems = split_lean_file(text, str(path))
+    except LeanFileError as err:
+        raise UsageError(str(err)) from None
+    return [Entry(t.name, f"{path}:{t.line}",
+                  VerifyItem(statement=t.statement, proof=t.proof, header=t.header, name=t.name),
+                  t.text_map) for t in theorems]
+
+
+def load_entries(paths: list[Path], header: str) -> list[Entry]:
+    entries: list[Entry] = []
+    for path in paths:
+        if not path.is_file():
+            raise UsageError(f"{path}: no such file")
+        if path.suffix == ".lean":
+            found = read_lean(path)
+            if not found:
+                raise UsageError(f"{path}: no theorem, lemma or example to check")
+        elif path.suffix in (".jsonl", ".json"):
+            found = read_jsonl(path, header)
+        else:
+            raise UsageError(f"{path}: expected a .lean or .jsonl file")
+        entries.extend(found)
+    return entries
+
+
+def result_record(entry: Entry, result: VerifyResult) -> dict[str, Any]:
+    """The --json line: the result, with message positions mapped to the file for .lean input."""
+    out: dict[str, Any] = {"name": entry.name, "source": entry.source}
+    out.update(msgspec.to_builtins(result))
+    out["status"] = result.status
+    if entry.text_map is not None:
+        for kind in ("errors", "warnings"):
+            for msg in out.get(kind, []):
+                _map_message(entry.text_map, msg)
+    return out
+
+
+def _map_message(text_map: TextMap, msg: dict[str, Any]) -> None:
+    msg["line"], msg["column"] = text_map.to_file(msg["line"], msg["column"])
+    if msg.get("end_line") is not None:
+        msg["end_line"], msg["end_column"] = text_map.to_file(msg["end_line"],
+                                                              msg.get("end_column") or 0)
+
+
+def first_error(record: dict[str, Any]) -> str:
+    errors = record.get("errors") or []
+    if errors:
+        e = errors[0]
+        text = e["text"].strip().splitlines()[0] if e["text"].strip() else ""
+        return f"L{e['line']}:{e['column']} {text}"
+    if record.get("forbidden"):
+        return "forbidden: " + ", ".join(record["forbidden"])
+    if record.get("reasons"):
+        return ", ".join(record["reasons"])
+    return record.get("detail", "")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m stp.verify",
+        description="Check Lean proofs: .lean files (each theorem separately, against the "
+                    "file's header) and JSONL files of {name?, header?, statement, proof}.")
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    parser.add_argument("--json", action="store_true", help="one JSON result per line")
+    parser.add_argument("--jobs", type=int, help="checker processes (verifier.workers)")
+    parser.add_argument("--timeout", type=float, help="seconds per check (verifier.timeout_s)")
+    parser.add_argument("--memory", type=int, help="MiB per worker (verifier.memory_mb)")
+    parser.add_argument("--header", help="header for JSONL records without one (text, or @FILE)")
+    parser.add_argument("--cache", metavar="DIR",
+                        help="persistent result cache directory (default: none for the CLI)")
+    parser.add_argument("--cross-check", action="store_true",
+                        help="re-verify passing proofs with lean-interact, report disagreements")
+    parser.add_argument("--no-progress", action="store_true")
+    add_config_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    overrides = list(args.overrides)
+    if args.jobs is not None:
+        overrides.append(f"verifier.workers={args.jobs}")
+    if args.timeout is not None:
+        overrides.append(f"verifier.timeout_s={args.timeout}")
+    if args.memory is not None:
+        overrides.append(f"verifier.memory_mb={args.memory}")
+    if args.cross_check:
+        overrides.append("verifier.cross_check=true")
+    if args.cache:
+        overrides.append(f"verifier.cache_dir={json.dumps(str(args.cache))}")
+    args.overrides = overrides
+    cfg = config_from_args(args)
+    setup_logging(cfg.run.log_level if not args.json else "WARNING")
+    if not args.cache and not cfg.verifier.cache_dir:
+        cfg.verifier.cache_dir = "off"  # the CLI does not litter the cwd with a run directory
+    header = cfg.lean.default_header
+    if args.header is not None:
+        header = _read_header(args.header)
+    entries = load_entries(args.paths, header)
+
+    command = _test_command()
+    from stp.verify.service import VerifierError, make_verifier
+
+    results: list[VerifyResult | None] = [None] * len(entries)
+    try:
+        with make_verifier(cfg, checker_command=command) as verifier:
+            verifier.versions(entries[0].item.header)  # a checker that cannot start: exit 2
+            with _progress(len(entries), disabled=args.no_progress) as advance:
+                for index, result in verifier.verify(e.item for e in entries):
+                    results[index] = result
+                    advance()
+            disagreements = verifier.last_stats.disagreements
+    except VerifierError as err:
+        raise UsageError(str(err)) from None
+    records = [result_record(e, r) for e, r in zip(entries, results, strict=True) if r is not None]
+    if args.json:
+        for rec in records:
+            sys.stdout.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    else:
+        _print_table(records)
+    for d in disagreements:
+        print(f"cross-check disagreement: {d.name}: ours={d.ours} theirs={d.theirs}: {d.detail}",
+              file=sys.stderr)
+    passed = all(r["status"] == "pass" for r in records)
+    return EXIT_OK if passed and not disagreements else EXIT_FAILURES
+
+
+def _read_header(value: str) -> str:
+    if value.startswith("@"):
+        path = Path(value[1:])
+        if not path.is_file():
+            raise UsageError(f"--header {value}: no such file")
+        return path.read_text(encoding="utf-8")
+    return value.replace("\\n", "\n")
+
+
+def _test_command() -> list[str] | None:
+    raw = os.environ.get(TEST_COMMAND_ENV)
+    if not raw:
+        return None
+    try:
+        command = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise UsageError(f"{TEST_COMMAND_ENV} must be a JSON list of strings ({err})") from None
+    if not isinstance(command, list) or not all(isinstance(a, str) for a in command):
+        raise UsageError(f"{TEST_COMMAND_ENV} must be a JSON list of strings")
+    return command
+
+
+class _progress:
+    """A rich progress bar on stderr when it is a terminal; a no-op otherwise."""
+
+    def __init__(self, total: int, disabled: bool) -> None:
+        self.total = total
+        self.enabled = not disabled and sys.stderr.isatty()
+        self.bar: Any = None
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        if not self.enabled:
+            return lambda: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self.bar = Progress("checking", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                            console=Console(stderr=True), transient=True)
+        self.bar.start()
+        task = self.bar.add_task("check", total=self.total)
+        return lambda: self.bar.advance(task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _print_table(records: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    colors = {"pass": "green", "fail": "red"}
+    table = Table(show_lines=False)
+    table.add_column("name", overflow="fold")
+    table.add_column("verdict")
+    table.add_column("time", justify="right")
+    table.add_column("first error", overflow="fold")
+    for rec in records:
+        status = rec["status"]
+        color = colors.get(status, "yellow")
+        cached = " (cached)" if rec.get("cached") else ""
+        table.add_row(rec["name"], f"[{color}]{status}[/{color}]{cached}",
+                      f"{rec.get('seconds', 0.0):.2f}s", first_error(rec)[:160])
+    console = Console()
+    console.print(table)
+    counts: dict[str, int] = {}
+    for rec in records:
+        counts[rec["status"]] = counts.get(rec["status"], 0) + 1
+    console.print(f"{len(records)} checked: " + ", ".join(f"{n} {s}" for s, n in
+                                                          sorted(counts.items())))
+
+
+def entry_point() -> None:
+    run_main(main)

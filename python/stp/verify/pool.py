@@ -1,0 +1,596 @@
+"""The local checker pool: header-keyed warm workers on one asyncio loop in a background thread.
+
+Every job ends in exactly one result delivered to its sink: a checker verdict, `timeout`, `memory`,
+`crash` (after `crash_retries` retries on another worker) or `error` (the checker cannot start for
+that header). The invariants that guarantee it:
+- a job is in exactly one place at a time: a pool's pending queue, a worker's in-flight queue, or
+  finished (`Job.done`);
+- a worker is retired exactly once (`_retire`), and retiring hands back every in-flight job;
+- a response is accepted only if its id is the id of the oldest in-flight job of that worker
+  (checkers answer in request order); anything else kills the worker.
+
+Throughput: up to `pipeline_depth` requests are in flight per worker, requests are written in one
+batch per loop iteration, results are handed to the caller's thread in batches, and timeouts and
+memory are checked by one periodic sweep instead of a timer per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+import weakref
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from stp.lean.client import CheckerProcess, CheckerStartError, private_rss_mb
+from stp.lean.protocol import CheckerConfig, CheckRequest, CheckResponse
+from stp.verify.types import VerifyItem, VerifyResult
+
+log = logging.getLogger(__name__)
+
+# Consecutive failed starts for one header before its pending jobs are answered `error`.
+MAX_START_FAILURES = 3
+
+
+def join_proof(statement: str, proof: str) -> str:
+    """The proof text as sent: the checker concatenates statement + proof verbatim, so a proof
+    that does not begin with whitespace gets one "\\n" in front (`:= by` + `simp` must not fuse
+    into `:= bysimp`). Position mapping (stp.verify.leanfile) accounts for the inserted line."""
+    if proof and not proof[0].isspace():
+        return "\n" + proof
+    return proof
+
+
+def response_to_result(resp: CheckResponse) -> VerifyResult:
+    return VerifyResult(
+        status=resp.verdict, reasons=resp.reasons, errors=resp.errors, warnings=resp.warnings,
+        axioms=resp.axioms, forbidden=resp.forbidden, statement_match=resp.statement_match,
+        premises=resp.premises, seconds=resp.ms / 1000.0,
+    )
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """What the engine needs to know; built from STPConfig by stp.verify.service."""
+
+    command: tuple[str, ...]
+    cwd: str | None = None
+    env: dict[str, str] | None = None
+    workers: int = 1
+    pipeline_depth: int = 2
+    timeout_s: float = 200.0
+    start_timeout_s: float = 600.0
+    memory_mb: int = 12_000
+    memory_check_s: float = 1.0
+    rlimit_as_mb: int = 0
+    recycle_after: int = 2_000
+    max_header_pools: int = 4
+    crash_retries: int = 1
+    max_heartbeats: int = 400_000
+    mode: str = "strict"
+    allowed_axioms: tuple[str, ...] = ("propext", "Classical.choice", "Quot.sound")
+
+
+class Sink:
+    """Where one `submit` call's results go: batches of (tag, result) read by the caller's thread."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.delivered = 0
+        self.cancelled = False
+        self.queue: queue.SimpleQueue[list[tuple[int, VerifyResult]]] = queue.SimpleQueue()
+        self._buffer: list[tuple[int, VerifyResult]] = []
+        self._flush_scheduled = False
+
+    def get(self, timeout: float | None = None) -> list[tuple[int, VerifyResult]]:
+        return self.queue.get(timeout=timeout)
+
+    # event-loop side
+    def _add(self, loop: asyncio.AbstractEventLoop, tag: int, result: VerifyResult) -> None:
+        self._buffer.append((tag, result))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        batch, self._buffer = self._buffer, []
+        self.delivered += len(batch)
+        if batch:
+            self.queue.put(batch)
+
+
+@dataclass(eq=False)
+class Job:
+    id: int
+    tag: int
+    item: VerifyItem
+    sink: Sink
+    attempts: int = 0
+    done: bool = False
+
+    def request(self) -> CheckRequest:
+        it = self.item
+        return CheckRequest(id=str(self.id), statement=it.statement,
+                            proof=join_proof(it.statement, it.proof), name=it.name,
+                            premises=it.premises)
+
+
+@dataclass
+class EngineStats:
+    spawned: int = 0
+    start_failures: int = 0
+    recycled: int = 0
+    timeouts: int = 0
+    memory_kills: int = 0
+    crashes: int = 0
+    retries: int = 0
+    checks: int = 0
+    evicted_pools: int = 0
+    header_seconds: list[float] = field(default_factory=list)
+
+
+class _Worker:
+    """Pool-side state of one CheckerProcess."""
+
+    def __init__(self, engine: Engine, pool: _HeaderPool) -> None:
+        self.engine = engine
+        self.pool = pool
+        s = engine.settings
+        self.proc = CheckerProcess(s.command, self, cwd=s.cwd, env=s.env,
+                                   rlimit_as_mb=s.rlimit_as_mb)
+        self.state = "starting"  # starting | ready | draining | retired
+        self.inflight: deque[Job] = deque()
+        self.outbox: list[Job] = []
+        self.served = 0
+        self.head_since = 0.0
+        self.started_at = time.monotonic()
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("starting", "ready")
+
+    async def run_start(self) -> None:
+        s = self.engine.settings
+        cfg = CheckerConfig(header=self.pool.header, max_heartbeats=s.max_heartbeats,
+                            mode=s.mode,  # type: ignore[arg-type]
+                            allowed_axioms=list(s.allowed_axioms))
+        try:
+            ready = await self.proc.start(cfg, s.start_timeout_s)
+        except CheckerStartError as err:
+            self.engine._start_failed(self, str(err))
+            return
+        except Exception as err:  # a bug or OS failure: still never lose the pool's jobs
+            log.exception("unexpected error starting a checker")
+            self.proc.kill()
+            self.engine._start_failed(self, f"{type(err).__name__}: {err}")
+            return
+        self.engine._started(self, ready.checker_version, ready.lean_version,
+                             ready.header_ms / 1000.0)
+
+    # CheckerListener
+    def on_responses(self, responses: list[CheckResponse]) -> None:
+        self.engine._responses(self, responses)
+
+    def on_protocol_error(self, detail: str) -> None:
+        self.engine._worker_failed(self, "crash", f"misbehaving checker: {detail}")
+
+    def on_exit(self, detail: str) -> None:
+        self.engine._worker_failed(self, "crash", detail)
+
+
+class _HeaderPool:
+    def __init__(self, header: str) -> None:
+        self.header = header
+        self.pending: deque[Job] = deque()
+        self.workers: list[_Worker] = []
+        self.start_failures = 0
+        self.last_error = ""
+
+    def active_workers(self) -> list[_Worker]:
+        return [w for w in self.workers if w.active]
+
+    def busy(self) -> bool:
+        return bool(self.pending) or any(w.inflight for w in self.workers)
+
+
+class Engine:
+    """The pool. Thread-safe entry points: submit, cancel, versions, stats, close."""
+
+    def __init__(self, settings: PoolSettings) -> None:
+        if settings.workers < 1:
+            raise ValueError("the pool needs at least one worker")
+        self.settings = settings
+        self.stats = EngineStats()
+        self.checker_version: str | None = None
+        self.lean_version: str | None = None
+        self._ids = itertools.count()
+        self._pools: OrderedDict[str, _HeaderPool] = OrderedDict()
+        self._versions_waiters: list[asyncio.Future[tuple[str, str]]] = []
+        self._kick_scheduled = False
+        self._closed = False
+        # Every process ever started, so that interpreter exit kills what close() did not.
+        self._all_workers: weakref.WeakSet[CheckerProcess] = weakref.WeakSet()
+        weakref.finalize(self, _kill_all, self._all_workers)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run_loop, name="stp-verify-pool", daemon=True)
+        self._thread.start()
+        self._sweeper = asyncio.run_coroutine_threadsafe(self._sweep(), self._loop)
+
+    # -- thread-safe API ----------------------------------------------------------------------
+
+    def submit(self, entries: Sequence[tuple[int, VerifyItem]], sink: Sink) -> None:
+        """Queue items (header already resolved); results arrive on `sink` tagged with the int."""
+        if self._closed:
+            raise RuntimeError("verifier is closed")
+        jobs = [Job(next(self._ids), tag, item, sink) for tag, item in entries]
+        self._loop.call_soon_threadsafe(self._enqueue, jobs)
+
+    def cancel(self, sink: Sink) -> None:
+        """Drop the sink's pending jobs (in-flight ones finish and are discarded)."""
+        sink.cancelled = True
+        if not self._closed:
+            self._loop.call_soon_threadsafe(self._drop_cancelled)
+
+    def versions(self, header: str, timeout: float | None = None) -> tuple[str, str]:
+        """(checker_version, lean_version) from a worker's Ready, starting one if needed."""
+        if self.checker_version is not None and self.lean_version is not None:
+            return self.checker_version, self.lean_version
+        fut = asyncio.run_coroutine_threadsafe(self._versions(header), self._loop)
+        return fut.result(timeout)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(RuntimeError):
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(30)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    def alive(self) -> bool:
+        return not self._closed and self._thread.is_alive()
+
+    def worker_pids(self) -> list[int]:
+        """Pids of the live workers (each is also its process-group id)."""
+        return self._on_loop(lambda: [w.proc.pid for p in self._pools.values() for w in p.workers
+                                      if w.proc.pid is not None and w.active])
+
+    def headers(self) -> list[str]:
+        """Headers with a warm pool, least recently used first."""
+        return self._on_loop(lambda: list(self._pools.keys()))
+
+    def _on_loop(self, fn):  # type: ignore[no-untyped-def]
+        async def call():  # type: ignore[no-untyped-def]
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(call(), self._loop).result(30)
+
+    # -- loop internals -----------------------------------------------------------------------
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_forever()
+
+    async def _shutdown(self) -> None:
+        self._sweeper.cancel()
+        for pool in list(self._pools.values()):
+            for w in list(pool.workers):
+                w.state = "retired"
+                w.proc.kill()
+            pool.workers.clear()
+        # let the loop reap the killed processes before it closes
+        await asyncio.gather(*(p.wait_closed(5.0) for p in list(self._all_workers)))
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for fut in self._versions_waiters:
+            if not fut.done():
+                fut.set_exception(RuntimeError("verifier closed"))
+
+    def _pool(self, header: str) -> _HeaderPool:
+        pool = self._pools.get(header)
+        if pool is None:
+            pool = self._pools[header] = _HeaderPool(header)
+        else:
+            self._pools.move_to_end(header)
+        return pool
+
+    def _enqueue(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            self._pool(job.item.header).pending.append(job)
+        self._kick()
+
+    def _drop_cancelled(self) -> None:
+        for pool in self._pools.values():
+            if any(j.sink.cancelled for j in pool.pending):
+                pool.pending = deque(j for j in pool.pending if not j.sink.cancelled)
+
+    async def _versions(self, header: str) -> tuple[str, str]:
+        if self.checker_version is not None and self.lean_version is not None:
+            return self.checker_version, self.lean_version
+        fut: asyncio.Future[tuple[str, str]] = self._loop.create_future()
+        self._versions_waiters.append(fut)
+        pool = self._pool(header)
+        if not pool.active_workers():
+            self._spawn(pool)
+        return await fut
+
+    def _kick(self) -> None:
+        if not self._kick_scheduled:
+            self._kick_scheduled = True
+            self._loop.call_soon(self._schedule)
+
+    def _finish(self, job: Job, result: VerifyResult) -> None:
+        if job.done:
+            raise AssertionError(f"job {job.id} answered twice")
+        job.done = True
+        if not job.sink.cancelled:
+            job.sink._add(self._loop, job.tag, result)
+
+    def _schedule(self) -> None:
+        self._kick_scheduled = False
+        if self._closed:
+            return
+        s = self.settings
+        # 1. feed ready workers from their pool's queue, one write per worker
+        for pool in self._pools.values():
+            if not pool.pending:
+                continue
+            for w in sorted(pool.workers, key=lambda w: len(w.inflight)):
+                if w.state != "ready":
+                    continue
+                room = s.pipeline_depth - len(w.inflight)
+                if s.recycle_after:  # never send more than the worker may still serve
+                    room = min(room, s.recycle_after - w.served - len(w.inflight))
+                if room <= 0:
+                    continue
+                batch = []
+                while room > 0 and pool.pending:
+                    job = pool.pending.popleft()
+                    if job.sink.cancelled:
+                        job.done = True
+                        continue
+                    batch.append(job)
+                    room -= 1
+                if batch:
+                    if not w.inflight:
+                        w.head_since = time.monotonic()
+                    w.inflight.extend(batch)
+                    w.proc.send([j.request() for j in batch])
+                if not pool.pending:
+                    break
+        # 2. start workers where work waits, fairest pool first, within the global cap
+        live = sum(1 for p in self._pools.values() for w in p.workers if w.state != "retired")
+        while live < s.workers:
+            want = [p for p in self._pools.values() if self._wants_worker(p)]
+            if not want:
+                break
+            pool = max(want, key=lambda p: len(p.pending) / (len(p.active_workers()) + 1))
+            self._spawn(pool)
+            live += 1
+        # 3. a pool with work but no worker at the cap: free a slot from another pool
+        if live >= s.workers:
+            for pool in self._pools.values():
+                if pool.pending and not pool.active_workers():
+                    self._free_slot_for(pool)
+        # 4. LRU bound on warm pools (pools with work are never evicted)
+        self._evict_idle_pools()
+
+    def _wants_worker(self, pool: _HeaderPool) -> bool:
+        if not pool.pending:
+            return False
+        active = pool.active_workers()
+        starting = sum(1 for w in active if w.state == "starting")
+        ready_room = sum(self.settings.pipeline_depth - len(w.inflight)
+                         for w in active if w.state == "ready")
+        if ready_room > 0:
+            return False
+        return starting * self.settings.pipeline_depth < len(pool.pending)
+
+    def _free_slot_for(self, needy: _HeaderPool) -> None:
+        others = [p for p in self._pools.values() if p is not needy]  # LRU order
+        # idle workers of pools with nothing to do, then idle workers of crowded pools,
+        # then a busy worker of a crowded pool (drained: it finishes its in-flight jobs first)
+        for pick in (
+            lambda p, w: not p.pending and not w.inflight,
+            lambda p, w: len(p.active_workers()) > 1 and not w.inflight,
+            lambda p, w: len(p.active_workers()) > 1,
+        ):
+            for p in others:
+                for w in p.active_workers():
+                    if pick(p, w):
+                        if w.inflight:
+                            w.state = "draining"
+                        else:
+                            self._retire(w, requeue=True)
+                            self._kick()
+                        return
+
+    def _evict_idle_pools(self) -> None:
+        excess = len(self._pools) - self.settings.max_header_pools
+        if excess <= 0:
+            return
+        for header, pool in list(self._pools.items()):
+            if excess <= 0:
+                break
+            if pool.busy() or any(w.state == "starting" for w in pool.workers):
+                continue
+            for w in list(pool.workers):
+                self._retire(w, requeue=True)
+            del self._pools[header]
+            self.stats.evicted_pools += 1
+            excess -= 1
+
+    def _spawn(self, pool: _HeaderPool) -> None:
+        w = _Worker(self, pool)
+        pool.workers.append(w)
+        self.stats.spawned += 1
+        self._all_workers.add(w.proc)
+        self._loop.create_task(w.run_start())
+
+    def _retire(self, w: _Worker, *, requeue: bool) -> list[Job]:
+        """Kill the worker; give its in-flight jobs back (front of the queue, order kept)."""
+        if w.state == "retired":
+            return []
+        w.state = "retired"
+        w.proc.kill()
+        with contextlib.suppress(ValueError):
+            w.pool.workers.remove(w)
+        jobs = list(w.inflight)
+        w.inflight.clear()
+        if requeue:
+            w.pool.pending.extendleft(reversed([j for j in jobs if not j.done]))
+        return jobs
+
+    # -- worker events --------------------------------------------------------------------------
+
+    def _started(self, w: _Worker, checker_version: str, lean_version: str, seconds: float) -> None:
+        if w.state != "starting":
+            w.proc.kill()
+            return
+        w.state = "ready"
+        w.pool.start_failures = 0
+        self.stats.header_seconds.append(seconds)
+        if self.checker_version is None:
+            self.checker_version, self.lean_version = checker_version, lean_version
+        for fut in self._versions_waiters:
+            if not fut.done():
+                fut.set_result((checker_version, lean_version))
+        self._versions_waiters.clear()
+        self._kick()
+
+    def _start_failed(self, w: _Worker, detail: str) -> None:
+        self.stats.start_failures += 1
+        if w.state == "retired":
+            return
+        self._retire(w, requeue=True)
+        pool = w.pool
+        pool.start_failures += 1
+        pool.last_error = detail
+        log.warning("checker failed to start (%d in a row): %s", pool.start_failures, detail)
+        if pool.start_failures < MAX_START_FAILURES:
+            if self._versions_waiters and not pool.active_workers():
+                self._spawn(pool)  # a version probe has no pending job to trigger a restart
+        else:
+            pool.start_failures = 0
+            result_detail = f"checker could not start for this header: {detail}"
+            while pool.pending:
+                self._finish(pool.pending.popleft(), VerifyResult(status="error",
+                                                                  detail=result_detail))
+            for fut in self._versions_waiters:
+                if not fut.done():
+                    fut.set_exception(CheckerStartError(detail))
+            self._versions_waiters.clear()
+        self._kick()
+
+    def _responses(self, w: _Worker, responses: list[CheckResponse]) -> None:
+        if w.state == "retired":
+            return
+        for resp in responses:
+            if not w.inflight or resp.id != str(w.inflight[0].id):
+                expected = str(w.inflight[0].id) if w.inflight else "none"
+                self._worker_failed(
+                    w, "crash", f"misbehaving checker: response id {resp.id!r}, expected {expected}")
+                return
+            job = w.inflight.popleft()
+            w.head_since = time.monotonic()
+            w.served += 1
+            self.stats.checks += 1
+            self._finish(job, response_to_result(resp))
+        recycle = self.settings.recycle_after
+        if recycle and w.served >= recycle and w.state == "ready":
+            w.state = "draining"
+        if w.state == "draining" and not w.inflight:
+            if w.served >= recycle > 0:
+                self.stats.recycled += 1
+            self._retire(w, requeue=True)
+        self._kick()
+
+    def _worker_failed(self, w: _Worker, kind: str, detail: str) -> None:
+        """The worker must go: the oldest in-flight job is charged, the rest are requeued."""
+        if w.state == "retired":
+            return
+        jobs = self._retire(w, requeue=False)
+        tail = w.proc.stderr_tail()
+        if tail and "stderr:" not in detail:
+            detail = f"{detail}; stderr: {tail[-500:]}"
+        if jobs:
+            head, rest = jobs[0], jobs[1:]
+            w.pool.pending.extendleft(reversed([j for j in rest if not j.done]))
+            if kind == "timeout":
+                self.stats.timeouts += 1
+                self._finish(head, VerifyResult(status="timeout",
+                                                seconds=self.settings.timeout_s, detail=detail))
+            elif kind == "memory":
+                self.stats.memory_kills += 1
+                self._finish(head, VerifyResult(status="memory", detail=detail))
+            elif head.attempts < self.settings.crash_retries:
+                head.attempts += 1
+                self.stats.retries += 1
+                w.pool.pending.appendleft(head)
+            else:
+                self.stats.crashes += 1
+                self._finish(head, VerifyResult(status="crash", detail=detail))
+        self._kick()
+
+    async def _sweep(self) -> None:
+        """Periodic watchdog: wall-clock timeouts, memory caps, lost starts."""
+        s = self.settings
+        tick = max(0.01, min(0.1, s.timeout_s / 20))
+        next_memory = 0.0
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            check_memory = s.memory_mb > 0 and now >= next_memory
+            if check_memory:
+                next_memory = now + s.memory_check_s
+            for pool in list(self._pools.values()):
+                for w in list(pool.workers):
+                    if (w.state in ("ready", "draining") and w.inflight
+                            and now - w.head_since > s.timeout_s):
+                        self._worker_failed(
+                            w, "timeout", f"no answer within {s.timeout_s:g}s; worker killed")
+            if check_memory:
+                await self._check_memory()
+
+    async def _check_memory(self) -> None:
+        s = self.settings
+        workers = {w.proc.pid: w for p in self._pools.values() for w in p.workers
+                   if w.state in ("ready", "draining") and w.proc.pid is not None}
+        if not workers:
+            return
+        usage = await asyncio.to_thread(private_rss_mb, list(workers))
+        for pid, mb in usage.items():
+            w = workers[pid]
+            if w.state == "retired" or mb <= s.memory_mb:
+                continue
+            detail = f"worker used {mb:.0f} MiB > {s.memory_mb} MiB; recycled"
+            if w.inflight:
+                self._worker_failed(w, "memory", detail)
+            else:
+                self.stats.recycled += 1
+                self._retire(w, requeue=True)
+                self._kick()
+
+
+def _kill_all(procs: weakref.WeakSet[CheckerProcess]) -> None:
+    for proc in list(procs):
+        if proc.alive and proc.pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def default_workers(reserved_cpus: int) -> int:
+    return max(1, (os.cpu_count() or 1) - reserved_cpus)

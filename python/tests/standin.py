@@ -1,0 +1,38 @@
+"""Helpers for tests of every area: the argv of the stand-in checker and its log.
+
+    from standin import standin_command
+    cmd = standin_command({"rules": [{"pattern": "sorry", "action": "fail"}]})
+    verifier = make_verifier(cfg, checker_command=cmd)
+
+See standin_checker.py for the rule language. Tests only: product code never starts it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+STANDIN = Path(__file__).resolve().with_name("standin_checker.py")
+
+
+def standin_command(rules: dict[str, Any] | None = None) -> list[str]:
+    """argv that starts the stand-in checker with `rules` (the spec dict of standin_checker.py)."""
+    return [sys.executable, str(STANDIN), json.dumps(rules or {})]
+
+
+def read_log(path: str | Path) -> list[dict[str, Any]]:
+    """Events the stand-in wrote to its `log` file (one dict per start/check)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def count_checks(path: str | Path) -> int:
+    return sum(1 for e in read_log(path) if e["ev"] == "check")
+
+
+def count_starts(path: str | Path) -> int:
+    return sum(1 for e in read_log(path) if e["ev"] == "start")

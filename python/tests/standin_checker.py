@@ -1,0 +1,211 @@
+"""Stand-in for the Lean checker in tests: speaks the exact protocol, verdicts follow test rules.
+
+Usage: python standin_checker.py '<spec json>'   (build the argv with tests/standin.py)
+
+Spec (every key optional):
+  rules:   list of {pattern, field?, action, ms?, premises?, errors?, times?, reasons?}
+           the first rule whose regex `pattern` matches `field` ("proof" default, "statement",
+           "name", "text" = statement + proof) decides; `times: n` applies the rule only to the
+           first n requests with that text across all processes (needs state_dir).
+  default: action when no rule matches ("pass")
+  actions: pass | fail | error | hang | crash | leak | garbage | wrong_id | out_of_order | slow
+           `slow` waits `ms` then passes (or gives `then`); `leak` allocates ~`mb_per_s` MiB/s
+           (up to `leak_cap_mb`, then hangs) until killed; `crash` exits mid-request;
+           `out_of_order` holds this answer and sends it after the next one.
+  premises: list returned for requests that ask for premises (per rule or global)
+  log:     file getting one JSON line per event: {"ev": "start"|"check", "pid", "id", ...}
+  state_dir: directory for `times` counters
+  header_error: regex; a header matching it gets Ready(ok=false) and every check "error"
+  start_delay_ms: sleep before Ready (header import); start_crash: regex on the header → exit 3
+  checker_version / lean_version / protocol: what Ready reports
+Never used by product code: it only exists so the pool can be tested without Lean.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+
+import msgspec
+
+from stp.lean.protocol import (
+    PROTOCOL_VERSION,
+    CheckerConfig,
+    CheckRequest,
+    CheckResponse,
+    LeanMessage,
+    Ready,
+    checker_input_decoder,
+    encoder,
+)
+
+
+class Rule:
+    def __init__(self, spec: dict) -> None:
+        self.regex = re.compile(spec.get("pattern", ""), re.S)
+        self.field = spec.get("field", "proof")
+        self.action = spec["action"]
+        self.spec = spec
+
+    def matches(self, req: CheckRequest) -> bool:
+        if self.field == "statement":
+            text = req.statement
+        elif self.field == "name":
+            text = req.name or ""
+        elif self.field == "text":
+            text = req.statement + req.proof
+        else:
+            text = req.proof
+        return self.regex.search(text) is not None
+
+
+class StandIn:
+    def __init__(self, spec: dict) -> None:
+        self.spec = spec
+        self.rules = [Rule(r) for r in spec.get("rules", [])]
+        self.default = spec.get("default", "pass")
+        self.log_path = spec.get("log")
+        self.state_dir = spec.get("state_dir")
+        self.out = sys.stdout.buffer
+        self.held: bytes | None = None
+        self.header_ok = True
+        self.hog: list[bytearray] = []
+
+    def log(self, **event: object) -> None:
+        if not self.log_path:
+            return
+        line = (json.dumps({"pid": os.getpid(), **event}) + "\n").encode()
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)  # O_APPEND: one write per line is atomic enough for tests
+        finally:
+            os.close(fd)
+
+    def send(self, msg: msgspec.Struct) -> None:
+        data = encoder.encode(msg) + b"\n"
+        if self.held is not None:  # an out-of-order answer goes after this one
+            data, self.held = data + self.held, None
+        self.out.write(data)
+        self.out.flush()
+
+    def start(self, line: bytes) -> None:
+        cfg = checker_input_decoder.decode(line)
+        if not isinstance(cfg, CheckerConfig):
+            raise SystemExit("first line must be a config")
+        self.log(ev="start", header=cfg.header)
+        if self.spec.get("start_crash") and re.search(self.spec["start_crash"], cfg.header):
+            sys.stderr.write("stand-in: refusing this header\n")
+            sys.stderr.flush()
+            os._exit(3)
+        time.sleep(self.spec.get("start_delay_ms", 0) / 1000)
+        bad = self.spec.get("header_error")
+        self.header_ok = not (bad and re.search(bad, cfg.header))
+        errors = [] if self.header_ok else [LeanMessage(severity="error", line=1, column=0,
+                                                        text="unknown package")]
+        self.send(Ready(protocol=self.spec.get("protocol", PROTOCOL_VERSION), ok=self.header_ok,
+                        lean_version=self.spec.get("lean_version", "4.9.0-rc1-standin"),
+                        checker_version=self.spec.get("checker_version", "standin-1"),
+                        header_ms=self.spec.get("start_delay_ms", 0), header_errors=errors))
+
+    def pick(self, req: CheckRequest) -> tuple[str, dict]:
+        for rule in self.rules:
+            if rule.matches(req) and self.take(rule, req):
+                return rule.action, rule.spec
+        return self.default, {}
+
+    def take(self, rule: Rule, req: CheckRequest) -> bool:
+        times = rule.spec.get("times")
+        if times is None:
+            return True
+        digest = hashlib.sha1((rule.spec.get("pattern", "") + "\0" + req.statement + "\0"
+                               + req.proof).encode()).hexdigest()
+        path = os.path.join(self.state_dir, digest)
+        with open(path, "a") as fh:  # count by appending one byte per use
+            fh.write("x")
+        return os.path.getsize(path) <= times
+
+    def check(self, line: bytes) -> None:
+        try:
+            req = checker_input_decoder.decode(line)
+        except msgspec.DecodeError as err:
+            self.send(CheckResponse(id="", verdict="error", reasons=["bad_request"],
+                                    errors=[LeanMessage(severity="error", line=0, column=0,
+                                                        text=str(err))]))
+            return
+        if not isinstance(req, CheckRequest):
+            self.send(CheckResponse(id="", verdict="error", reasons=["unknown_op"]))
+            return
+        self.log(ev="check", id=req.id, proof=req.proof, statement=req.statement)
+        if not self.header_ok:
+            self.send(CheckResponse(id=req.id, verdict="error", reasons=["header_error"]))
+            return
+        action, spec = self.pick(req)
+        if action == "slow":
+            time.sleep(spec.get("ms", 100) / 1000)
+            action = spec.get("then", "pass")
+        if action == "hang":
+            while True:
+                time.sleep(3600)
+        if action == "crash":
+            sys.stderr.write(f"stand-in: crashing on request {req.id}\n")
+            sys.stderr.flush()
+            os._exit(spec.get("code", 1))
+        if action == "leak":
+            self.leak(spec)
+        if action == "garbage":
+            self.out.write(b"this is not json {\n")
+            self.out.flush()
+            return
+        if action == "wrong_id":
+            self.send(CheckResponse(id=req.id + "-wrong", verdict="pass"))
+            return
+        if action == "out_of_order":
+            self.held = encoder.encode(CheckResponse(id=req.id, verdict="pass")) + b"\n"
+            return
+        self.send(self.verdict(req, action, spec))
+
+    def verdict(self, req: CheckRequest, action: str, spec: dict) -> CheckResponse:
+        if action == "pass":
+            premises = spec.get("premises", self.spec.get("premises", []))
+            return CheckResponse(id=req.id, verdict="pass", axioms=["propext"],
+                                 statement_match=True,
+                                 premises=list(premises) if req.premises else None, ms=1)
+        if action in ("fail", "error"):
+            errors = [msgspec.convert(e, LeanMessage) for e in spec.get(
+                "errors", [{"severity": "error", "line": 1, "column": 0,
+                            "text": "stand-in rejects this proof"}])]
+            return CheckResponse(id=req.id, verdict=action,
+                                 reasons=spec.get("reasons", ["elab_error"]), errors=errors, ms=1)
+        raise SystemExit(f"stand-in: unknown action {action!r}")
+
+    def leak(self, spec: dict) -> None:
+        per_step = max(1, spec.get("mb_per_s", 400) // 20)
+        cap = spec.get("leak_cap_mb", 1500)
+        while len(self.hog) * per_step < cap:
+            chunk = bytearray(per_step * 1024 * 1024)
+            chunk[::4096] = b"x" * len(chunk[::4096])  # touch every page so it is resident
+            self.hog.append(chunk)
+            time.sleep(0.05)
+        while True:
+            time.sleep(3600)
+
+    def serve(self) -> None:
+        stdin = sys.stdin.buffer
+        first = stdin.readline()
+        if not first:
+            return
+        self.start(first)
+        for line in stdin:
+            if line.strip():
+                self.check(line)
+        if self.held is not None:
+            self.out.write(self.held)
+            self.out.flush()
+
+
+if __name__ == "__main__":
+    StandIn(json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}).serve()

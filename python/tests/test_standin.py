@@ -1,0 +1,70 @@
+"""The stand-in checker speaks exactly the checker protocol (decoded with the msgspec structs)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from standin import read_log, standin_command
+
+from stp.lean.protocol import (
+    PROTOCOL_VERSION,
+    CheckerConfig,
+    CheckRequest,
+    CheckResponse,
+    Ready,
+    checker_output_decoder,
+    encode_line,
+)
+
+
+def test_standin_session_follows_the_protocol(tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    spec = {"log": str(log), "default": "fail", "checker_version": "v-test",
+            "rules": [{"pattern": "simp", "action": "pass", "premises": ["Nat.add_comm"]},
+                      {"pattern": "Nat", "field": "statement", "action": "error"}]}
+    lines = [
+        encode_line(CheckerConfig(header="import Mathlib\n")),
+        encode_line(CheckRequest(id="a", statement="theorem x : True :=", proof=" by simp",
+                                 premises=True)),
+        b"{not json\n",
+        encode_line(CheckRequest(id="b", statement="theorem y : True :=", proof=" by simp")),
+        encode_line(CheckRequest(id="c", statement="theorem z : True :=", proof=" trivial")),
+        encode_line(CheckRequest(id="d", statement="theorem w : Nat :=", proof=" 0")),
+    ]
+    proc = subprocess.run(standin_command(spec), input=b"".join(lines), capture_output=True,
+                          timeout=30, check=True)
+    out = [checker_output_decoder.decode(line) for line in proc.stdout.splitlines()]
+    ready = out[0]
+    assert isinstance(ready, Ready)
+    assert ready.protocol == PROTOCOL_VERSION and ready.ok and ready.checker_version == "v-test"
+    responses = out[1:]
+    assert all(isinstance(r, CheckResponse) for r in responses)
+    assert [(r.id, r.verdict) for r in responses] == [
+        ("a", "pass"), ("", "error"), ("b", "pass"), ("c", "fail"), ("d", "error")]
+    assert responses[0].premises == ["Nat.add_comm"]
+    assert responses[2].premises is None  # not requested
+    assert responses[1].reasons == ["bad_request"]
+    events = read_log(log)
+    assert [e["ev"] for e in events] == ["start", "check", "check", "check", "check"]
+    assert events[0]["header"] == "import Mathlib\n"
+
+
+def test_standin_header_error_and_out_of_order(tmp_path: Path) -> None:
+    spec = {"header_error": "Broken"}
+    lines = [encode_line(CheckerConfig(header="import Broken")),
+             encode_line(CheckRequest(id="1", statement="theorem x : True :=", proof=" trivial"))]
+    proc = subprocess.run(standin_command(spec), input=b"".join(lines), capture_output=True,
+                          timeout=30, check=True)
+    ready, resp = (checker_output_decoder.decode(x) for x in proc.stdout.splitlines())
+    assert isinstance(ready, Ready) and not ready.ok and ready.header_errors
+    assert isinstance(resp, CheckResponse) and resp.reasons == ["header_error"]
+
+    spec = {"rules": [{"pattern": "first", "action": "out_of_order"}]}
+    lines = [encode_line(CheckerConfig(header="")),
+             encode_line(CheckRequest(id="1", statement="s :=", proof=" first")),
+             encode_line(CheckRequest(id="2", statement="s :=", proof=" second"))]
+    proc = subprocess.run(standin_command(spec), input=b"".join(lines), capture_output=True,
+                          timeout=30, check=True)
+    ids = [checker_output_decoder.decode(x).id for x in proc.stdout.splitlines()[1:]]
+    assert ids == ["2", "1"]

@@ -1,0 +1,248 @@
+"""The local pool against the stand-in checker: verdicts, failure isolation, lifecycle."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from standin import read_log, standin_command
+
+from stp.config import STPConfig, load_config
+from stp.verify import Verifier, VerifyItem, make_verifier
+
+STATEMENT = "theorem t (n : ℕ) : n + 0 = n :="
+
+
+def config(tmp_path: Path, **verifier: Any) -> STPConfig:
+    settings = {"workers": 2, "timeout_s": 5.0, "cache_dir": "off", "start_timeout_s": 20.0,
+                "memory_check_s": 0.1, **verifier}
+    overrides = [f"verifier.{k}={v!r}" if isinstance(v, str) else f"verifier.{k}={v}"
+                 for k, v in settings.items()]
+    overrides = [o.replace("True", "true").replace("False", "false") for o in overrides]
+    overrides.append(f"run.run_dir={str(tmp_path / 'run')!r}")
+    return load_config(None, overrides)
+
+
+@pytest.fixture
+def verifier_factory(tmp_path: Path) -> Iterator[Any]:
+    made: list[Verifier] = []
+
+    def make(spec: dict[str, Any], **verifier: Any) -> tuple[Verifier, Path]:
+        log = tmp_path / f"standin-{len(made)}.log"
+        state = tmp_path / f"state-{len(made)}"
+        state.mkdir()
+        spec = {"log": str(log), "state_dir": str(state), **spec}
+        v = make_verifier(config(tmp_path, **verifier), checker_command=standin_command(spec))
+        made.append(v)
+        return v, log
+
+    yield make
+    for v in made:
+        v.close()
+
+
+def item(proof: str, header: str = "", **kw: Any) -> VerifyItem:
+    return VerifyItem(statement=STATEMENT, proof=proof, header=header, **kw)
+
+
+def test_thousands_of_items_follow_the_rules(verifier_factory: Any) -> None:
+    spec = {"rules": [{"pattern": "omega", "action": "fail"},
+                      {"pattern": "decide", "action": "error", "reasons": ["internal_error"]},
+                      {"pattern": "simp", "action": "pass", "premises": ["Nat.add_zero"]}],
+            "default": "pass"}
+    v, log = verifier_factory(spec, workers=3, recycle_after=700)
+    tactics = ["simp", "omega", "decide", "rfl"]
+    items = [item(f" by {tactics[i % 4]} -- {i}", premises=(i % 2 == 0)) for i in range(4000)]
+    seen: Counter[int] = Counter()
+    results = {}
+    for index, result in v.verify(items):
+        seen[index] += 1
+        results[index] = result
+    assert sorted(seen) == list(range(len(items)))
+    assert set(seen.values()) == {1}, "an item was answered twice"
+    expected = {"simp": "pass", "omega": "fail", "decide": "error", "rfl": "pass"}
+    for i, it in enumerate(items):
+        tactic = tactics[i % 4]
+        r = results[i]
+        assert r.status == expected[tactic], (i, r)
+        if tactic == "simp":
+            assert r.premises == (["Nat.add_zero"] if it.premises else None)
+        if tactic == "omega":
+            assert r.reasons == ["elab_error"] and r.errors[0].text == "stand-in rejects this proof"
+    checks = [e for e in read_log(log) if e["ev"] == "check"]
+    assert len(checks) == len(items)
+    assert len({e["pid"] for e in checks}) >= 3, "work was not spread over the workers"
+    # input order from verify_all
+    again = v.verify_all(items[:40])
+    assert [r.status for r in again] == [expected[tactics[i % 4]] for i in range(40)]
+
+
+def test_each_failure_mode_gets_its_status_while_the_rest_complete(verifier_factory: Any) -> None:
+    spec = {"rules": [{"pattern": "HANG", "action": "hang"},
+                      {"pattern": "CRASH", "action": "crash"},
+                      {"pattern": "GARBAGE", "action": "garbage"},
+                      {"pattern": "WRONGID", "action": "wrong_id"},
+                      {"pattern": "LEAK", "action": "leak", "mb_per_s": 600},
+                      {"pattern": "ORDER", "action": "out_of_order", "times": 1}]}
+    v, log = verifier_factory(spec, workers=3, timeout_s=1.5, memory_mb=120)
+    bad = {"HANG": "timeout", "CRASH": "crash", "GARBAGE": "crash", "WRONGID": "crash",
+           "LEAK": "memory", "ORDER": "pass"}
+    items, expected = [], []
+    for i in range(600):
+        if i % 100 == 50:
+            kind = list(bad)[(i // 100) % len(bad)]
+            items.append(item(f" by {kind} {i}"))
+            expected.append(bad[kind])
+        else:
+            items.append(item(f" by simp {i}"))
+            expected.append("pass")
+    results = v.verify_all(items)
+    got = [r.status for r in results]
+    assert got == expected, [(i, g, e) for i, (g, e) in enumerate(zip(got, expected, strict=True)) if g != e]
+    by_kind = {items[i].proof.split()[1]: results[i] for i in range(len(items))
+               if expected[i] != "pass" or "ORDER" in items[i].proof}
+    assert "no answer within 1.5s" in by_kind["HANG"].detail
+    assert "stand-in: crashing" in by_kind["CRASH"].detail
+    assert "undecodable line" in by_kind["GARBAGE"].detail
+    assert "response id" in by_kind["WRONGID"].detail
+    assert "MiB" in by_kind["LEAK"].detail
+    stats = v.backend.stats  # type: ignore[attr-defined]
+    assert stats.timeouts == 1 and stats.memory_kills == 1
+    # every innocent item was answered by a checker exactly once per successful attempt
+    checks = Counter(e["proof"] for e in read_log(log) if e["ev"] == "check")
+    assert all(checks[it.proof] >= 1 for it in items)
+
+
+def test_crashed_item_is_retried_once_on_a_fresh_worker(verifier_factory: Any) -> None:
+    spec = {"rules": [{"pattern": "FLAKY", "action": "crash", "times": 1},
+                      {"pattern": "ALWAYS", "action": "crash"}]}
+    v, log = verifier_factory(spec, workers=1, crash_retries=1)
+    results = v.verify_all([item(" by FLAKY"), item(" by ALWAYS"), item(" by simp")])
+    assert [r.status for r in results] == ["pass", "crash", "pass"]
+    checks = [e for e in read_log(log) if e["ev"] == "check"]
+    per_proof = Counter(e["proof"] for e in checks)
+    assert per_proof[" by FLAKY"] == 2
+    assert per_proof[" by ALWAYS"] == 2, "retried exactly once, then marked crash"
+    flaky_pids = [e["pid"] for e in checks if e["proof"] == " by FLAKY"]
+    assert flaky_pids[0] != flaky_pids[1], "the retry must run on another worker"
+
+
+def test_no_retry_when_crash_retries_is_zero(verifier_factory: Any) -> None:
+    v, log = verifier_factory({"rules": [{"pattern": "FLAKY", "action": "crash", "times": 1}]},
+                              workers=1, crash_retries=0)
+    assert v.verify_all([item(" by FLAKY")])[0].status == "crash"
+    assert sum(1 for e in read_log(log) if e["ev"] == "check") == 1
+
+
+def test_workers_are_recycled_after_n_checks(verifier_factory: Any) -> None:
+    v, log = verifier_factory({}, workers=1, recycle_after=10, pipeline_depth=3)
+    results = v.verify_all([item(f" by simp {i}") for i in range(55)])
+    assert all(r.passed for r in results)
+    events = read_log(log)
+    assert sum(1 for e in events if e["ev"] == "start") == 6
+    per_pid = Counter(e["pid"] for e in events if e["ev"] == "check")
+    assert max(per_pid.values()) == 10
+
+
+def test_header_pools_are_kept_warm_and_evicted_lru(verifier_factory: Any) -> None:
+    v, log = verifier_factory({}, workers=3, max_header_pools=2)
+
+    def run(header: str) -> None:
+        assert v.verify_all([item(" by simp", header=header)])[0].passed
+
+    for header in ["import A", "import B", "import A", "import C", "import A", "import B"]:
+        run(header)
+    starts = [e["header"] for e in read_log(log) if e["ev"] == "start"]
+    # A and B start; A is reused warm; C evicts B (least recently used); A still warm; B restarts
+    assert starts == ["import A", "import B", "import C", "import B"]
+    assert len(v.backend.headers()) == 2  # type: ignore[attr-defined]
+
+
+def test_many_headers_interleaved_on_few_workers(verifier_factory: Any) -> None:
+    v, log = verifier_factory({"rules": [{"pattern": "bad", "action": "fail"}]},
+                              workers=2, max_header_pools=1)
+    headers = ["import A", "import B", "import C"]
+    items = [item(f" by {'bad' if i % 5 == 0 else 'simp'} {i}", header=headers[i % 3])
+             for i in range(300)]
+    results = v.verify_all(items)
+    assert [r.status for r in results] == ["fail" if i % 5 == 0 else "pass" for i in range(300)]
+    checks = [e for e in read_log(log) if e["ev"] == "check"]
+    assert len(checks) == 300
+
+
+def test_empty_header_means_default_and_proof_gets_a_newline(verifier_factory: Any,
+                                                             tmp_path: Path) -> None:
+    v, log = verifier_factory({})
+    assert v.verify_all([item("simp"), item("\n  simp")])[0].passed
+    events = read_log(log)
+    starts = [e["header"] for e in events if e["ev"] == "start"]
+    assert set(starts) == {config(tmp_path).lean.default_header}
+    proofs = sorted(e["proof"] for e in events if e["ev"] == "check")
+    assert proofs == ["\n  simp", "\nsimp"]
+
+
+def test_header_that_cannot_start_answers_error_and_others_pass(verifier_factory: Any) -> None:
+    v, _ = verifier_factory({"start_crash": "BROKEN"}, workers=2)
+    results = v.verify_all([item(" by simp", header="import BROKEN"), item(" by simp")])
+    assert results[0].status == "error"
+    assert "checker could not start" in results[0].detail
+    assert "refusing this header" in results[0].detail
+    assert results[1].passed
+
+
+def test_header_errors_reported_by_the_checker(verifier_factory: Any) -> None:
+    v, _ = verifier_factory({"header_error": "Missing"})
+    r = v.verify_all([item(" by simp", header="import Missing")])[0]
+    assert r.status == "error" and r.reasons == ["header_error"]
+
+
+def test_abandoning_the_stream_cancels_and_the_verifier_stays_usable(
+        verifier_factory: Any) -> None:
+    v, log = verifier_factory({"rules": [{"pattern": "slow", "action": "slow", "ms": 20}]},
+                              workers=1)
+    stream = v.verify([item(f" by slow {i}") for i in range(200)])
+    first = [next(stream) for _ in range(3)]
+    stream.close()
+    assert len(first) == 3
+    results = v.verify_all([item(" by simp")])
+    assert results[0].passed
+    checks = sum(1 for e in read_log(log) if e["ev"] == "check")
+    assert checks < 200, "cancelled work kept running"
+
+
+def test_concurrent_callers_from_threads(verifier_factory: Any) -> None:
+    v, _ = verifier_factory({"rules": [{"pattern": "bad", "action": "fail"}]}, workers=2)
+    outcomes: dict[int, list[str]] = {}
+
+    def call(k: int) -> None:
+        items = [item(f" by {'bad' if i % 2 else 'simp'} {k} {i}") for i in range(300)]
+        outcomes[k] = [r.status for r in v.verify_all(items)]
+
+    threads = [threading.Thread(target=call, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    expected = ["fail" if i % 2 else "pass" for i in range(300)]
+    assert outcomes == {0: expected, 1: expected, 2: expected}
+
+
+def test_versions_come_from_ready(verifier_factory: Any) -> None:
+    v, _ = verifier_factory({"checker_version": "ck-7", "lean_version": "4.9.0"})
+    assert v.versions() == ("ck-7", "4.9.0")
+
+
+def test_closing_kills_every_worker(verifier_factory: Any) -> None:
+    import psutil
+
+    v, _ = verifier_factory({}, workers=2)
+    v.verify_all([item(f" by simp {i}") for i in range(20)])
+    pids = v.backend.worker_pids()  # type: ignore[attr-defined]
+    assert pids
+    v.close()
+    for pid in pids:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

@@ -17,3 +17,6 @@ class EvalConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Abort summaries when more than this fraction of attempts are infrastructure failures.
     max_system_error_fraction: float = 0.01
     bootstrap_samples: int = 1000
+    # Prompts sampled per shard of `run`; each shard is verified while the next one samples and
+    # is appended to the log as one atomic file, so it is also the unit of resumption.
+    shard_size: int = 4096

@@ -1,0 +1,171 @@
+"""`python -m stp.eval {run,summarize,plot}` — see docs/eval.md.
+
+Exit codes: 0 success; 1 infrastructure failures above `eval.max_system_error_fraction` (unless
+--allow-system-errors); 2 usage, configuration or environment errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from stp.cli import (
+    EXIT_FAILURES,
+    EXIT_OK,
+    UsageError,
+    add_config_arguments,
+    config_from_args,
+    run_main,
+    setup_logging,
+)
+from stp.config import STPConfig, resolve_data_dir
+from stp.storage import CorruptRecordError
+
+
+def _add_summary_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split", action="append", default=None,
+                   help="only these splits: a dataset (miniF2F, proofnet, putnam) or a full "
+                        "label such as minif2f:test; repeatable")
+    p.add_argument("--max-iter", type=int, default=None,
+                   help="use sample indices < N only (the original used 3200); default: all")
+    p.add_argument("--format", choices=("auto", "stp-eval", "stp"), default="auto",
+                   help="log format: ours, or the original generated_proofs_tests.jsonl.gz")
+    p.add_argument("--allow-system-errors", action="store_true",
+                   help="exit 0 even when infrastructure failures exceed the configured limit")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m stp.eval",
+                                     description="pass@k evaluation on benchmark splits")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="sample, verify and log proofs for benchmark splits")
+    add_config_arguments(run)
+    run.add_argument("--model", default=None, help="checkpoint (default: model.name)")
+    run.add_argument("--splits", nargs="+", default=None, metavar="DATASET[:SPLIT]",
+                     help="e.g. minif2f:test proofnet:test putnam (default: eval.splits)")
+    run.add_argument("--samples", type=int, default=None,
+                     help="samples per statement (default: eval.samples_per_statement)")
+    run.add_argument("--out", required=True, help="log directory (local or gs://); resumable")
+    run.add_argument("--allow-system-errors", action="store_true",
+                     help="exit 0 even when infrastructure failures exceed the configured limit")
+    run.add_argument("--json", action="store_true", help="print the final summary as JSON")
+
+    summ = sub.add_parser("summarize", help="pass@k tables of a log")
+    add_config_arguments(summ)
+    summ.add_argument("--log", required=True, help="log directory or .jsonl[.gz] file")
+    _add_summary_arguments(summ)
+    summ.add_argument("--json", action="store_true",
+                      help="print {split: summary} as JSON instead of tables")
+
+    plot = sub.add_parser("plot", help="pass@k curves and a markdown table for several logs")
+    add_config_arguments(plot)
+    plot.add_argument("--log", action="append", required=True,
+                      help="a log (repeat for several runs on one figure)")
+    plot.add_argument("--label", action="append", default=None,
+                      help="legend label of each --log, in order (default: model or file name)")
+    plot.add_argument("--out", required=True, help="output directory for PNG/SVG/table.md")
+    _add_summary_arguments(plot)
+    return parser
+
+
+def _summarize_one(cfg: STPConfig, args: argparse.Namespace, path: str, label: str | None
+                   ) -> tuple[object, list[object]]:
+    from stp.eval.loading import load_log
+    from stp.eval.summarize import summarize_log
+
+    if args.max_iter is not None and args.max_iter < 1:
+        raise UsageError(f"--max-iter must be >= 1, got {args.max_iter}")
+    data_dir = resolve_data_dir(cfg.run.data_dir, args.data_dir)
+    try:
+        loaded = load_log(path, args.format, data_dir, label)
+    except CorruptRecordError as err:
+        raise UsageError(f"corrupt log record: {err}") from None
+    except ValueError as err:  # LogFormatError and friends name file and line
+        raise UsageError(str(err)) from None
+    summaries = summarize_log(loaded, args.split, budgets=tuple(cfg.eval.budgets),
+                              max_iter=args.max_iter, resamples=cfg.eval.bootstrap_samples,
+                              seed=cfg.eval.seed)
+    return loaded, summaries
+
+
+def _system_error_exit(cfg: STPConfig, summaries: list, allow: bool) -> int:
+    from stp.eval.summarize import check_system_errors
+
+    check = check_system_errors(summaries, cfg.eval.max_system_error_fraction)
+    if check.exceeded:
+        if allow:
+            print(f"warning: {check.message()} (accepted: --allow-system-errors)",
+                  file=sys.stderr)
+            return EXIT_OK
+        print(f"error: {check.message()}", file=sys.stderr)
+        return EXIT_FAILURES
+    return EXIT_OK
+
+
+def _print(loaded: object, summaries: list, as_json: bool) -> None:
+    from stp.eval.summarize import render_tables, summaries_json
+
+    if as_json:
+        print(json.dumps(summaries_json(loaded, summaries), indent=2))  # type: ignore[arg-type]
+        return
+    from rich.console import Console
+
+    render_tables(loaded, summaries, Console())  # type: ignore[arg-type]
+
+
+def cmd_summarize(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    loaded, summaries = _summarize_one(cfg, args, args.log, None)
+    _print(loaded, summaries, args.json)
+    return _system_error_exit(cfg, summaries, args.allow_system_errors)
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from stp.eval.plots import RunSummaries, write_report
+
+    cfg = config_from_args(args)
+    labels = args.label or []
+    if labels and len(labels) != len(args.log):
+        raise UsageError(f"{len(labels)} --label for {len(args.log)} --log; give one per log "
+                         "or none")
+    runs = []
+    code = EXIT_OK
+    for i, path in enumerate(args.log):
+        loaded, summaries = _summarize_one(cfg, args, path, labels[i] if labels else None)
+        code = max(code, _system_error_exit(cfg, summaries, args.allow_system_errors))
+        runs.append(RunSummaries(loaded.label, summaries))  # type: ignore[attr-defined]
+    for path in write_report(runs, args.out):
+        print(path)
+    return code
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from stp.eval.loading import load_log
+    from stp.eval.run import run_from_config, settings_from_config
+    from stp.eval.summarize import summarize_log
+
+    cfg = config_from_args(args)
+    settings = settings_from_config(cfg, model=args.model, splits=args.splits,
+                                    samples=args.samples, out=args.out)
+    result = run_from_config(cfg, settings, data_dir=args.data_dir)
+    print(f"{result.written} attempts written, {result.skipped} already logged, "
+          f"statuses: {dict(result.by_status)}", file=sys.stderr)
+    loaded = load_log(settings.out, "stp-eval", resolve_data_dir(cfg.run.data_dir, args.data_dir))
+    summaries = summarize_log(loaded, None, budgets=tuple(cfg.eval.budgets),
+                              resamples=cfg.eval.bootstrap_samples, seed=cfg.eval.seed)
+    _print(loaded, summaries, args.json)
+    return _system_error_exit(cfg, summaries, args.allow_system_errors)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cfg_level = "INFO" if args.command == "run" else "WARNING"
+    setup_logging(cfg_level)
+    handlers = {"run": cmd_run, "summarize": cmd_summarize, "plot": cmd_plot}
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,143 @@
+"""Open any supported log as columns plus the statement universe of each split.
+
+The universe (the denominator of every pass@k) is, in order of preference: the manifest a `run`
+wrote; the benchmark itself (for splits named "dataset:split" of a known benchmark whose files are
+present, and always for original STP-format logs); otherwise the statements seen in the log, which
+is the only case where a statement with zero attempts cannot be detected (the summary says so).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from stp import storage
+from stp.cli import UsageError
+from stp.data import load_dataset
+from stp.data.registry import DATASETS
+from stp.eval import log as evlog
+from stp.eval.stp_format import build_benchmark_index, is_stp_record, read_stp_log
+
+logger = logging.getLogger(__name__)
+
+LogFormat = Literal["auto", "stp-eval", "stp"]
+UniverseSource = Literal["manifest", "benchmark", "log"]
+
+
+@dataclass
+class LoadedLog:
+    path: str
+    format: str  # "stp-eval" or "stp"
+    label: str
+    columns: evlog.AttemptColumns
+    # split label -> indices into columns.statement_ids, and where that list came from.
+    universe: dict[str, np.ndarray]
+    universe_source: dict[str, UniverseSource]
+    unmatched_records: int = 0
+    unmatched_statements: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def detect_format(path: str) -> str:
+    """"stp-eval" for our logs (directories, or records with `statement_id`), "stp" for the
+    original's records (with `statement`)."""
+    if evlog.is_log_dir(path):
+        return "stp-eval"
+    first = evlog.peek_first_record(path)
+    if first is None:
+        raise UsageError(f"{path}: the log is empty")
+    if "statement_id" in first:
+        return "stp-eval"
+    if is_stp_record(first):
+        return "stp"
+    raise UsageError(f"{path}:1: cannot tell the log format (expected a `statement_id` field for "
+                     "stp-eval logs or `statement` for original STP logs); pass --format")
+
+
+def _benchmark_ids(split: str, data_dir: str | Path | None) -> list[str] | None:
+    dataset, sep, name = split.partition(":")
+    info = DATASETS.get(dataset)
+    if not sep or info is None or info.kind != "statements" or name not in info.splits:
+        return None
+    try:
+        return [s.id for s in load_dataset(dataset, data_dir, split=name, allow_download=False)]
+    except (UsageError, FileNotFoundError) as err:
+        logger.info("benchmark for %s not available (%s)", split, err)
+        return None
+
+
+def _label(path: str, manifest: evlog.Manifest | None) -> str:
+    if manifest is not None and manifest.model:
+        return manifest.model.rstrip("/").split("/")[-1]
+    name = storage.basename(path)
+    for suffix in (".gz", ".jsonl", ".json"):
+        name = name.removesuffix(suffix)
+    return name or path
+
+
+def load_log(path: str | os.PathLike[str], fmt: LogFormat = "auto",
+             data_dir: str | Path | None = None, label: str | None = None) -> LoadedLog:
+    path = os.fspath(path)
+    if not storage.exists(path):
+        raise FileNotFoundError(f"no such log: {path}")
+    kind = detect_format(path) if fmt == "auto" else fmt
+    builder = evlog.ColumnBuilder()
+    universe_ids: dict[str, list[str]] = {}
+    source: dict[str, UniverseSource] = {}
+    notes: list[str] = []
+    unmatched_records = 0
+    unmatched: list[str] = []
+    manifest = None
+    if kind == "stp":
+        if evlog.is_log_dir(path):
+            raise UsageError(f"{path}: an original STP log is one .jsonl[.gz] file, not a folder")
+        index = build_benchmark_index(data_dir)
+        result = read_stp_log(path, index, builder)
+        for split in result.touched_splits:
+            universe_ids[split] = index.split_members[split]
+            source[split] = "benchmark"
+        unmatched_records = result.unmatched_records
+        unmatched = result.unmatched_statements
+        if unmatched_records:
+            notes.append(f"{unmatched_records} attempt records ({len(unmatched)}"
+                         f"{'+' if len(unmatched) >= 20 else ''} distinct statements) match no "
+                         "benchmark statement and are ignored"
+                         + (f"; benchmarks not available: {', '.join(index.missing)}"
+                            if index.missing else ""))
+    elif kind == "stp-eval":
+        manifest = evlog.read_manifest(path)
+        evlog.read_columns(path, builder)
+        if manifest is not None:
+            for split, ids in manifest.splits.items():
+                universe_ids[split] = ids
+                source[split] = "manifest"
+        for split in builder.splits:
+            if split in universe_ids:
+                continue
+            ids = _benchmark_ids(split, data_dir)
+            if ids is not None:
+                universe_ids[split] = ids
+                source[split] = "benchmark"
+            else:
+                split_idx = builder.split_index[split]
+                universe_ids[split] = [sid for sid, s in zip(builder.statement_ids,
+                                                             builder.statement_split,
+                                                             strict=True) if s == split_idx]
+                source[split] = "log"
+                notes.append(f"{split}: no manifest and no benchmark to list its statements; "
+                             "statements with zero attempts cannot be detected")
+    else:
+        raise UsageError(f"unknown log format {fmt!r} (choose auto, stp-eval or stp)")
+    universe: dict[str, np.ndarray] = {}
+    for split, ids in universe_ids.items():
+        universe[split] = np.asarray([builder.intern_statement(sid, split) for sid in ids],
+                                     dtype=np.int64)
+    return LoadedLog(path=path, format=kind, label=label or _label(path, manifest),
+                     columns=builder.build(), universe=universe, universe_source=source,
+                     unmatched_records=unmatched_records, unmatched_statements=unmatched,
+                     notes=notes)

@@ -1,0 +1,328 @@
+"""The evaluation log: one record per proof attempt, stored append-only and read fast.
+
+A log is a directory holding `manifest.json` (what was evaluated: model, seed, the statement ids
+of every split, samples per statement) and numbered shards `part-NNNNN.jsonl.gz` written with
+`stp.storage.ShardedJsonlWriter`. A shard is published atomically, so a crash loses at most the
+shard in flight and `run` resumes by skipping the (statement, sample) pairs already present.
+A single `.jsonl` / `.jsonl.gz` file of the same records is accepted for reading too (for logs
+merged or produced elsewhere); it has no manifest.
+
+Reading is the bottleneck of `summarize` on multi-million attempt logs, so records are decoded in
+batches into a struct holding only the fields the statistics need (msgspec skips the proof text
+without materialising it), and returned as numpy columns.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from stp import storage
+from stp.verify.types import INFRASTRUCTURE_FAILURES
+
+LOG_FORMAT = "stp-eval-log/1"
+MANIFEST = "manifest.json"
+SHARD_PREFIX = "part"
+# Decoding this many lines as one JSON array amortises the per-call overhead of the decoder.
+_BATCH_LINES = 16_384
+_READ_BLOCK = 8 << 20
+
+STATUSES: tuple[str, ...] = ("pass", "fail", "error", "timeout", "memory", "crash")
+_STATUS_CODE = {s: i for i, s in enumerate(STATUSES)}
+PASS_CODE = _STATUS_CODE["pass"]
+INFRA_CODES: frozenset[int] = frozenset(_STATUS_CODE[s] for s in INFRASTRUCTURE_FAILURES)
+
+
+class Attempt(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One sampled proof and its verdict.
+
+    `split` is "dataset:split" (e.g. "minif2f:test"). `sample` is the sample index 0..k-1 of the
+    statement; together with the statement id it identifies the attempt (the resume key).
+    `multiplicity` > 1 means that many identical attempts collapsed into this record (self-play
+    logs); evaluation logs always write 1. `seconds` is Lean's checking time for the proof."""
+
+    statement_id: str
+    split: str
+    sample: int
+    status: str
+    proof: str = ""
+    seconds: float = 0.0
+    errors: list[str] = msgspec.field(default_factory=list)
+    multiplicity: int = 1
+    seed: int | None = None
+
+
+class _Light(msgspec.Struct):
+    """The fields summarize needs; everything else in a line is skipped by the decoder."""
+
+    statement_id: str
+    split: str
+    sample: int
+    status: str
+    multiplicity: int = 1
+
+
+class Manifest(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What a log evaluates. `splits` maps each split to its statement ids, which is how
+    statements that never got an attempt are still counted (as unsolved) and reported."""
+
+    format: str = LOG_FORMAT
+    model: str = ""
+    seed: int = 0
+    temperature: float = 1.0
+    max_tokens: int = 0
+    prompt_format: str = ""
+    samples: int = 0
+    splits: dict[str, list[str]] = msgspec.field(default_factory=dict)
+
+
+class LogFormatError(ValueError):
+    """A log record is malformed; the message names the file, the line and the field."""
+
+
+@dataclass
+class AttemptColumns:
+    """Attempts as parallel arrays; `stmt` indexes `statement_ids`, `split` indexes `splits`."""
+
+    statement_ids: list[str]
+    splits: list[str]
+    stmt: np.ndarray  # int64, index into statement_ids
+    split: np.ndarray  # int32, index into splits
+    sample: np.ndarray  # int64
+    status: np.ndarray  # int8, index into STATUSES
+    multiplicity: np.ndarray  # int64
+    # Split of each statement (index into `splits`), the statements' own split labels.
+    statement_split: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+
+    @property
+    def passed(self) -> np.ndarray:
+        return self.status == PASS_CODE
+
+    def __len__(self) -> int:
+        return int(self.stmt.shape[0])
+
+
+class ColumnBuilder:
+    """Accumulates decoded records into columns, interning statement ids and split names."""
+
+    def __init__(self) -> None:
+        self.statement_index: dict[str, int] = {}
+        self.statement_ids: list[str] = []
+        self.statement_split: list[int] = []
+        self.split_index: dict[str, int] = {}
+        self.splits: list[str] = []
+        self._chunks: list[tuple[np.ndarray, ...]] = []
+
+    def intern_statement(self, statement_id: str, split: str) -> int:
+        idx = self.statement_index.get(statement_id)
+        if idx is None:
+            idx = len(self.statement_ids)
+            self.statement_index[statement_id] = idx
+            self.statement_ids.append(statement_id)
+            self.statement_split.append(self.intern_split(split))
+        return idx
+
+    def intern_split(self, split: str) -> int:
+        idx = self.split_index.get(split)
+        if idx is None:
+            idx = len(self.splits)
+            self.split_index[split] = idx
+            self.splits.append(split)
+        return idx
+
+    def add(self, stmt: list[int], sample: list[int], status: list[int],
+            multiplicity: list[int]) -> None:
+        if not stmt:
+            return
+        s = np.asarray(stmt, dtype=np.int64)
+        split_of = np.asarray(self.statement_split, dtype=np.int32)
+        self._chunks.append((s, split_of[s], np.asarray(sample, dtype=np.int64),
+                             np.asarray(status, dtype=np.int8),
+                             np.asarray(multiplicity, dtype=np.int64)))
+
+    def build(self) -> AttemptColumns:
+        if self._chunks:
+            cols = [np.concatenate(parts) for parts in zip(*self._chunks, strict=True)]
+        else:
+            cols = [np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64),
+                    np.zeros(0, np.int8), np.zeros(0, np.int64)]
+        return AttemptColumns(self.statement_ids, self.splits, cols[0], cols[1], cols[2],
+                              cols[3], cols[4],
+                              statement_split=np.asarray(self.statement_split, np.int32))
+
+
+def status_code(status: str, where: str) -> int:
+    code = _STATUS_CODE.get(status)
+    if code is None:
+        raise LogFormatError(f"{where}: field 'status' has unknown value {status!r} "
+                             f"(known: {', '.join(STATUSES)})")
+    return code
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast batched line reading (shared with the STP-format reader)
+
+
+def iter_line_batches(path: str) -> Iterator[tuple[list[int], list[bytes]]]:
+    """(1-based line numbers, non-empty lines) in batches, from a .jsonl or .jsonl.gz file."""
+    local = str(storage.local_cache_path(path))
+    gzipped = local.endswith(".gz")
+    lineno = 0
+    numbers: list[int] = []
+    batch: list[bytes] = []
+    with open(local, "rb") as raw:
+        stream: Any = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+        reader = io.BufferedReader(stream, buffer_size=_READ_BLOCK) if gzipped else stream
+        try:
+            for line in reader:
+                lineno += 1
+                if not line.strip():
+                    continue
+                numbers.append(lineno)
+                batch.append(line)
+                if len(batch) >= _BATCH_LINES:
+                    yield numbers, batch
+                    numbers, batch = [], []
+        except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+            raise storage.CorruptRecordError(
+                path, lineno + 1, f"truncated or corrupt gzip stream ({err})") from None
+    if batch:
+        yield numbers, batch
+
+
+def decode_batch(path: str, numbers: list[int], lines: list[bytes], type: Any) -> list[Any]:
+    """Decode lines as one JSON array; on failure, find and name the offending line."""
+    try:
+        return msgspec.json.Decoder(list[type]).decode(b"[" + b",".join(lines) + b"]")
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        pass
+    one = msgspec.json.Decoder(type)
+    for lineno, line in zip(numbers, lines, strict=True):
+        try:
+            one.decode(line)
+        except (msgspec.DecodeError, msgspec.ValidationError) as err:
+            raise storage.CorruptRecordError(path, lineno, str(err)) from None
+    # Lines that decode alone but not joined (e.g. a line holding two values) land here.
+    raise storage.CorruptRecordError(path, numbers[0], "lines do not form valid JSON records")
+
+
+def peek_first_record(path: str) -> dict[str, Any] | None:
+    """The first record of a JSONL file as a dict (format detection); None if empty."""
+    for numbers, lines in iter_line_batches(path):
+        try:
+            value = msgspec.json.decode(lines[0])
+        except msgspec.DecodeError as err:
+            raise storage.CorruptRecordError(path, numbers[0], str(err)) from None
+        if not isinstance(value, dict):
+            raise storage.CorruptRecordError(path, numbers[0], "expected a JSON object per line")
+        return value
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Our log
+
+
+def is_log_dir(path: str) -> bool:
+    if storage.is_gcs(path):
+        return storage.exists(storage.join(path, MANIFEST)) or bool(
+            storage.list_shards(path, SHARD_PREFIX))
+    return os.path.isdir(path)
+
+
+def log_files(path: str) -> list[str]:
+    """The shard files of a log directory, or the path itself for a single-file log."""
+    if is_log_dir(path):
+        return storage.list_shards(path, SHARD_PREFIX)
+    if not storage.exists(path):
+        raise FileNotFoundError(f"no such log: {path}")
+    return [path]
+
+
+def read_manifest(path: str) -> Manifest | None:
+    """The manifest of a log directory, or None for single-file logs / logs without one."""
+    if not is_log_dir(path):
+        return None
+    mpath = storage.join(path, MANIFEST)
+    if not storage.exists(mpath):
+        return None
+    try:
+        return storage.read_json(mpath, type=Manifest)
+    except storage.CorruptRecordError as err:
+        raise LogFormatError(str(err)) from None
+
+
+def write_manifest(path: str, manifest: Manifest) -> None:
+    storage.write_json(storage.join(path, MANIFEST), manifest)
+
+
+class AttemptLog:
+    """Append side of a log directory: one shard per `append` call."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._writer = storage.ShardedJsonlWriter(path, SHARD_PREFIX, type=Attempt)
+
+    def append(self, attempts: Iterable[Attempt]) -> str | None:
+        return self._writer.write(attempts)
+
+
+def done_keys(path: str) -> set[tuple[str, int]]:
+    """(statement id, sample index) of every attempt already in a log (the resume set)."""
+    keys: set[tuple[str, int]] = set()
+    if not storage.exists(path):
+        return keys
+    for file in log_files(path):
+        for numbers, lines in iter_line_batches(file):
+            for rec in decode_batch(file, numbers, lines, _Light):
+                keys.add((rec.statement_id, rec.sample))
+    return keys
+
+
+def iter_attempts(path: str) -> Iterator[Attempt]:
+    """Every full record of a log (directory or single file), in write order."""
+    for file in log_files(path):
+        for numbers, lines in iter_line_batches(file):
+            yield from decode_batch(file, numbers, lines, Attempt)
+
+
+def read_columns(path: str, builder: ColumnBuilder | None = None) -> AttemptColumns:
+    """The statistics-relevant fields of every attempt of a log, as numpy columns."""
+    builder = builder or ColumnBuilder()
+    for file in log_files(path):
+        for numbers, lines in iter_line_batches(file):
+            records = decode_batch(file, numbers, lines, _Light)
+            intern = builder.intern_statement
+            stmt = [intern(r.statement_id, r.split) for r in records]
+            codes = _STATUS_CODE
+            try:
+                status = [codes[r.status] for r in records]
+            except KeyError:
+                for lineno, r in zip(numbers, records, strict=True):
+                    status_code(r.status, f"{file}:{lineno}")
+                raise
+            sample = [r.sample for r in records]
+            multiplicity = [r.multiplicity for r in records]
+            check_counts(file, numbers, sample, multiplicity)
+            builder.add(stmt, sample, status, multiplicity)
+    return builder.build()
+
+
+def check_counts(file: str, numbers: list[int], sample: list[int],
+                 multiplicity: list[int]) -> None:
+    """Sample indices are >= 0 and multiplicities >= 1; otherwise name the first bad line."""
+    s = np.asarray(sample, dtype=np.int64)
+    m = np.asarray(multiplicity, dtype=np.int64)
+    bad = (s < 0) | (m < 1)
+    if bad.any():
+        at = int(np.argmax(bad))
+        name, rule = ("sample", ">= 0") if s[at] < 0 else ("multiplicity", ">= 1")
+        raise LogFormatError(f"{file}:{numbers[at]}: field {name!r} must be {rule}")

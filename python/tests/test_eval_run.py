@@ -1,0 +1,170 @@
+"""`run`: per-request seeds, the log it writes, and resumption after an interruption.
+
+The verifier is the real pool driving the stand-in checker; the sampler in the first tests is a
+small deterministic double (completion chosen from the request seed) so the interruption point and
+the expected verdicts are exact. The end-to-end test at the bottom uses the tiny real model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from standin import standin_command
+
+from stp.config import STPConfig, load_config
+from stp.data import load_dataset
+from stp.eval import log as evlog
+from stp.eval.loading import load_log
+from stp.eval.run import (
+    RunSettings,
+    derive_seed,
+    make_components,
+    run_eval,
+    settings_from_config,
+)
+from stp.eval.summarize import summarize_log
+from stp.model.types import SampleRequest
+from stp.verify import make_verifier
+
+RULES = {"rules": [{"pattern": "sorry", "action": "fail"}], "default": "pass"}
+
+
+def config(tmp_path: Path) -> STPConfig:
+    return load_config(None, ["verifier.workers=2", "verifier.cache_dir='off'",
+                              "verifier.timeout_s=20.0", f"run.run_dir='{tmp_path / 'run'}'"])
+
+
+class SeedSampler:
+    """Completion depends only on the request seed; optionally raises on the n-th call."""
+
+    def __init__(self, fail_on_call: int | None = None) -> None:
+        self.calls = 0
+        self.requests: list[SampleRequest] = []
+        self.fail_on_call = fail_on_call
+
+    def generate(self, requests: Sequence[SampleRequest]) -> list[list[str]]:
+        self.calls += 1
+        if self.fail_on_call == self.calls:
+            raise KeyboardInterrupt("simulated interruption")
+        self.requests.extend(requests)
+        return [[" by simp" if r.seed % 3 == 0 else " by sorry"] for r in requests]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError("not used by evaluation")
+
+    def close(self) -> None:
+        pass
+
+
+def settings(out: Path, samples: int = 4, shard_size: int = 4) -> RunSettings:
+    return RunSettings(model="double", splits=["minif2f:test"], samples=samples, out=str(out),
+                       seed=1, temperature=1.0, top_p=1.0, max_tokens=64, prompt_format="stp",
+                       shard_size=shard_size)
+
+
+def statements(data_dir: Path) -> dict:
+    return {"minif2f:test": load_dataset("minif2f", data_dir, split="test")[:3]}
+
+
+def test_derived_seeds_are_distinct_and_stable() -> None:
+    seeds = {derive_seed(1, f"s{i}", j) for i in range(50) for j in range(200)}
+    assert len(seeds) == 50 * 200
+    assert derive_seed(1, "a", 0) == derive_seed(1, "a", 0) != derive_seed(2, "a", 0)
+    assert all(0 <= s < 2**63 for s in seeds)
+
+
+def test_interrupted_run_resumes_without_redoing_work(tmp_path: Path, data_dir: Path) -> None:
+    cfg = config(tmp_path)
+    stmts = statements(data_dir)
+    out = tmp_path / "log"
+    prompt = lambda rec: f"prove {rec.name}"  # noqa: E731
+    extract = str.strip
+    with make_verifier(cfg, checker_command=standin_command(RULES)) as verifier:
+        first = SeedSampler(fail_on_call=3)  # 12 attempts in shards of 4: dies on shard 3
+        with pytest.raises(KeyboardInterrupt):
+            run_eval(settings(out), stmts, sampler=first, verifier=verifier, prompt=prompt,
+                     extract=extract)
+        logged = evlog.done_keys(str(out))
+        assert len(logged) == 8  # shards 1 and 2 (the one in verification) were kept
+        assert len(list_shards(out)) == 2
+
+        second = SeedSampler()
+        result = run_eval(settings(out), stmts, sampler=second, verifier=verifier,
+                          prompt=prompt, extract=extract)
+    assert (result.planned, result.skipped, result.written) == (12, 8, 4)
+    assert len(second.requests) == 4  # only the missing pairs were sampled
+    attempts = list(evlog.iter_attempts(str(out)))
+    keys = [(a.statement_id, a.sample) for a in attempts]
+    assert len(keys) == len(set(keys)) == 12
+    ids = [s.id for s in stmts["minif2f:test"]]
+    assert set(keys) == {(i, j) for i in ids for j in range(4)}
+    for a in attempts:
+        assert a.seed == derive_seed(1, a.statement_id, a.sample)
+        want = "pass" if a.seed % 3 == 0 else "fail"
+        assert a.status == want, a
+        assert a.proof in ("by simp", "by sorry")
+        assert a.split == "minif2f:test"
+    # The resumed requests carried their own seeds and the eval temperature.
+    assert {r.seed for r in second.requests} == {a.seed for a in attempts
+                                                 if (a.statement_id, a.sample) not in logged}
+    # The manifest lists the split's statements, so summarize sees the whole universe.
+    loaded = load_log(out)
+    [s] = summarize_log(loaded, budgets=(1, 2, 4), resamples=0)
+    assert s.statements == 3 and s.attempts == 12 and s.n_min == 4
+    passes = sum(a.status == "pass" for a in attempts)
+    assert s.unbiased[0].mean == pytest.approx(passes / 12)
+
+
+def test_resume_with_other_settings_is_refused(tmp_path: Path, data_dir: Path) -> None:
+    from stp.cli import UsageError
+
+    cfg = config(tmp_path)
+    out = tmp_path / "log"
+    with make_verifier(cfg, checker_command=standin_command(RULES)) as verifier:
+        run_eval(settings(out, samples=1), statements(data_dir), sampler=SeedSampler(),
+                 verifier=verifier, prompt=str, extract=str.strip)
+        other = settings(out, samples=1)
+        other.model = "another-model"
+        with pytest.raises(UsageError, match="model="):
+            run_eval(other, statements(data_dir), sampler=SeedSampler(), verifier=verifier,
+                     prompt=str, extract=str.strip)
+
+
+def list_shards(out: Path) -> list[str]:
+    from stp import storage
+
+    return storage.list_shards(str(out), evlog.SHARD_PREFIX)
+
+
+@pytest.mark.slow
+def test_end_to_end_with_the_tiny_model(tmp_path: Path, data_dir: Path) -> None:
+    """Real prompts, the tiny random model on CPU, the real pool with the stand-in checker."""
+    from stp.model.tiny import create_tiny_model
+
+    model = create_tiny_model(str(tmp_path / "tiny"))
+    cfg = load_config(None, ["verifier.workers=2", "verifier.cache_dir='off'",
+                             f"run.run_dir='{tmp_path / 'run'}'", "sampler.backend='hf'",
+                             "sampler.max_tokens=8", "eval.shard_size=3"])
+    out = tmp_path / "log"
+    run_settings = settings_from_config(cfg, model=model, splits=["minif2f:test"], samples=2,
+                                        out=str(out))
+    # The stand-in fails proofs containing "sorry" and passes the rest.
+    sampler, verifier, prompt, extract = make_components(cfg, run_settings,
+                                                         checker_command=standin_command(RULES))
+    try:
+        result = run_eval(run_settings, statements(data_dir), sampler=sampler,
+                          verifier=verifier, prompt=prompt, extract=extract)
+    finally:
+        verifier.close()
+        sampler.close()
+    assert (result.planned, result.written) == (6, 6)
+    attempts = list(evlog.iter_attempts(str(out)))
+    assert sorted((a.statement_id, a.sample) for a in attempts) == sorted(
+        (s.id, j) for s in statements(data_dir)["minif2f:test"] for j in range(2))
+    assert all(a.status in ("pass", "fail") for a in attempts)
+    assert len({a.seed for a in attempts}) == 6
+    [s] = summarize_log(load_log(out), budgets=(1, 2), resamples=10)
+    assert s.statements == 3 and s.attempts == 6

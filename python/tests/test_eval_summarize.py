@@ -1,0 +1,127 @@
+"""Our log format, split summaries, and the summarize CLI (exit codes, --json shape)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stp.cli import UsageError
+from stp.eval import log as evlog
+from stp.eval.__main__ import main
+from stp.eval.loading import load_log
+from stp.eval.summarize import summarize_log
+
+# Statement A passes at samples 1 and 4, B at sample 3, C is in the manifest but never attempted.
+PASSES = {"t/A": {1, 4}, "t/B": {3}}
+
+
+def write_log(path: Path, *, infra: int = 0, split: str = "toy:test",
+              manifest: bool = True) -> Path:
+    log = evlog.AttemptLog(str(path))
+    attempts = [evlog.Attempt(statement_id=sid, split=split, sample=i,
+                              status="pass" if i in passes else "fail", proof=f"p{i}")
+                for sid, passes in PASSES.items() for i in range(5)]
+    # Two shards, as `run` would write them.
+    log.append(attempts[:4])
+    log.append(attempts[4:])
+    if infra:
+        log.append([evlog.Attempt(statement_id="t/B", split=split, sample=5 + i,
+                                  status="timeout") for i in range(infra)])
+    if manifest:
+        evlog.write_manifest(str(path), evlog.Manifest(
+            model="m", samples=5, splits={split: ["t/A", "t/B", "t/C"]}))
+    return path
+
+
+def test_summary_counts_zero_attempt_statements_from_the_manifest(tmp_path: Path) -> None:
+    loaded = load_log(write_log(tmp_path / "log"))
+    assert loaded.format == "stp-eval"
+    [s] = summarize_log(loaded, budgets=(1, 2, 4, 8), resamples=50)
+    assert (s.statements, s.attempts, s.solved, s.max_iter) == (3, 10, 2, 5)
+    assert s.zero_attempt_statements == ["t/C"] and s.statements_source == "manifest"
+    assert s.ks == [1, 2, 4]  # 8 exceeds both max_iter and every n
+    assert [e.mean for e in s.chunk] == pytest.approx([0.2, 1 / 3, 2 / 3])
+    assert [e.mean for e in s.unbiased] == pytest.approx([0.2, 1.1 / 3, 0.6])
+    # --max-iter 3 keeps samples 0..2: only A's pass at 1 remains.
+    [short] = summarize_log(loaded, budgets=(1,), max_iter=3, resamples=0)
+    assert short.chunk[0].mean == pytest.approx(1 / 9)
+    assert short.n_max == 3
+
+
+def test_single_file_log_without_manifest_lists_statements_from_the_log(tmp_path: Path) -> None:
+    directory = write_log(tmp_path / "log", manifest=False)
+    single = tmp_path / "all.jsonl.gz"
+    with gzip.open(single, "wb") as fh:
+        for rec in evlog.iter_attempts(str(directory)):
+            fh.write(json.dumps({"statement_id": rec.statement_id, "split": rec.split,
+                                 "sample": rec.sample, "status": rec.status}).encode() + b"\n")
+    [s] = summarize_log(load_log(single), budgets=(1,), resamples=0)
+    assert s.statements == 2 and s.statements_source == "log"
+    assert s.chunk[0].mean == pytest.approx(0.3)  # 3 passes / (5 chunks x 2 statements)
+
+
+def test_corrupt_record_names_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    good = json.dumps({"statement_id": "a", "split": "s", "sample": 0, "status": "pass"})
+    bad.write_text(good + "\n\n" + json.dumps({"statement_id": "a", "split": "s",
+                                               "sample": 1, "status": "maybe"}) + "\n")
+    with pytest.raises(ValueError, match=r"bad.jsonl:3: field 'status' has unknown value"):
+        load_log(bad)
+    bad.write_text(good + "\n{not json\n")
+    with pytest.raises(ValueError, match=r"bad.jsonl:2"):
+        load_log(bad)
+    # The CLI turns it into a usage error (exit 2 through run_main) naming file and line.
+    with pytest.raises(UsageError, match=r"bad.jsonl:2"):
+        main(["summarize", "--log", str(bad)])
+
+
+def test_cli_json_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_log(tmp_path / "log")
+    assert main(["summarize", "--log", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out) == ["toy:test"]
+    s = out["toy:test"]
+    assert s["statements"] == 3 and s["attempts"] == 10
+    assert s["n"] == {"min": 0, "max": 5, "mean": pytest.approx(10 / 3)}
+    assert s["zero_attempt_statements"] == ["t/C"]
+    ks = [row["k"] for row in s["pass_at_k"]]
+    assert ks == [1]  # default budgets: 32 > 5 samples
+    row = s["pass_at_k"][0]
+    assert row["chunk"]["mean"] == pytest.approx(0.2) and row["chunk"]["chunks"] == 5
+    assert row["chunk"]["std"] == pytest.approx(0.163299316)
+    assert row["unbiased"]["mean"] == pytest.approx(0.2)
+    assert row["unbiased"]["ci_low"] <= 0.2 <= row["unbiased"]["ci_high"]
+
+
+def test_cli_table_and_split_filter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_log(tmp_path / "log")
+    assert main(["summarize", "--log", str(path), "--split", "TOY"]) == 0
+    out = capsys.readouterr().out
+    assert "toy:test" in out and "t/C" in out and "20.0" in out
+    with pytest.raises(UsageError, match="no split matches"):
+        main(["summarize", "--log", str(path), "--split", "proofnet"])
+
+
+def test_system_errors_above_threshold_exit_1_unless_allowed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_log(tmp_path / "log", infra=1)  # 1 timeout of 11 attempts: 9 %
+    assert main(["summarize", "--log", str(path), "--json"]) == 1
+    err = capsys.readouterr().err
+    assert "infrastructure failures" in err and "--allow-system-errors" in err
+    assert main(["summarize", "--log", str(path), "--json", "--allow-system-errors"]) == 0
+    # Raising the limit in the config accepts them too.
+    assert main(["summarize", "--log", str(path), "--json",
+                 "--set", "eval.max_system_error_fraction=0.1"]) == 0
+
+
+def test_cli_usage_errors_exit_2(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "stp.eval", "summarize", "--log",
+                           str(tmp_path / "missing")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert "no such log" in proc.stderr

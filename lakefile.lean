@@ -1,0 +1,33 @@
+import Lake
+open Lake DSL
+
+/-!
+The STP Lake workspace (repository root). Our two programs live under `lean/`:
+`stp_check` (the proof checker) and `stp_extract` (the Mathlib extractor). They import only
+`Lean`; Mathlib is loaded at run time by the header a checker session is configured with, so
+`lake build` compiles our code in seconds and never rebuilds Mathlib.
+
+Pin: Lean `v4.9.0-rc1` + upstream Mathlib `d1d1e4b72c6e009edd97cabe1d661b021fe8eeae`
+(2024-06-12), the environment of the released STP / DeepSeek-Prover-V1.5 models.
+The first `lake exe cache get` (or `lake update`) writes `lake-manifest.json`; see docs/lean.md.
+-/
+
+package stp
+
+require mathlib from git
+  "https://github.com/leanprover-community/mathlib4" @ "d1d1e4b72c6e009edd97cabe1d661b021fe8eeae"
+
+lean_lib STP where
+  srcDir := "lean"
+
+@[default_target]
+lean_exe stp_check where
+  root := `STP.CheckMain
+  srcDir := "lean"
+  supportInterpreter := true
+
+@[default_target]
+lean_exe stp_extract where
+  root := `STP.ExtractMain
+  srcDir := "lean"
+  supportInterpreter := true

@@ -1,0 +1,86 @@
+/-
+Every Lean name whose spelling or signature differs between the pinned toolchain
+(`v4.9.0-rc1`) and modern Lean (`v4.32.0`) is used here and only here. Porting the programs to
+a new toolchain means editing this file (docs/lean.md lists what changes); the other modules use
+only names that are stable across both pins. Sources of every name: lean/API_SOURCES.md.
+-/
+import Lean
+
+open Lean Elab
+
+namespace STP.Compat
+
+/-- `Options` is `def Options := KVMap` up to v4.27 (a structure from v4.28 on: use
+`opts.setNat`/`opts.setBool` there). -/
+def setNatOption (opts : Options) (key : Name) (value : Nat) : Options :=
+  KVMap.setNat opts key value
+
+def setBoolOption (opts : Options) (key : Name) (value : Bool) : Options :=
+  KVMap.setBool opts key value
+
+/-- Options every elaboration of ours runs under. v4.9 elaborates synchronously; from ~v4.19
+on, set `Elab.async false` here so theorems are kernel-checked before we inspect `env`. -/
+def baseOptions (maxHeartbeats : Nat) : Options :=
+  setNatOption {} `maxHeartbeats maxHeartbeats
+
+/-- `String.trim` (deprecated for `trimAscii` in v4.27). -/
+def trimText (s : String) : String := s.trim
+
+/-- Parse one command exactly as `Lean.Elab.Frontend.processCommand` does at v4.9: the parser
+sees the environment, options, namespace and `open`s of the current scope. -/
+def parseCommand (ictx : Parser.InputContext) (st : Command.State)
+    (ps : Parser.ModuleParserState) (msgs : MessageLog) :
+    Syntax × Parser.ModuleParserState × MessageLog :=
+  let scope := st.scopes.head!
+  Parser.parseCommand ictx
+    { env := st.env, options := scope.opts, currNamespace := scope.currNamespace,
+      openDecls := scope.openDecls } ps msgs
+
+/-- `processHeader` at v4.9: `(header : Syntax) (opts) (messages) (inputCtx) (trustLevel := 0)
+(leakEnv := false)`. At v4.32 the header is `TSyntax` and it takes `(mainModule := …)`; the
+positional call is the same. -/
+def processHeader (header : Syntax) (opts : Options) (msgs : MessageLog)
+    (ictx : Parser.InputContext) : IO (Environment × MessageLog) :=
+  Lean.Elab.processHeader header opts msgs ictx
+
+/-- The axioms `root` depends on: a depth-first walk over the constants its type and value use
+(the same traversal as `Lean.Elab.Command.CollectAxioms.collect` at v4.9, written out because
+that function moved to `Lean.collectAxioms` in v4.11). Works on every version we know. -/
+def collectAxioms (env : Environment) (root : Name) : Array Name := Id.run do
+  let mut visited : NameSet := {}
+  let mut stack : Array Name := #[root]
+  let mut axioms : Array Name := #[]
+  while stack.size > 0 do
+    let c := stack[stack.size - 1]!
+    stack := stack.pop
+    if visited.contains c then
+      continue
+    visited := visited.insert c
+    match env.find? c with
+    | some (ConstantInfo.axiomInfo _) => axioms := axioms.push c
+    | some (ConstantInfo.defnInfo v) =>
+      stack := stack ++ v.type.getUsedConstants ++ v.value.getUsedConstants
+    | some (ConstantInfo.thmInfo v) =>
+      stack := stack ++ v.type.getUsedConstants ++ v.value.getUsedConstants
+    | some (ConstantInfo.opaqueInfo v) =>
+      stack := stack ++ v.type.getUsedConstants ++ v.value.getUsedConstants
+    | some (ConstantInfo.quotInfo _) => pure ()
+    | some (ConstantInfo.ctorInfo v) => stack := stack ++ v.type.getUsedConstants
+    | some (ConstantInfo.recInfo v) => stack := stack ++ v.type.getUsedConstants
+    | some (ConstantInfo.inductInfo v) =>
+      stack := stack ++ v.type.getUsedConstants ++ v.ctors.toArray
+    | none => pure ()
+  return axioms
+
+/-- Declaration ranges of `n` (`range` = whole declaration incl. doc comment and attributes,
+`selectionRange` = the name). Run in `CoreM` as Batteries' linter does; at v4.32 the ranges of
+imported declarations live at the `.server` olean level, which a non-`module` file loads. -/
+def declarationRanges? (env : Environment) (n : Name) : IO (Option DeclarationRanges) := do
+  let ctx : Core.Context := { fileName := "", fileMap := default }
+  let (r, _) ← Core.CoreM.toIO (findDeclarationRanges? n) ctx { env := env }
+  return r
+
+/-- Byte offset of a `String.Pos` (`String.Pos.Raw` from v4.32; both have `byteIdx`). -/
+def byteIdx (p : String.Pos) : Nat := p.byteIdx
+
+end STP.Compat

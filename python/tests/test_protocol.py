@@ -1,0 +1,166 @@
+"""The wire protocol's golden files and smoke file, decoded with the msgspec structs.
+
+Every golden line must decode into its struct and re-encode to the same JSON value (compared
+parsed, so key order and spacing do not matter): the Lean programs, the Python structs and
+docs/protocol.md describe one protocol."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from stp.lean import protocol as P
+
+REPO = Path(__file__).resolve().parents[2]
+GOLDEN = REPO / "lean" / "test" / "golden"
+SMOKE = REPO / "lean" / "test" / "check_smoke.jsonl"
+EXTRACT_FIXTURE = REPO / "python" / "tests" / "fixtures" / "extract" / "extractor_out.jsonl"
+
+
+def _lines(path: Path) -> list[str]:
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _without_defaults(msg: msgspec.Struct, original: dict[str, Any]) -> dict[str, Any]:
+    """`original` minus the keys holding their field's default (omit_defaults drops those)."""
+    defaults: dict[str, Any] = {}
+    for f in msgspec.structs.fields(msg):
+        if f.default is not msgspec.NODEFAULT:
+            defaults[f.encode_name] = f.default
+        elif f.default_factory is not msgspec.NODEFAULT:
+            defaults[f.encode_name] = f.default_factory()
+    return {k: v for k, v in original.items()
+            if not (k in defaults and json.loads(P.encoder.encode(defaults[k])) == v)}
+
+
+def _roundtrip(path: Path, decoder: msgspec.json.Decoder) -> list[Any]:
+    """Decode every line and re-encode it: the same JSON value comes back (fields that only
+    restate a default are dropped by `omit_defaults` and compared as such)."""
+    decoded = []
+    for n, line in enumerate(_lines(path), start=1):
+        msg = decoder.decode(line)
+        again = json.loads(P.encoder.encode(msg))
+        assert _without_defaults(msg, again) == _without_defaults(msg, json.loads(line)), (
+            f"{path.name}:{n} does not re-encode losslessly")
+        assert decoder.decode(P.encoder.encode(msg)) == msg
+        decoded.append(msg)
+    return decoded
+
+
+def test_checker_input_golden_roundtrips() -> None:
+    msgs = _roundtrip(GOLDEN / "checker_in.jsonl", P.checker_input_decoder)
+    assert any(isinstance(m, P.CheckerConfig) for m in msgs)
+    reqs = [m for m in msgs if isinstance(m, P.CheckRequest)]
+    assert any(r.premises and r.name and r.max_heartbeats for r in reqs)  # every optional field
+    modes = {m.mode for m in msgs if isinstance(m, P.CheckerConfig)}
+    assert modes == {"strict", "lenient"}
+
+
+def test_checker_output_golden_roundtrips_and_covers_every_reason() -> None:
+    msgs = _roundtrip(GOLDEN / "checker_out.jsonl", P.checker_output_decoder)
+    readies = [m for m in msgs if isinstance(m, P.Ready)]
+    assert {r.ok for r in readies} == {True, False}
+    assert any(r.header_errors for r in readies)
+    results = [m for m in msgs if isinstance(m, P.CheckResponse)]
+    assert {r.verdict for r in results} == {"pass", "fail", "error"}
+    reasons = {reason for r in results for reason in r.reasons}
+    assert reasons == set(P.REASONS), f"golden lacks reasons {set(P.REASONS) - reasons}"
+    assert any(r.premises for r in results)
+    assert any(r.warnings for r in results) and any(r.forbidden for r in results)
+    assert {r.statement_match for r in results} == {True, False, None}
+    severities = {m.severity for r in results for m in r.errors + r.warnings}
+    assert severities == {"error", "warning", "info"}
+    for r in results:  # the invariants docs/protocol.md states
+        assert (r.verdict == "pass") == (not r.reasons)
+        if "sorry" in r.reasons:
+            assert "sorryAx" in r.axioms
+        if r.forbidden:
+            assert "forbidden" in r.reasons
+
+
+def test_extractor_golden_roundtrips_and_matches_the_data_fixture() -> None:
+    requests = [P.extract_request_decoder.decode(line)
+                for line in _lines(GOLDEN / "extractor_in.jsonl")]
+    assert any(r.premises for r in requests) and any(not r.premises for r in requests)
+    msgs = _roundtrip(GOLDEN / "extractor_out.jsonl", P.extractor_output_decoder)
+    kinds = {type(m) for m in msgs}
+    assert kinds == {P.ExtractCommand, P.ExtractDecl, P.ExtractDone, P.ExtractError}
+    # The golden output starts with the data helper's fixture, line for line: both sides agree.
+    fixture = _lines(EXTRACT_FIXTURE)
+    assert _lines(GOLDEN / "extractor_out.jsonl")[: len(fixture)] == fixture
+    # Every module of a request is closed by exactly one done or error line.
+    closed = [m.module for m in msgs if isinstance(m, P.ExtractDone | P.ExtractError)]
+    assert set(closed) == {r.module for r in requests}
+    assert any(isinstance(m, P.ExtractDone) and m.errors for m in msgs)
+
+
+def test_extractor_golden_offsets_point_into_the_real_sources() -> None:
+    requests = {r.module: r for r in (P.extract_request_decoder.decode(line)
+                                      for line in _lines(GOLDEN / "extractor_in.jsonl"))}
+    for line in _lines(EXTRACT_FIXTURE):
+        msg = P.extractor_output_decoder.decode(line)
+        if not isinstance(msg, P.ExtractCommand):
+            continue
+        data = (REPO / requests[msg.module].path).read_bytes()
+        assert 0 <= msg.start_byte < msg.end_byte <= len(data)
+        if msg.val_start_byte is not None:
+            assert msg.start_byte < msg.val_start_byte < msg.end_byte
+            assert data[msg.val_start_byte:].startswith((b":=", b"|", b"where"))
+        if msg.decl_id is not None:
+            assert msg.decl_id.encode() in data[msg.start_byte:msg.end_byte]
+
+
+def _smoke_runner() -> Any:
+    spec = importlib.util.spec_from_file_location("lean_smoke", REPO / "scripts" / "lean_smoke.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+REQUIRED_SMOKE = {
+    "true_proof", "sorry", "admit", "new_axiom", "native_decide", "changed_statement",
+    "local_instance", "local_notation", "set_option", "timeout", "parse_error", "apply_exploit",
+    "error_left", "eval", "run_cmd", "extra_theorem", "implemented_by", "unsafe", "legit_decide",
+    "term_mode", "classical_choice", "of_reduce_bool", "macro",
+}
+
+
+def test_smoke_file_is_well_formed_and_covers_the_checklist() -> None:
+    cases = _smoke_runner().load_smoke(SMOKE)
+    ids = {c["id"] for c in cases}
+    assert len(cases) >= 20
+    assert ids >= REQUIRED_SMOKE, f"missing smoke cases: {REQUIRED_SMOKE - ids}"
+    for case in cases:
+        req = case["request"]
+        # The request part is a valid CheckRequest (what the pool will send).
+        msgspec.convert({"id": case["id"], **req}, P.CheckRequest)
+        assert req["statement"].rstrip().endswith((":=", ":= by")), case["id"]
+        exp = case["expect"]
+        for reason in exp.get("reasons_include", []):
+            assert reason in P.REASONS, f"{case['id']}: unknown reason {reason}"
+    by_id = {c["id"]: c for c in cases}
+    assert by_id["timeout"]["expect"] == {"status": "timeout"}
+    assert by_id["true_proof"]["expect"]["verdict"] == "pass"
+    fails = [c for c in cases if c["expect"].get("verdict") == "fail"]
+    assert len(fails) >= 15
+
+
+@pytest.mark.parametrize("bad, field", [
+    ('{"id": "a", "request": {"statement": "s :=", "proof": "p"}}', "expect"),
+    ('{"id": "a", "request": {"statement": "s :="}, "expect": {"verdict": "pass"}}',
+     "request.proof"),
+    ('{"id": "a", "request": {"statement": "s :=", "proof": "p"}, "expect": {"oops": 1}}',
+     "expect.oops"),
+])
+def test_smoke_loader_rejects_malformed_lines(tmp_path: Path, bad: str, field: str) -> None:
+    runner = _smoke_runner()
+    path = tmp_path / "s.jsonl"
+    path.write_text(bad + "\n")
+    with pytest.raises(runner.SmokeFileError, match=rf"s\.jsonl:1: .*{field}"):
+        runner.load_smoke(path)

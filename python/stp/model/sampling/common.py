@@ -1,0 +1,90 @@
+"""Backend-independent pieces of sampling: model location, prompt truncation, stop strings.
+
+Every backend tokenises prompts itself (rather than handing text to the engine) so that the
+left-truncation rule, and the count of truncated prompts, is identical on CPU and GPU.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from stp import storage
+from stp.cli import UsageError
+from stp.metrics import get_logger
+
+log = get_logger("stp.model.sampling")
+
+
+@dataclass
+class SamplerStats:
+    """Counters a caller can log; they accumulate over the sampler's lifetime."""
+
+    requests: int = 0
+    completions: int = 0
+    completion_tokens: int = 0
+    truncated_prompts: int = 0
+    # Requests whose prompt left no room in max_model_len: they get empty completions.
+    no_room_prompts: int = 0
+
+
+def resolve_model_path(path: str) -> str:
+    """A path transformers/vLLM can open: local dirs and HF ids unchanged, gs:// dirs downloaded.
+
+    A gs:// checkpoint directory is mirrored file by file through `storage.local_cache_path` (which
+    revalidates each object's generation), so a re-exported checkpoint is picked up again.
+    """
+    if not storage.is_gcs(path):
+        # An HF id is "name" or "org/name"; anything else must be an existing local directory.
+        looks_local = os.path.isabs(path) or path.startswith(".") or path.count("/") > 1
+        if looks_local and not os.path.isdir(path):
+            raise UsageError(f"no model directory at {path}")
+        if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "config.json")):
+            raise UsageError(f"{path} is not a Hugging Face checkpoint (no config.json)")
+        return path
+    local_dir: Path | None = None
+    for name in _walk(path):
+        local = storage.local_cache_path(storage.join(path, name))
+        top = local
+        for _ in Path(name).parts:
+            top = top.parent
+        local_dir = top
+    if local_dir is None:
+        raise FileNotFoundError(f"no model files under {path}")
+    return os.fspath(local_dir)
+
+
+def _walk(path: str, prefix: str = "") -> list[str]:
+    names: list[str] = []
+    for child in storage.listdir(storage.join(path, prefix) if prefix else path):
+        rel = f"{prefix}/{child}" if prefix else child
+        try:
+            names.extend(_walk(path, rel))
+        except FileNotFoundError:  # not a directory prefix: a file
+            names.append(rel)
+    return names
+
+
+def truncate_prompt_ids(ids: list[int], max_tokens: int, bos_id: int | None) -> list[int]:
+    """Keep the end of an over-long prompt (the part the model continues), and its BOS."""
+    if len(ids) <= max_tokens:
+        return ids
+    if bos_id is not None and ids and ids[0] == bos_id:
+        return [bos_id, *ids[len(ids) - (max_tokens - 1):]]
+    return ids[len(ids) - max_tokens:]
+
+
+def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
+    """Cut after the earliest stop string, keeping it (parse_conjecture needs the end tag)."""
+    best: int | None = None
+    for stop in stops:
+        if not stop:
+            continue
+        i = text.find(stop)
+        if i >= 0 and (best is None or i + len(stop) < best):
+            best = i + len(stop)
+    if best is None:
+        return text, False
+    return text[:best], True

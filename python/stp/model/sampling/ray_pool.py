@@ -1,0 +1,117 @@
+"""A pool of vLLM engines as Ray actors: one engine per `tensor_parallel_size` GPUs.
+
+Requests are split into contiguous slices of near-equal total sample count, one per engine, run
+concurrently and re-assembled in request order. Because every request carries its own seed, the
+completions do not depend on how requests were split across engines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from stp.cli import UsageError
+from stp.cluster import SAMPLER_RESOURCE
+from stp.model.config import ModelConfig, SamplerConfig
+from stp.model.sampling.common import SamplerStats, log
+from stp.model.types import SampleRequest
+
+
+class _Engine:
+    """Actor body: a VLLMSampler living in its own process with its own GPUs."""
+
+    def __init__(self, model_path: str, model_cfg: ModelConfig,
+                 sampler_cfg: SamplerConfig) -> None:
+        from stp.model.sampling.vllm import VLLMSampler
+
+        # Inside an actor that already holds its GPUs, tensor-parallel workers are plain
+        # subprocesses; vLLM's Ray executor would try to reserve GPUs a second time.
+        extra = {"distributed_executor_backend": "mp"} if sampler_cfg.tensor_parallel_size > 1 else {}
+        self.sampler = VLLMSampler(model_path, model_cfg, sampler_cfg, engine_kwargs=extra)
+
+    def generate(self, requests: list[SampleRequest]) -> tuple[list[list[str]], SamplerStats]:
+        before = SamplerStats(**vars(self.sampler.stats))
+        out = self.sampler.generate(requests)
+        after = self.sampler.stats
+        delta = SamplerStats(**{k: getattr(after, k) - getattr(before, k) for k in vars(after)})
+        return out, delta
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self.sampler.embed(texts)
+
+
+def split_by_samples(requests: Sequence[SampleRequest], parts: int) -> list[tuple[int, int]]:
+    """Contiguous [start, end) slices with near-equal sums of n (at most `parts`, none empty)."""
+    total = sum(r.n for r in requests)
+    bounds, start, acc = [], 0, 0
+    for i, r in enumerate(requests):
+        acc += r.n
+        if acc * parts >= total * (len(bounds) + 1) and len(bounds) < parts - 1:
+            bounds.append((start, i + 1))
+            start = i + 1
+    if start < len(requests):
+        bounds.append((start, len(requests)))
+    return bounds
+
+
+class RayEnginePool:
+    """`Sampler` over several vLLM engine actors (needs a running Ray cluster)."""
+
+    def __init__(self, model_path: str, model_cfg: ModelConfig, sampler_cfg: SamplerConfig) -> None:
+        import ray
+
+        tp = sampler_cfg.tensor_parallel_size
+        gpus = int(ray.cluster_resources().get(SAMPLER_RESOURCE, 0))
+        count = sampler_cfg.num_engines or gpus // tp
+        if count < 1 or count * tp > gpus:
+            raise UsageError(f"sampler: {count} engine(s) x tensor_parallel_size={tp} need "
+                             f"{max(count, 1) * tp} GPUs, the Ray cluster has {gpus}")
+        actor = ray.remote(num_gpus=tp)(_Engine)
+        self._actors = [actor.remote(model_path, model_cfg, sampler_cfg) for _ in range(count)]
+        self.stats = SamplerStats()
+        log.info("started %d vLLM engine actor(s), %d GPU(s) each", count, tp)
+
+    def generate(self, requests: Sequence[SampleRequest]) -> list[list[str]]:
+        import ray
+
+        slices = split_by_samples(requests, len(self._actors))
+        refs = [a.generate.remote(list(requests[s:e]))
+                for a, (s, e) in zip(self._actors, slices, strict=False)]
+        results: list[list[str]] = []
+        for out, delta in ray.get(refs):
+            results.extend(out)
+            for k, v in vars(delta).items():
+                setattr(self.stats, k, getattr(self.stats, k) + v)
+        return results
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import ray
+
+        if not texts:
+            return self._empty_embed()
+        parts = min(len(self._actors), len(texts))
+        step = -(-len(texts) // parts)
+        refs = [self._actors[j].embed.remote(list(texts[j * step:(j + 1) * step]))
+                for j in range(parts) if texts[j * step:(j + 1) * step]]
+        return np.concatenate(ray.get(refs), axis=0)
+
+    def _empty_embed(self) -> np.ndarray:
+        import ray
+
+        return ray.get(self._actors[0].embed.remote([]))
+
+    def close(self) -> None:
+        import ray
+
+        for a in getattr(self, "_actors", []):
+            ray.kill(a)
+        self._actors = []
+
+    def __enter__(self) -> RayEnginePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+

@@ -1,0 +1,136 @@
+"""A tiny random Llama with a locally trained tokenizer, for tests and the tiny config.
+
+Nothing is downloaded: the tokenizer is a byte-level BPE learnt in milliseconds from a few KB of
+Lean-like text below, so every byte sequence stays encodable (byte fallback) while the common
+Lean/prompt fragments become single tokens and the sequences in tests stay short. Like the
+DeepSeek tokenizer of the real base model, it prepends BOS to every encoded text, which is what
+the trainer's prompt/target split and the samplers expect.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+BOS = "<s>"
+EOS = "</s>"
+PAD = "<pad>"
+
+# Bump when the recipe changes so cached copies are rebuilt.
+_RECIPE = "tiny-llama-v1"
+
+_CORPUS = r"""Complete the following Lean 4 code:
+
+```lean4
+import Mathlib
+import Aesop
+set_option maxHeartbeats 0
+open BigOperators Real Nat Topology Rat
+
+theorem mathd_algebra_10 (x : ℝ) (h₀ : x = 2) : x ^ 2 = 4 := by
+  subst h₀
+  norm_num
+```
+<lemma>
+theorem add_comm (a b : ℕ) : a + b = b + a
+<easy theorem>
+theorem lean_workbook_214 (x y : ℝ) : (x - y) ^ 2 ≥ 0 := by
+  nlinarith [sq_nonneg (x - y), sq_nonneg (x + y)]
+<hard theorem>
+theorem amc12a_2019_p21 (a b c : ℤ) (h₀ : 0 < a ∧ 0 < b) (h₁ : a * b = c) : c ≠ 0 := by
+  intro h
+  rcases h₀ with ⟨ha, hb⟩
+  have h₂ : a * b > 0 := mul_pos ha hb
+  linarith
+</hard theorem>
+theorem imo_1959_p1 (n : ℕ) (h₀ : 0 < n) : Nat.gcd (21 * n + 4) (14 * n + 3) = 1 := by
+  rw [Nat.gcd_comm]
+  simp [Nat.gcd_rec]
+  omega
+theorem true: True := by trivial
+lemma foo {α : Type*} [Field α] (x : α) (hx : x ≠ 0) : x / x = 1 := by
+  field_simp
+theorem bar (f : ℕ → ℕ) (hf : ∀ n, f n = 2 * n + 1) : f 3 = 7 := by
+  simp [hf]
+  ring_nf
+  exact rfl
+  aesop
+  positivity
+  decide
+  constructor <;> linarith
+  apply le_of_lt
+  exact Finset.sum_range_succ _ _
+  norm_num [Real.sqrt_eq_iff, abs_of_nonneg]
+  induction n with
+  | zero => simp
+  | succ k ih => omega
+  nlinarith [sq_abs x, mul_self_nonneg (a - b), h₀, h₁, h₂, h₃]
+  ∑ i in Finset.range n, (i : ℝ) ≤ n ^ 2 ∣ ∈ ∉ ⊆ ∪ ∩ → ↔ ¬ ∃ ∀ λ ⌊ ⌋ √ π
+def sq (x : ℤ) : ℤ := x * x
+example : (2 : ℚ) + 2 = 4 := by norm_num
+""" * 2
+
+
+def create_tiny_model(out_dir: str | os.PathLike[str], *, hidden_size: int = 64,
+                      num_layers: int = 2, vocab_size: int = 400, seed: int = 0) -> str:
+    """Write a random tiny Llama + tokenizer (Hugging Face format) to `out_dir`, return its path.
+
+    Deterministic for given arguments; a finished directory is reused as is (a marker file is
+    written last, so an interrupted build is redone)."""
+    out = Path(out_dir)
+    marker = out / "tiny_model.json"
+    recipe = {"recipe": _RECIPE, "hidden_size": hidden_size, "num_layers": num_layers,
+              "vocab_size": vocab_size, "seed": seed}
+    if marker.exists():
+        try:
+            if json.loads(marker.read_text()) == recipe:
+                return str(out)
+        except (OSError, json.JSONDecodeError):
+            pass
+    out.mkdir(parents=True, exist_ok=True)
+    tok = build_tokenizer(vocab_size)
+    _save_model(out, tok, hidden_size=hidden_size, num_layers=num_layers, seed=seed)
+    tok.save_pretrained(str(out))
+    # Atomic marker: the directory counts as finished only once this exists.
+    with tempfile.NamedTemporaryFile("w", dir=out, delete=False, suffix=".tmp") as f:
+        json.dump(recipe, f)
+    os.replace(f.name, marker)
+    return str(out)
+
+
+def build_tokenizer(vocab_size: int = 400):  # -> PreTrainedTokenizerFast
+    """Byte-level BPE with BOS prepended on encode, EOS/PAD as distinct special tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[BOS, EOS, PAD],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tokenizer.train_from_iterator(_CORPUS.splitlines(keepends=True), trainer=trainer)
+    bos_id = tokenizer.token_to_id(BOS)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, bos_id)])
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=BOS, eos_token=EOS,
+                                   pad_token=PAD, model_max_length=4096,
+                                   clean_up_tokenization_spaces=False)
+
+
+def _save_model(out: Path, tok, *, hidden_size: int, num_layers: int, seed: int) -> None:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=4,
+        max_position_embeddings=1024, rms_norm_eps=1e-5, rope_theta=10000.0,
+        tie_word_embeddings=False, bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, torch_dtype="float32")
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(str(out), safe_serialization=True)

@@ -33,6 +33,8 @@ class SelfPlayConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     length_penalty: float = 0.001
     time_penalty: float = 0.01
     learning_rate: float = 5e-5
+    # Cap on optimizer steps per round (0 = none; the paper's count is max(len // batch, 5)).
+    max_train_steps: int = 0
     # Replay fraction of SFT examples mixed into each round's update (0 = the original).
     sft_replay_fraction: float = 0.0
 
@@ -46,5 +48,7 @@ class RetrainConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     learning_rate: float = 1e-4
     min_steps: int = 10
     epochs: float = 1.0
+    # Cap on optimizer steps (0 = none; tests and smoke runs).
+    max_steps: int = 0
     # Self-play run directories whose rounds are merged (empty = run.run_dir).
     merge_from: list[str] = msgspec.field(default_factory=list)

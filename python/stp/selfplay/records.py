@@ -1,0 +1,91 @@
+"""Records a self-play run stores: statements with integer ids, attempts, conjecture inputs.
+
+Every statement a run ever attempts (dataset statements first, then conjectures in the order
+rounds create them) gets a dense integer id `sid`, so per-statement bookkeeping over millions of
+attempts is a `numpy.bincount` rather than a dict of strings.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+# The "no lemma" pairing: the original mapped "" to this placeholder lemma statement.
+NO_LEMMA = ""
+NO_LEMMA_STATEMENT = "theorem true: True"
+
+
+class StatementRow(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A statement of the run. A conjecture points at the (seed, lemma) pair that produced it:
+    entry `pair` of round `round`'s `pairs.jsonl.gz`. The seed's text is not copied here because
+    the whole table stays in memory (≈1M rows after 12 paper-scale rounds)."""
+
+    sid: int
+    statement: str
+    header: str = ""
+    # Dataset statements: the Statement id and the re-weighting replication factor.
+    source_id: str = ""
+    matching_weight: int = 1
+    conjecture: bool = False
+    # Round that created a conjecture (-1 for dataset statements).
+    round: int = -1
+    seed_sid: int = -1
+    lemma: str = ""
+    pair: int = -1
+
+
+class Attempt(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Identical samples of one statement collapse into one attempt with a multiplicity."""
+
+    sid: int
+    proof: str
+    multiplicity: int = 1
+    passed: bool = False
+    status: str = ""
+    premises: list[str] = msgspec.field(default_factory=list)
+    seconds: float = 0.0
+
+
+class CorrectProof(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A passing attempt as kept in a round's `correct.jsonl.gz` (the cheap-to-read subset)."""
+
+    sid: int
+    proof: str
+    round: int
+    premises: list[str] = msgspec.field(default_factory=list)
+    seconds: float = 0.0
+    multiplicity: int = 1
+
+
+class ConjectureInput(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One (seed proof, lemma) pair handed to the conjecturer."""
+
+    seed_sid: int
+    seed_statement: str
+    seed_proof: str
+    header: str = ""
+    lemma: str = ""
+    lemma_statement: str = NO_LEMMA_STATEMENT
+
+
+class RawConjecture(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One conjecturer completion, parsed (statement None when parsing failed)."""
+
+    input_index: int
+    sample: int
+    completion: str
+    statement: str | None = None
+    reason: str = ""
+
+
+class ConjectureExample(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A rewarded conjecture: trains the conjecturer with `weight` (the matching weight)."""
+
+    sid: int
+    statement: str
+    seed_statement: str
+    seed_proof: str
+    lemma: str
+    lemma_statement: str
+    proof: str
+    ratio: float = 0.0
+    weight: float = 1.0

@@ -1,0 +1,140 @@
+"""Plots (PNG) and a markdown report of a self-play run, from its metrics stream and manifests.
+
+Reads `<run_dir>/metrics.jsonl` (the last `stage` event per round and stage wins, so a resumed
+stage is counted once) and writes `<out>/report.md` plus one PNG per plot.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from stp import storage
+from stp.selfplay.rundir import STAGES, RunDir
+
+
+def stage_summaries(run_dir: str) -> dict[int, dict[str, dict[str, Any]]]:
+    """round -> stage -> {seconds, ...summary}; from the manifests (the source of truth)."""
+    rd = RunDir(run_dir)
+    out: dict[int, dict[str, dict[str, Any]]] = {}
+    for r in rd.rounds():
+        manifest = rd.manifest(r)
+        out[r] = {name: {"seconds": rec.seconds, **rec.summary}
+                  for name, rec in manifest.stages.items()}
+    return out
+
+
+def render_report(run_dir: str, out_dir: str | None = None) -> Path:
+    """Write the plots and `report.md`; returns the report path. Plots need matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = stage_summaries(run_dir)
+    if not data:
+        raise FileNotFoundError(f"no finished stage in {run_dir} (no round-*/manifest.json)")
+    if out_dir:
+        out = Path(out_dir)
+    else:
+        out = Path("report") if storage.is_gcs(run_dir) else Path(run_dir) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    rounds = sorted(data)
+
+    def get(stage: str, key: str, default: Any = 0) -> list[Any]:
+        return [data[r].get(stage, {}).get(key, default) for r in rounds]
+
+    plots: list[tuple[str, str]] = []
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(rounds, get("bookkeeping", "dataset_solved_total"), marker="o",
+            label="solved (total)")
+    ax.plot(rounds, get("bookkeeping", "dataset_solved_this_round"), marker="s",
+            label="solved this round")
+    ax.set_xlabel("round")
+    ax.set_ylabel("dataset statements")
+    ax.legend()
+    ax.set_title("Statements solved")
+    plots.append(("solved.png", "Dataset statements solved"))
+    fig.tight_layout()
+    fig.savefig(out / "solved.png", dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for key, label in [("generated", "generated"), ("parsed", "parsed"), ("kept", "kept")]:
+        ax.plot(rounds, get("conjectures", key), marker="o", label=label)
+    ax.plot(rounds, get("conjecture_examples", "weighted"), marker="^", label="rewarded (weighted)")
+    ax.set_xlabel("round")
+    ax.set_ylabel("conjectures")
+    ax.legend()
+    ax.set_title("Conjectures")
+    plots.append(("conjectures.png", "Conjectures generated, parsed, kept, rewarded"))
+    fig.tight_layout()
+    fig.savefig(out / "conjectures.png", dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    width = 0.8 / max(1, len(rounds))
+    for i, r in enumerate(rounds):
+        hist = data[r].get("bookkeeping", {}).get("solve_rate_histogram") or [0] * 10
+        ax.bar([b / 10 + 0.05 + (i - len(rounds) / 2) * width / 10 for b in range(10)], hist,
+               width=width / 10, label=f"round {r}")
+    ax.set_xlabel("per-round solve rate")
+    ax.set_ylabel("statements")
+    ax.legend()
+    ax.set_title("Solve-rate histogram (attempted dataset statements)")
+    plots.append(("solve_rates.png", "Solve-rate histogram per round"))
+    fig.tight_layout()
+    fig.savefig(out / "solve_rates.png", dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    bottom = [0.0] * len(rounds)
+    for stage in STAGES:
+        secs = [float(s) for s in get(stage, "seconds", 0.0)]
+        ax.bar(rounds, secs, bottom=bottom, label=stage)
+        bottom = [b + s for b, s in zip(bottom, secs, strict=True)]
+    ax.set_xlabel("round")
+    ax.set_ylabel("seconds")
+    ax.legend(fontsize=7)
+    ax.set_title("Time per stage")
+    plots.append(("stage_times.png", "Time per stage"))
+    fig.tight_layout()
+    fig.savefig(out / "stage_times.png", dpi=100)
+    plt.close(fig)
+
+    lines = [f"# Self-play report: `{run_dir}`", "",
+             "| round | solved (total) | solved this round | attempts | conj. generated | "
+             "parsed | kept | rewarded | train examples | train steps | proof len (mean) | "
+             "lemmas used |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rounds:
+        s = data[r]
+        b, c, w, d, t = (s.get(k, {}) for k in ("bookkeeping", "conjectures",
+                                                "conjecture_examples", "train_set",
+                                                "train"))
+        lines.append(
+            f"| {r} | {b.get('dataset_solved_total', '')}/{b.get('dataset_size', '')} | "
+            f"{b.get('dataset_solved_this_round', '')} | {b.get('attempts', '')} | "
+            f"{c.get('generated', '')} | {c.get('parsed', '')} | {c.get('kept', '')} | "
+            f"{w.get('weighted', '')} | {d.get('examples', '')} | {t.get('steps', '')} | "
+            f"{b.get('proof_length_mean', 0):.0f} | {b.get('distinct_lemmas_used', '')} |")
+    lines += ["", "## Time per stage (seconds)", "",
+              "| round | " + " | ".join(STAGES) + " |", "|---" * (len(STAGES) + 1) + "|"]
+    for r in rounds:
+        lines.append(f"| {r} | " + " | ".join(
+            f"{data[r][st]['seconds']:.1f}" if st in data[r] else "" for st in STAGES) + " |")
+    last = rounds[-1]
+    top = data[last].get("bookkeeping", {}).get("top_lemmas") or {}
+    if top:
+        lines += ["", f"## Most used lemmas (round {last})", "", "| lemma | proofs |", "|---|---|"]
+        lines += [f"| `{name}` | {count} |" for name, count in top.items()]
+    lines.append("")
+    for name, title in plots:
+        lines += [f"## {title}", "", f"![{title}]({name})", ""]
+    report = out / "report.md"
+    tmp = report.with_name(report.name + ".tmp")
+    tmp.write_text("\n".join(lines), encoding="utf-8")
+    os.replace(tmp, report)
+    return report

@@ -1,0 +1,118 @@
+"""The run directory: layout, per-round manifests of finished stages, array and record files.
+
+Every file is written atomically through `stp.storage`, so the directory can be local or
+`gs://`, and a stage is marked done in its round's manifest only after its outputs exist: a crash
+leaves either no trace of a stage or a complete one (sharded stages keep their finished shards).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from stp import storage
+from stp.selfplay.records import ConjectureInput, CorrectProof, StatementRow
+
+# A round's stages in order; `done` closes the round (its metrics event is written) and is what
+# "round complete" means. Stage outputs are listed in docs/selfplay.md.
+STAGES = ("pairs", "conjectures", "targets", "proving", "bookkeeping", "conjecture_examples",
+          "train_set", "train", "done")
+
+
+class StageRecord(msgspec.Struct, kw_only=True):
+    seconds: float
+    summary: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Manifest(msgspec.Struct, kw_only=True):
+    round: int
+    stages: dict[str, StageRecord] = msgspec.field(default_factory=dict)
+
+
+class RunDir:
+    """Paths and small typed readers/writers of one run directory."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    # ------------------------------------------------------------------ layout
+    def path(self, *parts: str) -> str:
+        return storage.join(self.root, *parts)
+
+    @property
+    def metrics(self) -> str:
+        return self.path("metrics.jsonl")
+
+    @property
+    def dataset_statements(self) -> str:
+        return self.path("dataset_statements.jsonl.gz")
+
+    def round_dir(self, r: int) -> str:
+        return self.path(f"round-{r:04d}")
+
+    def round_path(self, r: int, name: str) -> str:
+        return storage.join(self.round_dir(r), name)
+
+    def rounds(self) -> list[int]:
+        """Rounds that have a manifest, ascending."""
+        try:
+            names = storage.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        out = []
+        for name in names:
+            if name.startswith("round-") and name[6:].isdigit() and storage.exists(
+                    self.round_path(int(name[6:]), "manifest.json")):
+                out.append(int(name[6:]))
+        return sorted(out)
+
+    # ------------------------------------------------------------------ manifests
+    def manifest(self, r: int) -> Manifest:
+        path = self.round_path(r, "manifest.json")
+        if not storage.exists(path):
+            return Manifest(round=r)
+        return storage.read_json(path, type=Manifest)
+
+    def mark_done(self, r: int, stage: str, seconds: float, summary: dict[str, Any]) -> Manifest:
+        manifest = self.manifest(r)
+        manifest.stages[stage] = StageRecord(seconds=seconds, summary=summary)
+        storage.write_json(self.round_path(r, "manifest.json"), manifest)
+        return manifest
+
+    def round_complete(self, r: int) -> bool:
+        return "done" in self.manifest(r).stages
+
+    # ------------------------------------------------------------------ arrays
+    def save_arrays(self, path: str, **arrays: np.ndarray) -> None:
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        storage.write_bytes(path, buffer.getvalue())
+
+    def load_arrays(self, path: str) -> dict[str, np.ndarray]:
+        with np.load(io.BytesIO(storage.read_bytes(path))) as data:
+            return {k: data[k] for k in data.files}
+
+    # ------------------------------------------------------------------ records
+    def statement_rows(self, upto_round: int) -> list[StatementRow]:
+        """Dataset rows plus the conjectures created by rounds < `upto_round` (sid = index)."""
+        rows = list(storage.iter_jsonl(self.dataset_statements, type=StatementRow))
+        for r in range(upto_round):
+            path = self.round_path(r, "statements.jsonl.gz")
+            if storage.exists(path):
+                rows.extend(storage.iter_jsonl(path, type=StatementRow))
+        for i, row in enumerate(rows):
+            if row.sid != i:
+                raise storage.CorruptRecordError(
+                    self.root, None, f"statement table out of order: row {i} has sid {row.sid}")
+        return rows
+
+    def pairs(self, r: int) -> list[ConjectureInput]:
+        """Round r's (seed, lemma) pairs; a conjecture row's `pair` indexes this list."""
+        return list(storage.iter_jsonl(self.round_path(r, "pairs.jsonl.gz"), type=ConjectureInput))
+
+    def correct(self, r: int) -> Iterator[CorrectProof]:
+        return storage.iter_jsonl(self.round_path(r, "correct.jsonl.gz"), type=CorrectProof)

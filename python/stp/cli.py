@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stp.config import ConfigError, STPConfig, load_config
+from stp.storage import CorruptRecordError
 
 EXIT_OK = 0
 EXIT_FAILURES = 1
@@ -48,7 +49,7 @@ def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = N
     """Run a command's main, mapping known errors to one-line messages and exit codes."""
     try:
         code = main(argv)
-    except (UsageError, ConfigError, FileNotFoundError) as err:
+    except (UsageError, ConfigError, FileNotFoundError, CorruptRecordError) as err:
         print(f"error: {err}", file=sys.stderr)
         code = EXIT_USAGE
     except KeyboardInterrupt:

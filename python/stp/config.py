@@ -8,8 +8,11 @@ silently ignored setting.
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import tomllib
+import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -119,13 +122,49 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: {err}") from None
 
 
+_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `([^`]*)`(?: - at `\$\.?([^`]*)`)?$")
+_AT_PATH = re.compile(r"^(.*) - at `\$\.?([^`]*)`$")
+
+
+def _struct_at(cls: Any, path: str) -> Any:
+    """The struct type found at a dotted path like `data.selfplay[0]` (None if not a struct)."""
+    for part in filter(None, re.split(r"\.|\[\d+\]", path)):
+        if not (isinstance(cls, type) and issubclass(cls, msgspec.Struct)):
+            return None
+        cls = typing.get_type_hints(cls).get(part)
+        # list[X] / dict[str, X]: descend into the element type.
+        while typing.get_origin(cls) in (list, dict):
+            cls = typing.get_args(cls)[-1]
+    while typing.get_origin(cls) in (list, dict):
+        cls = typing.get_args(cls)[-1]
+    return cls if isinstance(cls, type) and issubclass(cls, msgspec.Struct) else None
+
+
+def _describe_validation_error(message: str, cls: Any) -> str:
+    """Rewrite msgspec's message so it starts with the full dotted key and suggests fixes."""
+    unknown = _UNKNOWN_FIELD.match(message)
+    if unknown:
+        name, where = unknown.group(1), unknown.group(2) or ""
+        key = f"{where}.{name}" if where else name
+        text = f"unknown key `{key}`"
+        struct = _struct_at(cls, where)
+        if struct is not None:
+            known = list(struct.__struct_fields__)
+            close = difflib.get_close_matches(name, known, n=1)
+            text += f" (did you mean `{close[0]}`?)" if close else f" (known: {', '.join(known)})"
+        return text
+    at = _AT_PATH.match(message)
+    if at:
+        return f"`{at.group(2)}`: {at.group(1)}" if at.group(2) else at.group(1)
+    return message
+
+
 def convert(tree: dict[str, Any], cls: type[T], source: str = "config") -> T:
     """Validate a raw tree against a struct type; the error names the offending key path."""
     try:
         return msgspec.convert(tree, cls)
     except msgspec.ValidationError as err:
-        message = str(err).replace("`$.", "`").replace("`$`", "top level")
-        raise ConfigError(f"{source}: {message}") from None
+        raise ConfigError(f"{source}: {_describe_validation_error(str(err), cls)}") from None
 
 
 def load_config(

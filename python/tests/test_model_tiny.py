@@ -66,3 +66,17 @@ def test_interrupted_build_is_redone(tmp_path: Path) -> None:
     path = create_tiny_model(out, seed=1)
     assert (Path(path) / "model.safetensors").exists()
     assert json.loads((out / "tiny_model.json").read_text())["seed"] == 1
+
+
+def test_tiny_model_command_writes_a_loadable_model(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from transformers import AutoConfig
+
+    out = tmp_path / "tiny"
+    proc = subprocess.run([sys.executable, "-m", "stp.model.tiny", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(out)
+    assert AutoConfig.from_pretrained(out).num_hidden_layers == 2

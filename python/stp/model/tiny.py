@@ -134,3 +134,23 @@ def _save_model(out: Path, tok, *, hidden_size: int, num_layers: int, seed: int)
     model = LlamaForCausalLM(config)
     model.generation_config.pad_token_id = tok.pad_token_id
     model.save_pretrained(str(out), safe_serialization=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m stp.model.tiny DIR`: write the tiny model configs/tiny-cpu.toml points at."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m stp.model.tiny", description=main.__doc__)
+    parser.add_argument("out_dir", help="directory for the model and tokenizer (reused if complete)")
+    parser.add_argument("--hidden-size", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    path = create_tiny_model(args.out_dir, hidden_size=args.hidden_size,
+                             num_layers=args.layers, seed=args.seed)
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

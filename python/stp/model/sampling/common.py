@@ -76,6 +76,18 @@ def truncate_prompt_ids(ids: list[int], max_tokens: int, bos_id: int | None) -> 
     return ids[len(ids) - max_tokens:]
 
 
+def encode_prompt(tokenizer, prompt: str, max_prompt_tokens: int, stats: SamplerStats) -> list[int]:
+    """Token ids of a prompt, left-truncated to max_prompt_tokens (BOS kept). Truncation is
+    counted and logged because the original truncated silently, losing the instruction line."""
+    ids = tokenizer(prompt)["input_ids"]
+    if len(ids) > max_prompt_tokens:
+        stats.truncated_prompts += 1
+        log.warning("prompt of %d tokens left-truncated to %d (max_prompt_tokens)",
+                    len(ids), max_prompt_tokens)
+        ids = truncate_prompt_ids(ids, max_prompt_tokens, tokenizer.bos_token_id)
+    return ids
+
+
 def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     """Cut after the earliest stop string, keeping it (parse_conjecture needs the end tag)."""
     best: int | None = None

@@ -18,9 +18,9 @@ from stp.model.config import ModelConfig, SamplerConfig
 from stp.model.sampling.common import (
     SamplerStats,
     cut_at_stop,
+    encode_prompt,
     log,
     resolve_model_path,
-    truncate_prompt_ids,
 )
 from stp.model.types import SampleRequest
 
@@ -99,15 +99,7 @@ class HFSampler:
     # -- generation ---------------------------------------------------------------------------
 
     def encode_prompt(self, prompt: str) -> list[int]:
-        """Token ids of a prompt, left-truncated to model_cfg.max_prompt_tokens (BOS kept)."""
-        ids = self.tokenizer(prompt)["input_ids"]
-        limit = self.model_cfg.max_prompt_tokens
-        if len(ids) > limit:
-            self.stats.truncated_prompts += 1
-            log.warning("prompt of %d tokens left-truncated to %d (max_prompt_tokens)",
-                        len(ids), limit)
-            ids = truncate_prompt_ids(ids, limit, self.tokenizer.bos_token_id)
-        return ids
+        return encode_prompt(self.tokenizer, prompt, self.model_cfg.max_prompt_tokens, self.stats)
 
     def generate(self, requests: Sequence[SampleRequest]) -> list[list[str]]:
         return [self._generate_one(req) for req in requests]

@@ -27,9 +27,9 @@ from stp.cli import UsageError
 from stp.model.config import ModelConfig, SamplerConfig
 from stp.model.sampling.common import (
     SamplerStats,
+    encode_prompt,
     log,
     resolve_model_path,
-    truncate_prompt_ids,
 )
 from stp.model.types import Sampler, SampleRequest
 
@@ -80,14 +80,7 @@ class VLLMSampler:
         self.stats = SamplerStats()
 
     def encode_prompt(self, prompt: str) -> list[int]:
-        ids = self.tokenizer(prompt)["input_ids"]
-        limit = self.model_cfg.max_prompt_tokens
-        if len(ids) > limit:
-            self.stats.truncated_prompts += 1
-            log.warning("prompt of %d tokens left-truncated to %d (max_prompt_tokens)",
-                        len(ids), limit)
-            ids = truncate_prompt_ids(ids, limit, self.tokenizer.bos_token_id)
-        return ids
+        return encode_prompt(self.tokenizer, prompt, self.model_cfg.max_prompt_tokens, self.stats)
 
     def _params(self, req: SampleRequest, prompt_len: int) -> Any | None:
         budget = min(req.max_tokens, self.model_cfg.max_model_len - prompt_len)

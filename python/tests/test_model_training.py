@@ -197,7 +197,6 @@ def test_train_resume_export_and_sample(tiny: str, tmp_path: Path) -> None:
 
     # The export loads in the CPU sampler: distinct seeds give distinct samples, equal seeds equal.
     from stp.model.sampling import make_sampler
-
     from stp.model.types import SampleRequest
 
     sampler = make_sampler(resumed.hf_path, MODEL, SamplerConfig(backend="hf", max_tokens=12))

@@ -9,10 +9,12 @@ The STP Lake workspace (repository root). Our two programs live under `lean/`:
 
 Pin: Lean `v4.9.0-rc1` + upstream Mathlib `d1d1e4b72c6e009edd97cabe1d661b021fe8eeae`
 (2024-06-12), the environment of the released STP / DeepSeek-Prover-V1.5 models.
-The first `lake exe cache get` (or `lake update`) writes `lake-manifest.json`; see docs/lean.md.
+`lake-manifest.json` was written from Mathlib's own manifest at that commit; see docs/lean.md.
 -/
 
-package stp
+-- Same `package … where leanOptions` form as Mathlib's own lakefile at the pin.
+package stp where
+  leanOptions := #[⟨`autoImplicit, false⟩]
 
 require mathlib from git
   "https://github.com/leanprover-community/mathlib4" @ "d1d1e4b72c6e009edd97cabe1d661b021fe8eeae"

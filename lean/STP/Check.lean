@@ -23,7 +23,7 @@ def forbiddenAtoms : List String := [
   "binder_predicate", "initialize", "builtin_initialize", "axiom", "opaque", "unsafe",
   "partial", "implemented_by", "extern", "@[", "attribute", "instance", "local", "scoped",
   "private", "export", "import", "namespace", "section", "mutual", "deriving",
-  "apply?", "exact?", "rw?", "hint", "library_search", "rw_search"]
+  "apply?", "exact?", "rw?", "hint", "library_search", "rw_search", "polyrith"]
 
 /-- Identifier components that never belong in a proof (trust-the-compiler axioms and their
 helpers, `sorryAx`, metaprogramming namespaces reachable after `open Lean`). -/

@@ -32,7 +32,7 @@ partial def serve (c : CheckerSession) (stdin : IO.FS.Stream) : IO Unit := do
       | .ok (some op) => pure (errorResponse id "unknown_op" s!"unknown op \"{op}\"")
       | .ok none => pure (errorResponse id "bad_request" "missing field 'op'")
       | .error e => pure (errorResponse id "bad_request" e)
-  emit resp.toJson
+  emit resp.json
   serve c stdin
 
 /-- Wait for the config line; anything else before it gets an `error` answer. -/
@@ -52,10 +52,10 @@ partial def readConfig (stdin : IO.FS.Stream) : IO (Option CheckerConfig) := do
     match Json.parse line >>= CheckerConfig.parse with
     | .ok cfg => return some cfg
     | .error e =>
-      emit (errorResponse "" "bad_request" e).toJson
+      emit (errorResponse "" "bad_request" e).json
       readConfig stdin
   else
-    emit (errorResponse "" "bad_request" problem).toJson
+    emit (errorResponse "" "bad_request" problem).json
     readConfig stdin
 
 end STP

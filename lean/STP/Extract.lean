@@ -125,6 +125,6 @@ def extractModule (req : ExtractRequest) : IO Unit := do
   emit <| Json.mkObj <|
     [("t", Json.str "done"), ("module", Json.str req.module), ("commands", toJson nCmds),
      ("decls", toJson decls.size), ("ms", toJson ((← IO.monoMsNow) - t0 + 1))]
-    ++ fieldList "errors" (errors.map Msg.toJson)
+    ++ fieldList "errors" (errors.map Msg.json)
 
 end STP

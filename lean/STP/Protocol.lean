@@ -21,12 +21,15 @@ structure Msg where
   endLine? : Option Nat := none
   endColumn? : Option Nat := none
 
-def Msg.toJson (m : Msg) : Json :=
+/-- Named `json`, not `toJson`: inside a `def Msg.toJson` a bare `toJson` would resolve to the
+function being defined (the declaration's namespace is open in its body). -/
+def Msg.json (m : Msg) : Json :=
   Json.mkObj <|
-    [("severity", Json.str m.severity), ("line", toJson m.line), ("column", toJson m.column),
+    [("severity", Json.str m.severity), ("line", Lean.toJson m.line),
+     ("column", Lean.toJson m.column),
      ("text", Json.str m.text)]
-    ++ (match m.endLine? with | some l => [("end_line", toJson l)] | none => [])
-    ++ (match m.endColumn? with | some c => [("end_column", toJson c)] | none => [])
+    ++ (match m.endLine? with | some l => [("end_line", Lean.toJson l)] | none => [])
+    ++ (match m.endColumn? with | some c => [("end_column", Lean.toJson c)] | none => [])
 
 /-- A message of ours (not Lean's), e.g. for a bad request, at line 0. -/
 def Msg.plain (text : String) : Msg := { severity := "error", line := 0, column := 0, text }
@@ -129,7 +132,7 @@ def readyJson (ok : Bool) (leanVersion : String) (headerMs : Nat) (errors : List
     [("op", Json.str "ready"), ("protocol", toJson protocolVersion), ("ok", Json.bool ok),
      ("lean_version", Json.str leanVersion), ("checker_version", Json.str checkerVersion),
      ("header_ms", toJson headerMs)]
-    ++ fieldList "header_errors" (errors.map Msg.toJson)
+    ++ fieldList "header_errors" (errors.map Msg.json)
 
 structure CheckResponse where
   id : String
@@ -143,12 +146,12 @@ structure CheckResponse where
   premises? : Option (List String) := none
   ms : Nat := 0
 
-def CheckResponse.toJson (r : CheckResponse) : Json :=
+def CheckResponse.json (r : CheckResponse) : Json :=
   Json.mkObj <|
     [("op", Json.str "result"), ("id", Json.str r.id), ("verdict", Json.str r.verdict)]
     ++ strList "reasons" r.reasons
-    ++ fieldList "errors" (r.errors.map Msg.toJson)
-    ++ fieldList "warnings" (r.warnings.map Msg.toJson)
+    ++ fieldList "errors" (r.errors.map Msg.json)
+    ++ fieldList "warnings" (r.warnings.map Msg.json)
     ++ strList "axioms" r.axioms
     ++ (match r.statementMatch? with | some b => [("statement_match", Json.bool b)] | none => [])
     ++ strList "forbidden" r.forbidden

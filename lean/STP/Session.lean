@@ -64,7 +64,8 @@ def SessionHeader.stateWith (h : SessionHeader) (maxHeartbeats : Nat) (infoTrees
   let st := h.state
   { st with
     messages := {},
-    infoState := { st.infoState with enabled := infoTrees },
+    -- Drop the header's own info trees: premise positions are relative to the snippet.
+    infoState := { st.infoState with enabled := infoTrees, trees := {} },
     scopes := st.scopes.map fun sc =>
       { sc with opts := Compat.setNatOption sc.opts `maxHeartbeats maxHeartbeats } }
 
@@ -115,6 +116,8 @@ def referencedConstants (trees : PersistentArray InfoTree) (fromByte toByte : Na
   let step (acc : NameSet × Array Name) (info : Info) : NameSet × Array Name :=
     match info with
     | Info.ofTermInfo ti =>
+      -- `isBinder` marks the name a declaration introduces (its declId), not a use.
+      if ti.isBinder then acc else
       match ti.expr with
       | Expr.const n _ =>
         match ti.stx.getHeadInfo, ti.stx.getPos? with

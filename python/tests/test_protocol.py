@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from stp.lean import protocol as P
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "lean" / "test" / "golden"
 SMOKE = REPO / "lean" / "test" / "check_smoke.jsonl"
-EXTRACT_FIXTURE = REPO / "python" / "tests" / "fixtures" / "extract" / "extractor_out.jsonl"
+GOLDEN_SOURCES = GOLDEN / "mathlib"
 
 
 def _lines(path: Path) -> list[str]:
@@ -83,36 +85,62 @@ def test_checker_output_golden_roundtrips_and_covers_every_reason() -> None:
             assert "forbidden" in r.reasons
 
 
-def test_extractor_golden_roundtrips_and_matches_the_data_fixture() -> None:
+def test_extractor_golden_roundtrips_and_covers_every_message() -> None:
     requests = [P.extract_request_decoder.decode(line)
                 for line in _lines(GOLDEN / "extractor_in.jsonl")]
     assert any(r.premises for r in requests) and any(not r.premises for r in requests)
     msgs = _roundtrip(GOLDEN / "extractor_out.jsonl", P.extractor_output_decoder)
     kinds = {type(m) for m in msgs}
     assert kinds == {P.ExtractCommand, P.ExtractDecl, P.ExtractDone, P.ExtractError}
-    # The golden output starts with the data helper's fixture, line for line: both sides agree.
-    fixture = _lines(EXTRACT_FIXTURE)
-    assert _lines(GOLDEN / "extractor_out.jsonl")[: len(fixture)] == fixture
     # Every module of a request is closed by exactly one done or error line.
-    closed = [m.module for m in msgs if isinstance(m, P.ExtractDone | P.ExtractError)]
-    assert set(closed) == {r.module for r in requests}
+    closed = [m.module for m in msgs if isinstance(m, P.ExtractDone | P.ExtractError)
+              and m.module]
+    assert sorted(closed) == sorted(r.module for r in requests)
     assert any(isinstance(m, P.ExtractDone) and m.errors for m in msgs)
+    for done in (m for m in msgs if isinstance(m, P.ExtractDone)):  # counts match the lines
+        mine = [m for m in msgs if getattr(m, "module", None) == done.module]
+        assert done.commands == sum(isinstance(m, P.ExtractCommand) for m in mine)
+        assert done.decls == sum(isinstance(m, P.ExtractDecl) for m in mine)
+        assert isinstance(mine[-1], P.ExtractDone)  # decl lines, cmd lines, then done
+
+
+def test_extractor_golden_is_derived_from_its_sources() -> None:
+    """The committed golden output is exactly what the derivation script computes from the
+    real source texts (so no offset was typed by hand)."""
+    proc = subprocess.run([sys.executable, str(GOLDEN / "make_extractor_golden.py")],
+                          capture_output=True, text=True, check=True, timeout=60)
+    assert proc.stdout.splitlines() == _lines(GOLDEN / "extractor_out.jsonl")
 
 
 def test_extractor_golden_offsets_point_into_the_real_sources() -> None:
     requests = {r.module: r for r in (P.extract_request_decoder.decode(line)
                                       for line in _lines(GOLDEN / "extractor_in.jsonl"))}
-    for line in _lines(EXTRACT_FIXTURE):
+    pinned = GOLDEN_SOURCES / "Mathlib" / "Algebra" / "Group" / "Semiconj" / "Defs.lean"
+    assert pinned.read_bytes().startswith(b"/-\nCopyright (c) 2019 Yury Kudryashov.")
+    checked = 0
+    for line in _lines(GOLDEN / "extractor_out.jsonl"):
         msg = P.extractor_output_decoder.decode(line)
-        if not isinstance(msg, P.ExtractCommand):
-            continue
-        data = (REPO / requests[msg.module].path).read_bytes()
-        assert 0 <= msg.start_byte < msg.end_byte <= len(data)
-        if msg.val_start_byte is not None:
-            assert msg.start_byte < msg.val_start_byte < msg.end_byte
-            assert data[msg.val_start_byte:].startswith((b":=", b"|", b"where"))
-        if msg.decl_id is not None:
-            assert msg.decl_id.encode() in data[msg.start_byte:msg.end_byte]
+        if isinstance(msg, P.ExtractCommand):
+            data = (REPO / requests[msg.module].path).read_bytes()
+            assert 0 <= msg.start_byte < msg.end_byte <= len(data)
+            text = data[msg.start_byte:msg.end_byte]
+            assert text == text.strip() and not data[msg.start_byte - 1:msg.start_byte].strip()
+            if msg.val_start_byte is not None:
+                assert msg.start_byte < msg.val_start_byte < msg.end_byte
+                assert data[msg.val_start_byte:].startswith((b":=", b"|", b"where"))
+            if msg.decl_id is not None:
+                assert msg.decl_id.encode() in text
+            checked += 1
+        elif isinstance(msg, P.ExtractDecl):
+            lines = (REPO / requests[msg.module].path).read_text(encoding="utf-8").splitlines()
+            assert msg.sel_line == msg.sel_end_line
+            sel = lines[msg.sel_line - 1][msg.sel_column:msg.sel_end_column]
+            # A theorem's selection is its name; a to_additive copy's is the attribute token.
+            assert sel in (msg.name.rsplit(".", 1)[-1], "to_additive"), (msg.name, sel)
+            assert (msg.line, msg.column) <= (msg.sel_line, msg.sel_column)
+            assert (msg.end_line, msg.end_column) >= (msg.sel_end_line, msg.sel_end_column)
+            checked += 1
+    assert checked > 50
 
 
 def _smoke_runner() -> Any:

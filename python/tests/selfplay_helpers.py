@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -134,3 +135,32 @@ def scripted_train(base_model: str, examples_path: str, out_dir: str, trainer_cf
         "base": storage.basename(base_model), "examples": hashlib.sha256(data).hexdigest(),
         "lr": overrides.get("learning_rate")}))
     return SimpleNamespace(hf_path=hf, steps=1, losses=[2.0, 1.5], tokens=10, seconds=0.0)
+
+
+class SimulatedCrash(RuntimeError):
+    """Raised from the self-play hook to stand in for a kill at a stage or shard boundary."""
+
+
+StageHook = Callable[[int, str, "int | None"], None]
+
+
+def run_crashing_once_everywhere(run_once: Callable[[StageHook], Any],
+                                 max_restarts: int) -> tuple[list[tuple[int, str, int | None]], int]:
+    """Run until completion, crashing once after every (round, stage, shard) the hook sees and
+    restarting each time: what a run killed at every possible point and resumed goes through.
+    Returns the crash points and the number of restarts."""
+    crashed: list[tuple[int, str, int | None]] = []
+
+    def hook(r: int, stage: str, shard: int | None) -> None:
+        if (r, stage, shard) not in crashed:
+            crashed.append((r, stage, shard))
+            raise SimulatedCrash(f"simulated crash after round {r} {stage} {shard}")
+
+    restarts = 0
+    while True:
+        try:
+            run_once(hook)
+            return crashed, restarts
+        except SimulatedCrash:
+            restarts += 1
+            assert restarts < max_restarts, "resume does not make progress"

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from selfplay_helpers import make_config, run_contents
+from selfplay_helpers import make_config, run_contents, run_crashing_once_everywhere
 from standin import standin_command
 
 from stp import storage
@@ -86,24 +86,8 @@ def test_two_rounds_with_tiny_model_and_resume(tmp_path: Path, tiny_model: str) 
     assert summaries[1].stages["targets"]["conjecture_targets"] == conj["kept"]
 
     crashy = e2e_config(tmp_path, "crashy", tiny_model)
-    crashed: list[tuple[int, str, int | None]] = []
-
-    class Crash(RuntimeError):
-        pass
-
-    def hook(r: int, stage: str, shard: int | None) -> None:
-        if (r, stage, shard) not in crashed:
-            crashed.append((r, stage, shard))
-            raise Crash(f"{r} {stage} {shard}")
-
-    restarts = 0
-    while True:
-        try:
-            run_selfplay(crashy, checker_command=command, hook=hook)
-            break
-        except Crash:
-            restarts += 1
-            assert restarts < 60
+    crashed, _ = run_crashing_once_everywhere(
+        lambda hook: run_selfplay(crashy, checker_command=command, hook=hook), max_restarts=60)
     assert {(r, s) for r, s, shard in crashed if shard is None} == {
         (r, s) for r in (0, 1) for s in STAGES}
     a = run_contents(root, skip=("round-0000/model", "round-0001/model"))

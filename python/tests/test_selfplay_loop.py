@@ -18,6 +18,7 @@ from selfplay_helpers import (
     ScriptedSampler,
     make_config,
     run_contents,
+    run_crashing_once_everywhere,
     scripted_train,
 )
 from standin import standin_command
@@ -167,24 +168,8 @@ def test_completed_run_is_not_redone(reference_run) -> None:
 def test_kill_at_every_stage_and_shard_then_resume_is_identical(reference_run) -> None:
     tmp, ref_cfg, _ = reference_run
     cfg = make_config(tmp, "crashy")
-    crashed: list[tuple[int, str, int | None]] = []
-
-    class Crash(RuntimeError):
-        pass
-
-    def hook(r: int, stage: str, shard: int | None) -> None:
-        if (r, stage, shard) not in crashed:
-            crashed.append((r, stage, shard))
-            raise Crash(f"simulated crash after round {r} {stage} {shard}")
-
-    restarts = 0
-    while True:
-        try:
-            run(cfg, hook=hook)
-            break
-        except Crash:
-            restarts += 1
-            assert restarts < 100
+    crashed, restarts = run_crashing_once_everywhere(lambda hook: run(cfg, hook=hook),
+                                                     max_restarts=100)
     assert restarts == len(crashed)
     stages_hit = {(r, s) for r, s, shard in crashed if shard is None}
     assert stages_hit == {(r, s) for r in (0, 1) for s in STAGES}

@@ -25,6 +25,21 @@ def stage_summaries(run_dir: str) -> dict[int, dict[str, dict[str, Any]]]:
     return out
 
 
+def _finish(fig: Any, ax: Any, path: Path, *, xlabel: str, ylabel: str, title: str,
+            caption: str, legend_size: float | None = None) -> tuple[str, str]:
+    """Label, save and close one report figure; returns its (file name, caption) entry."""
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=legend_size)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path.name, caption
+
+
 def render_report(run_dir: str, out_dir: str | None = None) -> Path:
     """Write the plots and `report.md`; returns the report path. Plots need matplotlib."""
     import matplotlib
@@ -52,27 +67,15 @@ def render_report(run_dir: str, out_dir: str | None = None) -> Path:
             label="solved (total)")
     ax.plot(rounds, get("bookkeeping", "dataset_solved_this_round"), marker="s",
             label="solved this round")
-    ax.set_xlabel("round")
-    ax.set_ylabel("dataset statements")
-    ax.legend()
-    ax.set_title("Statements solved")
-    plots.append(("solved.png", "Dataset statements solved"))
-    fig.tight_layout()
-    fig.savefig(out / "solved.png", dpi=100)
-    plt.close(fig)
+    plots.append(_finish(fig, ax, out / "solved.png", xlabel="round", ylabel="dataset statements",
+                         title="Statements solved", caption="Dataset statements solved"))
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for key, label in [("generated", "generated"), ("parsed", "parsed"), ("kept", "kept")]:
         ax.plot(rounds, get("conjectures", key), marker="o", label=label)
     ax.plot(rounds, get("conjecture_examples", "weighted"), marker="^", label="rewarded (weighted)")
-    ax.set_xlabel("round")
-    ax.set_ylabel("conjectures")
-    ax.legend()
-    ax.set_title("Conjectures")
-    plots.append(("conjectures.png", "Conjectures generated, parsed, kept, rewarded"))
-    fig.tight_layout()
-    fig.savefig(out / "conjectures.png", dpi=100)
-    plt.close(fig)
+    plots.append(_finish(fig, ax, out / "conjectures.png", xlabel="round", ylabel="conjectures",
+                         title="Conjectures", caption="Conjectures generated, parsed, kept, rewarded"))
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     width = 0.8 / max(1, len(rounds))
@@ -80,14 +83,8 @@ def render_report(run_dir: str, out_dir: str | None = None) -> Path:
         hist = data[r].get("bookkeeping", {}).get("solve_rate_histogram") or [0] * 10
         ax.bar([b / 10 + 0.05 + (i - len(rounds) / 2) * width / 10 for b in range(10)], hist,
                width=width / 10, label=f"round {r}")
-    ax.set_xlabel("per-round solve rate")
-    ax.set_ylabel("statements")
-    ax.legend()
-    ax.set_title("Solve-rate histogram (attempted dataset statements)")
-    plots.append(("solve_rates.png", "Solve-rate histogram per round"))
-    fig.tight_layout()
-    fig.savefig(out / "solve_rates.png", dpi=100)
-    plt.close(fig)
+    plots.append(_finish(fig, ax, out / "solve_rates.png", xlabel="per-round solve rate", ylabel="statements",
+                         title="Solve-rate histogram (attempted dataset statements)", caption="Solve-rate histogram per round"))
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     bottom = [0.0] * len(rounds)
@@ -95,14 +92,8 @@ def render_report(run_dir: str, out_dir: str | None = None) -> Path:
         secs = [float(s) for s in get(stage, "seconds", 0.0)]
         ax.bar(rounds, secs, bottom=bottom, label=stage)
         bottom = [b + s for b, s in zip(bottom, secs, strict=True)]
-    ax.set_xlabel("round")
-    ax.set_ylabel("seconds")
-    ax.legend(fontsize=7)
-    ax.set_title("Time per stage")
-    plots.append(("stage_times.png", "Time per stage"))
-    fig.tight_layout()
-    fig.savefig(out / "stage_times.png", dpi=100)
-    plt.close(fig)
+    plots.append(_finish(fig, ax, out / "stage_times.png", xlabel="round", ylabel="seconds",
+                         title="Time per stage", legend_size=7, caption="Time per stage"))
 
     lines = [f"# Self-play report: `{run_dir}`", "",
              "| round | solved (total) | solved this round | attempts | conj. generated | "

@@ -11,6 +11,7 @@ seconds per check, so these numbers say how far the pool is from being a bottlen
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -33,10 +34,11 @@ def main() -> None:
     parser.add_argument("--latency-samples", type=int, default=2_000)
     args = parser.parse_args()
     cfg = load_config(None, [f"verifier.workers={args.workers}", "verifier.cache_dir='off'",
+                             "lean.checker_command=" + json.dumps(standin_command({})),
                              f"verifier.pipeline_depth={args.depth}"])
     statement = "theorem t (n : ℕ) : n + 0 = n :="
     items = [VerifyItem(statement=statement, proof=f" by simp -- {i}") for i in range(args.items)]
-    with make_verifier(cfg, checker_command=standin_command({})) as verifier:
+    with make_verifier(cfg) as verifier:
         verifier.verify_all(items[:200])  # start the workers outside the timing
         start = time.perf_counter()
         done = 0

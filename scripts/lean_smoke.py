@@ -157,11 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         if not cases:
             raise UsageError(f"--only {args.only}: no such ids in {args.smoke}")
     base = config_from_args(args)
-    command = shlex.split(args.checker_command) if args.checker_command else None
-    if command is None:
-        from stp.lean.toolchain import require_lean
+    if args.checker_command:
+        base.lean.checker_command = shlex.split(args.checker_command)
+    from stp.lean.toolchain import checker_command
 
-        require_lean(base.lean)  # UsageError (exit 2) when lake or the checker is missing
+    checker_command(base.lean)  # UsageError (exit 2) when lake or the checker is missing
 
     from stp.config import load_config
     from stp.verify import VerifyItem, make_verifier
@@ -181,11 +181,12 @@ def main(argv: list[str] | None = None) -> int:
         if "max_heartbeats" in cfg_over:
             overrides.append(f"lean.max_heartbeats={int(cfg_over['max_heartbeats'])}")
         cfg = load_config(args.config, overrides)
+        cfg.lean.checker_command = base.lean.checker_command
         items = [VerifyItem(statement=c["request"]["statement"], proof=c["request"]["proof"],
                             header=header, name=c["id"],
                             premises=bool(c["request"].get("premises", False)))
                  for c in group]
-        with make_verifier(cfg, checker_command=command) as verifier:
+        with make_verifier(cfg) as verifier:
             results = verifier.verify_all(items)
         for case, result in zip(group, results, strict=True):
             problems = mismatches(case, result, only_verdicts=args.only_verdicts)

@@ -12,16 +12,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from stp.config import ConfigError, STPConfig, load_config
-from stp.storage import CorruptRecordError
+from stp.config import STPConfig, load_config
+from stp.errors import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, STPError, UsageError
 
-EXIT_OK = 0
-EXIT_FAILURES = 1
-EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """Bad input or a missing prerequisite; printed as one line, exit status 2."""
+__all__ = ["EXIT_FAILURES", "EXIT_OK", "EXIT_USAGE", "UsageError", "add_config_arguments",
+           "config_from_args", "run_main", "setup_logging"]
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,10 +41,17 @@ def _toml_string(value: str) -> str:
 
 
 def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> None:
-    """Run a command's main, mapping known errors to one-line messages and exit codes."""
+    """Run a command's main, mapping the project's errors to one-line messages and exit codes.
+
+    This is the one place `STPError` is caught for the command line; library code raises it (see
+    `stp.errors`) and never prints or exits itself.
+    """
     try:
         code = main(argv)
-    except (UsageError, ConfigError, FileNotFoundError, CorruptRecordError) as err:
+    except STPError as err:
+        print(f"error: {err}", file=sys.stderr)
+        code = err.exit_code
+    except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         code = EXIT_USAGE
     except KeyboardInterrupt:

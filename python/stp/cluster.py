@@ -22,8 +22,8 @@ from typing import Any
 
 import msgspec
 
-from stp.cli import UsageError
 from stp.config import ClusterConfig
+from stp.errors import UsageError
 
 LEAN_RESOURCE = "stp_lean"
 SAMPLER_RESOURCE = "GPU"

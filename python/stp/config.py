@@ -9,7 +9,6 @@ silently ignored setting.
 from __future__ import annotations
 
 import difflib
-import os
 import re
 import tomllib
 import typing
@@ -18,7 +17,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from stp.data.config import DataConfig
+from stp.data.config import DATA_DIR_ENV, DEFAULT_DATA_DIR, DataConfig, resolve_data_dir
+from stp.errors import ConfigError
 from stp.eval.config import EvalConfig
 from stp.lean.config import LeanConfig
 from stp.model.config import ModelConfig, SamplerConfig, TrainerConfig
@@ -27,12 +27,6 @@ from stp.verify.config import VerifierConfig
 
 T = TypeVar("T")
 
-DATA_DIR_ENV = "STP_DATA_DIR"
-DEFAULT_DATA_DIR = "~/.cache/stp/data"
-
-
-class ConfigError(ValueError):
-    """A configuration file or override is invalid; the message names the file and the key."""
 
 
 class RunConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -190,9 +184,5 @@ def to_dict(config: msgspec.Struct) -> dict[str, Any]:
     return msgspec.to_builtins(config)
 
 
-def resolve_data_dir(configured: str = "", cli_value: str | None = None) -> Path:
-    """The data directory: --data-dir, else the config value, else $STP_DATA_DIR, else a cache dir."""
-    for candidate in (cli_value, configured, os.environ.get(DATA_DIR_ENV)):
-        if candidate:
-            return Path(candidate).expanduser()
-    return Path(DEFAULT_DATA_DIR).expanduser()
+__all__ = ["DATA_DIR_ENV", "DEFAULT_DATA_DIR", "ConfigError", "STPConfig", "load_config",
+           "resolve_data_dir", "to_toml"]

@@ -39,6 +39,8 @@ from typing import IO, Any, TypeVar
 
 import msgspec
 
+from stp.errors import InputFormatError
+
 T = TypeVar("T")
 
 GCS_SCHEME = "gs://"
@@ -52,7 +54,7 @@ DEFAULT_CACHE_DIR = "~/.cache/stp/gcs"
 PathLike = str | os.PathLike[str]
 
 
-class CorruptRecordError(ValueError):
+class CorruptRecordError(InputFormatError):
     """A stored record cannot be decoded; the message names the file and (when known) the line."""
 
     def __init__(self, path: str, lineno: int | None, reason: str) -> None:

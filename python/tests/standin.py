@@ -1,8 +1,8 @@
 """Helpers for tests of every area: the argv of the stand-in checker and its log.
 
     from standin import standin_command
-    cmd = standin_command({"rules": [{"pattern": "sorry", "action": "fail"}]})
-    verifier = make_verifier(cfg, checker_command=cmd)
+    cfg = with_checker(cfg, standin_command({"rules": [{"pattern": "sorry", "action": "fail"}]}))
+    verifier = make_verifier(cfg)
 
 See standin_checker.py for the rule language. Tests only: product code never starts it.
 """
@@ -12,7 +12,10 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stp.config import STPConfig
 
 STANDIN = Path(__file__).resolve().with_name("standin_checker.py")
 
@@ -20,6 +23,17 @@ STANDIN = Path(__file__).resolve().with_name("standin_checker.py")
 def standin_command(rules: dict[str, Any] | None = None) -> list[str]:
     """argv that starts the stand-in checker with `rules` (the spec dict of standin_checker.py)."""
     return [sys.executable, str(STANDIN), json.dumps(rules or {})]
+
+
+def with_checker(cfg: STPConfig, command: list[str]) -> STPConfig:
+    """`cfg` with `lean.checker_command` set to `command` (the config seam for the stand-in)."""
+    cfg.lean.checker_command = list(command)
+    return cfg
+
+
+def checker_override(command: list[str]) -> str:
+    """The `--set` override that points a command-line entry point at `command`."""
+    return "lean.checker_command=" + json.dumps(command)
 
 
 def read_log(path: str | Path) -> list[dict[str, Any]]:

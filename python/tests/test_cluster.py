@@ -16,8 +16,8 @@ import textwrap
 import pytest
 
 from stp import cluster
-from stp.cli import UsageError
 from stp.config import ClusterConfig
+from stp.errors import UsageError
 
 _SCRIPT = textwrap.dedent(
     """

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from stp.cli import UsageError
 from stp.data.__main__ import main
+from stp.errors import UsageError
 
 
 def test_info_json_lists_every_dataset(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from stp.cli import UsageError
 from stp.data import (
     DatasetFormatError,
     DatasetMissingError,
@@ -22,6 +21,7 @@ from stp.data import (
 from stp.data import download as dl
 from stp.data.lemmas import LemmaEntry, load_lemma_dict, write_lemma_dict
 from stp.data.normalize import normalise_ending, strip_trailing_sorry
+from stp.errors import UsageError
 from stp.lean.config import DEFAULT_HEADER
 
 

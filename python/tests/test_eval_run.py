@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from standin import standin_command
+from standin import standin_command, with_checker
 
 from stp.config import STPConfig, load_config
 from stp.data import load_dataset
@@ -82,7 +82,7 @@ def test_interrupted_run_resumes_without_redoing_work(tmp_path: Path, data_dir: 
     out = tmp_path / "log"
     prompt = lambda rec: f"prove {rec.name}"  # noqa: E731
     extract = str.strip
-    with make_verifier(cfg, checker_command=standin_command(RULES)) as verifier:
+    with make_verifier(with_checker(cfg, standin_command(RULES))) as verifier:
         first = SeedSampler(fail_on_call=3)  # 12 attempts in shards of 4: dies on shard 3
         with pytest.raises(KeyboardInterrupt):
             run_eval(settings(out), stmts, sampler=first, verifier=verifier, prompt=prompt,
@@ -119,11 +119,11 @@ def test_interrupted_run_resumes_without_redoing_work(tmp_path: Path, data_dir: 
 
 
 def test_resume_with_other_settings_is_refused(tmp_path: Path, data_dir: Path) -> None:
-    from stp.cli import UsageError
+    from stp.errors import UsageError
 
     cfg = config(tmp_path)
     out = tmp_path / "log"
-    with make_verifier(cfg, checker_command=standin_command(RULES)) as verifier:
+    with make_verifier(with_checker(cfg, standin_command(RULES))) as verifier:
         run_eval(settings(out, samples=1), statements(data_dir), sampler=SeedSampler(),
                  verifier=verifier, prompt=str, extract=str.strip)
         other = settings(out, samples=1)
@@ -152,8 +152,8 @@ def test_end_to_end_with_the_tiny_model(tmp_path: Path, data_dir: Path) -> None:
     run_settings = settings_from_config(cfg, model=model, splits=["minif2f:test"], samples=2,
                                         out=str(out))
     # The stand-in fails proofs containing "sorry" and passes the rest.
-    sampler, verifier, prompt, extract = make_components(cfg, run_settings,
-                                                         checker_command=standin_command(RULES))
+    sampler, verifier, prompt, extract = make_components(
+        with_checker(cfg, standin_command(RULES)), run_settings)
     try:
         result = run_eval(run_settings, statements(data_dir), sampler=sampler,
                           verifier=verifier, prompt=prompt, extract=extract)

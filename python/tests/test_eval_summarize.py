@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stp.cli import UsageError
+from stp.errors import UsageError
 from stp.eval import log as evlog
 from stp.eval.__main__ import main
 from stp.eval.loading import load_log

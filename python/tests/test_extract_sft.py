@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from standin import standin_command
+from standin import standin_command, with_checker
 
 from stp.config import load_config
 from stp.extract.assemble import assemble_module
@@ -132,7 +132,7 @@ def test_roundtrip_verification_with_standin(tmp_path: Path) -> None:
     cfg = load_config(None, ["verifier.workers=2", f'run.run_dir="{tmp_path}"',
                              f'verifier.cache_dir="{tmp_path / "cache"}"'])
     rules = {"rules": [{"pattern": "conj_iff", "field": "statement", "action": "fail"}]}
-    passed, failed = verify_theorems(cfg, theorems, checker_command=standin_command(rules))
+    passed, failed = verify_theorems(with_checker(cfg, standin_command(rules)), theorems)
     failed_names = {t.name: r.status for t, r in failed}
     assert failed_names["SemiconjBy.conj_iff"] == "fail"
     # equation-compiler values are not restatable as statement + proof: reported, not dropped.

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from stp import storage
-from stp.cli import UsageError
+from stp.errors import UsageError
 from stp.model.config import ModelConfig, SamplerConfig
 from stp.model.sampling import make_sampler
 from stp.model.sampling.common import cut_at_stop, truncate_prompt_ids

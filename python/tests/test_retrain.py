@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from selfplay_helpers import RULES, ScriptedSampler, make_config, scripted_train
-from standin import standin_command
+from standin import standin_command, with_checker
 
 from stp import storage
-from stp.cli import UsageError
 from stp.data.records import TrainingExample
+from stp.errors import UsageError
 from stp.model.prompts import prover_training_example
 from stp.retrain import run_retrain
 from stp.selfplay.loop import run_selfplay
@@ -23,7 +23,7 @@ from stp.selfplay.records import CorrectProof, StatementRow
 def selfplay_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("retrain")
     cfg = make_config(tmp, "run")
-    run_selfplay(cfg, checker_command=standin_command(RULES), sampler_factory=ScriptedSampler,
+    run_selfplay(with_checker(cfg, standin_command(RULES)), sampler_factory=ScriptedSampler,
                  train_fn=scripted_train)
     sft = [TrainingExample(prompt="mathlib prompt", target="mathlib proof", weight=1.0),
            TrainingExample(prompt="another", target="one", weight=0.5)]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from selfplay_helpers import make_config, run_contents, run_crashing_once_everywhere
-from standin import standin_command
+from standin import standin_command, with_checker
 
 from stp import storage
 from stp.data.records import TrainingExample
@@ -54,7 +54,7 @@ def e2e_config(tmp: Path, name: str, model: str):
 def test_two_rounds_with_tiny_model_and_resume(tmp_path: Path, tiny_model: str) -> None:
     cfg = e2e_config(tmp_path, "ref", tiny_model)
     command = standin_command(E2E_RULES)
-    summaries = run_selfplay(cfg, checker_command=command)
+    summaries = run_selfplay(with_checker(cfg, command))
     root = Path(cfg.run.run_dir)
     assert [s.round for s in summaries] == [0, 1]
     for r in (0, 1):
@@ -87,7 +87,7 @@ def test_two_rounds_with_tiny_model_and_resume(tmp_path: Path, tiny_model: str) 
 
     crashy = e2e_config(tmp_path, "crashy", tiny_model)
     crashed, _ = run_crashing_once_everywhere(
-        lambda hook: run_selfplay(crashy, checker_command=command, hook=hook), max_restarts=60)
+        lambda hook: run_selfplay(with_checker(crashy, command), hook=hook), max_restarts=60)
     assert {(r, s) for r, s, shard in crashed if shard is None} == {
         (r, s) for r in (0, 1) for s in STAGES}
     a = run_contents(root, skip=("round-0000/model", "round-0001/model"))

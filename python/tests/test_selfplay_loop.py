@@ -21,7 +21,7 @@ from selfplay_helpers import (
     run_crashing_once_everywhere,
     scripted_train,
 )
-from standin import standin_command
+from standin import standin_command, with_checker
 
 from stp import storage
 from stp.data.records import TrainingExample
@@ -40,7 +40,7 @@ from stp.selfplay.rundir import STAGES
 
 
 def run(cfg, **kw):
-    return run_selfplay(cfg, checker_command=standin_command(RULES),
+    return run_selfplay(with_checker(cfg, standin_command(RULES)),
                         sampler_factory=ScriptedSampler, train_fn=scripted_train, **kw)
 
 
@@ -199,17 +199,17 @@ def test_run_directory_on_gcs(tmp_path: Path, gcs_root: str) -> None:
 
 
 def test_missing_lemma_dict_is_a_usage_error(tmp_path: Path) -> None:
-    from stp.cli import UsageError
+    from stp.errors import UsageError
 
     cfg = make_config(tmp_path, "nolemmas", ['data.lemma_dict="/nonexistent/lemmas.jsonl.gz"'])
     with pytest.raises(UsageError, match="lemma dictionary not found"):
         run(cfg)
 
 
-def test_without_checker_command_lean_is_required(tmp_path: Path) -> None:
+def test_without_a_checker_command_lean_is_required(tmp_path: Path) -> None:
     import shutil
 
-    from stp.cli import UsageError
+    from stp.errors import UsageError
 
     if shutil.which("lake"):
         pytest.skip("Lean is installed here; the missing-Lean path cannot be exercised")
@@ -253,7 +253,7 @@ def test_report_cli(reference_run, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_round_without_any_proof_carries_the_model_over(tmp_path: Path) -> None:
     cfg = make_config(tmp_path, "nothing", ['model.name="base-model"'])
-    summaries = run_selfplay(cfg, checker_command=standin_command({"default": "fail"}),
+    summaries = run_selfplay(with_checker(cfg, standin_command({"default": "fail"})),
                              sampler_factory=ScriptedSampler, train_fn=scripted_train)
     for s in summaries:
         assert s.stages["bookkeeping"]["correct_attempts"] == 0

@@ -33,7 +33,7 @@ def test_bad_line_exits_2_with_file_and_line(tmp_path: Path) -> None:
 
 
 def test_other_bad_inputs_are_usage_errors(tmp_path: Path) -> None:
-    from stp.cli import UsageError
+    from stp.errors import UsageError
     from stp.train import main
 
     model = create_tiny_model(tmp_path / "tiny")

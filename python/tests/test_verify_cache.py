@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from standin import count_checks, standin_command
+from standin import count_checks, standin_command, with_checker
 
 from stp.config import load_config
 from stp.verify import VerifyItem, VerifyResult, make_verifier
@@ -22,8 +22,8 @@ def make(tmp_path: Path, log: Path, cache: str | None = None, **spec: Any):  # t
     if cache is not None:
         overrides.append(f"verifier.cache_dir={cache!r}")
     cfg = load_config(None, overrides)
-    return make_verifier(cfg, checker_command=standin_command(
-        {"log": str(log), "rules": SPEC_RULES, **spec}))
+    return make_verifier(with_checker(cfg, standin_command(
+        {"log": str(log), "rules": SPEC_RULES, **spec})))
 
 
 def items(n: int, distinct: int) -> list[VerifyItem]:

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from standin import standin_command
+from standin import checker_override, standin_command
 
-from stp.cli import UsageError
-from stp.verify.cli import TEST_COMMAND_ENV, main
+from stp.errors import UsageError
+from stp.verify.cli import main
 
 LEAN = """\
 import Mathlib
@@ -30,9 +30,7 @@ RULES = {"rules": [{"pattern": "bad_tactic", "action": "fail", "errors": [
     {"severity": "error", "line": 3, "column": 2, "text": "unknown tactic"}]}]}
 
 
-@pytest.fixture
-def standin_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TEST_COMMAND_ENV, json.dumps(standin_command(RULES)))
+STANDIN = ["--set", checker_override(standin_command(RULES))]
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -41,10 +39,10 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
-def test_lean_file_reports_failure_at_the_file_line(tmp_path: Path, standin_env: None,
+def test_lean_file_reports_failure_at_the_file_line(tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, "demo.lean", LEAN)
-    assert main([str(path), "--json", "--jobs", "1"]) == 1
+    assert main([str(path), "--json", "--jobs", "1", *STANDIN]) == 1
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["name"], r["status"]) for r in records] == [("good", "pass"), ("bad", "fail")]
     assert records[1]["source"] == f"{path}:7"
@@ -53,25 +51,24 @@ def test_lean_file_reports_failure_at_the_file_line(tmp_path: Path, standin_env:
     assert LEAN.split("\n")[8][2:].startswith("bad_tactic")
 
 
-def test_all_passing_jsonl_exits_zero_with_a_table(tmp_path: Path, standin_env: None,
+def test_all_passing_jsonl_exits_zero_with_a_table(tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, "proofs.jsonl", "\n".join(json.dumps(r) for r in [
         {"name": "p1", "statement": "theorem p1 : True :=", "proof": " trivial"},
         {"statement": "theorem p2 : True :=", "proof": " by trivial", "extra": 1},
     ]) + "\n")
-    assert main([str(path), "--timeout", "5", "--memory", "500"]) == 0
+    assert main([str(path), "--timeout", "5", "--memory", "500", *STANDIN]) == 0
     out = capsys.readouterr().out
     assert "p1" in out and "proofs.jsonl:2" in out and "2 pass" in out
 
 
-def test_header_flag_applies_to_records_without_one(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_header_flag_applies_to_records_without_one(tmp_path: Path) -> None:
     log = tmp_path / "log"
-    monkeypatch.setenv(TEST_COMMAND_ENV, json.dumps(standin_command({"log": str(log)})))
     path = write(tmp_path, "p.jsonl",
                  '{"statement": "theorem a : True :=", "proof": " trivial"}\n'
                  '{"statement": "theorem b : True :=", "proof": " trivial", "header": "import B"}\n')
-    assert main([str(path), "--header", "import Custom\\nopen Nat", "--json"]) == 0
+    assert main([str(path), "--header", "import Custom\\nopen Nat", "--json",
+                 "--set", checker_override(standin_command({"log": str(log)}))]) == 0
     headers = {json.loads(x)["header"] for x in log.read_text().splitlines()
                if json.loads(x)["ev"] == "start"}
     assert headers == {"import Custom\nopen Nat", "import B"}
@@ -82,32 +79,31 @@ def test_header_flag_applies_to_records_without_one(tmp_path: Path,
     ('{"statement": "s :=", "proof": "p"}\n{"proof": "p"}\n', r"bad.jsonl:2: field `statement`"),
     ('{"statement": "s :=", "proof": "p"}\n\n{oops\n', r"bad.jsonl:3: not valid JSON"),
 ])
-def test_malformed_jsonl_names_file_line_and_field(tmp_path: Path, standin_env: None,
+def test_malformed_jsonl_names_file_line_and_field(tmp_path: Path,
                                                    content: str, message: str) -> None:
     path = write(tmp_path, "bad.jsonl", content)
     with pytest.raises(UsageError, match=message):
-        main([str(path)])
+        main([str(path), *STANDIN])
 
 
-def test_usage_errors(tmp_path: Path, standin_env: None) -> None:
+def test_usage_errors(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="no such file"):
-        main([str(tmp_path / "missing.lean")])
+        main([str(tmp_path / "missing.lean"), *STANDIN])
     with pytest.raises(UsageError, match=r"expected a \.lean or \.jsonl file"):
-        main([str(write(tmp_path, "x.txt", "hi"))])
+        main([str(write(tmp_path, "x.txt", "hi")), *STANDIN])
     with pytest.raises(UsageError, match="no theorem"):
-        main([str(write(tmp_path, "empty.lean", "import Mathlib\n"))])
+        main([str(write(tmp_path, "empty.lean", "import Mathlib\n")), *STANDIN])
 
 
-def test_checker_that_cannot_start_is_an_environment_error(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TEST_COMMAND_ENV, json.dumps(standin_command({"start_crash": "."})))
+def test_checker_that_cannot_start_is_an_environment_error(tmp_path: Path) -> None:
     path = write(tmp_path, "demo.lean", LEAN)
     with pytest.raises(UsageError, match="checker could not start"):
-        main([str(path), "--set", "verifier.start_timeout_s=5"])
+        main([str(path), "--set", "verifier.start_timeout_s=5",
+              "--set", checker_override(standin_command({"start_crash": "."}))])
 
 
 def _run_cli(args: list[str], env_extra: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != TEST_COMMAND_ENV}
+    env = dict(os.environ)
     env.update(env_extra)
     env["PATH"] = os.path.dirname(sys.executable)  # no `lake` on PATH
     env["HOME"] = str(cwd)  # no ~/.elan either
@@ -125,8 +121,7 @@ def test_exit_codes_through_the_real_entry_point(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines() == [
         f"error: Lean not found: install elan (scripts/setup.sh) and run `lake build` in "
         f"{tmp_path}"]
-    test_env = {TEST_COMMAND_ENV: json.dumps(standin_command(RULES))}
-    assert _run_cli([str(good)], test_env, tmp_path).returncode == 0
-    proc = _run_cli([str(path), "--json"], test_env, tmp_path)
+    assert _run_cli([str(good), *STANDIN], {}, tmp_path).returncode == 0
+    proc = _run_cli([str(path), "--json", *STANDIN], {}, tmp_path)
     assert proc.returncode == 1, proc.stderr
     assert [json.loads(x)["status"] for x in proc.stdout.splitlines()] == ["pass", "fail"]

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from standin import standin_command
+from standin import standin_command, with_checker
 
 from stp.config import load_config
 from stp.verify import VerifyItem, VerifyResult, make_verifier
@@ -38,7 +38,7 @@ def test_only_passing_proofs_are_cross_checked_and_disagreements_reported(
         tmp_path: Path) -> None:
     cfg = load_config(None, ["verifier.workers=1", "verifier.cache_dir='off'"])
     spec = {"rules": [{"pattern": "bad", "action": "fail"}]}
-    engine_verifier = make_verifier(cfg, checker_command=standin_command(spec))
+    engine_verifier = make_verifier(with_checker(cfg, standin_command(spec)))
     fake = FakeBackend(explode_on="boom")
     v = Verifier(engine_verifier.backend, default_header=cfg.lean.default_header,
                  cross_checker=CrossChecker(fake))

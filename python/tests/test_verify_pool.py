@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from standin import read_log, standin_command
+from standin import read_log, standin_command, with_checker
 
 from stp.config import STPConfig, load_config
 from stp.verify import Verifier, VerifyItem, make_verifier
@@ -36,7 +36,7 @@ def verifier_factory(tmp_path: Path) -> Iterator[Any]:
         state = tmp_path / f"state-{len(made)}"
         state.mkdir()
         spec = {"log": str(log), "state_dir": str(state), **spec}
-        v = make_verifier(config(tmp_path, **verifier), checker_command=standin_command(spec))
+        v = make_verifier(with_checker(config(tmp_path, **verifier), standin_command(spec)))
         made.append(v)
         return v, log
 

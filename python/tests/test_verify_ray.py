@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from standin import read_log, standin_command
+from standin import read_log, standin_command, with_checker
 
 from stp.config import load_config
 from stp.verify import VerifyItem, make_verifier
@@ -29,7 +29,7 @@ def test_ray_backend_verifies_like_the_local_pool(tmp_path: Path) -> None:
                                        {"pattern": "CRASH", "action": "crash"},
                                        {"pattern": "HANG", "action": "hang"}]}
     try:
-        with make_verifier(cfg, checker_command=standin_command(spec)) as v:
+        with make_verifier(with_checker(cfg, standin_command(spec))) as v:
             items = [VerifyItem(statement="theorem t : True :=",
                                 proof=f" by {'bad' if i % 4 == 0 else 'simp'} {i % 900}")
                      for i in range(1000)]

@@ -4,38 +4,30 @@
     load_examples(name, data_dir=None, split="train") -> list[TrainingExample]
     list_datasets() -> list[DatasetInfo]
     stp.data.lemmas.load_lemma_dict(path) -> dict[str, str]
-
-Exports are resolved lazily: `stp.config` imports `stp.data.config` while `stp.cli` is still
-initialising, so this package must not import `stp.cli` at import time.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from stp.data.download import DatasetMissingError, DownloadError
+from stp.data.lemmas import load_lemma_dict
+from stp.data.loaders import DatasetFormatError, load_dataset, load_examples
+from stp.data.normalize import Defect, DefectReport
+from stp.data.records import Statement, TrainingExample, statement_key
+from stp.data.registry import DatasetInfo, get_dataset_info, list_datasets
 
-_EXPORTS = {
-    "DatasetMissingError": "stp.data.download",
-    "DownloadError": "stp.data.download",
-    "DatasetFormatError": "stp.data.loaders",
-    "load_dataset": "stp.data.loaders",
-    "load_examples": "stp.data.loaders",
-    "Defect": "stp.data.normalize",
-    "DefectReport": "stp.data.normalize",
-    "Statement": "stp.data.records",
-    "TrainingExample": "stp.data.records",
-    "statement_key": "stp.data.records",
-    "DatasetInfo": "stp.data.registry",
-    "get_dataset_info": "stp.data.registry",
-    "list_datasets": "stp.data.registry",
-    "load_lemma_dict": "stp.data.lemmas",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'stp.data' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__all__ = [
+    "DatasetFormatError",
+    "DatasetInfo",
+    "DatasetMissingError",
+    "Defect",
+    "DefectReport",
+    "DownloadError",
+    "Statement",
+    "TrainingExample",
+    "get_dataset_info",
+    "list_datasets",
+    "load_dataset",
+    "load_examples",
+    "load_lemma_dict",
+    "statement_key",
+]

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import msgspec
+
+DATA_DIR_ENV = "STP_DATA_DIR"
+DEFAULT_DATA_DIR = "~/.cache/stp/data"
 
 
 class DatasetRef(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -27,3 +33,11 @@ class DataConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     sft_mathlib: str = ""
     # Download missing public datasets when online.
     allow_download: bool = True
+
+
+def resolve_data_dir(configured: str = "", cli_value: str | None = None) -> Path:
+    """The data directory: --data-dir, else the config value, else $STP_DATA_DIR, else a cache dir."""
+    for candidate in (cli_value, configured, os.environ.get(DATA_DIR_ENV)):
+        if candidate:
+            return Path(candidate).expanduser()
+    return Path(DEFAULT_DATA_DIR).expanduser()

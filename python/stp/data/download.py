@@ -16,8 +16,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from stp.cli import UsageError
 from stp.data.registry import DataFile, DatasetInfo
+from stp.errors import UsageError
 
 TIMEOUT_S = 60.0
 # Overridable Hub endpoint (mirrors); None = huggingface_hub's default / $HF_ENDPOINT.

@@ -12,7 +12,7 @@ from pathlib import Path
 import msgspec
 
 from stp import storage
-from stp.cli import UsageError
+from stp.errors import UsageError
 
 
 class LemmaEntry(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from stp.cli import UsageError
-from stp.config import resolve_data_dir
 from stp.data import normalize as nz
+from stp.data.config import resolve_data_dir
 from stp.data.download import ensure_file, ensure_hf_dataset, hf_local_dir
 from stp.data.records import Statement, TrainingExample, statement_key
 from stp.data.registry import DataFile, DatasetInfo, get_dataset_info
+from stp.errors import UsageError
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from stp.cli import UsageError
+from stp.errors import UsageError
 
 # STP's release (MIT). The benchmark files in the shared data folder are byte-identical to
 # `assets/data/` at this commit; downloads are checked against the hashes below when known.

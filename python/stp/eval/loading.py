@@ -17,9 +17,9 @@ from typing import Literal
 import numpy as np
 
 from stp import storage
-from stp.cli import UsageError
 from stp.data import load_dataset
 from stp.data.registry import DATASETS
+from stp.errors import UsageError
 from stp.eval import log as evlog
 from stp.eval.stp_format import build_benchmark_index, is_stp_record, read_stp_log
 

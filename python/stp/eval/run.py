@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stp import storage
-from stp.cli import UsageError
 from stp.config import STPConfig, resolve_data_dir
 from stp.data import Statement, load_dataset
+from stp.errors import UsageError
 from stp.eval import log as evlog
 from stp.model.types import Sampler, SampleRequest
 from stp.verify.types import VerifyItem, VerifyResult
@@ -217,23 +217,20 @@ def run_eval(settings: RunSettings, statements: dict[str, list[Statement]], *,
     return result
 
 
-def make_components(cfg: STPConfig, settings: RunSettings,
-                    checker_command: list[str] | None = None
+def make_components(cfg: STPConfig, settings: RunSettings
                     ) -> tuple[Sampler, object, Callable[[Statement], str], Callable[[str], str]]:
     """The production sampler, verifier and prompt functions for `settings`."""
+    from stp.lean.toolchain import checker_command
     from stp.model.prompts import extract_proof, prover_prompt
     from stp.model.sampling import make_sampler
     from stp.verify import make_verifier
 
-    if checker_command is None:
-        from stp.lean.toolchain import require_lean
-
-        require_lean(cfg.lean)
+    checker_command(cfg.lean)  # fail before the model loads when Lean is missing
     fmt = settings.prompt_format
     model_cfg = cfg.model
     sampler = make_sampler(settings.model, model_cfg, cfg.sampler)
     try:
-        verifier = make_verifier(cfg, checker_command=checker_command)
+        verifier = make_verifier(cfg)
     except BaseException:
         sampler.close()
         raise
@@ -244,11 +241,11 @@ def make_components(cfg: STPConfig, settings: RunSettings,
     return sampler, verifier, prompt, extract_proof
 
 
-def run_from_config(cfg: STPConfig, settings: RunSettings, *, data_dir: str | None = None,
-                    checker_command: list[str] | None = None) -> RunResult:
+def run_from_config(cfg: STPConfig, settings: RunSettings, *, data_dir: str | None = None
+                    ) -> RunResult:
     root = resolve_data_dir(cfg.run.data_dir, data_dir)
     statements = load_splits(settings.splits, root)
-    sampler, verifier, prompt, extract = make_components(cfg, settings, checker_command)
+    sampler, verifier, prompt, extract = make_components(cfg, settings)
     try:
         return run_eval(settings, statements, sampler=sampler, verifier=verifier,
                         prompt=prompt, extract=extract)

@@ -18,11 +18,12 @@ from typing import Any
 
 import msgspec
 
-from stp.cli import UsageError
 from stp.data import load_dataset
+from stp.data.config import resolve_data_dir
 from stp.data.download import ensure_file
 from stp.data.loaders import iter_rows
 from stp.data.registry import get_dataset_info
+from stp.errors import UsageError
 from stp.eval.log import (
     STATUSES,
     ColumnBuilder,
@@ -83,7 +84,6 @@ def build_benchmark_index(data_dir: str | Path | None = None,
     Raw rows and `load_dataset` records are both in file order, one per row, which is how a raw
     row is tied to its normalised id. Two rows collapsing to one string is an error (the original
     asserted the same)."""
-    from stp.config import resolve_data_dir
 
     root = resolve_data_dir(cli_value=str(data_dir) if data_dir is not None else None)
     entries: dict[str, BenchmarkEntry] = {}

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from stp.cli import UsageError
+from stp.errors import UsageError
 from stp.eval import log as evlog
 from stp.eval.estimators import (
     ChunkEstimate,

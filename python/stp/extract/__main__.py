@@ -154,15 +154,13 @@ def _load_theorems(path: str) -> list[ExtractedTheorem]:
     return list(storage.iter_jsonl(path, type=ExtractedTheorem))
 
 
-def cmd_verify_dir(cfg: STPConfig, out: str, checker_command: list[str] | None = None) -> int:
+def cmd_verify_dir(cfg: STPConfig, out: str) -> int:
     from stp.extract.verify import verify_item, verify_theorems
+    from stp.lean.toolchain import checker_command
 
-    if checker_command is None:
-        from stp.lean.toolchain import require_lean
-
-        require_lean(cfg.lean)
+    checker_command(cfg.lean)  # fail fast when Lean is missing
     theorems = _load_theorems(storage.join(out, "theorems.jsonl.gz"))
-    passed, failed = verify_theorems(cfg, theorems, checker_command=checker_command)
+    passed, failed = verify_theorems(cfg, theorems)
     storage.write_jsonl(storage.join(out, "theorems.verified.jsonl.gz"), passed)
     storage.write_jsonl(storage.join(out, "verify_failures.jsonl.gz"), [
         {"name": t.name, "module": t.module, "status": r.status, "reasons": r.reasons,

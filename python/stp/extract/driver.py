@@ -28,7 +28,7 @@ from pathlib import Path
 import msgspec
 
 from stp import storage
-from stp.cli import UsageError
+from stp.errors import UsageError
 from stp.extract.records import ModuleSummary
 from stp.lean.protocol import (
     ExtractDone,

@@ -9,10 +9,13 @@ measure the scope-reconstruction error rate and are kept aside, not dropped sile
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from stp.config import STPConfig
 from stp.extract.records import ExtractedTheorem
 from stp.verify.types import VerifyItem, VerifyResult
+
+if TYPE_CHECKING:
+    from stp.config import STPConfig
 
 RENAME_SUFFIX = "_stp_roundtrip"
 _HEAD = re.compile(r"^(theorem|lemma)(\s+)(\S+)")
@@ -34,8 +37,7 @@ def verify_item(thm: ExtractedTheorem) -> VerifyItem:
                       name=thm.name)
 
 
-def verify_theorems(cfg: STPConfig, theorems: list[ExtractedTheorem], *,
-                    checker_command: list[str] | None = None
+def verify_theorems(cfg: STPConfig, theorems: list[ExtractedTheorem]
                     ) -> tuple[list[ExtractedTheorem], list[tuple[ExtractedTheorem, VerifyResult]]]:
     """(passing, failing with their results). Non-checkable records count as failures with an
     `error` status so the report accounts for every theorem."""
@@ -49,7 +51,7 @@ def verify_theorems(cfg: STPConfig, theorems: list[ExtractedTheorem], *,
     # Group by header so the pool keeps few warm header sessions at a time.
     todo.sort(key=lambda t: (t.module, verify_item(t).header))
     passed: list[ExtractedTheorem] = []
-    with make_verifier(cfg, checker_command=checker_command) as verifier:
+    with make_verifier(cfg) as verifier:
         results = verifier.verify_all(verify_item(t) for t in todo)
     for thm, result in zip(todo, results, strict=True):
         if result.passed:

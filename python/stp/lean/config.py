@@ -21,6 +21,10 @@ class LeanConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_heartbeats: int = 400_000
     # "strict": only theorem/lemma commands in a proof; "lenient" also allows plain defs.
     mode: str = "strict"
+    # The checker process to run instead of the built `stp_check` (argv; empty = the built
+    # checker, started as `lake env <project_dir>/<checker_exe>` from project_dir). The test suite
+    # points it at its stand-in; users point it at a wrapper if they need one.
+    checker_command: list[str] = msgspec.field(default_factory=list)
     allowed_axioms: list[str] = msgspec.field(
         default_factory=lambda: ["propext", "Classical.choice", "Quot.sound"]
     )

@@ -11,7 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
-from stp.cli import UsageError
+from stp.errors import UsageError
 from stp.lean.config import LeanConfig
 
 _ELAN_LAKE = Path("~/.elan/bin/lake")
@@ -36,10 +36,18 @@ def checker_exe(lean_cfg: LeanConfig) -> Path:
     return project_dir(lean_cfg) / lean_cfg.checker_exe
 
 
-def checker_command(lean_cfg: LeanConfig) -> list[str]:
-    """The argv of one real checker worker; run it with cwd = `project_dir(lean_cfg)`."""
+def checker_command(lean_cfg: LeanConfig) -> tuple[list[str], str | None]:
+    """The argv and working directory of one checker worker.
+
+    `lean.checker_command` when it is set (run from the current directory), else the built
+    `stp_check` under `lake env` from the Lake workspace, which must exist: this is the one place
+    that decides, and it raises the actionable one-line error when Lean is missing.
+    """
+    if lean_cfg.checker_command:
+        return list(lean_cfg.checker_command), None
+    require_lean(lean_cfg)
     lake = find_lake() or "lake"
-    return [lake, "env", str(checker_exe(lean_cfg))]
+    return [lake, "env", str(checker_exe(lean_cfg))], str(project_dir(lean_cfg))
 
 
 def require_lean(lean_cfg: LeanConfig) -> None:

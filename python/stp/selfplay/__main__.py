@@ -47,10 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides.append(f'run.run_dir="{args.run_dir}"')
     cfg = config_from_args(args)
     setup_logging(cfg.run.log_level)
-    from stp.lean.toolchain import require_lean
+    from stp.lean.toolchain import checker_command
 
     # Before any model or dataset is touched: without Lean nothing can be verified.
-    require_lean(cfg.lean)
+    checker_command(cfg.lean)
     from stp.selfplay.loop import run_selfplay
 
     summaries = run_selfplay(cfg, rounds=args.rounds)

@@ -24,9 +24,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from stp import storage
-from stp.cli import UsageError
 from stp.config import STPConfig, resolve_data_dir, to_toml
 from stp.data.records import TrainingExample, statement_key
+from stp.errors import UsageError
 from stp.metrics import MetricsWriter, get_logger
 from stp.model.types import Sampler, SampleRequest
 from stp.selfplay import rules
@@ -69,7 +69,6 @@ class RoundSummary:
 def run_selfplay(
     cfg: STPConfig,
     *,
-    checker_command: list[str] | None = None,
     rounds: int | None = None,
     hook: StageHook | None = None,
     sampler_factory: SamplerFactory | None = None,
@@ -77,14 +76,13 @@ def run_selfplay(
 ) -> list[RoundSummary]:
     """Run (or continue) self-play in `cfg.run.run_dir` until `rounds` rounds are complete.
 
-    `checker_command` replaces the Lean checker (tests plug in the stand-in); without it Lean must
-    be installed and built, which is checked before anything else starts.
+    The checker (`lean.checker_command`, else the built stp_check, which needs Lean) is resolved
+    before anything else starts, so a missing Lean fails in a second, not after sampling.
     """
-    if checker_command is None:
-        from stp.lean.toolchain import require_lean
+    from stp.lean.toolchain import checker_command
 
-        require_lean(cfg.lean)
-    loop = SelfPlay(cfg, checker_command=checker_command, hook=hook,
+    checker_command(cfg.lean)
+    loop = SelfPlay(cfg, hook=hook,
                     sampler_factory=sampler_factory, train_fn=train_fn)
     try:
         return loop.run(cfg.selfplay.rounds if rounds is None else rounds)
@@ -95,7 +93,7 @@ def run_selfplay(
 class SelfPlay:
     """One run directory's self-play state and the stage implementations."""
 
-    def __init__(self, cfg: STPConfig, *, checker_command: list[str] | None = None,
+    def __init__(self, cfg: STPConfig, *,
                  hook: StageHook | None = None, sampler_factory: SamplerFactory | None = None,
                  train_fn: TrainFn | None = None) -> None:
         self.cfg = cfg
@@ -103,7 +101,6 @@ class SelfPlay:
         self.fmt = cfg.model.prompt_format
         self.run_dir = RunDir(cfg.run.run_dir)
         self.hook = hook or (lambda r, stage, shard: None)
-        self.checker_command = checker_command
         self._sampler_factory = sampler_factory
         self._train_fn = train_fn
         self._sampler: Sampler | None = None
@@ -150,7 +147,7 @@ class SelfPlay:
         if self._verifier is None:
             from stp.verify import make_verifier
 
-            self._verifier = make_verifier(self.cfg, checker_command=self.checker_command)
+            self._verifier = make_verifier(self.cfg)
         return self._verifier
 
     # ------------------------------------------------------------------ set-up

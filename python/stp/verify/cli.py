@@ -3,16 +3,14 @@
 Exit status: 0 every proof passed, 1 some proof did not pass (or a cross-check disagreed),
 2 usage or environment error (bad file, malformed record, Lean or the checker missing).
 
-STP_TEST_CHECKER_COMMAND (a JSON list) replaces the real checker by another command. It exists only
-so the test suite can drive this CLI with the stand-in checker; it is not a fallback and not for
-users.
+The checker is `lean.checker_command` when set (`--set 'lean.checker_command=["..."]'`), else the
+built `stp_check`; there is no other way to replace it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +29,6 @@ from stp.cli import (
 )
 from stp.verify.leanfile import LeanFileError, TextMap, split_lean_file
 from stp.verify.types import VerifyItem, VerifyResult
-
-TEST_COMMAND_ENV = "STP_TEST_CHECKER_COMMAND"
 
 
 class ProofRecord(msgspec.Struct, kw_only=True):
@@ -191,12 +187,11 @@ def main(argv: list[str] | None = None) -> int:
         header = _read_header(args.header)
     entries = load_entries(args.paths, header)
 
-    command = _test_command()
     from stp.verify.service import VerifierError, make_verifier
 
     results: list[VerifyResult | None] = [None] * len(entries)
     try:
-        with make_verifier(cfg, checker_command=command) as verifier:
+        with make_verifier(cfg) as verifier:
             verifier.versions(entries[0].item.header)  # a checker that cannot start: exit 2
             with _progress(len(entries), disabled=args.no_progress) as advance:
                 for index, result in verifier.verify(e.item for e in entries):
@@ -225,19 +220,6 @@ def _read_header(value: str) -> str:
             raise UsageError(f"--header {value}: no such file")
         return path.read_text(encoding="utf-8")
     return value.replace("\\n", "\n")
-
-
-def _test_command() -> list[str] | None:
-    raw = os.environ.get(TEST_COMMAND_ENV)
-    if not raw:
-        return None
-    try:
-        command = json.loads(raw)
-    except json.JSONDecodeError as err:
-        raise UsageError(f"{TEST_COMMAND_ENV} must be a JSON list of strings ({err})") from None
-    if not isinstance(command, list) or not all(isinstance(a, str) for a in command):
-        raise UsageError(f"{TEST_COMMAND_ENV} must be a JSON list of strings")
-    return command
 
 
 class _progress:

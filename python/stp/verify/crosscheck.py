@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from stp.errors import UsageError
 from stp.lean.config import LeanConfig
 from stp.verify.pool import join_proof
 from stp.verify.types import VerifyItem, VerifyResult
@@ -106,8 +107,6 @@ class LeanInteractBackend:
         try:
             from lean_interact import AutoLeanServer, LeanREPLConfig, LocalProject
         except ImportError as err:
-            from stp.cli import UsageError
-
             raise UsageError("--cross-check needs lean-interact: pip install 'stp[crosscheck]'") \
                 from err
         project = LocalProject(directory=str(toolchain.project_dir(lean_cfg)),

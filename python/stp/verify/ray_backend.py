@@ -15,13 +15,15 @@ import logging
 import math
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stp.cli import UsageError
-from stp.config import STPConfig
+from stp.errors import UsageError
 from stp.lean.client import CheckerStartError
 from stp.verify.pool import Engine, PoolSettings, Sink
 from stp.verify.types import VerifyItem, VerifyResult
+
+if TYPE_CHECKING:
+    from stp.config import STPConfig
 
 log = logging.getLogger(__name__)
 

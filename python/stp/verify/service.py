@@ -18,18 +18,20 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
-from stp.cli import UsageError
-from stp.config import STPConfig
+from stp.errors import UsageError
 from stp.lean.client import CheckerStartError
 from stp.verify.cache import ResultCache
 from stp.verify.crosscheck import CrossChecker, Disagreement
 from stp.verify.dedup import deduplicate
 from stp.verify.pool import Engine, PoolSettings, Sink, default_workers
 from stp.verify.types import VerifyItem, VerifyResult
+
+if TYPE_CHECKING:
+    from stp.config import STPConfig
 
 log = logging.getLogger(__name__)
 
@@ -240,17 +242,13 @@ def cache_directory(cfg: STPConfig) -> Path | None:
     return Path(run_dir).expanduser() / "verify-cache"
 
 
-def make_verifier(cfg: STPConfig, *, checker_command: list[str] | None = None) -> Verifier:
-    """The configured verifier. `checker_command` replaces the real checker (tests only)."""
+def make_verifier(cfg: STPConfig) -> Verifier:
+    """The configured verifier; its checker is `lean.checker_command`, else the built stp_check."""
     from stp.lean import toolchain
 
-    if checker_command is None:
-        toolchain.require_lean(cfg.lean)
-        command = toolchain.checker_command(cfg.lean)
-        cwd: str | None = str(toolchain.project_dir(cfg.lean))
-        salt = ""
-    else:
-        command, cwd = list(checker_command), None
+    command, cwd = toolchain.checker_command(cfg.lean)
+    salt = ""
+    if cfg.lean.checker_command:
         salt = "|" + hashlib.blake2b("\0".join(command).encode(), digest_size=8).hexdigest()
     settings = pool_settings(cfg, command, cwd)
     backend: Backend

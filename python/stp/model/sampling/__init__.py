@@ -7,7 +7,7 @@ only when chosen, so importing this package is cheap and vLLM need not be instal
 
 from __future__ import annotations
 
-from stp.cli import UsageError
+from stp.errors import UsageError
 from stp.model.config import ModelConfig, SamplerConfig
 from stp.model.sampling.common import SamplerStats
 from stp.model.types import Sampler, SampleRequest

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stp import storage
-from stp.cli import UsageError
+from stp.errors import UsageError
 from stp.metrics import get_logger
 
 log = get_logger("stp.model.sampling")

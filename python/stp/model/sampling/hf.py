@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from stp.cli import UsageError
+from stp.errors import UsageError
 from stp.model.config import ModelConfig, SamplerConfig
 from stp.model.sampling.common import (
     SamplerStats,

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from stp.cli import UsageError
 from stp.cluster import SAMPLER_RESOURCE
+from stp.errors import UsageError
 from stp.model.config import ModelConfig, SamplerConfig
 from stp.model.sampling.common import SamplerStats, log
 from stp.model.types import SampleRequest

@@ -1,0 +1,36 @@
+"""The project's error types, at the bottom layer so every package can raise them.
+
+Every error a user can cause or fix (a bad flag, a bad config value, a malformed input file, a
+missing prerequisite such as Lean) derives from `STPError` and carries the exit status its command
+ends with. `stp.cli.run_main` catches `STPError` once and prints its message as one line; nothing
+below the CLI imports `stp.cli`. This module imports nothing from `stp`, so importing it can never
+create a cycle.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURES = 1
+EXIT_USAGE = 2
+
+
+class STPError(Exception):
+    """Base of every user-facing error: printed as `error: <message>`, exit status `exit_code`."""
+
+    exit_code: int = EXIT_USAGE
+
+
+class UsageError(STPError):
+    """Bad command-line input, bad input data, or a missing prerequisite; exit status 2."""
+
+
+class ConfigError(UsageError, ValueError):
+    """A configuration file or override is invalid; the message names the file and the key."""
+
+
+class InputFormatError(UsageError, ValueError):
+    """An input file is malformed; the message names the file, the line and the field."""
+
+
+class EnvironmentSetupError(UsageError):
+    """A prerequisite of this machine is missing (Lean, a built checker, an optional package)."""

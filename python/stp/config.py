@@ -20,6 +20,7 @@ import msgspec
 from stp.data.config import DATA_DIR_ENV, DEFAULT_DATA_DIR, DataConfig, resolve_data_dir
 from stp.errors import ConfigError
 from stp.eval.config import EvalConfig
+from stp.extract.config import ExtractConfig
 from stp.lean.config import LeanConfig
 from stp.model.config import ModelConfig, SamplerConfig, TrainerConfig
 from stp.selfplay.config import RetrainConfig, SelfPlayConfig
@@ -67,6 +68,7 @@ class STPConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     selfplay: SelfPlayConfig = msgspec.field(default_factory=SelfPlayConfig)
     retrain: RetrainConfig = msgspec.field(default_factory=RetrainConfig)
     eval: EvalConfig = msgspec.field(default_factory=EvalConfig)
+    extract: ExtractConfig = msgspec.field(default_factory=ExtractConfig)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -11,7 +11,7 @@ from stp.extract.assemble import AssemblyError, assemble_module
 from stp.lean.protocol import (
     ExtractCommand,
     ExtractDecl,
-    ExtractError,
+    ExtractFailed,
     encode_line,
     extractor_output_decoder,
 )
@@ -112,7 +112,7 @@ def test_golden_files_assemble_against_their_sources() -> None:
     # Runs on our fixture and, once present, on the Lean helper's golden output.
     for path in GOLDEN:
         for module, msgs in _messages(path).items():
-            if all(isinstance(m, ExtractError) for m in msgs):
+            if all(isinstance(m, ExtractFailed) for m in msgs):
                 continue  # a module the extractor could not process has nothing to assemble
             rel = module.replace(".", "/") + ".lean"
             # The Lean golden output was computed from the same real sources as our fixture.

@@ -91,9 +91,9 @@ def test_extractor_golden_roundtrips_and_covers_every_message() -> None:
     assert any(r.premises for r in requests) and any(not r.premises for r in requests)
     msgs = _roundtrip(GOLDEN / "extractor_out.jsonl", P.extractor_output_decoder)
     kinds = {type(m) for m in msgs}
-    assert kinds == {P.ExtractCommand, P.ExtractDecl, P.ExtractDone, P.ExtractError}
+    assert kinds == {P.ExtractCommand, P.ExtractDecl, P.ExtractDone, P.ExtractFailed}
     # Every module of a request is closed by exactly one done or error line.
-    closed = [m.module for m in msgs if isinstance(m, P.ExtractDone | P.ExtractError)
+    closed = [m.module for m in msgs if isinstance(m, P.ExtractDone | P.ExtractFailed)
               and m.module]
     assert sorted(closed) == sorted(r.module for r in requests)
     assert any(isinstance(m, P.ExtractDone) and m.errors for m in msgs)

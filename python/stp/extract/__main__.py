@@ -119,7 +119,8 @@ def cmd_run(args: argparse.Namespace, cfg: STPConfig) -> int:
                             premises=not args.no_premises,
                             timeout_s=args.module_timeout or None,
                             retry_failed=args.retry_failed, ray_address=ray_address,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress,
+                            modules_per_process=cfg.extract.modules_per_process)
     print(f"modules: {result.total} selected, {result.resumed} already done, "
           f"{len(result.processed)} extracted now ({len(result.failed)} failed) "
           f"in {result.seconds:.1f}s")
@@ -155,17 +156,17 @@ def _load_theorems(path: str) -> list[ExtractedTheorem]:
 
 
 def cmd_verify_dir(cfg: STPConfig, out: str) -> int:
-    from stp.extract.verify import verify_item, verify_theorems
+    from stp.extract.roundtrip import roundtrip_check, roundtrip_item
     from stp.lean.toolchain import checker_command
 
     checker_command(cfg.lean)  # fail fast when Lean is missing
     theorems = _load_theorems(storage.join(out, "theorems.jsonl.gz"))
-    passed, failed = verify_theorems(cfg, theorems)
+    passed, failed = roundtrip_check(cfg, theorems)
     storage.write_jsonl(storage.join(out, "theorems.verified.jsonl.gz"), passed)
     storage.write_jsonl(storage.join(out, "verify_failures.jsonl.gz"), [
         {"name": t.name, "module": t.module, "status": r.status, "reasons": r.reasons,
          "detail": r.detail, "errors": [e.text for e in r.errors][:3],
-         "statement": verify_item(t).statement if t.val_kind == "term" else t.statement}
+         "statement": roundtrip_item(t).statement if t.val_kind == "term" else t.statement}
         for t, r in failed
     ])
     print(f"verified: {len(passed)} of {len(theorems)} pass -> theorems.verified.jsonl.gz; "

@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import msgspec
 import psutil
 
+from stp.lean.process import STDERR_TAIL_BYTES, StderrTail, clip, kill_group, rlimit_preexec
 from stp.lean.protocol import (
     PROTOCOL_VERSION,
     CheckerConfig,
@@ -35,8 +33,6 @@ from stp.lean.protocol import (
     checker_output_decoder,
     encoder,
 )
-
-STDERR_TAIL_BYTES = 4096
 
 
 class CheckerStartError(RuntimeError):
@@ -101,8 +97,7 @@ class CheckerProcess:
         self._transport: asyncio.SubprocessTransport | None = None
         self._stdin: Any = None
         self._partial = bytearray()
-        self._stderr_tail: deque[bytes] = deque()
-        self._stderr_len = 0
+        self._stderr_tail = StderrTail(STDERR_TAIL_BYTES)
         self._ready_future: asyncio.Future[Ready] | None = None
         self._dead = False
         self._exit_reported = False
@@ -115,7 +110,7 @@ class CheckerProcess:
         """Spawn, send the config line and wait for Ready (header import happens here)."""
         loop = asyncio.get_running_loop()
         self._ready_future = loop.create_future()
-        preexec = _rlimit_preexec(self.rlimit_as_mb) if self.rlimit_as_mb > 0 else None
+        preexec = rlimit_preexec(self.rlimit_as_mb) if self.rlimit_as_mb > 0 else None
         try:
             transport, _ = await loop.subprocess_exec(
                 lambda: _Pipes(self), *self.command,
@@ -158,9 +153,7 @@ class CheckerProcess:
     def kill(self) -> None:
         """SIGKILL the whole process group (the checker and everything it started)."""
         self._dead = True
-        if self.pid is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)
+        kill_group(self.pid)
         # The transport is closed in _finished, once asyncio has reaped the process: closing it
         # now would poll (and reap) the child behind the child watcher's back.
 
@@ -178,7 +171,7 @@ class CheckerProcess:
         return not self._dead
 
     def stderr_tail(self) -> str:
-        return b"".join(self._stderr_tail).decode("utf-8", "replace").strip()
+        return self._stderr_tail.text()
 
     def returncode(self) -> int | None:
         return None if self._transport is None else self._transport.get_returncode()
@@ -208,7 +201,7 @@ class CheckerProcess:
             try:
                 msg = checker_output_decoder.decode(line)
             except msgspec.DecodeError as err:
-                self._protocol_error(responses, f"undecodable line ({err}): {_clip(line)}")
+                self._protocol_error(responses, f"undecodable line ({err}): {clip(line)}")
                 return
             if not isinstance(msg, CheckResponse):
                 self._protocol_error(responses, f"unexpected {type(msg).__name__} line")
@@ -233,7 +226,7 @@ class CheckerProcess:
             msg = checker_output_decoder.decode(line)
         except msgspec.DecodeError as err:
             self._ready_future.set_exception(
-                CheckerStartError(f"bad Ready line ({err}): {_clip(line)}"))
+                CheckerStartError(f"bad Ready line ({err}): {clip(line)}"))
             return
         if not isinstance(msg, Ready):
             self._ready_future.set_exception(
@@ -244,22 +237,15 @@ class CheckerProcess:
 
     def _stderr(self, data: bytes) -> None:
         self._stderr_tail.append(data)
-        self._stderr_len += len(data)
-        while self._stderr_len > STDERR_TAIL_BYTES and len(self._stderr_tail) > 1:
-            self._stderr_len -= len(self._stderr_tail.popleft())
 
     def _stdout_closed(self) -> None:
         # Nothing more can be answered: make sure the whole group is gone, then report once the
         # transport has collected the exit status (connection_lost).
-        if self.pid is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)
+        kill_group(self.pid)
 
     def _process_exited(self) -> None:
         # A grandchild could keep the pipes open after the direct child exits: kill the group.
-        if self.pid is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)
+        kill_group(self.pid)
 
     def _finished(self) -> None:
         self._finished_flag = True
@@ -302,20 +288,3 @@ def private_rss_mb(roots: list[int]) -> dict[int, float]:
                 total += info.rss - getattr(info, "shared", 0)
         usage[root] = total / (1024 * 1024)
     return usage
-
-
-def _clip(line: bytes, limit: int = 200) -> str:
-    text = line.decode("utf-8", "replace")
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
-def _rlimit_preexec(limit_mb: int):  # type: ignore[no-untyped-def]
-    """Address-space cap set in the child before exec (inherited by `lake env`'s child)."""
-    import resource
-
-    limit = limit_mb * 1024 * 1024
-
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    return apply

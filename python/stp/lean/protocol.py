@@ -17,7 +17,7 @@ A line that is not valid JSON, lacks a field or names an unknown op gets a Check
 verdict "error" (id echoed when it could be read, else "") and the process keeps serving.
 
 Extractor session: ExtractRequest lines in, for each module a stream of ExtractCommand and
-ExtractDecl lines, closed by exactly one ExtractDone (or ExtractError) line for that module.
+ExtractDecl lines, closed by exactly one ExtractDone (or ExtractFailed) line for that module.
 """
 
 from __future__ import annotations
@@ -205,15 +205,18 @@ class ExtractDone(msgspec.Struct, tag_field="t", tag="done", omit_defaults=True,
     errors: list[LeanMessage] = msgspec.field(default_factory=list)
 
 
-class ExtractError(msgspec.Struct, tag_field="t", tag="error", omit_defaults=True,
+class ExtractFailed(msgspec.Struct, tag_field="t", tag="error", omit_defaults=True,
                    forbid_unknown_fields=True, kw_only=True):
-    """The module could not be processed at all (missing file, header failure, bad request)."""
+    """The module could not be processed at all (missing file, header failure, bad request).
+
+    A protocol message (wire tag "error"), not a Python exception: the driver stores it as the
+    module's last line and the module counts as failed."""
 
     module: str
     message: str
 
 
-ExtractorOutput = ExtractCommand | ExtractDecl | ExtractDone | ExtractError
+ExtractorOutput = ExtractCommand | ExtractDecl | ExtractDone | ExtractFailed
 
 # Shared encoder/decoders: the hot path of the verification pool uses these directly.
 encoder = msgspec.json.Encoder()

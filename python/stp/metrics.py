@@ -25,13 +25,6 @@ PROGRESS_ENV = "STP_PROGRESS"
 RESERVED_FIELDS = frozenset({"time", "event"})
 
 
-def get_logger(name: str) -> logging.Logger:
-    """A logger in the `stp` hierarchy, so one `setup_logging` call configures every module."""
-    if name == "stp" or name.startswith("stp."):
-        return logging.getLogger(name)
-    return logging.getLogger(f"stp.{name}")
-
-
 def _enc_hook(obj: Any) -> Any:
     # numpy scalars/arrays and other objects with a natural builtin form (Paths, sets, ...).
     if hasattr(obj, "tolist"):
@@ -179,7 +172,7 @@ def progress(
 
         yield from tqdm(iterable, total=total, desc=desc or None, dynamic_ncols=True)
         return
-    log = logger or get_logger("progress")
+    log = logger or logging.getLogger("stp.progress")
     start = last = time.monotonic()
     count = 0
 

@@ -83,11 +83,6 @@ def test_gcs_metrics_periodic_upload(gcs_root: str) -> None:
     writer.close()
 
 
-def test_get_logger_is_in_stp_hierarchy() -> None:
-    assert metrics.get_logger("selfplay").name == "stp.selfplay"
-    assert metrics.get_logger("stp.verify").name == "stp.verify"
-
-
 def test_progress_logs_when_not_a_tty(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="stp.progress"):
         items = list(metrics.progress(range(5), desc="checking", enabled=False, log_every_s=0))

@@ -11,6 +11,7 @@ produces the same files as an uninterrupted one.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import threading
 import time
@@ -27,7 +28,7 @@ from stp import storage
 from stp.config import STPConfig, resolve_data_dir, to_toml
 from stp.data.records import TrainingExample, statement_key
 from stp.errors import UsageError
-from stp.metrics import MetricsWriter, get_logger
+from stp.metrics import MetricsWriter
 from stp.model.types import Sampler, SampleRequest
 from stp.selfplay import rules
 from stp.selfplay.dataset import (
@@ -46,7 +47,7 @@ from stp.selfplay.records import (
 )
 from stp.selfplay.rundir import STAGES, RunDir
 
-log = get_logger("stp.selfplay")
+log = logging.getLogger(__name__)
 
 # hook(round, stage, shard): called after a stage is recorded (shard None) and after each shard
 # of a sampling stage is stored. Tests raise from it to simulate a crash at that point.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -23,9 +24,8 @@ import numpy as np
 
 from stp import storage
 from stp.data.records import TrainingExample
-from stp.metrics import get_logger
 
-logger = get_logger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class ExampleError(ValueError):

@@ -1,4 +1,4 @@
-"""`python -m stp.retrain`: the final re-training from the base model (reference §4.11).
+"""`python -m stp.retrain`: the final re-training from the base model (docs/reference.md §4.11).
 
 Collects every round of the self-play runs named by `retrain.merge_from` (default: `run.run_dir`):
 at most `retrain.max_proofs_per_statement` distinct correct proofs per statement across rounds —

@@ -1,4 +1,4 @@
-"""SFT builders: the exact reference strings (§3.4, §3.5), the clean format, premise-sharing
+"""SFT builders: the exact reference strings (docs/reference.md §3.4, §3.5), the clean format, premise-sharing
 pairs (§7 step 5), the lemma dictionary, and the optional round-trip verification."""
 
 from __future__ import annotations

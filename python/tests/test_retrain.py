@@ -1,4 +1,4 @@
-"""Final re-training data (§4.11) from a scripted two-round self-play run, and its resumption."""
+"""Final re-training data (docs/reference.md §4.11) from a scripted two-round self-play run, and its resumption."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Joining the extractor's command and declaration lines with the source bytes.
 
-"Dumb Lean, smart Python" (lean-side.md §4): Lean reports byte ranges of top-level commands and
+"Dumb Lean, smart Python" (docs/reference.md §13.2): Lean reports byte ranges of top-level commands and
 declaration ranges of theorem constants; this module slices the source, splits statement from
 proof at the value start, and folds the scope commands (namespace/section/end/open/variable/...)
 that precede each theorem into the context needed to restate it.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-# The header STP's verifier elaborated once per worker (stp-reference.md §3.6), minus the
+# The header STP's verifier elaborated once per worker (docs/reference.md §3.6), minus the
 # `set_option maxHeartbeats 0` line: the heartbeat limit is the checker's setting, never 0.
 DEFAULT_HEADER = "import Mathlib\nimport Aesop\nopen BigOperators Real Nat Topology Rat\n"
 

@@ -1,4 +1,4 @@
-"""Prompt and training-example formats of the prover and the conjecturer (stp-reference §3).
+"""Prompt and training-example formats of the prover and the conjecturer (docs/reference.md §3).
 
 One model plays both roles; only the prompt tells it which. Two named formats:
 
@@ -49,7 +49,7 @@ __all__ = [
 Format = Literal["stp", "clean"]
 FORMATS: tuple[str, ...] = get_args(Format)
 
-# The literal strings of the original (RL/utils/model_utils.py), reference §3.
+# The literal strings of the original (RL/utils/model_utils.py), docs/reference.md §3.
 START_LEMMA_STMT = "<easy theorem>"
 START_THM = "<hard theorem>"
 END_THM = "</hard theorem>"

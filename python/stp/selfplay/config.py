@@ -1,4 +1,4 @@
-"""Self-play round and final re-training settings; defaults are the paper's (reference §4, §9)."""
+"""Self-play round and final re-training settings; defaults are the paper's (docs/reference.md §4, §9)."""
 
 from __future__ import annotations
 

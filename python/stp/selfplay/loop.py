@@ -1,4 +1,4 @@
-"""The self-play loop: rounds of conjecture → prove → verify → reward → train (reference §4).
+"""The self-play loop: rounds of conjecture → prove → verify → reward → train (docs/reference.md §4).
 
 Each round is a fixed sequence of stages (`rundir.STAGES`). A stage reads the outputs of earlier
 stages from the run directory, writes its own outputs atomically, and only then is recorded in

@@ -1,4 +1,4 @@
-"""Weighted SFT examples -> token ids with a target mask (stp-reference §2.9.4, §8.4).
+"""Weighted SFT examples -> token ids with a target mask (docs/reference.md §2.9.4, §8.4).
 
 Differences from the original's `weighted_lm.py`, all deliberate (§11 item 8):
 - The prompt/target boundary comes from the tokenizer's character offsets on the *joint* text,

@@ -1,6 +1,6 @@
 """Which examples go into which optimizer step and which row, and the per-token loss weights.
 
-`batch_size` keeps the original's meaning: examples per optimizer step (§4.10), so steps, epochs
+`batch_size` keeps the original's meaning: examples per optimizer step (docs/reference.md §4.10), so steps, epochs
 and learning rates transfer unchanged. Throughput comes from packing: the examples of a step are
 placed first-fit-decreasing into rows of `seq_len` tokens (separate attention segments and
 positions restarting at 0, so packed examples never see each other), instead of one padded row

@@ -16,8 +16,9 @@ from stp.extract.driver import discover_modules, done_modules, read_raw, run_ext
 from stp.extract.records import ExtractedTheorem
 from stp.lean.protocol import ExtractFailed
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "extract"
-FAKE = FIXTURES / "fake_extractor.py"
+# The one extractor fixture tree (sources + golden lines), shared with the Lean smoke run.
+FIXTURES = Path(__file__).resolve().parents[2] / "lean" / "test" / "golden"
+FAKE = Path(__file__).resolve().with_name("fake_extractor.py")
 GOLDEN = FIXTURES / "extractor_out.jsonl"
 SOURCES = {
     "Defs": FIXTURES / "mathlib/Mathlib/Algebra/Group/Semiconj/Defs.lean",

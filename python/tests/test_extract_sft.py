@@ -23,7 +23,8 @@ from stp.extract.sft import (
 )
 from stp.lean.protocol import extractor_output_decoder
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "extract"
+# The one extractor fixture tree (sources + golden lines), shared with the Lean smoke run.
+FIXTURES = Path(__file__).resolve().parents[2] / "lean" / "test" / "golden"
 
 
 def _fixture() -> tuple[list[ExtractedTheorem], dict[str, str]]:

@@ -182,9 +182,5 @@ def to_toml(config: msgspec.Struct) -> str:
     return msgspec.toml.encode(config).decode("utf-8")
 
 
-def to_dict(config: msgspec.Struct) -> dict[str, Any]:
-    return msgspec.to_builtins(config)
-
-
 __all__ = ["DATA_DIR_ENV", "DEFAULT_DATA_DIR", "ConfigError", "STPConfig", "load_config",
            "resolve_data_dir", "to_toml"]

@@ -46,6 +46,17 @@ def data_dir() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One tiny random checkpoint (`stp.model.tiny`) shared by every test of the session.
+
+    It is deterministic, so sharing changes nothing but the time spent creating it; tests read it
+    and write their outputs elsewhere, never into it."""
+    from stp.model.tiny import create_tiny_model
+
+    return create_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_data_env(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
     """Every test sees the shared data through STP_DATA_DIR, as users configure it."""

@@ -13,7 +13,7 @@ import re
 import tomllib
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import msgspec
 
@@ -163,12 +163,25 @@ def convert(tree: dict[str, Any], cls: type[T], source: str = "config") -> T:
         raise ConfigError(f"{source}: {_describe_validation_error(str(err), cls)}") from None
 
 
+@overload
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> STPConfig:
+    ...
+
+
+@overload
+def load_config(path: str | Path | None, overrides: list[str] | None, cls: type[T]) -> T:
+    ...
+
+
 def load_config(
     path: str | Path | None = None,
     overrides: list[str] | None = None,
-    cls: type[T] = STPConfig,  # type: ignore[assignment]
-) -> T:
-    """Load defaults, then the TOML file (if any), then `key=value` overrides, and validate."""
+    cls: type[Any] = STPConfig,
+) -> Any:
+    """Load defaults, then the TOML file (if any), then `key=value` overrides, and validate.
+
+    `cls` is the struct to validate against (the whole `STPConfig` unless a caller loads one
+    section on its own); the overloads give callers the precise return type."""
     tree = read_toml(path) if path is not None else {}
     tree = apply_overrides(tree, overrides or [])
     source = str(path) if path is not None else "config"

@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from typing import Any, TypeVar
 
 import msgspec
@@ -165,8 +165,8 @@ def progress(
     bars turn cluster logs into noise; elsewhere a `desc: done/total (rate/s)` line is logged at
     most every `log_every_s` seconds (and once at the end of a loop that long).
     """
-    if total is None and hasattr(iterable, "__len__"):
-        total = len(iterable)  # type: ignore[arg-type]
+    if total is None and isinstance(iterable, Sized):
+        total = len(iterable)
     if _progress_enabled(enabled):
         from tqdm.auto import tqdm
 

@@ -311,12 +311,12 @@ def listdir(path: PathLike) -> list[str]:
     bucket, key = split_gcs(path)
     prefix = key + "/" if key else ""
     iterator = _gcs_client().list_blobs(bucket, prefix=prefix, delimiter="/")
-    names = {blob.name[len(prefix) :] for blob in iterator}
-    names.update(p[len(prefix) :].rstrip("/") for p in iterator.prefixes)
-    names.discard("")
-    if not names:
+    found = {blob.name[len(prefix) :] for blob in iterator}
+    found.update(p[len(prefix) :].rstrip("/") for p in iterator.prefixes)
+    found.discard("")
+    if not found:
         raise FileNotFoundError(f"no such directory (no objects under prefix): {path}")
-    return sorted(names)
+    return sorted(found)
 
 
 def remove(path: PathLike, *, missing_ok: bool = False) -> None:
@@ -386,7 +386,7 @@ def write_json(path: PathLike, obj: Any, *, indent: int = 2) -> None:
     write_bytes(path, data)
 
 
-def _encode_lines(handle: IO[bytes], records: Iterable[Any], type: Any, path: str) -> int:
+def _encode_lines(handle: IO[bytes] | gzip.GzipFile, records: Iterable[Any], type: Any, path: str) -> int:
     buffer = bytearray()
     count = 0
     for count, record in enumerate(records, start=1):
@@ -447,7 +447,8 @@ def iter_jsonl(path: PathLike, type: Any = None) -> Iterator[Any]:
     gzipped = path.endswith(".gz")
     lineno = 0
     with _open_read(path) as raw:
-        stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+        stream: IO[bytes] | gzip.GzipFile = (gzip.GzipFile(fileobj=raw, mode="rb") if gzipped
+                                             else raw)
         try:
             for lineno, line in enumerate(stream, start=1):
                 if not line.strip():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from stp.cli import (
     EXIT_FAILURES,
@@ -21,6 +22,10 @@ from stp.cli import (
 )
 from stp.config import STPConfig, resolve_data_dir
 from stp.storage import CorruptRecordError
+
+if TYPE_CHECKING:
+    from stp.eval.loading import LoadedLog
+    from stp.eval.summarize import SplitSummary
 
 
 def _add_summary_arguments(p: argparse.ArgumentParser) -> None:
@@ -71,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _summarize_one(cfg: STPConfig, args: argparse.Namespace, path: str, label: str | None
-                   ) -> tuple[object, list[object]]:
+                   ) -> tuple[LoadedLog, list[SplitSummary]]:
     from stp.eval.loading import load_log
     from stp.eval.summarize import summarize_log
 
@@ -104,15 +109,15 @@ def _system_error_exit(cfg: STPConfig, summaries: list, allow: bool) -> int:
     return EXIT_OK
 
 
-def _print(loaded: object, summaries: list, as_json: bool) -> None:
+def _print(loaded: LoadedLog, summaries: list[SplitSummary], as_json: bool) -> None:
     from stp.eval.summarize import render_tables, summaries_json
 
     if as_json:
-        print(json.dumps(summaries_json(loaded, summaries), indent=2))  # type: ignore[arg-type]
+        print(json.dumps(summaries_json(loaded, summaries), indent=2))
         return
     from rich.console import Console
 
-    render_tables(loaded, summaries, Console())  # type: ignore[arg-type]
+    render_tables(loaded, summaries, Console())
 
 
 def cmd_summarize(args: argparse.Namespace) -> int:
@@ -135,7 +140,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     for i, path in enumerate(args.log):
         loaded, summaries = _summarize_one(cfg, args, path, labels[i] if labels else None)
         code = max(code, _system_error_exit(cfg, summaries, args.allow_system_errors))
-        runs.append(RunSummaries(loaded.label, summaries))  # type: ignore[attr-defined]
+        runs.append(RunSummaries(loaded.label, summaries))
     for path in write_report(runs, args.out):
         print(path)
     return code

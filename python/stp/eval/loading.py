@@ -119,9 +119,9 @@ def load_log(path: str | os.PathLike[str], fmt: LogFormat = "auto",
         for split in builder.splits:
             if split in universe_ids:
                 continue
-            ids = _benchmark_ids(split, data_dir)
-            if ids is not None:
-                universe_ids[split] = ids
+            members = _benchmark_ids(split, data_dir)
+            if members is not None:
+                universe_ids[split] = members
                 source[split] = "benchmark"
             else:
                 split_idx = builder.split_index[split]

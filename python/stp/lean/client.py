@@ -123,7 +123,7 @@ class CheckerProcess:
         self._transport = transport
         self.pid = transport.get_pid()
         # duck-typed: under uvloop (Ray installs it) pipe transports are not asyncio classes
-        self._stdin = transport.get_pipe_transport(0)  # type: ignore[assignment]
+        self._stdin = transport.get_pipe_transport(0)
         self._stdin.write(encoder.encode(config) + b"\n")
         try:
             ready = await asyncio.wait_for(asyncio.shield(self._ready_future), timeout)
@@ -218,7 +218,7 @@ class CheckerProcess:
             self._exit_reported = True
             self.listener.on_protocol_error(detail)
 
-    def _first_line(self, line: bytes) -> None:
+    def _first_line(self, line: bytes | bytearray) -> None:
         assert self._ready_future is not None
         if self._ready_future.done():  # start() already gave up (timeout)
             return

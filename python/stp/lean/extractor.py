@@ -19,6 +19,7 @@ and the next module starts a fresh process.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 
@@ -87,9 +88,10 @@ class ExtractorProcess:
 
     @staticmethod
     def _drain_stderr(proc: subprocess.Popen[bytes], tail: StderrTail) -> None:
-        stream = proc.stderr
-        assert stream is not None
-        while chunk := stream.read1(65536):
+        assert proc.stderr is not None
+        fd = proc.stderr.fileno()
+        # os.read returns whatever has arrived, so the tail is current while the process runs.
+        while chunk := os.read(fd, 65536):
             tail.append(chunk)
 
     def _stderr_tail(self) -> str:

@@ -70,7 +70,7 @@ def read_capped_line(stream: IO[bytes], cap: int) -> bytes:
     return line
 
 
-def clip(line: bytes, limit: int = 200) -> str:
+def clip(line: bytes | bytearray, limit: int = 200) -> str:
     """A protocol line for an error message: decoded leniently and cut to `limit` characters."""
     text = line[: 4 * limit].decode("utf-8", "replace")
     return text if len(text) <= limit else text[:limit] + "…"

@@ -16,7 +16,7 @@ Parsing of completions lives in `stp.model.parsing` and is re-exported here.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 from stp.data.records import TrainingExample
 from stp.model.parsing import ParsedConjecture, extract_proof, parse_conjecture
@@ -71,7 +71,7 @@ def check_format(fmt: str) -> Format:
     """The format name, or ValueError naming the accepted ones (config typos fail loudly)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown prompt format {fmt!r}; expected one of {list(FORMATS)}")
-    return fmt  # type: ignore[return-value]
+    return cast(Format, fmt)  # checked against FORMATS just above
 
 
 def prover_prompt(statement: str, header: str = "", fmt: str = "stp") -> str:

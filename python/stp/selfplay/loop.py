@@ -56,8 +56,12 @@ SamplerFactory = Callable[[str], Sampler]
 
 
 class TrainFn(Protocol):
+    """The signature of `stp.model.training.train_weighted` (tests pass scripted stand-ins)."""
+
     def __call__(self, base_model: str, examples_path: str, out_dir: str, trainer_cfg: Any,
-                 model_cfg: Any, **overrides: Any) -> Any: ...
+                 model_cfg: Any, *, learning_rate: float | None = None,
+                 min_steps: int | None = None, epochs: float | None = None,
+                 max_steps: int | None = None) -> Any: ...
 
 
 @dataclass
@@ -332,10 +336,10 @@ class SelfPlay:
                 records = []
                 for i, texts in zip(range(lo, hi), completions, strict=True):
                     for j, text in enumerate(texts):
-                        parsed = prompts.parse_conjecture(text, self.fmt)
+                        conj = prompts.parse_conjecture(text, self.fmt)
                         records.append(RawConjecture(input_index=i, sample=j, completion=text,
-                                                     statement=parsed.statement,
-                                                     reason=parsed.reason))
+                                                     statement=conj.statement,
+                                                     reason=conj.reason))
                 writer.write(records)
                 self.hook(r, "conjectures", index)
         # Only parsed statements are held (completions can be long): position k in `raw_input`

@@ -230,7 +230,7 @@ class _progress:
         self.enabled = not disabled and sys.stderr.isatty()
         self.bar: Any = None
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    def __enter__(self) -> Any:
         if not self.enabled:
             return lambda: None
         from rich.console import Console

@@ -27,8 +27,9 @@ import threading
 import time
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from stp.lean.client import CheckerProcess, CheckerStartError, private_rss_mb
 from stp.lean.protocol import CheckerConfig, CheckRequest, CheckResponse
@@ -270,8 +271,8 @@ class Engine:
         """Headers with a warm pool, least recently used first."""
         return self._on_loop(lambda: list(self._pools.keys()))
 
-    def _on_loop(self, fn):  # type: ignore[no-untyped-def]
-        async def call():  # type: ignore[no-untyped-def]
+    def _on_loop(self, fn: Callable[[], Any]) -> Any:
+        async def call() -> Any:
             return fn()
 
         return asyncio.run_coroutine_threadsafe(call(), self._loop).result(30)

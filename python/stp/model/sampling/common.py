@@ -41,12 +41,12 @@ def resolve_model_path(path: str) -> str:
     if is_hub_id(path):
         return path
     if not storage.is_gcs(path):
-        local = local_path(path)
-        if not os.path.isdir(local):
+        directory = local_path(path)
+        if not os.path.isdir(directory):
             raise UsageError(f"no model directory at {path}")
-        if not os.path.isfile(os.path.join(local, "config.json")):
+        if not os.path.isfile(os.path.join(directory, "config.json")):
             raise UsageError(f"{path} is not a Hugging Face checkpoint (no config.json)")
-        return local
+        return directory
     local_dir: Path | None = None
     for name in _walk(path):
         local = storage.local_cache_path(storage.join(path, name))

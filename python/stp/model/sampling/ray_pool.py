@@ -8,6 +8,7 @@ completions do not depend on how requests were split across engines.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,8 @@ class _Engine:
 def split_by_samples(requests: Sequence[SampleRequest], parts: int) -> list[tuple[int, int]]:
     """Contiguous [start, end) slices with near-equal sums of n (at most `parts`, none empty)."""
     total = sum(r.n for r in requests)
-    bounds, start, acc = [], 0, 0
+    bounds: list[tuple[int, int]] = []
+    start, acc = 0, 0
     for i, r in enumerate(requests):
         acc += r.n
         if acc * parts >= total * (len(bounds) + 1) and len(bounds) < parts - 1:
@@ -68,7 +70,9 @@ class RayEnginePool:
             raise UsageError(f"sampler: {count} engine(s) x tensor_parallel_size={tp} need "
                              f"{max(count, 1) * tp} GPUs, the Ray cluster has {gpus}")
         actor = ray.remote(num_gpus=tp)(_Engine)
-        self._actors = [actor.remote(model_path, model_cfg, sampler_cfg) for _ in range(count)]
+        # Any: Ray's actor handles expose methods as `.remote` attributes its stubs do not know.
+        self._actors: list[Any] = [actor.remote(model_path, model_cfg, sampler_cfg)
+                                   for _ in range(count)]
         self.stats = SamplerStats()
         log.info("started %d vLLM engine actor(s), %d GPU(s) each", count, tp)
 

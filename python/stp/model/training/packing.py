@@ -42,7 +42,7 @@ class StepPlan:
 
 def example_order(n: int, total: int, seed: int) -> np.ndarray:
     """`total` example ids: one shuffled pass after another (a fresh permutation per epoch)."""
-    parts = []
+    parts: list[np.ndarray] = []
     epoch = 0
     while sum(len(p) for p in parts) < total:
         parts.append(np.random.default_rng([seed, epoch]).permutation(n))

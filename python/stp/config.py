@@ -107,10 +107,15 @@ def _deep_copy(tree: dict[str, Any]) -> dict[str, Any]:
 def read_toml(path: str | Path) -> dict[str, Any]:
     """Read a TOML file, turning a syntax error into a ConfigError with file and line."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a TOML config file")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a UTF-8 TOML file (byte {err.start}: {err.reason})"
+                          ) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

@@ -141,7 +141,7 @@ def read_metrics(path: storage.PathLike, event: str | None = None) -> list[dict[
             continue
         try:
             record = msgspec.json.decode(line)
-        except msgspec.DecodeError as err:
+        except (msgspec.DecodeError, UnicodeDecodeError) as err:
             raise storage.CorruptRecordError(path, lineno, str(err)) from None
         if event is None or record.get("event") == event:
             records.append(record)

@@ -20,6 +20,7 @@ import msgspec
 from stp import storage
 from stp.cli import (
     EXIT_OK,
+    ArgumentParser,
     UsageError,
     add_config_arguments,
     config_from_args,
@@ -29,7 +30,7 @@ from stp.cli import (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m stp.train",
+    p = ArgumentParser(prog="python -m stp.train",
                                 description="weighted supervised fine-tuning with Levanter")
     add_config_arguments(p)
     p.add_argument("--data", required=True,

@@ -13,6 +13,7 @@ import sys
 from stp.cli import (
     EXIT_FAILURES,
     EXIT_OK,
+    ArgumentParser,
     UsageError,
     add_config_arguments,
     config_from_args,
@@ -36,7 +37,7 @@ def _add_summary_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m stp.eval",
+    parser = ArgumentParser(prog="python -m stp.eval",
                                      description="pass@k evaluation on benchmark splits")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -202,13 +202,13 @@ def decode_batch(path: str, numbers: list[int], lines: list[bytes], type: Any) -
     """Decode lines as one JSON array; on failure, find and name the offending line."""
     try:
         return msgspec.json.Decoder(list[type]).decode(b"[" + b",".join(lines) + b"]")
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
         pass
     one = msgspec.json.Decoder(type)
     for lineno, line in zip(numbers, lines, strict=True):
         try:
             one.decode(line)
-        except (msgspec.DecodeError, msgspec.ValidationError) as err:
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as err:
             raise storage.CorruptRecordError(path, lineno, str(err)) from None
     # Lines that decode alone but not joined (e.g. a line holding two values) land here.
     raise storage.CorruptRecordError(path, numbers[0], "lines do not form valid JSON records")
@@ -219,7 +219,7 @@ def peek_first_record(path: str) -> dict[str, Any] | None:
     for numbers, lines in iter_line_batches(path):
         try:
             value = msgspec.json.decode(lines[0])
-        except msgspec.DecodeError as err:
+        except (msgspec.DecodeError, UnicodeDecodeError) as err:
             raise storage.CorruptRecordError(path, numbers[0], str(err)) from None
         if not isinstance(value, dict):
             raise storage.CorruptRecordError(path, numbers[0], "expected a JSON object per line")

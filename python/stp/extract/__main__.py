@@ -19,6 +19,7 @@ from stp import storage
 from stp.cli import (
     EXIT_FAILURES,
     EXIT_OK,
+    ArgumentParser,
     UsageError,
     add_config_arguments,
     config_from_args,
@@ -39,7 +40,7 @@ def _default_sft_dir(cfg: STPConfig) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m stp.extract", description=__doc__,
+    parser = ArgumentParser(prog="python -m stp.extract", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -158,7 +158,7 @@ class ExtractorProcess:
                     continue
                 try:
                     msg = extractor_output_decoder.decode(raw)
-                except (msgspec.DecodeError, msgspec.ValidationError) as err:
+                except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as err:
                     self.kill()
                     return [*lines, ExtractError(module=job.module, message=f"protocol error: {err}: {raw[:200]!r}")]
                 lines.append(msg)

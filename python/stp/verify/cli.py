@@ -18,9 +18,11 @@ from typing import Any
 
 import msgspec
 
+from stp import storage
 from stp.cli import (
     EXIT_FAILURES,
     EXIT_OK,
+    ArgumentParser,
     UsageError,
     add_config_arguments,
     config_from_args,
@@ -61,7 +63,7 @@ def read_jsonl(path: Path, header: str) -> list[Entry]:
                 rec = _record_decoder.decode(raw)
             except msgspec.ValidationError as err:
                 raise UsageError(f"{path}:{lineno}: {_field_message(err)}") from None
-            except msgspec.DecodeError as err:
+            except (msgspec.DecodeError, UnicodeDecodeError) as err:
                 raise UsageError(f"{path}:{lineno}: not valid JSON ({err})") from None
             name = rec.name or f"{path.name}:{lineno}"
             item = VerifyItem(statement=rec.statement, proof=rec.proof,
@@ -145,7 +147,7 @@ def first_error(record: dict[str, Any]) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m stp.verify",
         description="Check Lean proofs: .lean files (each theorem separately, against the "
                     "file's header) and JSONL files of {name?, header?, statement, proof}.")
@@ -186,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.header is not None:
         header = _read_header(args.header)
     entries = load_entries(args.paths, header)
+    if not entries:
+        raise UsageError(f"{', '.join(map(str, args.paths))}: no proofs to check (empty input)")
 
     from stp.verify.service import VerifierError, make_verifier
 
@@ -218,7 +222,7 @@ def _read_header(value: str) -> str:
         path = Path(value[1:])
         if not path.is_file():
             raise UsageError(f"--header {value}: no such file")
-        return path.read_text(encoding="utf-8")
+        return storage.read_text(path)
     return value.replace("\\n", "\n")
 
 

@@ -110,8 +110,9 @@ def load_log(path: str | os.PathLike[str], fmt: LogFormat = "auto",
                          + (f"; benchmarks not available: {', '.join(index.missing)}"
                             if index.missing else ""))
     elif kind == "stp-eval":
+        evlog.require_log_dir(path)
         manifest = evlog.read_manifest(path)
-        evlog.read_columns(path, builder)
+        evlog.check_unique_attempts(path, evlog.read_columns(path, builder))
         if manifest is not None:
             for split, ids in manifest.splits.items():
                 universe_ids[split] = ids

@@ -150,7 +150,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     settings = settings_from_config(cfg, model=args.model, splits=args.splits,
                                     samples=args.samples, out=args.out)
-    result = run_from_config(cfg, settings, data_dir=args.data_dir)
+    from stp.lock import lock_dir
+
+    # Two runs appending to one log would duplicate attempts (summarize then refuses the log).
+    with lock_dir(settings.out, purpose="stp.eval run"):
+        result = run_from_config(cfg, settings, data_dir=args.data_dir)
     print(f"{result.written} attempts written, {result.skipped} already logged, "
           f"statuses: {dict(result.by_status)}", file=sys.stderr)
     loaded = load_log(settings.out, "stp-eval", resolve_data_dir(cfg.run.data_dir, args.data_dir))

@@ -64,14 +64,45 @@ class MetricsWriter:
             self._buffer = bytearray()
             if storage.exists(self.path):
                 self._buffer.extend(storage.read_bytes(self.path))
-                if self._buffer and not self._buffer.endswith(b"\n"):
-                    self._buffer.extend(b"\n")
+                torn = _torn_tail(self._buffer)
+                if torn:
+                    del self._buffer[len(self._buffer) - torn:]
+                    self._report_torn(torn)
             self._dirty = False
             self._last_upload = time.monotonic()
         else:
             directory = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(directory, exist_ok=True)
             self._file = open(self.path, "ab")  # noqa: SIM115 (lives as long as the writer)
+            self._drop_torn_local()
+
+    def _drop_torn_local(self) -> None:
+        """Cut a last line without its newline (a write cut by a crash or a full disk).
+
+        Appending after it would glue the next record onto it and leave a corrupt line in the
+        middle of the file, which `read_metrics` rightly rejects, so a resumed run could never
+        be read again. Only the tail after the last newline is removed; damage in complete lines
+        is left for `read_metrics` to report.
+        """
+        size = self._file.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        with open(self.path, "rb") as reader:
+            reader.seek(max(0, size - (1 << 20)))
+            tail = reader.read()
+        torn = _torn_tail(tail)
+        if torn == len(tail) and size > len(tail):
+            raise storage.CorruptRecordError(self.path, None, "last line is longer than 1 MiB "
+                                             "and has no newline; not a metrics file?")
+        if torn:
+            self._file.truncate(size - torn)
+            self._file.seek(0, os.SEEK_END)
+            self._report_torn(torn)
+
+    def _report_torn(self, torn: int) -> None:
+        get_logger("metrics").warning(
+            "%s: removed a torn last line (%d bytes without a newline, left by an interrupted "
+            "write) before appending", self.path, torn)
 
     def log(self, event: str, **fields: Any) -> dict[str, Any]:
         """Record one event with the current time; returns the record written."""
@@ -123,6 +154,13 @@ class MetricsWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _torn_tail(data: bytes | bytearray) -> int:
+    """Length of the incomplete last line (bytes after the last newline); 0 if none."""
+    if not data or data.endswith(b"\n"):
+        return 0
+    return len(data) - (data.rfind(b"\n") + 1)
 
 
 def read_metrics(path: storage.PathLike, event: str | None = None) -> list[dict[str, Any]]:

@@ -61,6 +61,28 @@ def test_crash_cut_last_line_is_ignored_but_damage_is_not(tmp_path: Path) -> Non
         metrics.read_metrics(path)
 
 
+@pytest.mark.parametrize("backend", ["local", "gcs"])
+def test_resume_after_a_torn_line_appends_readable_records(
+        tmp_path: Path, backend: str, request: pytest.FixtureRequest,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # A full disk cut the last write: the file ends in half a record without a newline.
+    root = str(tmp_path) if backend == "local" else request.getfixturevalue("gcs_root")
+    path = storage.join(root, "metrics.jsonl")
+    storage.write_bytes(path, b'{"time": 1, "event": "a"}\n{"time": 2, "event": "tr')
+    with caplog.at_level(logging.WARNING, logger="stp.metrics"), \
+            metrics.MetricsWriter(path) as writer:
+        writer.log("b", step=2)
+    assert "removed a torn last line (24 bytes" in caplog.text
+    # The resumed run's record follows the last complete line, so the file reads back whole.
+    assert [r["event"] for r in metrics.read_metrics(path)] == ["a", "b"]
+    assert storage.read_bytes(path).count(b"\n") == 2
+    # A corrupt complete line is not "torn": it is left alone and reading still reports it.
+    storage.write_bytes(path, b'{"time": 1, "event": "a"}\n{"oops\n')
+    metrics.MetricsWriter(path).close()
+    with pytest.raises(storage.CorruptRecordError, match=r"metrics\.jsonl:2:"):
+        metrics.read_metrics(path)
+
+
 def test_gcs_metrics_upload_on_flush_and_resume(gcs_root: str) -> None:
     path = storage.join(gcs_root, "metrics.jsonl")
     writer = metrics.MetricsWriter(path, upload_interval_s=3600)

@@ -128,3 +128,27 @@ def test_progress_env_switch(monkeypatch: pytest.MonkeyPatch) -> None:
     assert metrics._progress_enabled(None) is False
     monkeypatch.setenv(metrics.PROGRESS_ENV, "1")
     assert metrics._progress_enabled(None) is True
+
+
+def test_progress_writes_done_total_rate_and_eta_to_the_metrics_stream(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "metrics.jsonl"
+    # A stage resumed at 2 of 6: the bar starts there and the rate counts only new work.
+    with caplog.at_level(logging.INFO, logger="stp.progress"), \
+            metrics.MetricsWriter(path) as writer, \
+            metrics.Progress(6, "proving", done=2, enabled=False, log_every_s=0,
+                             metrics=writer) as bar:
+        for _ in range(4):
+            bar.advance()
+    events = metrics.read_metrics(path, "progress")
+    assert [e["done"] for e in events] == [3, 4, 5, 6, 6]
+    assert all(e["stage"] == "proving" and e["total"] == 6 for e in events)
+    assert events[-1]["rate"] > 0 and events[-1]["eta_s"] == 0
+    assert "proving: 6/6 items" in caplog.text and "ETA 0:00" in caplog.text
+
+
+def test_progress_bar_shows_count_rate_and_eta(capsys: pytest.CaptureFixture[str]) -> None:
+    with metrics.Progress(4, "checking", enabled=True) as bar:
+        bar.advance(4)
+    err = capsys.readouterr().err
+    assert "checking" in err and "4/4" in err and "/s" in err and "ETA" in err

@@ -29,6 +29,7 @@ from stp.cli import (
     run_main,
     setup_logging,
 )
+from stp.metrics import Progress
 from stp.verify.leanfile import LeanFileError, TextMap, split_lean_file
 from stp.verify.types import VerifyItem, VerifyResult
 
@@ -197,10 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with make_verifier(cfg) as verifier:
             verifier.versions(entries[0].item.header)  # a checker that cannot start: exit 2
-            with _progress(len(entries), disabled=args.no_progress) as advance:
+            with Progress(len(entries), "checking", unit="proofs",
+                          enabled=False if args.no_progress else None) as bar:
                 for index, result in verifier.verify(e.item for e in entries):
                     results[index] = result
-                    advance()
+                    bar.advance()
             disagreements = verifier.last_stats.disagreements
     except VerifierError as err:
         raise UsageError(str(err)) from None
@@ -224,31 +226,6 @@ def _read_header(value: str) -> str:
             raise UsageError(f"--header {value}: no such file")
         return storage.read_text(path)
     return value.replace("\\n", "\n")
-
-
-class _progress:
-    """A rich progress bar on stderr when it is a terminal; a no-op otherwise."""
-
-    def __init__(self, total: int, disabled: bool) -> None:
-        self.total = total
-        self.enabled = not disabled and sys.stderr.isatty()
-        self.bar: Any = None
-
-    def __enter__(self):  # type: ignore[no-untyped-def]
-        if not self.enabled:
-            return lambda: None
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-        self.bar = Progress("checking", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                            console=Console(stderr=True), transient=True)
-        self.bar.start()
-        task = self.bar.add_task("check", total=self.total)
-        return lambda: self.bar.advance(task)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 def _print_table(records: list[dict[str, Any]]) -> None:

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import errno
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -19,9 +20,25 @@ from typing import NoReturn
 from stp.config import STPConfig, load_config
 from stp.errors import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, STPError, UsageError
 
-__all__ = ["EXIT_FAILURES", "EXIT_OK", "EXIT_USAGE", "ArgumentParser", "UsageError",
+__all__ = ["COMMANDS", "EXIT_FAILURES", "EXIT_OK", "EXIT_USAGE", "ArgumentParser", "UsageError",
            "add_config_arguments", "config_from_args", "count_arg", "describe_os_error",
+           "positive_float_arg",
            "run_main", "setup_logging"]
+
+
+# Every `python -m` command -> the module whose `main(argv)` implements it. One list, so the fault
+# corpus (python/tests/test_fault_corpus.py) runs every command, and a new command that is not
+# listed here fails that test until it is.
+COMMANDS: dict[str, str] = {
+    "stp.selfplay": "stp.selfplay.__main__",
+    "stp.retrain": "stp.retrain",
+    "stp.train": "stp.train",
+    "stp.verify": "stp.verify.cli",
+    "stp.extract": "stp.extract.__main__",
+    "stp.data": "stp.data.__main__",
+    "stp.eval": "stp.eval.__main__",
+    "stp.model.tiny": "stp.model.tiny",
+}
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -50,6 +67,17 @@ def count_arg(minimum: int) -> Callable[[str], int]:
 
     parse.__name__ = f"integer >= {minimum}"
     return parse
+
+
+def positive_float_arg(text: str) -> float:
+    """An argparse type: a finite number > 0 (seconds, rates, epochs)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return value
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:

@@ -108,10 +108,14 @@ class DirLock:
                     f"{self.path} is in use by {holder}; wait for it to finish or stop it "
                     "(a crashed holder releases it automatically)") from None
             raise
-        handle.seek(0)
-        handle.truncate()
-        handle.write(msgspec.json.encode(_holder(self.purpose, self.owner)) + b"\n")
-        handle.flush()
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(msgspec.json.encode(_holder(self.purpose, self.owner)) + b"\n")
+            handle.flush()
+        except OSError as err:
+            handle.close()
+            raise storage.with_filename(err, lock_path) from None
         self._file = handle
 
     # -- gs:// ----------------------------------------------------------------------------------

@@ -122,8 +122,11 @@ class MetricsWriter:
                 if time.monotonic() - self._last_upload >= self._upload_interval_s:
                     self._upload_locked()
             else:
-                self._file.write(line)
-                self._file.flush()
+                try:
+                    self._file.write(line)
+                    self._file.flush()
+                except OSError as err:
+                    raise storage.with_filename(err, self.path) from None
         return record
 
     def _upload_locked(self) -> None:

@@ -236,10 +236,19 @@ def _atomic_local_file(path: PathLike, *, overwrite: bool = True) -> Iterator[IO
             handle.flush()
             os.fsync(handle.fileno())
         _publish_local(tmp, path, overwrite=overwrite)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.filename is None and err.errno is not None:
+            # A failed write(2) names no file; name the destination so the user knows where
+            # the disk is full or read-only (`stp.cli.run_main` prints it as one line).
+            raise with_filename(err, str(path)) from None
         raise
+
+
+def with_filename(err: OSError, filename: str) -> OSError:
+    """The same OSError (same class and errno) naming `filename`."""
+    return type(err)(err.errno, err.strerror, filename)
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ from stp.cli import (
     UsageError,
     add_config_arguments,
     config_from_args,
+    count_arg,
     run_main,
     setup_logging,
 )
@@ -28,7 +29,7 @@ def _add_summary_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", action="append", default=None,
                    help="only these splits: a dataset (miniF2F, proofnet, putnam) or a full "
                         "label such as minif2f:test; repeatable")
-    p.add_argument("--max-iter", type=int, default=None,
+    p.add_argument("--max-iter", type=count_arg(1), default=None,
                    help="use sample indices < N only (the original used 3200); default: all")
     p.add_argument("--format", choices=("auto", "stp-eval", "stp"), default="auto",
                    help="log format: ours, or the original generated_proofs_tests.jsonl.gz")
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", default=None, help="checkpoint (default: model.name)")
     run.add_argument("--splits", nargs="+", default=None, metavar="DATASET[:SPLIT]",
                      help="e.g. minif2f:test proofnet:test putnam (default: eval.splits)")
-    run.add_argument("--samples", type=int, default=None,
+    run.add_argument("--samples", type=count_arg(1), default=None,
                      help="samples per statement (default: eval.samples_per_statement)")
     run.add_argument("--out", required=True, help="log directory (local or gs://); resumable")
     run.add_argument("--allow-system-errors", action="store_true",

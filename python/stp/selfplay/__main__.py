@@ -15,6 +15,7 @@ from stp.cli import (
     ArgumentParser,
     add_config_arguments,
     config_from_args,
+    count_arg,
     run_main,
     setup_logging,
 )
@@ -26,7 +27,7 @@ def _run_parser() -> argparse.ArgumentParser:
         description="Run self-play rounds (continues a stopped run in the same run directory). "
                     "`python -m stp.selfplay report --run-dir D` renders a report instead.")
     add_config_arguments(parser)
-    parser.add_argument("--rounds", type=int, default=None,
+    parser.add_argument("--rounds", type=count_arg(1), default=None,
                         help="total rounds to complete (default: selfplay.rounds)")
     parser.add_argument("--run-dir", default=None, help="override run.run_dir")
     return parser

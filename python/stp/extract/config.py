@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import msgspec
+
+from stp.ranges import NonNegativeInt
 
 # A fresh extractor process per module: Lean mmaps an .olean on a process's first import of it
 # but copies it into never-freed memory on every later import, so a long-lived extractor grows
@@ -15,4 +15,4 @@ DEFAULT_MODULES_PER_PROCESS = 1
 
 class ExtractConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Restart each extractor process after this many modules (0 = never restart a healthy one).
-    modules_per_process: Annotated[int, msgspec.Meta(ge=0)] = DEFAULT_MODULES_PER_PROCESS
+    modules_per_process: NonNegativeInt = DEFAULT_MODULES_PER_PROCESS

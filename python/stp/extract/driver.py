@@ -36,6 +36,7 @@ from stp.lean.protocol import (
     encode_line,
     extractor_output_decoder,
 )
+from stp.metrics import Progress
 
 log = logging.getLogger(__name__)
 
@@ -217,11 +218,8 @@ def run_extraction(jobs: list[ModuleJob], out_dir: str, command: list[str], *,
     if resumed:
         log.info("resuming: %d of %d modules already extracted", resumed, len(jobs))
     processed: list[ModuleSummary] = []
-    bar = None
-    if progress and todo:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(todo), unit="module", desc="extract")
+    bar = Progress(len(jobs), "extract", done=resumed, unit="modules",
+                   enabled=None if progress else False) if todo else None
     if ray_address and todo:
         from stp.cluster import init_cluster
         from stp.config import ClusterConfig
@@ -240,8 +238,7 @@ def run_extraction(jobs: list[ModuleJob], out_dir: str, command: list[str], *,
             if summary.status == "failed":
                 log.warning("%s: %s", job.module, summary.message)
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(failed=sum(s.status == "failed" for s in processed))
+                bar.advance()
             if on_module is not None:
                 on_module(summary)
     finally:

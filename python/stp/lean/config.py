@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
+
+from stp.ranges import PositiveInt
 
 # The header STP's verifier elaborated once per worker (docs/reference.md §3.6), minus the
 # `set_option maxHeartbeats 0` line: the heartbeat limit is the checker's setting, never 0.
@@ -18,9 +22,9 @@ class LeanConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Header used for statements whose record carries none (miniF2F, LeanWorkbook, conjectures).
     default_header: str = DEFAULT_HEADER
     # Lean's own deterministic limit per check; the wall-clock limit is verifier.timeout_s.
-    max_heartbeats: int = 400_000
+    max_heartbeats: PositiveInt = 400_000
     # "strict": only theorem/lemma commands in a proof; "lenient" also allows plain defs.
-    mode: str = "strict"
+    mode: Literal["strict", "lenient"] = "strict"
     # The checker process to run instead of the built `stp_check` (argv; empty = the built
     # checker, started as `lake env <project_dir>/<checker_exe>` from project_dir). The test suite
     # points it at its stand-in; users point it at a wrapper if they need one.

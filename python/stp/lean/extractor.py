@@ -159,7 +159,7 @@ class ExtractorProcess:
                     continue
                 try:
                     msg = extractor_output_decoder.decode(raw)
-                except (msgspec.DecodeError, msgspec.ValidationError) as err:
+                except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as err:
                     self.kill()
                     return [*lines, ExtractFailed(
                         module=module, message=f"protocol error: {err}: {clip(raw)}")]

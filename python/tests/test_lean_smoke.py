@@ -50,8 +50,9 @@ def _standin_spec(cases: list[dict[str, Any]], flip: str | None = None) -> dict[
 
 
 def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    # Generous: every group starts fresh stand-in processes, and CI machines can be very busy.
     return subprocess.run([sys.executable, str(SCRIPT), *argv], capture_output=True, text=True,
-                          cwd=REPO, timeout=120)
+                          cwd=REPO, timeout=600)
 
 
 def _runnable_ids(runner: Any, cases: list[dict[str, Any]]) -> list[str]:
@@ -92,9 +93,9 @@ def test_a_group_runs_on_one_worker_in_file_order(tmp_path: Path) -> None:
     spec = _standin_spec(cases) | {"log": str(log)}
     # Enough unrelated cases in the same run that an unpinned pool would spread the work.
     others = [c["id"] for c in cases if "group" not in c and not c.get("header")
-              and not c.get("config")][:8]
+              and not c.get("config")][:4]
     proc = _run(["--checker-command", shlex.join(standin_command(spec)), "--only-verdicts",
-                 "--set", "verifier.workers=4", "--set", "verifier.pipeline_depth=1",
+                 "--set", "verifier.workers=3", "--set", "verifier.pipeline_depth=1",
                  "--only", ",".join(others + [c["id"] for c in pair])])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     events = [json.loads(line) for line in log.read_text().splitlines()]

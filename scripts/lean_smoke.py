@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
 
     checker_command(base.lean)  # UsageError (exit 2) when lake or the checker is missing
 
-    from stp.config import load_config
+    from stp.config import STPConfig, load_config
     from stp.verify import VerifyItem, make_verifier
 
     failures = 0
@@ -243,8 +243,8 @@ def main(argv: list[str] | None = None) -> int:
             "verifier.crash_retries=0",
             *group_overrides(cfg_over, group_name),
         ]
-        cfg = load_config(args.config, overrides)
-        cfg.lean.checker_command = base.lean.checker_command
+        run_cfg: STPConfig = load_config(args.config, overrides)
+        run_cfg.lean.checker_command = base.lean.checker_command
         extra: dict[str, Any] = {}
         if "header_trusted" in cfg_over:
             extra["header_trusted"] = bool(cfg_over["header_trusted"])
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                             header=header, name=c["id"],
                             premises=bool(c["request"].get("premises", False)), **extra)
                  for c in group]
-        with make_verifier(cfg) as verifier:
+        with make_verifier(run_cfg) as verifier:
             results = verifier.verify_all(items)
         for case, result in zip(group, results, strict=True):
             problems = mismatches(case, result, only_verdicts=args.only_verdicts)

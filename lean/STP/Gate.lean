@@ -40,21 +40,23 @@ def forbiddenIdentParts : List String := [
   "Runtime", "dbgTrace", "dbgTraceIfShared", "dbgTraceVal", "dbgSleep", "dbgStackTrace",
   "addDecl", "addDeclWithoutChecking", "evalExpr", "evalConst"]
 
-/-- Atoms of the header commands an untrusted header may use (exempt from `forbiddenAtoms`). -/
-def headerKeywords : List String := ["set_option", "namespace", "section"]
+/-- Atoms of the header commands an untrusted header may use (exempt from `forbiddenAtoms`):
+`open scoped …` is in most ProofNet headers, `noncomputable section` in some. -/
+def headerKeywords : List String := ["set_option", "namespace", "section", "scoped"]
 
 /-- Options an untrusted header may set, and (all but `maxHeartbeats`, which always comes from
 the session config) the only options that survive the header. -/
 def headerSafeOptions : List Name :=
-  [`maxHeartbeats, `autoImplicit, `relaxedAutoImplicit, `linter.unusedVariables,
-   `linter.deprecated]
+  [`maxHeartbeats, `autoImplicit, `relaxedAutoImplicit, `checkBinderAnnotations,
+   `linter.unusedVariables, `linter.deprecated]
 
 def keptHeaderOptions : List Name := headerSafeOptions.filter (· != `maxHeartbeats)
 
-/-- Command kinds an untrusted header may contain after its imports. -/
+/-- Command kinds an untrusted header may contain after its imports (besides plain
+`def`/`abbrev`, see `headerCommandProblem`). -/
 def headerCommandKinds : List Name :=
-  ["open", "universe", "namespace", "section", "end", "variable", "set_option"].map
-    (Name.mkStr `Lean.Parser.Command)
+  ["open", "universe", "namespace", "section", "noncomputableSection", "end", "variable",
+   "set_option"].map (Name.mkStr `Lean.Parser.Command)
 
 /-! ### Walking the syntax -/
 
@@ -199,16 +201,19 @@ def setOptionName? (cmd : Syntax) : Option Name :=
   (collectTokens cmd {}).idents.toList.head?
 
 /-- Why an untrusted header command is refused (`none` = allowed): its kind must be on the
-allow-list, a `set_option` must name a safe option with a literal value, and the command must
-pass the same atom/identifier/configuration gate as proofs (a `variable` binder is a term). -/
+allow-list (or a plain `def`/`abbrev`: ProofNet and PutnamBench headers define helpers such as
+`def is_topology …` and `abbrev I : Set ℝ := Icc 0 1`), a `set_option` must name a safe option,
+and the command must pass the same atom/identifier/configuration gate as proofs (a `variable`
+binder or a `def` body is a term; attributes, `instance`, `unsafe`, `partial` stay refused). -/
 def headerCommandProblem (cmd : Syntax) : Option String :=
   let isSetOption := cmd.getKind == Name.mkStr `Lean.Parser.Command "set_option"
   let unsafeOption := if isSetOption then
       (setOptionName? cmd).filter (!headerSafeOptions.contains ·) else none
-  if !headerCommandKinds.contains cmd.getKind then
+  let isPlainDef := declKindOf cmd == some "def" || declKindOf cmd == some "abbrev"
+  if !headerCommandKinds.contains cmd.getKind && !isPlainDef then
     some ("untrusted header: command `" ++ firstAtom cmd ++ "` (" ++ toString cmd.getKind ++
-      ") is not allowed; allowed after the imports: open, universe, namespace, section, end, " ++
-      "variable, set_option")
+      ") is not allowed; allowed after the imports: open, universe, namespace, section, " ++
+      "noncomputable section, end, variable, set_option, def, abbrev")
   else if let some o := unsafeOption then
     some ("untrusted header: `set_option " ++ toString o ++ "` is not allowed; safe options: " ++
       toString (headerSafeOptions.map toString))

@@ -119,9 +119,10 @@ def test_group_overrides_pin_one_worker_and_map_settings() -> None:
 
 def test_runner_rejects_bad_per_line_settings(tmp_path: Path) -> None:
     req = {"statement": "theorem x : True :=", "proof": " trivial"}
-    for extra, field in (({"config": {"profile": "loose"}}, "config.profile"),
-                         ({"config": {"header_trusted": "yes"}}, "config.header_trusted"),
-                         ({"group": ""}, "group")):
+    for extra, field in (({"config": {"profile": "loose"}}, "'config.profile' must be one of"),
+                         ({"config": {"header_trusted": "yes"}},
+                          "'config.header_trusted' must be a boolean"),
+                         ({"group": ""}, "'group' must be a non-empty string")):
         bad = tmp_path / "smoke.jsonl"
         bad.write_text(json.dumps({"id": "x", "request": req, "expect": {"verdict": "pass"},
                                    **extra}) + "\n")

@@ -38,6 +38,8 @@ REASONS: dict[str, str] = {
     "elab_error": "Lean reported an error while elaborating the proof",
     "sorry": "the theorem depends on sorryAx (sorry, admit, or an error-recovery sorry)",
     "bad_axiom": "the theorem depends on an axiom outside the allowed set (see `axioms`)",
+    "replay_failed": "re-adding the passing declaration and what it depends on through the kernel "
+                     "(on the header environment) failed or changed it",
     "missing_theorem": "elaboration did not add the stated theorem to the environment",
     "statement_mismatch": "the elaborated type differs from the statement elaborated on its own",
     "statement_error": "the statement itself does not elaborate (with `sorry` as its proof)",

@@ -97,16 +97,9 @@ def _parser() -> argparse.ArgumentParser:
 def _extractor_command(cfg: STPConfig, override: str | None) -> tuple[list[str], str | None]:
     if override:
         return shlex.split(override), None
-    from stp.lean import toolchain
+    from stp.lean.toolchain import extractor_command
 
-    root = toolchain.project_dir(cfg.lean)
-    lake = toolchain.find_lake()
-    exe = root / cfg.lean.extractor_exe
-    if lake is None:
-        raise UsageError(f"Lean not found: install elan and run `lake build` in {root}")
-    if not exe.is_file():
-        raise UsageError(f"extractor not built ({exe} missing): run `lake build` in {root}")
-    return [lake, "env", str(exe)], str(root)
+    return extractor_command(cfg.lean)
 
 
 def cmd_run(args: argparse.Namespace, cfg: STPConfig) -> int:

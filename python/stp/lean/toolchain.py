@@ -50,8 +50,17 @@ def checker_command(lean_cfg: LeanConfig) -> tuple[list[str], str | None]:
     return [lake, "env", str(checker_exe(lean_cfg))], str(project_dir(lean_cfg))
 
 
-def require_lean(lean_cfg: LeanConfig) -> None:
-    """Raise UsageError with one actionable line when the checker cannot be started."""
+def extractor_command(lean_cfg: LeanConfig) -> tuple[list[str], str]:
+    """The argv and working directory of the built `stp_extract` (under `lake env`, like the
+    checker), after the same one-line checks `require_lean` makes for the checker."""
+    exe = project_dir(lean_cfg) / lean_cfg.extractor_exe
+    require_lean(lean_cfg, exe, "extractor")
+    return [find_lake() or "lake", "env", str(exe)], str(project_dir(lean_cfg))
+
+
+def require_lean(lean_cfg: LeanConfig, exe: Path | None = None, what: str = "checker") -> None:
+    """Raise UsageError with one actionable line when the checker (or `exe`, the built program
+    named `what`) cannot be started."""
     root = project_dir(lean_cfg)
     if find_lake() is None:
         raise UsageError(
@@ -62,6 +71,6 @@ def require_lean(lean_cfg: LeanConfig) -> None:
             f"no Lake workspace at {root} (lean.project_dir): point lean.project_dir at the "
             "directory holding lakefile.lean"
         )
-    exe = checker_exe(lean_cfg)
+    exe = exe or checker_exe(lean_cfg)
     if not exe.is_file():
-        raise UsageError(f"checker not built ({exe} missing): run `lake build` in {root}")
+        raise UsageError(f"{what} not built ({exe} missing): run `lake build` in {root}")

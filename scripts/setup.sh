@@ -176,6 +176,8 @@ if [[ $SKIP_PYTHON -eq 0 ]]; then
 
   pin=()
   [[ -z "$CONSTRAINTS" ]] || pin=(-c "$CONSTRAINTS")
+  # On a TPU VM torch (for vllm-tpu's torchax) must be the CPU build, not PyPI's CUDA wheel.
+  [[ "$PROFILE" != "tpu" ]] || pin+=(--extra-index-url "$TORCH_CPU_INDEX")
   if [[ ",$EXTRAS," == *",hf,"* && "$PROFILE" == "cpu" ]]; then
     step "install the CPU build of torch (avoids the multi-GB CUDA wheel)"
     run "$VENV/bin/python" -m pip install "${pin[@]}" --extra-index-url "$TORCH_CPU_INDEX" torch \

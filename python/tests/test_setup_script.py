@@ -94,7 +94,8 @@ def test_profiles_choose_extras(checkout: Path) -> None:
     assert "lake build" not in cpu
     assert "--config configs/tiny-cpu.toml" in cpu.split("Next:")[1]
     tpu = _run(checkout / "scripts" / "setup.sh", "--dry-run", "--tpu", "--skip-lean").stdout
-    assert "pip install -c constraints/tpu.txt -e .[cluster,train,tpu]" in tpu
+    assert ("pip install -c constraints/tpu.txt --extra-index-url "
+            "https://download.pytorch.org/whl/cpu -e .[cluster,train,tpu]") in tpu
     assert "on TPU: vllm-tpu samples" in tpu.split("Next:")[1]
     custom = _run(checkout / "scripts" / "setup.sh", "--dry-run", "--extras", "plots",
                   "--skip-lean").stdout

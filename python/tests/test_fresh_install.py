@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from stp.checkout import checkout_root
-from stp.config import load_config
+from stp.config import STPConfig, load_config
 from stp.lean import toolchain
 from stp.lean.config import LeanConfig
 
@@ -134,7 +134,7 @@ def test_packaging_metadata() -> None:
 
 def test_shipped_configs_need_no_started_cluster() -> None:
     for path in sorted((REPO / "configs").glob("*.toml")):
-        cfg = load_config(path)
+        cfg: STPConfig = load_config(path)
         assert cfg.cluster.address == "", f"{path.name}: a cluster must be opt-in"
         assert cfg.lean.project_dir == "", f"{path.name}: project_dir must follow the checkout"
 

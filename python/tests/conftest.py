@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# The benchmark files live beside the checkout (../shared/data), never inside it.
-SHARED_DATA = Path(os.environ.get("STP_TEST_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
+# The benchmark files ship with the repository (data/benchmarks/, see its SOURCES.md).
+BENCHMARK_DIR = REPO_ROOT / "data" / "benchmarks"
 
 
 def _gpu_available() -> bool:
@@ -40,12 +39,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The public benchmark files (../shared/data); their absence is an error, not a skip."""
-    if not SHARED_DATA.is_dir():
-        raise FileNotFoundError(
-            f"benchmark data not found at {SHARED_DATA}; set STP_TEST_DATA_DIR to the shared/data folder"
-        )
-    return SHARED_DATA
+    """The benchmark files shipped in the checkout; their absence is an error, not a skip."""
+    if not BENCHMARK_DIR.is_dir():
+        raise FileNotFoundError(f"shipped benchmark data missing at {BENCHMARK_DIR}")
+    return BENCHMARK_DIR
+
+
+@pytest.fixture(scope="session")
+def _empty_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stp-data-dir")
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +62,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_data_env(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
-    """Every test sees the shared data through STP_DATA_DIR, as users configure it."""
-    monkeypatch.setenv("STP_DATA_DIR", str(data_dir))
+def _isolated_data_env(monkeypatch: pytest.MonkeyPatch, _empty_data_dir: Path) -> None:
+    """STP_DATA_DIR is an empty folder, as on a fresh machine: benchmarks come from the
+    checkout's shipped files and nothing is read from the user's ~/.cache/stp/data."""
+    monkeypatch.setenv("STP_DATA_DIR", str(_empty_data_dir))

@@ -6,7 +6,6 @@ import gzip
 import hashlib
 import io
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,7 +19,8 @@ from stp.model.prompts import START_THM
 from stp.model.types import SampleRequest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DATA_DIR = Path(os.environ.get("STP_TEST_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
+# The benchmark files shipped with the repository.
+DATA_DIR = REPO_ROOT / "data" / "benchmarks"
 
 LEMMAS = {
     "Nat.add_comm": "theorem Nat.add_comm (n m : ℕ) : n + m = m + n",

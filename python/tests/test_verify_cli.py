@@ -115,12 +115,14 @@ def test_exit_codes_through_the_real_entry_point(tmp_path: Path) -> None:
     path = write(tmp_path, "demo.lean", LEAN)
     good = write(tmp_path, "good.jsonl",
                  '{"statement": "theorem a : True :=", "proof": " trivial"}\n')
-    # no Lean installed: one line saying what to install, exit 2
+    # no Lean installed: one line saying what to install and where, exit 2. Run from another
+    # directory, the Lean project is still the checkout stp is installed from.
     proc = _run_cli([str(path)], {}, tmp_path)
     assert proc.returncode == 2
+    checkout = Path(__file__).resolve().parents[2]
     assert proc.stderr.strip().splitlines() == [
         f"error: Lean not found: install elan (scripts/setup.sh) and run `lake build` in "
-        f"{tmp_path}"]
+        f"{checkout} (the Lean project, from the checkout stp is installed from)"]
     assert _run_cli([str(good), *STANDIN], {}, tmp_path).returncode == 0
     proc = _run_cli([str(path), "--json", *STANDIN], {}, tmp_path)
     assert proc.returncode == 1, proc.stderr

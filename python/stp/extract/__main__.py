@@ -104,10 +104,12 @@ def _extractor_command(cfg: STPConfig, override: str | None) -> tuple[list[str],
 
 def cmd_run(args: argparse.Namespace, cfg: STPConfig) -> int:
     from stp.extract.driver import discover_modules, run_extraction
+    from stp.lean import toolchain
 
     out = args.out or _default_out(cfg)
     command, cwd = _extractor_command(cfg, args.extractor_command)
-    mathlib = args.mathlib_dir or (Path(cfg.lean.project_dir) / ".lake" / "packages" / "mathlib")
+    mathlib = args.mathlib_dir or (toolchain.project_dir(cfg.lean) / ".lake" / "packages"
+                                   / "mathlib")
     jobs = discover_modules(mathlib, args.prefix)
     workers = args.workers or max(1, available_cpus() - cfg.cluster.reserved_cpus)
     ray_address = (cfg.cluster.address or "local") if args.ray else ""

@@ -14,8 +14,10 @@ DEFAULT_HEADER = "import Mathlib\nimport Aesop\nopen BigOperators Real Nat Topol
 
 
 class LeanConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    # The Lake workspace root (holds lakefile.lean); relative paths resolve from the cwd.
-    project_dir: str = "."
+    # The Lake workspace root (holds lakefile.lean); relative paths resolve from the cwd. Empty:
+    # $STP_LEAN_PROJECT, else the checkout stp is installed from (pip install -e), else the cwd
+    # (stp.lean.toolchain.project_dir), so commands work from any directory.
+    project_dir: str = ""
     # Built executables, relative to project_dir (`lake build` puts them there).
     checker_exe: str = ".lake/build/bin/stp_check"
     extractor_exe: str = ".lake/build/bin/stp_extract"

@@ -1,6 +1,6 @@
 """`python -m stp.selfplay`: run or continue self-play; `... report --run-dir D`: plots + markdown.
 
-    python -m stp.selfplay --config configs/tiny-cpu.toml --data-dir ../shared/data
+    python -m stp.selfplay --config configs/tiny-cpu.toml
     python -m stp.selfplay --config configs/stp-7b.toml --rounds 4 --set run.seed=1
     python -m stp.selfplay report --run-dir runs/tiny-cpu
 """

@@ -254,7 +254,11 @@ class Progress:
         return (self.done - self._start_done) / elapsed
 
     def advance(self, n: int = 1) -> None:
-        self.done += n
+        self.update(self.done + n)
+
+    def update(self, done: int) -> None:
+        """Set the absolute count (for loops that report "step k finished", e.g. trainers)."""
+        self.done = done
         if self._bar is not None:
             self._bar.update(self._task, completed=self.done)
         now = time.monotonic()

@@ -7,8 +7,10 @@ still readable up to its last complete line and tools can filter by `event`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import platform
 import sys
 import threading
 import time
@@ -30,6 +32,28 @@ def get_logger(name: str) -> logging.Logger:
     if name == "stp" or name.startswith("stp."):
         return logging.getLogger(name)
     return logging.getLogger(f"stp.{name}")
+
+
+def describe_machine() -> str:
+    """CPU model and core count, printed with every benchmark figure.
+
+    A throughput figure means little without the machine it was measured on (the development
+    machines of this project are 2-3x slower than a workstation), so benchmarks print this line
+    with their results and the README quotes it with each figure.
+    """
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError), \
+            open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if line.lower().startswith(("model name", "hardware", "cpu model")):
+                model = line.split(":", 1)[1].strip()
+                break
+    total = os.cpu_count() or 0
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else total
+    load = ""
+    if hasattr(os, "getloadavg"):
+        load = f", load average {os.getloadavg()[0]:.1f}"
+    return f"{model}, {usable} cores usable of {total}{load}"
 
 
 def _enc_hook(obj: Any) -> Any:

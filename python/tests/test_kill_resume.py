@@ -138,3 +138,49 @@ def test_verify_json_killed_then_rerun_with_its_cache_gives_the_same_output(
     assert resumed.returncode == 1, resumed.stderr
     assert records(resumed.stdout) == records(reference.stdout)
     assert any(json.loads(line).get("cached") for line in resumed.stdout.splitlines())
+
+
+@pytest.mark.slow
+def test_eval_run_killed_after_a_shard_resumes_to_the_same_log(tmp_path: Path) -> None:
+    from stp.eval import log as evlog
+    from stp.model.tiny import create_tiny_model
+
+    model = create_tiny_model(tmp_path / "tiny")
+
+    def command(out: Path) -> list[str]:
+        return [sys.executable, "-m", "stp.eval", "run", "--model", model, "--splits",
+                "proofnet:valid", "--samples", "1", "--out", str(out),
+                "--set", 'sampler.backend="hf"', "--set", "sampler.max_tokens=4",
+                "--set", "model.max_prompt_tokens=48", "--set", "model.max_model_len=64",
+                "--set", "eval.shard_size=16", "--set", "verifier.workers=1",
+                "--set", "verifier.cache_dir='off'", "--set", "eval.bootstrap_samples=0",
+                "--set", f"run.run_dir={json.dumps(str(tmp_path / 'run'))}",
+                "--set", checker_override(standin_command(RULES))]
+
+    def attempts(out: Path) -> list[tuple[str, int, str, str, int | None]]:
+        return sorted((a.statement_id, a.sample, a.status, a.proof, a.seed)
+                      for a in evlog.iter_attempts(str(out)))
+
+    from stp.eval.__main__ import main as eval_main
+
+    # The uninterrupted reference runs in this process (one interpreter start less).
+    assert eval_main(command(tmp_path / "ref")[3:]) in (0, 1)
+    out = tmp_path / "log"
+    proc = subprocess.Popen(command(out), env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list(out.glob("part-*.jsonl.gz")):  # kill once the first shard is logged
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, "no shard written within 300 s"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    partial = len(list(evlog.iter_attempts(str(out))))
+    total = len(attempts(tmp_path / "ref"))
+    assert 0 < partial < total, (partial, total)
+    again = subprocess.run(command(out), env=_env(), capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode in (0, 1), again.stderr
+    # Only what was left is sampled again, and the log equals the uninterrupted one.
+    assert f"{total - partial} attempts written, {partial} already logged" in again.stderr
+    assert attempts(out) == attempts(tmp_path / "ref")

@@ -88,6 +88,8 @@ class DirLock:
         self._thread: threading.Thread | None = None
         self._generation: int | None = None
         self.lost = False  # gs:// only: the lease was taken over while we held it
+        self._key = ""
+        self._depth = 0  # nested re-entries by this process (see `acquire`)
 
     # -- local --------------------------------------------------------------------------------
 
@@ -177,6 +179,9 @@ class DirLock:
     # -- common ---------------------------------------------------------------------------------
 
     def release(self) -> None:
+        with _held_lock:
+            if _held.get(self._key) is self:
+                del _held[self._key]
         if self._file is not None:
             self._file.close()  # closing the descriptor drops the flock
             self._file = None
@@ -197,16 +202,50 @@ class DirLock:
         self.release()
 
 
+# Locks this process holds, by directory: taking a held one again (a pipeline that locks its run
+# directory and then calls `run_selfplay` on it) nests instead of refusing itself.
+_held: dict[str, DirLock] = {}
+_held_lock = threading.Lock()
+
+
+def _key(path: str) -> str:
+    return path.rstrip("/") if storage.is_gcs(path) else os.path.realpath(path)
+
+
+class _Nested(DirLock):
+    """A re-entry into a lock this process already holds; releasing it releases nothing."""
+
+    def __init__(self, outer: DirLock) -> None:
+        super().__init__(outer.path, outer.purpose)
+        self.outer = outer
+
+    def release(self) -> None:
+        with _held_lock:
+            self.outer._depth -= 1
+
+
 def acquire(path: storage.PathLike, *, purpose: str = "",
             ttl_s: float = DEFAULT_LEASE_TTL_S) -> DirLock:
-    """Take the directory's lock or raise RunDirLockedError at once (never waits)."""
+    """Take the directory's lock or raise RunDirLockedError at once (never waits).
+
+    Within one process the lock is re-entrant: taking it again while held returns a nested
+    handle, and the directory is released when the outermost holder releases it.
+    """
     path = os.fspath(path)
-    lock = DirLock(path, purpose or " ".join(["python", *sys.argv[:1]]))
-    if storage.is_gcs(path):
-        lock._acquire_gcs(ttl_s)
-    else:
-        lock._acquire_local()
-    return lock
+    key = _key(path)
+    with _held_lock:
+        outer = _held.get(key)
+        if outer is not None:
+            outer._depth += 1
+            return _Nested(outer)
+        lock = DirLock(path, purpose or " ".join(["python", *sys.argv[:1]]))
+        if storage.is_gcs(path):
+            lock._acquire_gcs(ttl_s)
+        else:
+            lock._acquire_local()
+        lock._key = key
+        _held[key] = lock
+        return lock
 
 
 @contextlib.contextmanager

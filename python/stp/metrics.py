@@ -7,8 +7,10 @@ still readable up to its last complete line and tools can filter by `event`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import platform
 import sys
 import threading
 import time
@@ -23,6 +25,28 @@ T = TypeVar("T")
 
 PROGRESS_ENV = "STP_PROGRESS"
 RESERVED_FIELDS = frozenset({"time", "event"})
+
+
+def describe_machine() -> str:
+    """CPU model and core count, printed with every benchmark figure.
+
+    A throughput figure means little without the machine it was measured on (the development
+    machines of this project are 2-3x slower than a workstation), so benchmarks print this line
+    with their results and the README quotes it with each figure.
+    """
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError), \
+            open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if line.lower().startswith(("model name", "hardware", "cpu model")):
+                model = line.split(":", 1)[1].strip()
+                break
+    total = os.cpu_count() or 0
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else total
+    load = ""
+    if hasattr(os, "getloadavg"):
+        load = f", load average {os.getloadavg()[0]:.1f}"
+    return f"{model}, {usable} cores usable of {total}{load}"
 
 
 def _enc_hook(obj: Any) -> Any:
@@ -247,7 +271,11 @@ class Progress:
         return (self.done - self._start_done) / elapsed
 
     def advance(self, n: int = 1) -> None:
-        self.done += n
+        self.update(self.done + n)
+
+    def update(self, done: int) -> None:
+        """Set the absolute count (for loops that report "step k finished", e.g. trainers)."""
+        self.done = done
         if self._bar is not None:
             self._bar.update(self._task, completed=self.done)
         now = time.monotonic()

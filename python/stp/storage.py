@@ -251,6 +251,28 @@ def with_filename(err: OSError, filename: str) -> OSError:
     return type(err)(err.errno, err.strerror, filename)
 
 
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def as_os_error(err: BaseException, filename: str) -> OSError | None:
+    """An OSError naming `filename` for a failed write, or None if `err` is not one.
+
+    Libraries written in Rust (safetensors, tokenizers) report a full disk as their own
+    exception type with "(os error 28)" in the message; Python's own writes raise OSError without
+    a file name. Both become an OSError naming the file being written, which `stp.cli.run_main`
+    turns into one line saying what to free.
+    """
+    if isinstance(err, OSError):
+        if err.errno is None:
+            return None
+        return err if err.filename is not None else with_filename(err, filename)
+    match = _RUST_OS_ERROR.search(str(err))
+    if match is None:
+        return None
+    code = int(match.group(1))
+    return OSError(code, os.strerror(code), filename)
+
+
 @contextlib.contextmanager
 def _atomic_file(path: PathLike, *, overwrite: bool = True) -> Iterator[IO[bytes]]:
     """Atomic binary writer for any path: local temp + rename, or local spool + one upload."""

@@ -69,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
                                 epochs=args.epochs, max_steps=args.max_steps)
     except (ExampleError, TrainingSettingsMismatch) as err:
         raise UsageError(str(err)) from None
+    except Exception as err:
+        # A full or read-only --out reported without a file name (Python's write(2) errors,
+        # Rust libraries' "(os error 28)"): name the output directory; anything else propagates.
+        os_error = storage.as_os_error(err, out)
+        if os_error is None or os_error is err:
+            raise
+        raise os_error from None
     summary = msgspec.to_builtins(result)
     summary["losses"] = [round(x, 5) for x in result.losses]
     json.dump(summary, sys.stdout, indent=2)

@@ -11,6 +11,7 @@ construction (an unlisted command or a numeric field without a range fails here)
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import importlib
 import json
@@ -20,7 +21,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -91,6 +91,7 @@ class SimpleWorkspace:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         self.proofs = root / "proofs.jsonl"
         self.proofs.write_text(json.dumps({"statement": "theorem t : True", "proof": " := trivial"})
                                + "\n")
@@ -253,7 +254,7 @@ def _override(key: str, value: Any) -> str:
 
 @pytest.mark.parametrize("key", sorted(FIELDS))
 def test_out_of_range_config_values_fail_at_load_naming_the_key(
-        key: str, ws: SimpleWorkspace, capsys: pytest.CaptureFixture[str]) -> None:
+        key: str, capsys: pytest.CaptureFixture[str]) -> None:
     for value in _out_of_range(FIELDS[key]):
         # stp.data info is the cheapest command; the others load the config the same way
         # (test_bad_overrides_and_flags_are_one_line runs one range error through each).
@@ -414,98 +415,119 @@ def test_missing_optional_package_names_the_extra(ws: SimpleWorkspace,
 
 
 # --------------------------------------------------------------------------------------------
-# Read-only and full output locations (a subprocess: other user, file-size limit)
+# Read-only and full output locations
 
 
-def _nobody() -> tuple[int, int] | None:
-    """Root ignores permissions; a subprocess drops to `nobody` so read-only is read-only."""
-    if os.geteuid() != 0:
-        return None
-    import pwd
+def run_subprocess(command: str, argv: list[str], *, fsize: int, timeout: float = 300
+                   ) -> Outcome:
+    """The command in a fresh process whose files may not grow beyond `fsize` bytes.
 
-    entry = pwd.getpwnam("nobody")
-    return entry.pw_uid, entry.pw_gid
+    RLIMIT_FSIZE (`ulimit -f`) makes every write past the limit fail with EFBIG, like a full
+    disk makes it fail with ENOSPC, without needing a small file system; SIGXFSZ is ignored so
+    the write fails instead of the process being killed.
+    """
 
+    def limit() -> None:
+        import resource
 
-def run_subprocess(command: str, argv: list[str], *, fsize: int | None = None,
-                   as_nobody: bool = False, timeout: float = 180) -> Outcome:
-    ids = _nobody() if as_nobody else None
-
-    def limits() -> None:
-        if fsize is not None:
-            import resource
-
-            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
-            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-        if ids is not None:
-            os.setgroups([])
-            os.setgid(ids[1])
-            os.setuid(ids[0])
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 
     env = {**os.environ, "PYTHONPATH": REPO_PYTHON, "STP_PROGRESS": "0"}
-    if ids is not None:
-        env["HOME"] = tempfile.gettempdir()
     code = f"from stp.cli import run_main; from {COMMANDS[command]} import main; run_main(main)"
     proc = subprocess.run([sys.executable, "-c", code, *argv], env=env, capture_output=True,
-                          text=True, timeout=timeout, preexec_fn=limits)
+                          text=True, timeout=timeout, preexec_fn=limit)
     return Outcome(proc.returncode, proc.stdout, proc.stderr)
 
 
-@pytest.fixture
-def shared_tmp() -> Iterator[Path]:
-    """A temporary directory another user can enter (pytest's tmp_path is private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="stp-faults-"))
-    path.chmod(0o755)
+@contextlib.contextmanager
+def read_only(directory: Path) -> Iterator[None]:
+    """Make a directory unwritable, for root too (root ignores permission bits)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        directory.chmod(0o555)
+        try:
+            yield
+        finally:
+            directory.chmod(0o755)
+        return
+    # The immutable attribute stops root as well (ext4, xfs, btrfs; needs CAP_LINUX_IMMUTABLE).
+    subprocess.run(["chattr", "+i", str(directory)], check=True)
     try:
-        yield path
+        probe = directory / "probe"
+        with pytest.raises(PermissionError):
+            probe.write_text("x")
+        yield
     finally:
-        subprocess.run(["chmod", "-R", "u+w", str(path)], check=False)
-        subprocess.run(["rm", "-rf", str(path)], check=False)
+        subprocess.run(["chattr", "-i", str(directory)], check=True)
 
 
-def _output_cases(root: Path) -> dict[str, tuple[str, list[str]]]:
-    """Commands that write, with their output at root/'out' (inputs elsewhere under root)."""
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from stp.model.tiny import create_tiny_model
+
+    return create_tiny_model(tmp_path_factory.mktemp("tiny"))
+
+
+def _output_cases(root: Path, model: str) -> dict[str, tuple[str, list[str]]]:
+    """Commands that write, with their output under root/'out' (inputs elsewhere under root)."""
     ws = SimpleWorkspace(root / "in")
     out = str(root / "out" / "x")
     ws.out = Path(out)
+    ws.model = Path(model)
     inv = ws.invocations()
+    lemmas = root / "in" / "lemmas.json"
+    lemmas.write_text(json.dumps({"Nat.add_comm": "theorem Nat.add_comm (n m : ℕ) : n + m = m + n"}))
     log_dir = root / "in" / "log"
     from stp.eval import log as evlog
 
     evlog.AttemptLog(str(log_dir)).append([evlog.Attempt(statement_id="a", split="toy:test",
                                                          sample=0, status="pass")])
+    dataset = ["--set", 'data.selfplay=[{name = "minif2f", split = "valid"}]',
+               "--set", "data.allow_download=false", "--set", 'run.log_level="WARNING"',
+               "--set", f"data.lemma_dict={json.dumps(str(lemmas))}",
+               "--set", 'sampler.backend="hf"', "--set", f"model.name={json.dumps(model)}"]
     return {
-        "stp.selfplay": ("stp.selfplay", inv["stp.selfplay"]),
+        "stp.selfplay": ("stp.selfplay", [*inv["stp.selfplay"], *dataset]),
         "stp.eval plot": ("stp.eval", ["plot", "--log", str(log_dir), "--out", out]),
         "stp.model.tiny": ("stp.model.tiny", [out]),
         "stp.train": ("stp.train", inv["stp.train"]),
     }
 
 
-@pytest.mark.parametrize("invocation", ["stp.selfplay", "stp.eval plot", "stp.model.tiny",
-                                        "stp.train"])
-def test_read_only_output_location(invocation: str, shared_tmp: Path) -> None:
-    command, argv = _output_cases(shared_tmp)[invocation]
-    for p in [shared_tmp / "in", *(shared_tmp / "in").rglob("*")]:
-        p.chmod(0o755 if p.is_dir() else 0o644)
-    (shared_tmp / "out").mkdir()
-    (shared_tmp / "out").chmod(0o555)
-    outcome = run_subprocess(command, argv, as_nobody=True)
-    assert_one_line_error(outcome, str(shared_tmp / "out"))
-    assert "permission denied" in outcome.err or "read-only" in outcome.err
-    assert files_under(shared_tmp / "out") == set()
+OUTPUT_CASES = ["stp.selfplay", "stp.eval plot", "stp.model.tiny", "stp.train"]
 
 
-@pytest.mark.parametrize("invocation", ["stp.selfplay", "stp.eval plot", "stp.model.tiny",
-                                        "stp.train"])
-def test_full_disk_says_what_to_free_and_leaves_nothing(invocation: str, tmp_path: Path) -> None:
-    command, argv = _output_cases(tmp_path)[invocation]
-    before = files_under(tmp_path / "in")
-    outcome = run_subprocess(command, argv, fsize=0)  # every write fails: the disk is "full"
+@pytest.mark.parametrize("invocation", OUTPUT_CASES)
+def test_read_only_output_location(invocation: str, tmp_path: Path, tiny_model: str,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    command, argv = _output_cases(tmp_path, tiny_model)[invocation]
+    with read_only(tmp_path / "out"):
+        outcome = run_command(command, argv, capsys)
     assert_one_line_error(outcome, str(tmp_path / "out"))
-    assert "free space" in outcome.err
-    assert {f for f in files_under(tmp_path / "out") if (tmp_path / "out" / f).stat().st_size} \
-        == set()
+    assert re.search(r"permission denied|not permitted|read-only", outcome.err), outcome.err
+    assert files_under(tmp_path / "out") == set()
+
+
+FSIZE = 4096  # small files fit; a model, a plot or the dataset shard of a run does not
+
+
+# stp.train's full --out is reached only after a real training run (minutes in a fresh process
+# on 2 cores); its read-only case above and the shared write path (stp.storage) cover it.
+@pytest.mark.parametrize("invocation", ["stp.selfplay", "stp.eval plot", "stp.model.tiny"])
+def test_full_disk_says_what_to_free_and_leaves_nothing_cut(invocation: str, tmp_path: Path,
+                                                            tiny_model: str) -> None:
+    command, argv = _output_cases(tmp_path, tiny_model)[invocation]
+    before = files_under(tmp_path / "in")
+    outcome = run_subprocess(command, argv, fsize=FSIZE)
+    # Libraries may log progress before the failure; the failure itself is one error line.
+    errors = [line for line in outcome.err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and outcome.code == 2 and "Traceback" not in outcome.err, outcome
+    assert str(tmp_path / "out") in errors[0] and "free space" in errors[0], errors
+    left = files_under(tmp_path / "out")
+    # Whatever was finished may stay (a rerun resumes from it); nothing half-written may.
+    assert not [f for f in left if f.endswith(".stp-tmp") or ".stp-tmp/" in f], left
+    assert not [f for f in left if (tmp_path / "out" / f).stat().st_size >= FSIZE], left
     assert files_under(tmp_path / "in") == before
 
 

@@ -52,10 +52,18 @@ def test_second_process_is_refused_and_a_killed_holder_releases(tmp_path: Path) 
     # SIGKILL gave no chance to clean up: the kernel dropped the flock anyway.
     with lock.lock_dir(run_dir, purpose="second") as held:
         assert held.path == str(run_dir)
-        # The same process cannot take it twice either (flock is per open file).
-        with pytest.raises(lock.RunDirLockedError, match="in use by second"):
-            lock.acquire(run_dir)
-    lock.acquire(run_dir).release()
+        # The same process may take it again (a pipeline around run_selfplay): it nests, and
+        # leaving the inner block keeps the directory locked against other processes.
+        with lock.lock_dir(run_dir, purpose="inner"):
+            pass
+        other = subprocess.run([sys.executable, "-c", _HOLDER, str(run_dir)],
+                               env={**os.environ, "PYTHONPATH": REPO_PYTHON},
+                               capture_output=True, text=True, timeout=60)
+        assert other.returncode != 0 and "in use by second" in other.stderr
+    # Released by the outer block: another process gets it now.
+    holder = _hold(run_dir)
+    holder.kill()
+    holder.wait(timeout=30)
 
 
 def test_selfplay_refuses_a_run_directory_in_use(tmp_path: Path) -> None:
@@ -75,13 +83,18 @@ def test_selfplay_refuses_a_run_directory_in_use(tmp_path: Path) -> None:
 
 def test_gcs_lease_refuses_while_live_and_is_taken_over_once_expired(gcs_root: str) -> None:
     run_dir = storage.join(gcs_root, "run")
+    lease_path = storage.join(run_dir, lock.LEASE_NAME)
     first = lock.acquire(run_dir, purpose="first", ttl_s=60)
-    try:
-        with pytest.raises(lock.RunDirLockedError, match="in use by first"):
-            lock.acquire(run_dir, purpose="second")
-    finally:
-        first.release()
-    assert not storage.exists(storage.join(run_dir, lock.LEASE_NAME))
+    lease = msgspec.json.decode(storage.read_bytes(lease_path), type=lock._Holder)
+    assert lease.purpose == "first" and lease.expires > time.time() + 30
+    first.release()
+    assert not storage.exists(lease_path)
+    # Another machine's live lease: refused, naming it.
+    live = lock._Holder(owner="other", host="node-7", pid=99, purpose="other run",
+                        since=time.time(), expires=time.time() + 60)
+    storage.write_bytes(lease_path, msgspec.json.encode(live))
+    with pytest.raises(lock.RunDirLockedError, match=r"in use by other run \(pid 99 on node-7"):
+        lock.acquire(run_dir, purpose="second")
     # A holder that died without releasing: its lease has expired, so it is taken over.
     stale = lock._Holder(owner="dead", host="h", pid=1, purpose="dead", since=time.time() - 100,
                          expires=time.time() - 1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -94,14 +95,26 @@ def create_tiny_model(out_dir: str | os.PathLike[str], *, hidden_size: int = 64,
                 return str(out)
         except (OSError, json.JSONDecodeError):
             pass
-    out.mkdir(parents=True, exist_ok=True)
-    tok = build_tokenizer(vocab_size)
-    _save_model(out, tok, hidden_size=hidden_size, num_layers=num_layers, seed=seed)
-    tok.save_pretrained(str(out))
-    # Atomic marker: the directory counts as finished only once this exists.
-    with tempfile.NamedTemporaryFile("w", dir=out, delete=False, suffix=".tmp") as f:
-        json.dump(recipe, f)
-    os.replace(f.name, marker)
+    # Built in a temporary sibling and renamed into place, so a failure (full disk, kill) leaves
+    # no half-written model behind; the marker is written last inside it.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".stp-tmp"))
+    try:
+        tok = build_tokenizer(vocab_size)
+        _save_model(build, tok, hidden_size=hidden_size, num_layers=num_layers, seed=seed)
+        tok.save_pretrained(str(build))
+        (build / marker.name).write_text(json.dumps(recipe))
+        if out.exists():  # an older recipe or an interrupted copy: replace it
+            shutil.rmtree(out)
+        os.rename(build, out)
+    except BaseException as err:
+        shutil.rmtree(build, ignore_errors=True)
+        from stp.storage import as_os_error
+
+        os_error = as_os_error(err, str(out))
+        if os_error is not None and os_error is not err:
+            raise os_error from None
+        raise
     return str(out)
 
 
@@ -138,8 +151,8 @@ def _save_model(out: Path, tok, *, hidden_size: int, num_layers: int, seed: int)
         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, torch_dtype="float32")
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
-    assert model.generation_config is not None  # a freshly built causal LM always has one
-    model.generation_config.pad_token_id = tok.pad_token_id
+    if model.generation_config is not None:
+        model.generation_config.pad_token_id = tok.pad_token_id
     model.save_pretrained(str(out), safe_serialization=True)
 
 

@@ -181,7 +181,7 @@ def train_weighted(base_model: str, examples_path: str, out_dir: str,
             # Steps done / total, rate and ETA on a terminal, `progress` events in metrics.jsonl.
             bar = Progress(steps, "train", done=start, unit="steps",
                            enabled=None if is_main else False, metrics=metrics if is_main else None)
-            trainer.add_hook(lambda info: bar.advance(), every=1)
+            trainer.add_hook(lambda info: bar.update(min(int(info.step) + 1, steps)), every=1)
             loader = trainer.data_loader(dataset).iter_from_step(start)
             with bar:
                 info = trainer.train(state, loader)

@@ -9,15 +9,32 @@ Spec (every key optional):
            first n requests with that text across all processes (needs state_dir).
   default: action when no rule matches ("pass")
   actions: pass | fail | error | hang | crash | leak | garbage | wrong_id | out_of_order | slow
+           | burn | probe and the adversarial ones below.
            `slow` waits `ms` then passes (or gives `then`); `leak` allocates ~`mb_per_s` MiB/s
            (up to `leak_cap_mb`, then hangs) until killed; `crash` exits mid-request;
-           `out_of_order` holds this answer and sends it after the next one.
+           `out_of_order` holds this answer and sends it after the next one; `burn` spends
+           `cpu_ms` of CPU then gives `then` (default pass); `probe` tries to escape (write
+           `probe_write`, connect to `probe_connect` [host, port], read env `probe_env`) and
+           answers fail with one error whose text is the JSON of what it could do.
+  adversarial actions (what a checker whose process ran exploit code could print):
+           forge_pass   {"op":"result","id":..,"nonce":..,"verdict":"pass"} and nothing else
+           dup_verdict  a consistent pass line that names "verdict" twice (fail, then pass)
+           wrong_nonce  a consistent pass with another nonce; no_nonce: without one
+           sorry_pass   a pass whose axioms include sorryAx; mismatch_pass: statement_match false
+           huge         a fail whose message is `mb` MiB long (one line)
+           hijack       answers a consistent pass; from then on every answer of this process is
+                        a consistent forged pass with the right nonce (a rewritten stdout)
+  check_cpu_ms: CPU every check spends before answering (like Lean elaborating a proof)
+  start_cpu_ms: CPU spent before Ready (like Lean importing the header)
   premises: list returned for requests that ask for premises (per rule or global)
   log:     file getting one JSON line per event: {"ev": "start"|"check", "pid", "id", ...}
   state_dir: directory for `times` counters
   header_error: regex; a header matching it gets Ready(ok=false) and every check "error"
   start_delay_ms: sleep before Ready (header import); start_crash: regex on the header → exit 3
   checker_version / lean_version / protocol: what Ready reports
+An untrusted header (`header_trusted: false`) with a line outside the allow-list (import, open,
+universe, namespace, section, end, variable, set_option of a few safe options) gets Ready(ok=false)
+naming the command, as the real checker does.
 Never used by product code: it only exists so the pool can be tested without Lean.
 """
 
@@ -27,8 +44,13 @@ import hashlib
 import json
 import os
 import re
+import socket
 import sys
 import time
+from pathlib import Path
+
+# Import this checkout's `stp` (also when started inside a sandbox with a cleared environment).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import msgspec
 
@@ -74,6 +96,8 @@ class StandIn:
         self.held: bytes | None = None
         self.header_ok = True
         self.hog: list[bytearray] = []
+        self.hijacked = False
+        self.allowed_axioms = ["propext"]
 
     def log(self, **event: object) -> None:
         if not self.log_path:
@@ -102,10 +126,18 @@ class StandIn:
             sys.stderr.flush()
             os._exit(3)
         time.sleep(self.spec.get("start_delay_ms", 0) / 1000)
+        burn(self.spec.get("start_cpu_ms", 0))
+        self.allowed_axioms = list(cfg.allowed_axioms)
         bad = self.spec.get("header_error")
         self.header_ok = not (bad and re.search(bad, cfg.header))
         errors = [] if self.header_ok else [LeanMessage(severity="error", line=1, column=0,
                                                         text="unknown package")]
+        if self.header_ok and not cfg.header_trusted:
+            gated = header_gate(cfg.header)
+            if gated is not None:
+                self.header_ok = False
+                errors = [LeanMessage(severity="error", line=gated[0], column=0,
+                                      text=f"header command not allowed: {gated[1]}")]
         self.send(Ready(protocol=self.spec.get("protocol", PROTOCOL_VERSION), ok=self.header_ok,
                         lean_version=self.spec.get("lean_version", "4.9.0-rc1-standin"),
                         checker_version=self.spec.get("checker_version", "standin-1"),
@@ -141,12 +173,22 @@ class StandIn:
             return
         self.log(ev="check", id=req.id, proof=req.proof, statement=req.statement)
         if not self.header_ok:
-            self.send(CheckResponse(id=req.id, verdict="error", reasons=["header_error"]))
+            self.send(CheckResponse(id=req.id, nonce=req.nonce, verdict="error",
+                                    reasons=["header_error"]))
+            return
+        burn(self.spec.get("check_cpu_ms", 0))
+        if self.hijacked:
+            self.send(self.consistent_pass(req))
             return
         action, spec = self.pick(req)
         if action == "slow":
             time.sleep(spec.get("ms", 100) / 1000)
             action = spec.get("then", "pass")
+        if action == "burn":
+            burn(spec.get("cpu_ms", 500))
+            action = spec.get("then", "pass")
+        if self.adversarial(req, action, spec):
+            return
         if action == "hang":
             while True:
                 time.sleep(3600)
@@ -161,24 +203,89 @@ class StandIn:
             self.out.flush()
             return
         if action == "wrong_id":
-            self.send(CheckResponse(id=req.id + "-wrong", verdict="pass"))
+            self.send(CheckResponse(id=req.id + "-wrong", nonce=req.nonce, verdict="pass"))
             return
         if action == "out_of_order":
-            self.held = encoder.encode(CheckResponse(id=req.id, verdict="pass")) + b"\n"
+            self.held = encoder.encode(self.consistent_pass(req)) + b"\n"
             return
         self.send(self.verdict(req, action, spec))
+
+    def consistent_pass(self, req: CheckRequest, **fields: object) -> CheckResponse:
+        """A pass that satisfies every consistency rule (what an honest checker sends)."""
+        values: dict = {"nonce": req.nonce,
+                        "axioms": sorted(set(self.allowed_axioms) & {"propext"}),
+                        "statement_match": True, "ms": 1, **fields}
+        return CheckResponse(id=req.id, verdict="pass", **values)
+
+    def raw(self, obj_text: str) -> None:
+        self.out.write(obj_text.encode() + b"\n")
+        self.out.flush()
+
+    def adversarial(self, req: CheckRequest, action: str, spec: dict) -> bool:
+        ident, nonce = json.dumps(req.id), json.dumps(req.nonce)
+        if action == "forge_pass":
+            self.raw(f'{{"op":"result","id":{ident},"nonce":{nonce},"verdict":"pass"}}')
+        elif action == "dup_verdict":
+            self.raw(f'{{"op":"result","id":{ident},"nonce":{nonce},"verdict":"fail",'
+                     f'"verdict":"pass","axioms":["propext"],"statement_match":true}}')
+        elif action == "wrong_nonce":
+            self.send(self.consistent_pass(req, nonce="0" * 32))
+        elif action == "no_nonce":
+            self.send(self.consistent_pass(req, nonce=None))
+        elif action == "sorry_pass":
+            self.send(self.consistent_pass(req, axioms=["propext", "sorryAx"]))
+        elif action == "mismatch_pass":
+            self.send(self.consistent_pass(req, statement_match=False))
+        elif action == "huge":
+            text = "x" * (int(spec.get("mb", 20)) * 1024 * 1024)
+            self.send(CheckResponse(id=req.id, nonce=req.nonce, verdict="fail",
+                                    reasons=["elab_error"],
+                                    errors=[LeanMessage(severity="error", line=1, column=0,
+                                                        text=text)]))
+        elif action == "hijack":
+            self.hijacked = True
+            self.send(self.consistent_pass(req))
+        elif action == "probe":
+            self.send(CheckResponse(id=req.id, nonce=req.nonce, verdict="fail",
+                                    reasons=["elab_error"],
+                                    errors=[LeanMessage(severity="error", line=1, column=0,
+                                                        text=json.dumps(self.probe()))]))
+        else:
+            return False
+        return True
+
+    def probe(self) -> dict[str, object]:
+        """What code running inside this checker can do to its surroundings."""
+        found: dict[str, object] = {}
+        target = self.spec.get("probe_write")
+        if target:
+            try:
+                with open(target, "w") as fh:
+                    fh.write("escaped")
+                found["write"] = "ok"
+            except OSError as err:
+                found["write"] = type(err).__name__
+        where = self.spec.get("probe_connect")
+        if where:
+            try:
+                with socket.create_connection((where[0], int(where[1])), timeout=2):
+                    found["connect"] = "ok"
+            except OSError as err:
+                found["connect"] = type(err).__name__
+        name = self.spec.get("probe_env")
+        if name:
+            found["env"] = os.environ.get(name, "absent")
+        return found
 
     def verdict(self, req: CheckRequest, action: str, spec: dict) -> CheckResponse:
         if action == "pass":
             premises = spec.get("premises", self.spec.get("premises", []))
-            return CheckResponse(id=req.id, verdict="pass", axioms=["propext"],
-                                 statement_match=True,
-                                 premises=list(premises) if req.premises else None, ms=1)
+            return self.consistent_pass(req, premises=list(premises) if req.premises else None)
         if action in ("fail", "error"):
             errors = [msgspec.convert(e, LeanMessage) for e in spec.get(
                 "errors", [{"severity": "error", "line": 1, "column": 0,
                             "text": "stand-in rejects this proof"}])]
-            return CheckResponse(id=req.id, verdict=action,
+            return CheckResponse(id=req.id, nonce=req.nonce, verdict=action,
                                  reasons=spec.get("reasons", ["elab_error"]), errors=errors, ms=1)
         raise SystemExit(f"stand-in: unknown action {action!r}")
 
@@ -205,6 +312,31 @@ class StandIn:
         if self.held is not None:
             self.out.write(self.held)
             self.out.flush()
+
+
+SAFE_HEADER = re.compile(
+    r"(import|open|universe|namespace|section|end|variable)\b"
+    r"|set_option\s+(autoImplicit|relaxedAutoImplicit|pp\.\S+)\s")
+
+
+def header_gate(header: str) -> tuple[int, str] | None:
+    """(line, command) of the first header line outside the allow-list, or None."""
+    for n, line in enumerate(header.splitlines(), start=1):
+        text = line.strip()
+        if text and not text.startswith("--") and not SAFE_HEADER.match(text + " "):
+            return n, text.split()[0]
+    return None
+
+
+def burn(cpu_ms: float) -> None:
+    """Spend `cpu_ms` of CPU time (not wall time) in a busy loop."""
+    if cpu_ms <= 0:
+        return
+    end = time.process_time() + cpu_ms / 1000
+    x = 0
+    while time.process_time() < end:
+        for _ in range(2000):
+            x += 1
 
 
 if __name__ == "__main__":

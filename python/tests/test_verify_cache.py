@@ -159,6 +159,7 @@ def test_cache_entries_do_not_outlive_the_policy(tmp_path: Path) -> None:
 
 def test_a_changed_checker_file_invalidates_the_cache(tmp_path: Path) -> None:
     """The fingerprint hashes the files the checker command names, not a version string."""
+    import json
     import shutil
     import sys
 
@@ -174,7 +175,7 @@ def test_a_changed_checker_file_invalidates_the_cache(tmp_path: Path) -> None:
         cfg = load_config(None, ["verifier.workers=1", "verifier.recheck_passes=false",
                                  f"verifier.cache_dir={cache!r}"])
         return make_verifier(with_checker(cfg, [sys.executable, str(copy),
-                                                '{"log": "%s"}' % log]))
+                                                json.dumps({"log": str(log)})]))
 
     with verifier() as v:
         assert not v.verify_all([it])[0].cached

@@ -64,8 +64,10 @@ def read_jsonl(path: Path, header: str) -> list[Entry]:
             except msgspec.DecodeError as err:
                 raise UsageError(f"{path}:{lineno}: not valid JSON ({err})") from None
             name = rec.name or f"{path.name}:{lineno}"
+            # a header that comes with the proof is untrusted (the checker's allow-list applies)
             item = VerifyItem(statement=rec.statement, proof=rec.proof,
-                              header=rec.header if rec.header is not None else header, name=name)
+                              header=rec.header if rec.header is not None else header,
+                              header_trusted=rec.header is None, name=name)
             entries.append(Entry(name, f"{path}:{lineno}", item))
     return entries
 
@@ -91,7 +93,8 @@ def read_lean(path: Path) -> list[Entry]:
     except LeanFileError as err:
         raise UsageError(str(err)) from None
     return [Entry(t.name, f"{path}:{t.line}",
-                  VerifyItem(statement=t.statement, proof=t.proof, header=t.header, name=t.name),
+                  VerifyItem(statement=t.statement, proof=t.proof, header=t.header,
+                             header_trusted=False, name=t.name),
                   t.text_map) for t in theorems]
 
 

@@ -340,7 +340,8 @@ def make_verifier(cfg: STPConfig) -> Verifier:
     if cfg.verifier.cross_check:
         from stp.verify.crosscheck import LeanInteractBackend
 
-        cross = CrossChecker(LeanInteractBackend(cfg.lean, timeout_s=cfg.verifier.timeout_s))
+        cross = CrossChecker(LeanInteractBackend(cfg.lean, timeout_s=cfg.verifier.timeout_s,
+                                                 memory_mb=cfg.verifier.memory_mb))
     try:
         cache = ResultCache(cache_dir) if cache_dir is not None else None
     except Exception:

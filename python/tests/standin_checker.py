@@ -27,7 +27,8 @@ Spec (every key optional):
   check_cpu_ms: CPU every check spends before answering (like Lean elaborating a proof)
   start_cpu_ms: CPU spent before Ready (like Lean importing the header)
   premises: list returned for requests that ask for premises (per rule or global)
-  log:     file getting one JSON line per event: {"ev": "start"|"check", "pid", "id", ...}
+  log:     file getting one JSON line per event: {"ev": "start"|"check", "pid", "id", "cpu", ...}
+           (`cpu`: the process's CPU seconds so far, start and check CPU spending included)
   state_dir: directory for `times` counters
   header_error: regex; a header matching it gets Ready(ok=false) and every check "error"
   start_delay_ms: sleep before Ready (header import); start_crash: regex on the header → exit 3
@@ -102,7 +103,8 @@ class StandIn:
     def log(self, **event: object) -> None:
         if not self.log_path:
             return
-        line = (json.dumps({"pid": os.getpid(), **event}) + "\n").encode()
+        line = (json.dumps({"pid": os.getpid(), "cpu": time.process_time(), **event})
+                + "\n").encode()
         fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line)  # O_APPEND: one write per line is atomic enough for tests
@@ -120,13 +122,13 @@ class StandIn:
         cfg = checker_input_decoder.decode(line)
         if not isinstance(cfg, CheckerConfig):
             raise SystemExit("first line must be a config")
+        burn(self.spec.get("start_cpu_ms", 0))
         self.log(ev="start", header=cfg.header)
         if self.spec.get("start_crash") and re.search(self.spec["start_crash"], cfg.header):
             sys.stderr.write("stand-in: refusing this header\n")
             sys.stderr.flush()
             os._exit(3)
         time.sleep(self.spec.get("start_delay_ms", 0) / 1000)
-        burn(self.spec.get("start_cpu_ms", 0))
         self.allowed_axioms = list(cfg.allowed_axioms)
         bad = self.spec.get("header_error")
         self.header_ok = not (bad and re.search(bad, cfg.header))
@@ -171,12 +173,13 @@ class StandIn:
         if not isinstance(req, CheckRequest):
             self.send(CheckResponse(id="", verdict="error", reasons=["unknown_op"]))
             return
+        if self.header_ok:
+            burn(self.spec.get("check_cpu_ms", 0))
         self.log(ev="check", id=req.id, proof=req.proof, statement=req.statement)
         if not self.header_ok:
             self.send(CheckResponse(id=req.id, nonce=req.nonce, verdict="error",
                                     reasons=["header_error"]))
             return
-        burn(self.spec.get("check_cpu_ms", 0))
         if self.hijacked:
             self.send(self.consistent_pass(req))
             return

@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python" / "tests"))  # the stand-in lives with the tests
@@ -39,7 +40,7 @@ sys.path.insert(0, str(REPO / "python" / "tests"))  # the stand-in lives with th
 import psutil  # noqa: E402
 from standin import standin_command  # noqa: E402
 
-from stp.config import load_config  # noqa: E402
+from stp.config import STPConfig, load_config  # noqa: E402
 from stp.verify import VerifyItem, make_verifier  # noqa: E402
 
 STATEMENT = "theorem t (n : ℕ) : n + 0 = n :="
@@ -95,10 +96,10 @@ class TreeCPU:
 
 def run(name: str, args: argparse.Namespace) -> dict[str, float]:
     sandbox, recheck = CONFIGS[name]
-    spec = {"check_cpu_ms": args.check_cpu_ms, "start_cpu_ms": args.start_cpu_ms,
-            "default": "fail", "rules": [{"pattern": "PASS", "action": "pass"}]}
+    spec: dict[str, Any] = {"check_cpu_ms": args.check_cpu_ms, "start_cpu_ms": args.start_cpu_ms,
+                            "default": "fail", "rules": [{"pattern": "PASS", "action": "pass"}]}
     binds = sorted({sys.prefix, sys.base_prefix, str(REPO / "python")})
-    cfg = load_config(None, [
+    cfg: STPConfig = load_config(None, [
         f"verifier.workers={args.workers}", "verifier.cache_dir='off'",
         f"verifier.sandbox='{sandbox}'", f"verifier.sandbox_binds={json.dumps(binds)}",
         f"verifier.recheck_passes={'true' if recheck else 'false'}",

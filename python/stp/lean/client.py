@@ -254,7 +254,7 @@ class CheckerProcess:
                 self._ready_future.set_exception(CheckerStartError(detail))
             return
         self._protocol_error([], detail, "protocol")
-    def _first_line(self, line: bytes) -> None:
+    def _first_line(self, line: bytes | bytearray) -> None:
         assert self._ready_future is not None
         if self._ready_future.done():  # start() already gave up (timeout)
             return
@@ -338,7 +338,7 @@ def _retrieve(fut: asyncio.Future[Any]) -> None:
         fut.exception()
 
 
-def _clip(line: bytes, limit: int = 200) -> str:
+def _clip(line: bytes | bytearray, limit: int = 200) -> str:
     text = line.decode("utf-8", "replace")
     return text if len(text) <= limit else text[:limit] + "…"
 

@@ -265,7 +265,7 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def duplicate_key(line: bytes) -> str | None:
+def duplicate_key(line: bytes | bytearray) -> str | None:
     """The first duplicated key of any object in `line`, or None.
 
     msgspec (like most JSON parsers) silently keeps the last of two equal keys, so a checker line
@@ -281,7 +281,7 @@ def duplicate_key(line: bytes) -> str | None:
     return None
 
 
-def decode_checker_line(line: bytes) -> CheckerOutput:
+def decode_checker_line(line: bytes | bytearray) -> CheckerOutput:
     """Decode one checker output line, refusing duplicate keys (msgspec.DecodeError otherwise)."""
     msg = checker_output_decoder.decode(line)
     dup = duplicate_key(line)

@@ -123,7 +123,7 @@ class StandIn:
         if not isinstance(cfg, CheckerConfig):
             raise SystemExit("first line must be a config")
         burn(self.spec.get("start_cpu_ms", 0))
-        self.log(ev="start", header=cfg.header)
+        self.log(ev="start", header=cfg.header, trusted=cfg.header_trusted)
         if self.spec.get("start_crash") and re.search(self.spec["start_crash"], cfg.header):
             sys.stderr.write("stand-in: refusing this header\n")
             sys.stderr.flush()

@@ -223,3 +223,22 @@ def test_sandbox_bwrap_required_but_missing_is_an_environment_error(
     cfg = with_checker(config(tmp_path, "verifier.sandbox='bwrap'"), standin_command({}))
     with pytest.raises(EnvironmentSetupError, match="bubblewrap is not installed"):
         make_verifier(cfg)
+
+
+def test_cli_never_starts_a_file_header_as_trusted(tmp_path: Path) -> None:
+    """The command line's start-up probe used the first file's header; it must use the trusted
+    default, and the file's header only ever reaches a checker as untrusted."""
+    from standin import checker_override
+
+    from stp.verify.cli import main
+
+    log = tmp_path / "log"
+    lean = tmp_path / "evil.lean"
+    lean.write_text("import Mathlib\nset_option debug.skipKernelTC true\n\n"
+                    "theorem a : True := by trivial\n")
+    code = main([str(lean), "--json", "--cache", str(tmp_path / "cache"),
+                 "--set", checker_override(standin_command({"log": str(log)}))])
+    assert code == 1
+    starts = [e for e in read_log(log) if e["ev"] == "start"]
+    assert starts and all(not e["trusted"] for e in starts if "skipKernelTC" in e["header"])
+    assert any("skipKernelTC" in e["header"] for e in starts)

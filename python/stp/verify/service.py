@@ -107,8 +107,9 @@ class Verifier:
                                        header_trusted=trusted)
 
     def versions(self, header: str = "") -> tuple[str, str]:
-        """(checker_version, lean_version); starts a worker for `header` if none runs yet, so it
-        also proves the checker can start (VerifierError otherwise)."""
+        """(checker_version, lean_version); starts a worker for `header` (a trusted one: never
+        pass a header that came with a proof) if none runs yet, so it also proves the checker can
+        start (VerifierError otherwise)."""
         try:
             return self.backend.versions(header or self.default_header)
         except CheckerStartError as err:
@@ -137,7 +138,8 @@ class Verifier:
             return
         context = self.fingerprint
         if self.cache is not None:
-            _checker_version, lean_version = self.versions(batch[0].header)
+            # the probe uses the trusted default header: an item's header may be untrusted
+            _checker_version, lean_version = self.versions()
             context = f"{self.fingerprint}|lean={lean_version}"
 
         def key(it: VerifyItem) -> str:

@@ -62,6 +62,7 @@ from stp.lean.protocol import (
     CheckResponse,
     LeanMessage,
     Ready,
+    Verdict,
     checker_input_decoder,
     encoder,
 )
@@ -155,8 +156,10 @@ class StandIn:
         times = rule.spec.get("times")
         if times is None:
             return True
-        digest = hashlib.sha1((rule.spec.get("pattern", "") + "\0" + req.statement + "\0"
-                               + req.proof).encode()).hexdigest()
+        if not self.state_dir:
+            raise SystemExit("stand-in: a rule with `times` needs `state_dir`")
+        key = json.dumps([rule.spec.get("pattern", ""), req.statement, req.proof])
+        digest = hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()
         path = os.path.join(self.state_dir, digest)
         with open(path, "a") as fh:  # count by appending one byte per use
             fh.write("x")
@@ -288,7 +291,8 @@ class StandIn:
             errors = [msgspec.convert(e, LeanMessage) for e in spec.get(
                 "errors", [{"severity": "error", "line": 1, "column": 0,
                             "text": "stand-in rejects this proof"}])]
-            return CheckResponse(id=req.id, nonce=req.nonce, verdict=action,
+            verdict: Verdict = "fail" if action == "fail" else "error"
+            return CheckResponse(id=req.id, nonce=req.nonce, verdict=verdict,
                                  reasons=spec.get("reasons", ["elab_error"]), errors=errors, ms=1)
         raise SystemExit(f"stand-in: unknown action {action!r}")
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from standin import count_checks, standin_command, with_checker
 
-from stp.config import load_config
+from stp.config import STPConfig, load_config
 from stp.verify import VerifyItem, VerifyResult, make_verifier
 from stp.verify.cache import ResultCache, cacheable
 from stp.verify.service import cache_directory
@@ -22,7 +22,7 @@ def make(tmp_path: Path, log: Path, cache: str | None = None,  # type: ignore[no
                  f"run.run_dir={str(tmp_path / 'run')!r}", *extra]
     if cache is not None:
         overrides.append(f"verifier.cache_dir={cache!r}")
-    cfg = load_config(None, overrides)
+    cfg: STPConfig = load_config(None, overrides)
     return make_verifier(with_checker(cfg, standin_command(
         {"log": str(log), "rules": SPEC_RULES, **spec})))
 
@@ -107,13 +107,13 @@ def test_result_cache_roundtrip_and_fingerprint_in_key(tmp_path: Path) -> None:
     ("runs/x", "/tmp/c", "/tmp/c"),
 ])
 def test_cache_directory_rules(run_dir: str, cache_dir: str, expected: str | None) -> None:
-    cfg = load_config(None, [f"run.run_dir={run_dir!r}", f"verifier.cache_dir={cache_dir!r}"])
+    cfg: STPConfig = load_config(None, [f"run.run_dir={run_dir!r}", f"verifier.cache_dir={cache_dir!r}"])
     got = cache_directory(cfg)
     assert (str(got) if got else None) == expected
 
 
 def test_gcs_run_dir_gets_a_local_cache() -> None:
-    cfg = load_config(None, ["run.run_dir='gs://bucket/run'"])
+    cfg: STPConfig = load_config(None, ["run.run_dir='gs://bucket/run'"])
     got = cache_directory(cfg)
     assert got is not None and "://" not in str(got) and ".cache/stp/verify-cache" in str(got)
 
@@ -172,7 +172,7 @@ def test_a_changed_checker_file_invalidates_the_cache(tmp_path: Path) -> None:
     it = VerifyItem(statement="theorem t : True :=", proof=" by simp")
 
     def verifier():  # type: ignore[no-untyped-def]
-        cfg = load_config(None, ["verifier.workers=1", "verifier.recheck_passes=false",
+        cfg: STPConfig = load_config(None, ["verifier.workers=1", "verifier.recheck_passes=false",
                                  f"verifier.cache_dir={cache!r}"])
         return make_verifier(with_checker(cfg, [sys.executable, str(copy),
                                                 json.dumps({"log": str(log)})]))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from standin import standin_command, with_checker
 
-from stp.config import load_config
+from stp.config import STPConfig, load_config
 from stp.verify import VerifyItem, VerifyResult, make_verifier
 from stp.verify.crosscheck import CrossChecker, CrossVerdict, axioms_from_messages
 from stp.verify.service import Verifier
@@ -36,7 +36,7 @@ class FakeBackend:
 
 def test_only_passing_proofs_are_cross_checked_and_disagreements_reported(
         tmp_path: Path) -> None:
-    cfg = load_config(None, ["verifier.workers=1", "verifier.cache_dir='off'",
+    cfg: STPConfig = load_config(None, ["verifier.workers=1", "verifier.cache_dir='off'",
                              "verifier.recheck_passes=false"])
     spec = {"rules": [{"pattern": "bad", "action": "fail"}]}
     engine_verifier = make_verifier(with_checker(cfg, standin_command(spec)))
@@ -80,7 +80,7 @@ def test_print_axioms_parsing() -> None:
 @pytest.mark.lean
 def test_lean_interact_backend_agrees_on_a_true_proof(tmp_path: Path) -> None:
     assert shutil.which("lake")
-    cfg = load_config(None, ["lean.project_dir='lean'", "verifier.cross_check=true",
+    cfg: STPConfig = load_config(None, ["lean.project_dir='lean'", "verifier.cross_check=true",
                              "verifier.workers=1", f"verifier.cache_dir={str(tmp_path)!r}"])
     with make_verifier(cfg) as v:
         results = v.verify_all([VerifyItem(statement="theorem two : (2 : ℕ) + 2 = 4 :=",
@@ -94,7 +94,7 @@ def test_disagreements_are_not_cached_and_old_hits_are_cross_checked(tmp_path: P
     cross-checked is cross-checked when it is served with the cross-check on."""
     from stp.verify.cache import ResultCache
 
-    cfg = load_config(None, ["verifier.workers=1", "verifier.recheck_passes=false",
+    cfg: STPConfig = load_config(None, ["verifier.workers=1", "verifier.recheck_passes=false",
                              f"verifier.cache_dir={str(tmp_path / 'cache')!r}"])
     items = [VerifyItem(statement="theorem a : True :=", proof=" by native_decide"),
              VerifyItem(statement="theorem b : True :=", proof=" trivial")]

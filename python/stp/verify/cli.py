@@ -185,7 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(cfg.run.log_level if not args.json else "WARNING")
     if not args.cache and not cfg.verifier.cache_dir:
         cfg.verifier.cache_dir = "off"  # the CLI does not litter the cwd with a run directory
-    header = cfg.lean.default_header
+    from stp.lean.config import session_header
+
+    header = session_header(cfg.lean)
     if args.header is not None:
         header = _read_header(args.header)
     entries = load_entries(args.paths, header)

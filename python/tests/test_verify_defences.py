@@ -60,7 +60,7 @@ def item(proof: str) -> VerifyItem:
 def test_inconsistent_answers_are_never_a_pass(make: Any, action: str) -> None:
     """Before v2 the minimal forged pass, the duplicate `verdict` key and passes with sorryAx or
     statement_match=false were accepted as passes. Now each is a protocol error of that worker:
-    retried once on a fresh worker, then `error`; honest items around it are unaffected."""
+    retried once on another worker, then `error`; honest items around it are unaffected."""
     v, log = make({"rules": [{"pattern": "EXPLOIT", "action": action}]})
     results = v.verify_all([item(" by simp 1"), item(" by EXPLOIT"), item(" by simp 2")])
     assert [r.status for r in results] == ["pass", "error", "pass"]
@@ -69,7 +69,7 @@ def test_inconsistent_answers_are_never_a_pass(make: Any, action: str) -> None:
     assert expected in results[1].detail
     checks = [e for e in read_log(log) if e["ev"] == "check" and "EXPLOIT" in e["proof"]]
     assert len(checks) == 2, "retried exactly once"
-    assert checks[0]["pid"] != checks[1]["pid"], "the retry runs on a fresh worker"
+    assert checks[0]["pid"] != checks[1]["pid"], "the retry runs on another worker"
     assert v.backend.stats.protocol_errors == 2  # type: ignore[attr-defined]
 
 

@@ -9,7 +9,7 @@ that header). The invariants that guarantee it:
 - a response is accepted only if its id is the id of the oldest in-flight job of that worker
   (checkers answer in request order), it echoes that job's nonce, and a `pass` is consistent
   (`stp.lean.protocol.pass_problem`); anything else kills the worker. An inconsistent answer is
-  retried once on a fresh worker, then the item is `error`: it is never a pass;
+  retried once on another worker, then the item is `error`: it is never a pass;
 - with `recheck_passes`, a pass is only final once a fresh worker (a process that has run no
   earlier request) also passes it; each fresh worker runs exactly one re-check and is retired.
 
@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 # Consecutive failed starts for one header before its pending jobs are answered `error`.
 MAX_START_FAILURES = 3
 # An inconsistent answer (forged pass, wrong nonce, duplicate keys, oversized line) is retried
-# this many times on a fresh worker before the item is answered `error`.
+# this many times on another worker before the item is answered `error`.
 PROTOCOL_RETRIES = 1
 
 WorkerState = Literal["starting", "ready", "draining", "retired"]

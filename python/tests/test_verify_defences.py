@@ -242,3 +242,15 @@ def test_cli_never_starts_a_file_header_as_trusted(tmp_path: Path) -> None:
     starts = [e for e in read_log(log) if e["ev"] == "start"]
     assert starts and all(not e["trusted"] for e in starts if "skipKernelTC" in e["header"])
     assert any("skipKernelTC" in e["header"] for e in starts)
+
+
+def test_recheck_with_a_single_worker_slot(make: Any) -> None:
+    """With one slot, re-checks take turns with the normal worker (one slot freed at a time)."""
+    v, log = make({"rules": [{"pattern": "bad", "action": "fail"}]},
+                  "verifier.recheck_passes=true", "verifier.workers=1")
+    results = v.verify_all([item(f" by {'bad' if i % 2 else 'simp'} {i}") for i in range(6)])
+    assert [r.status for r in results] == ["pass", "fail"] * 3
+    checks = [e for e in read_log(log) if e["ev"] == "check"]
+    assert len(checks) == 9
+    stats = v.backend.stats  # type: ignore[attr-defined]
+    assert stats.rechecks == 3 and stats.recheck_rejections == 0

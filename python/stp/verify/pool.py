@@ -468,11 +468,13 @@ class Engine:
         # 3. a pool with work but no worker at the cap: free a slot from another pool (or, for
         # re-checks, from its own normal workers)
         if live >= s.workers:
+            freeing = any(w.state == "draining" for p in self._pools.values() for w in p.workers)
             for pool in self._pools.values():
                 if pool.pending and not pool.active_workers():
                     self._free_slot_for(pool)
-                if pool.rechecks and not pool.active_workers("fresh"):
-                    self._free_slot_for(pool, include_self=True)
+                if pool.rechecks and not pool.active_workers("fresh") and not freeing:
+                    self._free_slot_for(pool, include_self=True)  # one slot at a time
+                    freeing = True
         # 4. LRU bound on warm pools (pools with work are never evicted)
         self._evict_idle_pools()
 

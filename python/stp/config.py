@@ -13,7 +13,7 @@ import re
 import tomllib
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -22,6 +22,7 @@ from stp.errors import ConfigError
 from stp.eval.config import EvalConfig
 from stp.lean.config import LeanConfig
 from stp.model.config import ModelConfig, SamplerConfig, TrainerConfig
+from stp.ranges import NonNegativeInt, Seed
 from stp.selfplay.config import RetrainConfig, SelfPlayConfig
 from stp.verify.config import VerifierConfig
 
@@ -35,10 +36,10 @@ class RunConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: str = "stp"
     # Local path or gs:// URI holding every artifact of the run (rounds, checkpoints, metrics).
     run_dir: str = "runs/stp"
-    seed: int = 0
+    seed: Seed = 0
     # Benchmark and dataset files; empty means $STP_DATA_DIR, else ~/.cache/stp/data.
     data_dir: str = ""
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
 
 class ClusterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -47,10 +48,10 @@ class ClusterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     address: str = ""
     namespace: str = "stp"
     # Caps for a locally started cluster (0 = use what the machine has).
-    num_cpus: int = 0
-    num_gpus: int = 0
+    num_cpus: NonNegativeInt = 0
+    num_gpus: NonNegativeInt = 0
     # CPUs kept free per node for Ray itself and the driver (the original reserved 4).
-    reserved_cpus: int = 1
+    reserved_cpus: NonNegativeInt = 1
 
 
 class STPConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -106,10 +107,15 @@ def _deep_copy(tree: dict[str, Any]) -> dict[str, Any]:
 def read_toml(path: str | Path) -> dict[str, Any]:
     """Read a TOML file, turning a syntax error into a ConfigError with file and line."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a TOML config file")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a UTF-8 TOML file (byte {err.start}: {err.reason})"
+                          ) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

@@ -15,14 +15,20 @@ a rerun skips finished stages) and the checkpoint under `model/`.
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from stp import storage
-from stp.cli import EXIT_OK, UsageError, add_config_arguments, config_from_args, run_main
+from stp.cli import (
+    EXIT_OK,
+    ArgumentParser,
+    UsageError,
+    add_config_arguments,
+    config_from_args,
+    run_main,
+)
 from stp.config import STPConfig, resolve_data_dir
 from stp.data.records import TrainingExample
 from stp.metrics import MetricsWriter, get_logger
@@ -130,7 +136,7 @@ def run_retrain(cfg: STPConfig, *, train_fn: Any = None) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stp.retrain",
+    parser = ArgumentParser(prog="python -m stp.retrain",
                                      description="Final re-training from the base model on the "
                                                  "self-play proofs plus the Mathlib SFT set.")
     add_config_arguments(parser)

@@ -39,7 +39,7 @@ from typing import IO, Any, TypeVar
 
 import msgspec
 
-from stp.errors import InputFormatError
+from stp.errors import EnvironmentSetupError, InputFormatError
 
 T = TypeVar("T")
 
@@ -122,10 +122,19 @@ def _gcs_client() -> Any:
             try:
                 from google.cloud import storage as gcs
             except ImportError:
-                raise ImportError(
+                raise EnvironmentSetupError(
                     "gs:// paths need google-cloud-storage: pip install 'stp[cluster]'"
                 ) from None
-            _client = gcs.Client()
+            from google.auth.exceptions import DefaultCredentialsError
+
+            try:
+                _client = gcs.Client()
+            except DefaultCredentialsError:
+                raise EnvironmentSetupError(
+                    "gs:// paths need Google Cloud credentials: run `gcloud auth "
+                    "application-default login`, set GOOGLE_APPLICATION_CREDENTIALS to a "
+                    "service-account key, or run on a GCE/GKE/TPU VM with a service account"
+                ) from None
             _client_key = key
         return _client
 
@@ -227,10 +236,19 @@ def _atomic_local_file(path: PathLike, *, overwrite: bool = True) -> Iterator[IO
             handle.flush()
             os.fsync(handle.fileno())
         _publish_local(tmp, path, overwrite=overwrite)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.filename is None and err.errno is not None:
+            # A failed write(2) names no file; name the destination so the user knows where
+            # the disk is full or read-only (`stp.cli.run_main` prints it as one line).
+            raise with_filename(err, str(path)) from None
         raise
+
+
+def with_filename(err: OSError, filename: str) -> OSError:
+    """The same OSError (same class and errno) naming `filename`."""
+    return type(err)(err.errno, err.strerror, filename)
 
 
 @contextlib.contextmanager
@@ -291,7 +309,23 @@ def write_bytes(path: PathLike, data: bytes, *, overwrite: bool = True) -> None:
 
 
 def read_text(path: PathLike, encoding: str = "utf-8") -> str:
-    return read_bytes(path).decode(encoding)
+    """The file's text; undecodable bytes raise InputFormatError naming the file and offset."""
+    return decode_text(read_bytes(path), os.fspath(path), encoding)
+
+
+def decode_text(data: bytes, where: str, encoding: str = "utf-8") -> str:
+    """Decode bytes read from `where`, turning a UnicodeDecodeError into one line naming it.
+
+    A Latin-1 or binary file handed to a command expecting UTF-8 text must be reported as the
+    user's file being wrong (with the offset of the first bad byte), never as a traceback.
+    """
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise InputFormatError(
+            f"{where}: not {encoding.upper()} text (byte {err.start}: {err.reason}); "
+            "is it the right file, or does it need converting (e.g. `iconv -f latin1 -t utf-8`)?"
+        ) from None
 
 
 def write_text(path: PathLike, text: str, encoding: str = "utf-8") -> None:
@@ -376,7 +410,7 @@ def read_json(path: PathLike, type: Any = None) -> Any:
         if type is None:
             return msgspec.json.decode(data)
         return msgspec.json.decode(data, type=type)
-    except (msgspec.DecodeError, msgspec.ValidationError) as err:
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as err:
         raise CorruptRecordError(path, None, str(err)) from None
 
 
@@ -454,7 +488,7 @@ def iter_jsonl(path: PathLike, type: Any = None) -> Iterator[Any]:
                     continue
                 try:
                     record = decoder.decode(line)
-                except (msgspec.DecodeError, msgspec.ValidationError) as err:
+                except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as err:
                     raise CorruptRecordError(path, lineno, str(err)) from None
                 yield record
         except (EOFError, gzip.BadGzipFile, zlib.error) as err:

@@ -240,3 +240,6 @@ def test_pass_consistency_rules() -> None:
                           "n", allowed, "paper") is not None
     assert P.pass_problem(P.CheckResponse(id="1", nonce="n", verdict="fail", reasons=["sorry"]),
                           "n", allowed, "paper") is not None  # nothing in the messages says so
+    info = P.LeanMessage(severity="info", line=1, column=0, text="attempt failed: 3")
+    assert P.pass_problem(P.CheckResponse(id="1", nonce="n", verdict="pass", warnings=[info]),
+                          "n", allowed, "paper") is None  # info messages do not count

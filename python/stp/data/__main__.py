@@ -1,4 +1,4 @@
-"""`python -m stp.data info [--data-dir D] [--json] [--defects]`: what datasets are present.
+"""`python -m stp.data info [--data-dir D] [--config F] [--set K=V] [--json] [--defects]`: what datasets are present.
 
 Nothing is downloaded: the command reports what the data directory holds, with the statement count
 per split, so a user sees at once what a run can use.
@@ -10,17 +10,25 @@ import argparse
 import json
 import sys
 
-from stp.cli import EXIT_OK, UsageError, run_main
+from stp.cli import (
+    EXIT_OK,
+    ArgumentParser,
+    UsageError,
+    add_config_arguments,
+    config_from_args,
+    run_main,
+    setup_logging,
+)
 from stp.config import resolve_data_dir
 from stp.data.loaders import dataset_status
 from stp.data.registry import get_dataset_info, list_datasets
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m stp.data", description=__doc__)
+    parser = ArgumentParser(prog="python -m stp.data", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="list known datasets, presence and counts per split")
-    info.add_argument("--data-dir", default=None, help="dataset directory (default $STP_DATA_DIR)")
+    add_config_arguments(info)
     info.add_argument("--json", action="store_true", help="machine-readable output")
     info.add_argument("--defects", action="store_true",
                       help="also list every normalisation fix and flag")
@@ -30,7 +38,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    data_dir = resolve_data_dir(cli_value=args.data_dir)
+    cfg = config_from_args(args)
+    setup_logging(cfg.run.log_level)
+    data_dir = resolve_data_dir(cfg.run.data_dir)
     infos = [get_dataset_info(n) for n in args.names] if args.names else list_datasets()
     if not data_dir.is_dir():
         raise UsageError(f"data directory {data_dir} does not exist (set --data-dir or "

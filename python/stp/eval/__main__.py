@@ -13,9 +13,11 @@ import sys
 from stp.cli import (
     EXIT_FAILURES,
     EXIT_OK,
+    ArgumentParser,
     UsageError,
     add_config_arguments,
     config_from_args,
+    count_arg,
     run_main,
     setup_logging,
 )
@@ -27,7 +29,7 @@ def _add_summary_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", action="append", default=None,
                    help="only these splits: a dataset (miniF2F, proofnet, putnam) or a full "
                         "label such as minif2f:test; repeatable")
-    p.add_argument("--max-iter", type=int, default=None,
+    p.add_argument("--max-iter", type=count_arg(1), default=None,
                    help="use sample indices < N only (the original used 3200); default: all")
     p.add_argument("--format", choices=("auto", "stp-eval", "stp"), default="auto",
                    help="log format: ours, or the original generated_proofs_tests.jsonl.gz")
@@ -36,7 +38,7 @@ def _add_summary_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m stp.eval",
+    parser = ArgumentParser(prog="python -m stp.eval",
                                      description="pass@k evaluation on benchmark splits")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -45,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", default=None, help="checkpoint (default: model.name)")
     run.add_argument("--splits", nargs="+", default=None, metavar="DATASET[:SPLIT]",
                      help="e.g. minif2f:test proofnet:test putnam (default: eval.splits)")
-    run.add_argument("--samples", type=int, default=None,
+    run.add_argument("--samples", type=count_arg(1), default=None,
                      help="samples per statement (default: eval.samples_per_statement)")
     run.add_argument("--out", required=True, help="log directory (local or gs://); resumable")
     run.add_argument("--allow-system-errors", action="store_true",
@@ -149,7 +151,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     settings = settings_from_config(cfg, model=args.model, splits=args.splits,
                                     samples=args.samples, out=args.out)
-    result = run_from_config(cfg, settings, data_dir=args.data_dir)
+    from stp.lock import lock_dir
+
+    # Two runs appending to one log would duplicate attempts (summarize then refuses the log).
+    with lock_dir(settings.out, purpose="stp.eval run"):
+        result = run_from_config(cfg, settings, data_dir=args.data_dir)
     print(f"{result.written} attempts written, {result.skipped} already logged, "
           f"statuses: {dict(result.by_status)}", file=sys.stderr)
     loaded = load_log(settings.out, "stp-eval", resolve_data_dir(cfg.run.data_dir, args.data_dir))

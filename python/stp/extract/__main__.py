@@ -19,9 +19,12 @@ from stp import storage
 from stp.cli import (
     EXIT_FAILURES,
     EXIT_OK,
+    ArgumentParser,
     UsageError,
     add_config_arguments,
     config_from_args,
+    count_arg,
+    positive_float_arg,
     run_main,
     setup_logging,
 )
@@ -39,7 +42,7 @@ def _default_sft_dir(cfg: STPConfig) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m stp.extract", description=__doc__,
+    parser = ArgumentParser(prog="python -m stp.extract", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -53,11 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--prefix", action="append", default=[],
                      help="only modules equal to or below this one (repeatable), "
                      "e.g. Mathlib.Algebra")
-    run.add_argument("--workers", type=int, default=0,
+    run.add_argument("--workers", type=count_arg(0), default=0,
                      help="parallel extractor processes (default: CPUs - reserved)")
     run.add_argument("--ray", action="store_true",
                      help="run on the Ray cluster of cluster.address (or a local one)")
-    run.add_argument("--module-timeout", type=float, default=1800.0,
+    run.add_argument("--module-timeout", type=positive_float_arg, default=1800.0,
                      help="seconds before a module's extractor is killed (0 = none)")
     run.add_argument("--no-premises", action="store_true", help="do not ask for premises")
     run.add_argument("--retry-failed", action="store_true",
@@ -83,9 +86,9 @@ def _parser() -> argparse.ArgumentParser:
                      "(default <data_dir>/mathlib/extract)")
     sft.add_argument("--out", default=None, help="output directory (default <data_dir>/mathlib)")
     sft.add_argument("--format", choices=("stp", "clean"), default="stp")
-    sft.add_argument("--eval-size", type=int, default=4096)
-    sft.add_argument("--seed", type=int, default=0)
-    sft.add_argument("--max-pairs-per-theorem", type=int, default=None)
+    sft.add_argument("--eval-size", type=count_arg(0), default=4096)
+    sft.add_argument("--seed", type=count_arg(0), default=0)
+    sft.add_argument("--max-pairs-per-theorem", type=count_arg(1), default=None)
     sft.add_argument("--from-hf", action="store_true",
                      help="instead, write the STP-released SFT set (kfdong/STP_Lean_SFT)")
     return parser

@@ -38,7 +38,7 @@ from stp.lean.protocol import (
     encode_line,
     extractor_output_decoder,
 )
-from stp.metrics import get_logger
+from stp.metrics import Progress, get_logger
 
 log = get_logger(__name__)
 STDERR_TAIL = 2000
@@ -158,7 +158,7 @@ class ExtractorProcess:
                     continue
                 try:
                     msg = extractor_output_decoder.decode(raw)
-                except (msgspec.DecodeError, msgspec.ValidationError) as err:
+                except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as err:
                     self.kill()
                     return [*lines, ExtractError(module=job.module, message=f"protocol error: {err}: {raw[:200]!r}")]
                 lines.append(msg)
@@ -301,11 +301,8 @@ def run_extraction(jobs: list[ModuleJob], out_dir: str, command: list[str], *,
     if resumed:
         log.info("resuming: %d of %d modules already extracted", resumed, len(jobs))
     processed: list[ModuleSummary] = []
-    bar = None
-    if progress and todo:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(todo), unit="module", desc="extract")
+    bar = Progress(len(jobs), "extract", done=resumed, unit="modules",
+                   enabled=None if progress else False) if todo else None
     if ray_address and todo:
         from stp.cluster import init_cluster
         from stp.config import ClusterConfig
@@ -322,8 +319,7 @@ def run_extraction(jobs: list[ModuleJob], out_dir: str, command: list[str], *,
             if summary.status == "failed":
                 log.warning("%s: %s", job.module, summary.message)
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(failed=sum(s.status == "failed" for s in processed))
+                bar.advance()
             if on_module is not None:
                 on_module(summary)
     finally:

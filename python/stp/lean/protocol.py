@@ -51,6 +51,8 @@ REASONS: dict[str, str] = {
     "elab_error": "Lean reported an error while elaborating the proof",
     "sorry": "the theorem depends on sorryAx (sorry, admit, or an error-recovery sorry)",
     "bad_axiom": "the theorem depends on an axiom outside the allowed set (see `axioms`)",
+    "replay_failed": "re-adding the passing declaration and what it depends on through the kernel "
+                     "(on the header environment) failed or changed it",
     "missing_theorem": "elaboration did not add the stated theorem to the environment",
     "statement_mismatch": "the elaborated type differs from the statement elaborated on its own",
     "statement_error": "the statement itself does not elaborate (with `sorry` as its proof)",
@@ -296,10 +298,12 @@ PAPER_BAD_WARNINGS = ("declaration uses 'sorry'", "failed")
 
 def paper_verdict(resp: CheckResponse) -> bool:
     """The original STP rule, re-derived from the messages: no error, no sorry warning, no warning
-    containing `failed`."""
+    containing `failed`. Only severity-`warning` messages count (the `warnings` field also
+    carries `info` messages, which the original rule did not look at)."""
     if resp.errors:
         return False
-    return not any(bad in m.text for m in resp.warnings for bad in PAPER_BAD_WARNINGS)
+    return not any(bad in m.text for m in resp.warnings if m.severity == "warning"
+                   for bad in PAPER_BAD_WARNINGS)
 
 
 def pass_problem(resp: CheckResponse, nonce: str, allowed_axioms: Iterable[str],

@@ -82,12 +82,16 @@ def run_selfplay(
     from stp.lean.toolchain import checker_command
 
     checker_command(cfg.lean)
-    loop = SelfPlay(cfg, hook=hook,
-                    sampler_factory=sampler_factory, train_fn=train_fn)
-    try:
-        return loop.run(cfg.selfplay.rounds if rounds is None else rounds)
-    finally:
-        loop.close()
+    from stp.lock import lock_dir
+
+    # One process per run directory: a second one would claim shards of the same rounds.
+    with lock_dir(cfg.run.run_dir, purpose="self-play"):
+        loop = SelfPlay(cfg, hook=hook,
+                        sampler_factory=sampler_factory, train_fn=train_fn)
+        try:
+            return loop.run(cfg.selfplay.rounds if rounds is None else rounds)
+        finally:
+            loop.close()
 
 
 class SelfPlay:

@@ -36,7 +36,7 @@ import msgspec
 import numpy as np
 
 from stp import storage
-from stp.metrics import MetricsWriter, get_logger, read_metrics
+from stp.metrics import MetricsWriter, Progress, get_logger, read_metrics
 from stp.model.config import ModelConfig, TrainerConfig
 from stp.model.training import schedule
 from stp.model.training.data import (
@@ -176,8 +176,13 @@ def train_weighted(base_model: str, examples_path: str, out_dir: str,
         trainer.add_hook(log_step, every=1)
         began = time.monotonic()
         if start < steps:
+            # Steps done / total, rate and ETA on a terminal, `progress` events in metrics.jsonl.
+            bar = Progress(steps, "train", done=start, unit="steps",
+                           enabled=None if is_main else False, metrics=metrics if is_main else None)
+            trainer.add_hook(lambda info: bar.advance(), every=1)
             loader = trainer.data_loader(dataset).iter_from_step(start)
-            info = trainer.train(state, loader)
+            with bar:
+                info = trainer.train(state, loader)
             state = info.state
         seconds = time.monotonic() - began
         checkpointer.wait_until_finished()

@@ -33,9 +33,9 @@ Spec (every key optional):
   header_error: regex; a header matching it gets Ready(ok=false) and every check "error"
   start_delay_ms: sleep before Ready (header import); start_crash: regex on the header → exit 3
   checker_version / lean_version / protocol: what Ready reports
-An untrusted header (`header_trusted: false`) with a line outside the allow-list (import, open,
-universe, namespace, section, end, variable, set_option of a few safe options) gets Ready(ok=false)
-naming the command, as the real checker does.
+  untrusted_header_forbidden: regex; an untrusted header (`header_trusted: false`) with a line
+           matching it gets Ready(ok=false) naming the command, as the real checker's allow-list
+           does for commands outside it (the real list lives in lean/STP/Gate.lean).
 Never used by product code: it only exists so the pool can be tested without Lean.
 """
 
@@ -135,8 +135,9 @@ class StandIn:
         self.header_ok = not (bad and re.search(bad, cfg.header))
         errors = [] if self.header_ok else [LeanMessage(severity="error", line=1, column=0,
                                                         text="unknown package")]
-        if self.header_ok and not cfg.header_trusted:
-            gated = header_gate(cfg.header)
+        forbidden = self.spec.get("untrusted_header_forbidden")
+        if self.header_ok and forbidden and not cfg.header_trusted:
+            gated = header_gate(cfg.header, forbidden)
             if gated is not None:
                 self.header_ok = False
                 errors = [LeanMessage(severity="error", line=gated[0], column=0,
@@ -321,16 +322,11 @@ class StandIn:
             self.out.flush()
 
 
-SAFE_HEADER = re.compile(
-    r"(import|open|universe|namespace|section|end|variable)\b"
-    r"|set_option\s+(autoImplicit|relaxedAutoImplicit|pp\.\S+)\s")
-
-
-def header_gate(header: str) -> tuple[int, str] | None:
-    """(line, command) of the first header line outside the allow-list, or None."""
+def header_gate(header: str, forbidden: str) -> tuple[int, str] | None:
+    """(line, command) of the first header line matching `forbidden`, or None."""
     for n, line in enumerate(header.splitlines(), start=1):
         text = line.strip()
-        if text and not text.startswith("--") and not SAFE_HEADER.match(text + " "):
+        if text and re.search(forbidden, text):
             return n, text.split()[0]
     return None
 

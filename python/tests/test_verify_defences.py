@@ -153,7 +153,7 @@ def test_start_timeout_logs_no_unretrieved_future(make: Any, caplog: Any) -> Non
 def test_untrusted_header_is_gated(make: Any, tmp_path: Path) -> None:
     """Headers that come with the proofs (.lean files, JSONL records) are sent untrusted: the
     checker's allow-list refuses `set_option debug.skipKernelTC` there; the default is trusted."""
-    v, _ = make({})
+    v, _ = make({"untrusted_header_forbidden": "skipKernelTC"})
     evil = "import Mathlib\nset_option debug.skipKernelTC true\n"
     untrusted = VerifyItem(statement=STATEMENT, proof=" by simp", header=evil,
                            header_trusted=False)
@@ -237,7 +237,8 @@ def test_cli_never_starts_a_file_header_as_trusted(tmp_path: Path) -> None:
     lean.write_text("import Mathlib\nset_option debug.skipKernelTC true\n\n"
                     "theorem a : True := by trivial\n")
     code = main([str(lean), "--json", "--cache", str(tmp_path / "cache"),
-                 "--set", checker_override(standin_command({"log": str(log)}))])
+                 "--set", checker_override(standin_command(
+                     {"log": str(log), "untrusted_header_forbidden": "skipKernelTC"}))])
     assert code == 1
     starts = [e for e in read_log(log) if e["ev"] == "start"]
     assert starts and all(not e["trusted"] for e in starts if "skipKernelTC" in e["header"])

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from standin import read_log, standin_command, with_checker
 
@@ -199,7 +200,13 @@ def test_sandbox_contains_the_checker(tmp_path: Path) -> None:
             cfg = config(tmp_path, f"verifier.sandbox='{mode}'", f"verifier.sandbox_binds={binds}")
             with make_verifier(with_checker(cfg, standin_command(spec))) as v:
                 r = v.verify_all([item(" by PROBE")])[0]
+                tree = [p.pid for p in psutil.Process().children(recursive=True)]
             assert r.status == "fail", r
+            # closing kills everything, inside the sandbox too (--die-with-parent: bwrap's own
+            # children die with it and are reaped by the system, within moments)
+            procs = [psutil.Process(pid) for pid in tree if psutil.pid_exists(pid)]
+            _, alive = psutil.wait_procs(procs, timeout=5)
+            assert tree and not alive, alive
             outcomes[mode] = json.loads(r.errors[0].text)
             escaped = target.exists()
             target.unlink(missing_ok=True)

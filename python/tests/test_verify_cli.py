@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from standin import checker_override, standin_command
 
+from stp.config import load_config
 from stp.errors import UsageError
 from stp.verify.cli import main
 
@@ -71,7 +72,8 @@ def test_header_flag_applies_to_records_without_one(tmp_path: Path) -> None:
                  "--set", checker_override(standin_command({"log": str(log)}))]) == 0
     headers = {json.loads(x)["header"] for x in log.read_text().splitlines()
                if json.loads(x)["ev"] == "start"}
-    assert headers == {"import Custom\nopen Nat", "import B"}
+    # plus the trusted default header of the start-up probe (never a header from a file)
+    assert headers == {"import Custom\nopen Nat", "import B", load_config(None).lean.default_header}
 
 
 @pytest.mark.parametrize(("content", "message"), [

@@ -67,8 +67,10 @@ def read_jsonl(path: Path, header: str) -> list[Entry]:
             except (msgspec.DecodeError, UnicodeDecodeError) as err:
                 raise UsageError(f"{path}:{lineno}: not valid JSON ({err})") from None
             name = rec.name or f"{path.name}:{lineno}"
+            # a header that comes with the proof is untrusted (the checker's allow-list applies)
             item = VerifyItem(statement=rec.statement, proof=rec.proof,
-                              header=rec.header if rec.header is not None else header, name=name)
+                              header=rec.header if rec.header is not None else header,
+                              header_trusted=rec.header is None, name=name)
             entries.append(Entry(name, f"{path}:{lineno}", item))
     return entries
 
@@ -94,7 +96,8 @@ def read_lean(path: Path) -> list[Entry]:
     except LeanFileError as err:
         raise UsageError(str(err)) from None
     return [Entry(t.name, f"{path}:{t.line}",
-                  VerifyItem(statement=t.statement, proof=t.proof, header=t.header, name=t.name),
+                  VerifyItem(statement=t.statement, proof=t.proof, header=t.header,
+                             header_trusted=False, name=t.name),
                   t.text_map) for t in theorems]
 
 
@@ -185,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(cfg.run.log_level if not args.json else "WARNING")
     if not args.cache and not cfg.verifier.cache_dir:
         cfg.verifier.cache_dir = "off"  # the CLI does not litter the cwd with a run directory
-    header = cfg.lean.default_header
+    from stp.lean.config import session_header
+
+    header = session_header(cfg.lean)
     if args.header is not None:
         header = _read_header(args.header)
     entries = load_entries(args.paths, header)
@@ -197,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[VerifyResult | None] = [None] * len(entries)
     try:
         with make_verifier(cfg) as verifier:
-            verifier.versions(entries[0].item.header)  # a checker that cannot start: exit 2
+            verifier.versions()  # a checker that cannot start: exit 2 (default header: trusted)
             with Progress(len(entries), "checking", unit="proofs",
                           enabled=False if args.no_progress else None) as bar:
                 for index, result in verifier.verify(e.item for e in entries):

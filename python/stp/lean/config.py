@@ -6,7 +6,7 @@ from typing import Literal
 
 import msgspec
 
-from stp.ranges import PositiveInt
+from stp.ranges import NonNegativeInt
 
 # The header STP's verifier elaborated once per worker (stp-reference.md §3.6), minus the
 # `set_option maxHeartbeats 0` line: the heartbeat limit is the checker's setting, never 0.
@@ -22,7 +22,8 @@ class LeanConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Header used for statements whose record carries none (miniF2F, LeanWorkbook, conjectures).
     default_header: str = DEFAULT_HEADER
     # Lean's own deterministic limit per check; the wall-clock limit is verifier.timeout_s.
-    max_heartbeats: PositiveInt = 400_000
+    # 0 = no heartbeat limit (only the wall clock stops a check; the smoke test's timeout case).
+    max_heartbeats: NonNegativeInt = 400_000
     # "strict": only theorem/lemma commands in a proof; "lenient" also allows plain defs.
     mode: Literal["strict", "lenient"] = "strict"
     # The checker process to run instead of the built `stp_check` (argv; empty = the built

@@ -9,7 +9,7 @@ from __future__ import annotations
 import msgspec
 
 from stp.lean.protocol import Mode, Profile
-from stp.ranges import PositiveInt
+from stp.ranges import NonNegativeInt
 
 # The header STP's verifier elaborated once per worker (docs/reference.md §3.6), minus the
 # `set_option maxHeartbeats 0` line: the heartbeat limit is the checker's setting, never 0.
@@ -36,7 +36,8 @@ class LeanConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # and JSONL records are not.
     default_header: str = DEFAULT_HEADER
     # Lean's own deterministic limit per check; the wall-clock limit is verifier.timeout_s.
-    max_heartbeats: PositiveInt = 400_000
+    # 0 = no heartbeat limit (only the wall clock stops a check; the smoke test's timeout case).
+    max_heartbeats: NonNegativeInt = 400_000
     # "strict": only theorem/lemma commands in a proof; "lenient" also allows plain defs.
     mode: Mode = "strict"
     # "strict": the full judgement (gate, reference type match, axiom walk); "paper": the

@@ -25,7 +25,13 @@ from typing import Any, Literal, Protocol
 import msgspec
 import psutil
 
-from stp.lean.process import STDERR_TAIL_BYTES, StderrTail, clip, kill_group, rlimit_preexec
+from stp.lean.process import (
+    STDERR_TAIL_BYTES,
+    StderrTail,
+    clip,
+    kill_group,
+    with_address_space_limit,
+)
 from stp.lean.protocol import (
     DEFAULT_MAX_RESPONSE_MB,
     PROTOCOL_VERSION,
@@ -120,13 +126,13 @@ class CheckerProcess:
         # start() may give up (timeout) before the exit sets an exception on this future:
         # retrieve it so asyncio never logs "Future exception was never retrieved".
         self._ready_future.add_done_callback(_retrieve)
-        preexec = rlimit_preexec(self.rlimit_as_mb) if self.rlimit_as_mb > 0 else None
+        command = with_address_space_limit(self.command, self.rlimit_as_mb)
         try:
             transport, _ = await loop.subprocess_exec(
-                lambda: _Pipes(self), *self.command,
+                lambda: _Pipes(self), *command,
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, cwd=self.cwd, env=self.env,
-                start_new_session=True, preexec_fn=preexec,
+                start_new_session=True,
             )
         except OSError as err:
             raise CheckerStartError(f"cannot run {self.command[0]!r}: {err}") from err

@@ -10,7 +10,7 @@ differ in how they read, not in how a Lean process is started, watched and ended
   never a pipe nobody drains (a full pipe would block Lean);
 - cap the length of a protocol line (`read_capped_line`): stdout is untrusted output of a program
   that elaborates arbitrary text, so one line must not cost unbounded driver memory;
-- an optional address-space limit set in the child before exec (`rlimit_preexec`).
+- an optional address-space limit set by a shell that execs the program (`with_address_space_limit`).
 
 This module imports nothing from other `stp` packages (it sits at the bottom layer).
 """
@@ -21,7 +21,7 @@ import contextlib
 import os
 import signal
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import IO
 
 STDERR_TAIL_BYTES = 4096
@@ -76,13 +76,16 @@ def clip(line: bytes | bytearray, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def rlimit_preexec(limit_mb: int) -> Callable[[], None]:
-    """Address-space cap set in the child before exec (inherited by `lake env`'s child)."""
-    import resource
+def with_address_space_limit(command: Sequence[str], limit_mb: int) -> list[str]:
+    """`command` run under an address-space cap of `limit_mb` MiB (inherited by its children,
+    e.g. `lake env`'s Lean process).
 
-    limit = limit_mb * 1024 * 1024
-
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    return apply
+    The cap is set by a POSIX shell (`ulimit -v`) that then execs the command, not by a Python
+    `preexec_fn`: a `preexec_fn` forces `fork()` of the whole driver, which may hold JAX's and
+    Ray's threads (self-play trains in the same process), and Python code run between fork and
+    exec in such a child can deadlock. Without it, subprocess starts the child with vfork/spawn.
+    """
+    if limit_mb <= 0:
+        return list(command)
+    return ["/bin/sh", "-c", 'ulimit -v "$1" && shift && exec "$@"', "stp-rlimit",
+            str(limit_mb * 1024), *command]

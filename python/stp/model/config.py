@@ -14,8 +14,10 @@ class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     prompt_format: str = "stp"
     # Prompts longer than this are left-truncated (the original used 1024).
     max_prompt_tokens: int = 1024
-    # Prompt + completion context of the sampler (the original used 1024).
-    max_model_len: int = 2048
+    # Prompt + completion context of the sampler, as the original's engine: a completion gets
+    # max_model_len - prompt tokens (capped by sampler.max_tokens). Raise it to give long prompts
+    # room, at the cost of comparability with the paper.
+    max_model_len: int = 1024
     dtype: str = "bfloat16"
 
 

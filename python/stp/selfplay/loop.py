@@ -166,7 +166,7 @@ class SelfPlay:
         lemma_path = cfg.data.lemma_dict or str(data_dir / "mathlib" / "lemmas.jsonl.gz")
         from stp.data.lemmas import load_lemma_dict
 
-        self.lemma_dict = load_lemma_dict(lemma_path)
+        self.lemma_dict = load_lemma_dict(lemma_path, cfg.data.lemma_vocabulary)
         dataset = list(storage.iter_jsonl(self.run_dir.dataset_statements, type=StatementRow))
         self.dataset_size = len(dataset)
 

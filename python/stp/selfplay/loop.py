@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
 import time
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,7 +25,8 @@ from stp import storage
 from stp.config import STPConfig, resolve_data_dir, to_toml
 from stp.data.records import TrainingExample, statement_key
 from stp.errors import UsageError
-from stp.metrics import MetricsWriter, get_logger
+from stp.metrics import MetricsWriter, get_logger, progress
+from stp.pipeline.shards import NO_VERDICT
 from stp.model.types import Sampler, SampleRequest
 from stp.selfplay import rules
 from stp.selfplay.dataset import (
@@ -111,6 +110,9 @@ class SelfPlay:
         self.rows: list[StatementRow] = []
         self.dataset_size = 0
         self.lemma_dict: dict[str, str] = {}
+        # Work done by this process (samples drawn, attempts re-verified, training steps): what a
+        # resumed run redoes is measurable, and the tests compare it with what was left.
+        self.counters: Counter[str] = Counter()
 
     # ------------------------------------------------------------------ resources
     def close(self) -> None:
@@ -325,9 +327,12 @@ class SelfPlay:
             per_shard = max(1, self.cfg.sampler.shard_size // max(1, m))
             writer = storage.ShardedJsonlWriter(raw_dir)
             shards = _chunks(len(requests), per_shard)
-            for index in range(writer.next_index, len(shards)):
+            first = writer.next_index
+            for index in progress(range(first, len(shards)), total=len(shards) - first,
+                                  desc=f"round {r} conjectures"):
                 lo, hi = shards[index]
                 completions = self.sampler(model).generate(requests[lo:hi])
+                self.counters["conjecture_samples"] += sum(len(t) for t in completions)
                 records = []
                 for i, texts in zip(range(lo, hi), completions, strict=True):
                     for j, text in enumerate(texts):
@@ -336,6 +341,8 @@ class SelfPlay:
                                                      statement=parsed.statement,
                                                      reason=parsed.reason))
                 writer.write(records)
+                self.metrics.log("progress", task=f"round {r} conjectures", round=r,
+                                 stage="conjectures", done=hi, total=len(requests))
                 self.hook(r, "conjectures", index)
         # Only parsed statements are held (completions can be long): position k in `raw_input`
         # is the k-th completion's pair index.
@@ -396,63 +403,94 @@ class SelfPlay:
         return self.sp.samples_first_round if r == 0 else self.sp.samples_per_statement
 
     def stage_proving(self, r: int, model: str) -> dict[str, Any]:
-        """Sample proofs shard by shard; each shard is verified while the next one is sampled."""
+        """Sample proofs shard by shard; each shard is verified while the next one is sampled
+        (`stp.pipeline.shards`). Attempts left without a verdict by an earlier, failed run are
+        verified again first; above `verifier.max_unverified_fraction` the stage fails."""
         from stp.model import prompts
+        from stp.pipeline.shards import ShardRunner, check_outage, verify_with_retries
         from stp.verify import VerifyItem
 
         targets = self.run_dir.load_arrays(self.run_dir.round_path(r, "targets.npz"))["sids"]
         sps = self.samples_per_statement(r)
         per_shard = max(1, self.cfg.sampler.shard_size // sps)
         shards = _chunks(len(targets), per_shard)
-        writer = storage.ShardedJsonlWriter(self.run_dir.round_path(r, "attempts"))
+        attempts_dir = self.run_dir.round_path(r, "attempts")
+        writer = storage.ShardedJsonlWriter(attempts_dir)
         first = writer.next_index
-        lock = threading.Lock()
+        retries = self.cfg.verifier.unverified_retries
 
-        def verify_and_store(index: int, sids: list[int], completions: list[list[str]]) -> None:
+        def item(sid: int, proof: str) -> VerifyItem:
+            return VerifyItem(statement=self.rows[sid].statement, proof=proof,
+                              header=self.rows[sid].header, premises=True)
+
+        def attempt(sid: int, proof: str, multiplicity: int, res: Any) -> Attempt:
+            return Attempt(sid=sid, proof=proof, multiplicity=multiplicity, passed=res.passed,
+                           status=res.status,
+                           premises=list(res.premises or []) if res.passed else [],
+                           seconds=res.seconds)
+
+        def sample(index: int) -> tuple[list[int], list[list[str]]]:
+            lo, hi = shards[index]
+            sids = [int(s) for s in targets[lo:hi]]
+            requests = [
+                SampleRequest(
+                    prompt=prompts.prover_prompt(self.rows[s].statement, self.rows[s].header,
+                                                 self.fmt),
+                    seed=rules.request_seed(self.cfg.run.seed, r, "prove", s, 0), n=sps,
+                    temperature=self.cfg.sampler.temperature, top_p=self.cfg.sampler.top_p,
+                    max_tokens=self.cfg.sampler.max_tokens,
+                    stop=tuple(prompts.prover_stop(self.fmt)))
+                for s in sids
+            ]
+            completions = self.sampler(model).generate(requests)
+            if len(completions) != len(requests):
+                raise RuntimeError(f"sampler returned {len(completions)} results for "
+                                   f"{len(requests)} requests")
+            return sids, completions
+
+        def store(index: int, sampled: tuple[list[int], list[list[str]]]) -> int:
+            sids, completions = sampled
             counts: Counter[tuple[int, str]] = Counter()
             for sid, texts in zip(sids, completions, strict=True):
                 for text in texts:
                     counts[(sid, prompts.extract_proof(text))] += 1
             keys = list(counts)
-            items = [VerifyItem(statement=self.rows[sid].statement, proof=proof,
-                                header=self.rows[sid].header, premises=True)
-                     for sid, proof in keys]
-            results = self.verifier().verify_all(items)
-            attempts = [Attempt(sid=sid, proof=proof, multiplicity=counts[(sid, proof)],
-                                passed=res.passed, status=res.status,
-                                premises=list(res.premises or []) if res.passed else [],
-                                seconds=res.seconds)
-                        for (sid, proof), res in zip(keys, results, strict=True)]
-            with lock:
-                writer.write(attempts)
+            results, _ = verify_with_retries(self.verifier().verify_all,
+                                             [item(sid, proof) for sid, proof in keys], retries)
+            writer.write([attempt(sid, proof, counts[(sid, proof)], res)
+                          for (sid, proof), res in zip(keys, results, strict=True)])
+            self.counters["proving_samples"] += sum(counts.values())
             self.hook(r, "proving", index)
+            return sum(counts.values())
 
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stp-verify")
-        pending: Future[None] | None = None
-        try:
-            for index in range(first, len(shards)):
-                lo, hi = shards[index]
-                sids = [int(s) for s in targets[lo:hi]]
-                requests = [
-                    SampleRequest(
-                        prompt=prompts.prover_prompt(self.rows[s].statement, self.rows[s].header,
-                                                     self.fmt),
-                        seed=rules.request_seed(self.cfg.run.seed, r, "prove", s, 0), n=sps,
-                        temperature=self.cfg.sampler.temperature, top_p=self.cfg.sampler.top_p,
-                        max_tokens=self.cfg.sampler.max_tokens,
-                        stop=tuple(prompts.prover_stop(self.fmt)))
-                    for s in sids
-                ]
-                completions = self.sampler(model).generate(requests)
-                if pending is not None:
-                    pending.result()
-                pending = pool.submit(verify_and_store, index, sids, completions)
-            if pending is not None:
-                pending.result()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        # A rerun after an outage: shards stored by the earlier run keep their verdicts; only
+        # their attempts without one are verified again (and the shard rewritten atomically).
+        unverified = total = 0
+        for index, path in enumerate(storage.list_shards(attempts_dir)):
+            stored = list(storage.iter_jsonl(path, type=Attempt))
+            redo = [i for i, a in enumerate(stored) if a.status in NO_VERDICT]
+            if redo and index < first:
+                results, _ = verify_with_retries(
+                    self.verifier().verify_all,
+                    [item(stored[i].sid, stored[i].proof) for i in redo], retries)
+                for i, res in zip(redo, results, strict=True):
+                    stored[i] = attempt(stored[i].sid, stored[i].proof, stored[i].multiplicity,
+                                        res)
+                storage.write_jsonl(path, stored)
+                self.counters["reverified"] += len(redo)
+            total += sum(a.multiplicity for a in stored)
+        done_before = total
+        ShardRunner(f"round {r} proving", sample, store, metrics=self.metrics,
+                    event={"round": r, "stage": "proving"}).run(
+            first, len(shards), len(targets) * sps, done_before)
+        for path in storage.list_shards(attempts_dir):
+            for a in storage.iter_jsonl(path, type=Attempt):
+                if a.status in NO_VERDICT:
+                    unverified += a.multiplicity
+        check_outage(f"round {r} proving", unverified, len(targets) * sps,
+                     self.cfg.verifier.max_unverified_fraction)
         return {"samples_per_statement": sps, "shards": len(shards),
-                "samples": len(targets) * sps}
+                "samples": len(targets) * sps, "unverified": unverified}
 
     def stage_bookkeeping(self, r: int, model: str) -> dict[str, Any]:
         """Per-round counts, best rates, the solved set, and this round's correct proofs."""
@@ -465,10 +503,12 @@ class SelfPlay:
         correct: list[CorrectProof] = []
         for a in storage.iter_sharded_jsonl(self.run_dir.round_path(r, "attempts"),
                                             type=Attempt):
+            statuses[a.status] += a.multiplicity
+            if a.status in NO_VERDICT:
+                continue  # no verdict (below the outage limit): neither a pass nor a failure
             sids.append(a.sid)
             mult.append(a.multiplicity)
             passed.append(a.passed)
-            statuses[a.status] += a.multiplicity
             if a.passed:
                 correct.append(CorrectProof(sid=a.sid, proof=a.proof, round=r,
                                             premises=a.premises, seconds=a.seconds,
@@ -630,6 +670,8 @@ class SelfPlay:
                           learning_rate=self.sp.learning_rate,
                           **({"max_steps": self.sp.max_train_steps}
                              if self.sp.max_train_steps > 0 else {}))
+        self.counters["train_runs"] += 1
+        self.counters["train_steps"] += int(result.steps)
         losses = list(getattr(result, "losses", []) or [])
         return {"model": str(result.hf_path), "skipped": False, "steps": int(result.steps),
                 "first_loss": float(losses[0]) if losses else None,

@@ -30,6 +30,12 @@ class VerifierConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     start_timeout_s: float = 600.0
     # A crashed check is retried this many times on a fresh worker before it is marked `crash`.
     crash_retries: int = 1
+    # Outage guard of self-play proving and evaluation (stp.pipeline.shards): attempts that got no
+    # verdict (`error`, `crash`) are verified again this many times; if more than this fraction
+    # of a stage's attempts still has none, the stage fails and a rerun verifies only those (the
+    # original aborted a round above 0.5 %).
+    unverified_retries: int = 1
+    max_unverified_fraction: float = 0.005
     # Persistent result cache (SQLite, local); empty = <run_dir>/verify-cache; "off" = none.
     cache_dir: str = ""
     # Ask the checker for the Mathlib premises each passing proof used.

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
+
+Profile = Literal["strict", "paper"]
 
 
 class EvalConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -20,3 +24,7 @@ class EvalConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Prompts sampled per shard of `run`; each shard is verified while the next one samples and
     # is appended to the log as one atomic file, so it is also the unit of resumption.
     shard_size: int = 4096
+    # Verifier profiles every attempt is judged under, from one sampling run: "strict" (the sound
+    # checks; self-play trains on these) and "paper" (what the original counted, comparable with
+    # the paper's numbers). The first is the attempt's `status`; summarize reports each.
+    profiles: list[Profile] = msgspec.field(default_factory=lambda: ["strict", "paper"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 
 # The header STP's verifier elaborated once per worker (stp-reference.md §3.6), minus the
@@ -21,6 +23,7 @@ class LeanConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_heartbeats: int = 400_000
     # "strict": only theorem/lemma commands in a proof; "lenient" also allows plain defs.
     mode: str = "strict"
+    profile: Literal["strict", "paper"] = "strict"
     # The checker process to run instead of the built `stp_check` (argv; empty = the built
     # checker, started as `lake env <project_dir>/<checker_exe>` from project_dir). The test suite
     # points it at its stand-in; users point it at a wrapper if they need one.

@@ -26,8 +26,8 @@ from stp.config import STPConfig, resolve_data_dir, to_toml
 from stp.data.records import TrainingExample, statement_key
 from stp.errors import UsageError
 from stp.metrics import MetricsWriter, get_logger, progress
-from stp.pipeline.shards import NO_VERDICT
 from stp.model.types import Sampler, SampleRequest
+from stp.pipeline.shards import NO_VERDICT
 from stp.selfplay import rules
 from stp.selfplay.dataset import (
     conjecturer_examples,
@@ -336,10 +336,10 @@ class SelfPlay:
                 records = []
                 for i, texts in zip(range(lo, hi), completions, strict=True):
                     for j, text in enumerate(texts):
-                        parsed = prompts.parse_conjecture(text, self.fmt)
+                        conjecture = prompts.parse_conjecture(text, self.fmt)
                         records.append(RawConjecture(input_index=i, sample=j, completion=text,
-                                                     statement=parsed.statement,
-                                                     reason=parsed.reason))
+                                                     statement=conjecture.statement,
+                                                     reason=conjecture.reason))
                 writer.write(records)
                 self.metrics.log("progress", task=f"round {r} conjectures", round=r,
                                  stage="conjectures", done=hi, total=len(requests))

@@ -22,6 +22,7 @@ from stp.errors import ConfigError
 from stp.eval.config import EvalConfig
 from stp.lean.config import LeanConfig
 from stp.model.config import ModelConfig, SamplerConfig, TrainerConfig
+from stp.pipeline.config import PipelineConfig, SFTConfig
 from stp.selfplay.config import RetrainConfig, SelfPlayConfig
 from stp.verify.config import VerifierConfig
 
@@ -67,6 +68,8 @@ class STPConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     selfplay: SelfPlayConfig = msgspec.field(default_factory=SelfPlayConfig)
     retrain: RetrainConfig = msgspec.field(default_factory=RetrainConfig)
     eval: EvalConfig = msgspec.field(default_factory=EvalConfig)
+    sft: SFTConfig = msgspec.field(default_factory=SFTConfig)
+    pipeline: PipelineConfig = msgspec.field(default_factory=PipelineConfig)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -220,16 +220,13 @@ class SelfPlay:
             summary.stages = {k: v.summary for k, v in manifest.stages.items()}
             return summary
         log.info("round %d (model %s)", r, model)
-        for stage in STAGES:
+        for stage, run_stage in self.stage_table(summary):
             manifest = self.run_dir.manifest(r)
             if stage in manifest.stages:
                 summary.stages[stage] = manifest.stages[stage].summary
                 continue
             start = time.monotonic()
-            if stage == "done":
-                result = self.stage_done(r, summary)
-            else:
-                result = getattr(self, f"stage_{stage}")(r, model)
+            result = run_stage(r, model)
             seconds = time.monotonic() - start
             # The event is logged before the stage is recorded: a crash in between repeats the
             # event on resume (the report reads the manifests) rather than losing it.
@@ -239,6 +236,24 @@ class SelfPlay:
             summary.stages[stage] = result
             self.hook(r, stage, None)
         return summary
+
+    def stage_table(self, summary: RoundSummary
+                    ) -> list[tuple[str, Callable[[int, str], dict[str, Any]]]]:
+        """The round's stages in order, each with its implementation (names: `rundir.STAGES`,
+        which the manifests and the report use)."""
+        table: list[tuple[str, Callable[[int, str], dict[str, Any]]]] = [
+            ("pairs", self.stage_pairs),
+            ("conjectures", self.stage_conjectures),
+            ("targets", self.stage_targets),
+            ("proving", self.stage_proving),
+            ("bookkeeping", self.stage_bookkeeping),
+            ("conjecture_examples", self.stage_conjecture_examples),
+            ("train_set", self.stage_train_set),
+            ("train", self.stage_train),
+            ("done", lambda r, model: self.stage_done(r, summary)),
+        ]
+        assert tuple(name for name, _ in table) == STAGES
+        return table
 
     def stage_done(self, r: int, summary: RoundSummary) -> dict[str, Any]:
         """Close the round: free the sampler and write the round's flattened metrics event."""
@@ -283,6 +298,10 @@ class SelfPlay:
         are millions of them.
         """
         n = len(self.round_subset(r))
+        if not self.sp.conjecturing:  # expert iteration: no pairs, so no conjectures
+            storage.write_jsonl(self.run_dir.round_path(r, "pairs.jsonl.gz"), [])
+            return {"seeds": 0, "pairs": 0, "distinct_lemmas": 0, "no_lemma_pairs": 0,
+                    "conjecturing": False}
         best, _ = self.previous_state(r)
         rate = np.nan_to_num(best, nan=0.0)
         conj = self.is_conjecture()
@@ -655,6 +674,8 @@ class SelfPlay:
     def stage_train(self, r: int, model: str) -> dict[str, Any]:
         """One weighted fine-tuning pass; the checkpoint drives the next round."""
         train_path = self.run_dir.round_path(r, "train.jsonl.gz")
+        if not self.sp.train:  # repeated sampling: the model never changes
+            return {"model": model, "skipped": True, "steps": 0, "training": False}
         n = sum(1 for _ in storage.iter_jsonl(train_path, type=TrainingExample))
         if n == 0:
             log.warning("round %d: no training examples; the model is carried over", r)

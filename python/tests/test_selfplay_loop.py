@@ -339,3 +339,28 @@ def test_unverified_under_the_limit_count_as_neither_pass_nor_fail(tmp_path: Pat
     assert unverified == 12  # 3 statements x 4 samples
     assert stages["bookkeeping"]["attempts"] == 244 * 4 - unverified
     assert stages["bookkeeping"]["statuses"]["error"] == unverified
+
+
+def test_training_runs_with_jax_preallocation_off(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sampler is closed and JAX will allocate on demand before a round trains in the
+    sampler's process (#14: vLLM/torch and JAX share the device one after the other)."""
+    import os
+
+    monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
+    seen: list[str | None] = []
+    closed: list[bool] = []
+
+    class Sampler(ScriptedSampler):
+        def close(self) -> None:
+            closed.append(True)
+
+    def train(*args, **kwargs):
+        seen.append(os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE"))
+        assert closed, "the sampler must be closed before training"
+        return scripted_train(*args, **kwargs)
+
+    cfg = make_config(tmp_path, "mem", ["selfplay.rounds=1"])
+    run_selfplay(with_checker(cfg, standin_command(RULES)), sampler_factory=Sampler,
+                 train_fn=train)
+    assert seen == ["false"]

@@ -15,7 +15,7 @@ import math
 import time
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -681,6 +681,9 @@ class SelfPlay:
             log.warning("round %d: no training examples; the model is carried over", r)
             return {"model": model, "skipped": True, "steps": 0}
         self._close_sampler()  # free accelerator memory for the trainer
+        from stp.pipeline.devices import prepare_for_training
+
+        prepare_for_training()
         train_fn = self._train_fn
         if train_fn is None:
             from stp.model.training import train_weighted
@@ -727,7 +730,3 @@ def _flatten(stages: dict[str, dict[str, Any]]) -> dict[str, Any]:
         for key, value in summary.items():
             out[f"{stage}.{key}"] = value
     return out
-
-
-def load_rows(run_dir: str, upto_round: int) -> Sequence[StatementRow]:
-    return RunDir(run_dir).statement_rows(upto_round)

@@ -83,9 +83,6 @@ class RunDir:
         storage.write_json(self.round_path(r, "manifest.json"), manifest)
         return manifest
 
-    def round_complete(self, r: int) -> bool:
-        return "done" in self.manifest(r).stages
-
     # ------------------------------------------------------------------ arrays
     def save_arrays(self, path: str, **arrays: np.ndarray) -> None:
         buffer = io.BytesIO()

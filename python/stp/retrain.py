@@ -39,7 +39,7 @@ class RoundSource:
 
     def __init__(self, run_dir: RunDir, r: int, rows: list[StatementRow]) -> None:
         self.run_dir, self.r, self.rows = run_dir, r, rows
-        counts = run_dir.load_arrays(run_dir.round_path(r, "counts.npz"))
+        counts = run_dir.load_arrays(run_dir.counts_path(r))
         self.round_rate = rules.solve_rates(counts["attempts"], counts["successes"])
 
     def correct(self) -> Iterable[CorrectProof]:

@@ -207,7 +207,8 @@ class Pipeline:
         assert self.sampler_factory is not None
         statements = load_splits(settings.splits, resolve_data_dir(self.cfg.run.data_dir))
         sampler = self.sampler_factory(settings.model)
-        verifiers = {p: make_verifier(profile_config(self.cfg, p)) for p in self.cfg.eval.profiles}
+        verifiers: dict[str, Any] = {p: make_verifier(profile_config(self.cfg, p))
+                                     for p in self.cfg.eval.profiles}
         fmt = settings.prompt_format
         try:
             return run_eval(settings, statements, sampler=sampler, verifier=verifiers,

@@ -154,6 +154,6 @@ def retrain_proofs(
                 members.add(h)
     out = []
     for skey in sorted(heaps):
-        for _, statement, header, proof in sorted(heaps[skey], reverse=True):
-            out.append((statement, header, proof))
+        for _, statement, header, text in sorted(heaps[skey], reverse=True):
+            out.append((statement, header, text))
     return out

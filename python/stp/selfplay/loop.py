@@ -215,7 +215,7 @@ class SelfPlay:
         self.rows = self.run_dir.statement_rows(r)
         if "conjectures" in manifest.stages:  # this round's conjectures already have ids
             self.rows.extend(storage.iter_jsonl(
-                self.run_dir.round_path(r, "statements.jsonl.gz"), type=StatementRow))
+                self.run_dir.new_statements_path(r), type=StatementRow))
         if "done" in manifest.stages:
             summary.stages = {k: v.summary for k, v in manifest.stages.items()}
             return summary
@@ -273,7 +273,7 @@ class SelfPlay:
         size = len(self.rows)
         if r == 0:
             return np.full(size, np.nan), np.zeros(size, dtype=bool)
-        state = self.run_dir.load_arrays(self.run_dir.round_path(r - 1, "state.npz"))
+        state = self.run_dir.load_arrays(self.run_dir.state_path(r - 1))
         return (rules.grow(state["best_rate"], size, np.nan),
                 rules.grow(state["solved"], size, False))
 
@@ -299,7 +299,7 @@ class SelfPlay:
         """
         n = len(self.round_subset(r))
         if not self.sp.conjecturing:  # expert iteration: no pairs, so no conjectures
-            storage.write_jsonl(self.run_dir.round_path(r, "pairs.jsonl.gz"), [])
+            storage.write_jsonl(self.run_dir.pairs_path(r), [])
             return {"seeds": 0, "pairs": 0, "distinct_lemmas": 0, "no_lemma_pairs": 0,
                     "conjecturing": False}
         best, _ = self.previous_state(r)
@@ -317,7 +317,7 @@ class SelfPlay:
                                    self.sp.no_lemma_probability, self.rng(r, "pair"))
         seeds = rules.stream_seed_pairs(candidates, pairer, self.rng(r, "select"), window=n)
         pairs = pairer.pairs
-        storage.write_jsonl(self.run_dir.round_path(r, "pairs.jsonl.gz"), pairs)
+        storage.write_jsonl(self.run_dir.pairs_path(r), pairs)
         lemmas = Counter(p.lemma for p in pairs)
         return {"seeds": seeds, "pairs": len(pairs), "distinct_lemmas": len(lemmas),
                 "no_lemma_pairs": lemmas.get("", 0)}
@@ -327,11 +327,11 @@ class SelfPlay:
         from stp.model import prompts
 
         n = len(self.round_subset(r))
-        pairs = list(storage.iter_jsonl(self.run_dir.round_path(r, "pairs.jsonl.gz"),
+        pairs = list(storage.iter_jsonl(self.run_dir.pairs_path(r),
                                         type=ConjectureInput))
         m = rules.conjecture_multiplier(n, len(pairs), self.sp.min_conjecture_samples,
                                         self.sp.max_conjecture_samples)
-        raw_dir = self.run_dir.round_path(r, "conjectures")
+        raw_dir = self.run_dir.raw_conjectures_dir(r)
         if pairs:
             requests = [
                 SampleRequest(
@@ -396,8 +396,8 @@ class SelfPlay:
             known[key] = row.sid
             new_rows.append(row)
             sids.append(row.sid)
-        storage.write_jsonl(self.run_dir.round_path(r, "statements.jsonl.gz"), new_rows)
-        self.run_dir.save_arrays(self.run_dir.round_path(r, "conjectures.npz"),
+        storage.write_jsonl(self.run_dir.new_statements_path(r), new_rows)
+        self.run_dir.save_arrays(self.run_dir.conjecture_sids_path(r),
                                  sids=np.array(sids, dtype=np.int64))
         self.rows.extend(new_rows)
         return {"multiplier": m, "generated": len(raw_input), "parsed": len(parsed),
@@ -406,12 +406,12 @@ class SelfPlay:
     def stage_targets(self, r: int, model: str) -> dict[str, Any]:
         """Unsolved dataset statements and conjectures, plus a re-check sample of solved ones."""
         subset = self.round_subset(r)
-        conj = self.run_dir.load_arrays(self.run_dir.round_path(r, "conjectures.npz"))["sids"]
+        conj = self.run_dir.load_arrays(self.run_dir.conjecture_sids_path(r))["sids"]
         best, solved = self.previous_state(r)
         targets = rules.select_targets(subset, conj, solved, best, self.sp.recheck_probability,
                                        self.sp.seed_threshold, self.rng(r, "targets"))
         order = self.rng(r, "prove-order").permutation(len(targets))
-        self.run_dir.save_arrays(self.run_dir.round_path(r, "targets.npz"),
+        self.run_dir.save_arrays(self.run_dir.targets_path(r),
                                  sids=targets[order])
         n_conj = int(np.isin(targets, conj).sum())
         return {"targets": len(targets), "dataset_targets": len(targets) - n_conj,
@@ -429,11 +429,11 @@ class SelfPlay:
         from stp.pipeline.shards import ShardRunner, check_outage, verify_with_retries
         from stp.verify import VerifyItem
 
-        targets = self.run_dir.load_arrays(self.run_dir.round_path(r, "targets.npz"))["sids"]
+        targets = self.run_dir.load_arrays(self.run_dir.targets_path(r))["sids"]
         sps = self.samples_per_statement(r)
         per_shard = max(1, self.cfg.sampler.shard_size // sps)
         shards = _chunks(len(targets), per_shard)
-        attempts_dir = self.run_dir.round_path(r, "attempts")
+        attempts_dir = self.run_dir.attempts_dir(r)
         writer = storage.ShardedJsonlWriter(attempts_dir)
         first = writer.next_index
         retries = self.cfg.verifier.unverified_retries
@@ -520,7 +520,7 @@ class SelfPlay:
         statuses: Counter[str] = Counter()
         lemma_use: Counter[str] = Counter()
         correct: list[CorrectProof] = []
-        for a in storage.iter_sharded_jsonl(self.run_dir.round_path(r, "attempts"),
+        for a in storage.iter_sharded_jsonl(self.run_dir.attempts_dir(r),
                                             type=Attempt):
             statuses[a.status] += a.multiplicity
             if a.status in NO_VERDICT:
@@ -540,10 +540,10 @@ class SelfPlay:
         rate = rules.solve_rates(attempts, successes)
         best, solved = self.previous_state(r)
         best, solved = rules.update_best(best, solved, rate)
-        storage.write_jsonl(self.run_dir.round_path(r, "correct.jsonl.gz"), correct)
-        self.run_dir.save_arrays(self.run_dir.round_path(r, "counts.npz"),
+        storage.write_jsonl(self.run_dir.correct_path(r), correct)
+        self.run_dir.save_arrays(self.run_dir.counts_path(r),
                                  attempts=attempts, successes=successes)
-        self.run_dir.save_arrays(self.run_dir.round_path(r, "state.npz"),
+        self.run_dir.save_arrays(self.run_dir.state_path(r),
                                  best_rate=best, solved=solved)
         d = self.dataset_size
         conj = self.is_conjecture()
@@ -571,7 +571,7 @@ class SelfPlay:
 
     def stage_conjecture_examples(self, r: int, model: str) -> dict[str, Any]:
         """Barely-provable conjectures, the elegance filter, and the re-weighting (§4.6-4.8)."""
-        counts = self.run_dir.load_arrays(self.run_dir.round_path(r, "counts.npz"))
+        counts = self.run_dir.load_arrays(self.run_dir.counts_path(r))
         rate = rules.solve_rates(counts["attempts"], counts["successes"])
         pairs: dict[int, list[ConjectureInput]] = {}
 
@@ -591,7 +591,7 @@ class SelfPlay:
                                                  sids).items():
                 ratios[sid] = min(ratios.get(sid, math.inf), value)
         filtered = rules.elegance_filter(raw, ratios, self.sp.elegance_drop_fraction)
-        state = self.run_dir.load_arrays(self.run_dir.round_path(r, "state.npz"))
+        state = self.run_dir.load_arrays(self.run_dir.state_path(r))
         solved = state["solved"]
         unsolved = [row for row in self.rows[: self.dataset_size] if not solved[row.sid]]
         kept: list[ConjectureExample] = []
@@ -609,7 +609,7 @@ class SelfPlay:
         elif filtered:
             # Nothing left unsolved to match toward: every filtered conjecture keeps weight 1.
             kept = filtered
-        storage.write_jsonl(self.run_dir.round_path(r, "conjecture_examples.jsonl.gz"), kept)
+        storage.write_jsonl(self.run_dir.conjecture_examples_path(r), kept)
         return {"rewarded": len(raw), "lemma_invoking": sum(1 for e in raw if e.lemma),
                 "after_elegance": len(filtered), "weighted": len(kept),
                 "weight_sum": float(sum(e.weight for e in kept))}
@@ -623,7 +623,7 @@ class SelfPlay:
         attempts = np.zeros(size, dtype=np.int64)
         successes = np.zeros(size, dtype=np.int64)
         for prev in window:
-            counts = self.run_dir.load_arrays(self.run_dir.round_path(prev, "counts.npz"))
+            counts = self.run_dir.load_arrays(self.run_dir.counts_path(prev))
             attempts += rules.grow(counts["attempts"], size, 0)
             successes += rules.grow(counts["successes"], size, 0)
         window_rate = rules.solve_rates(attempts, successes)
@@ -647,11 +647,11 @@ class SelfPlay:
             rate_max=self.sp.prover_rate_max, length_penalty=self.sp.length_penalty,
             time_penalty=self.sp.time_penalty), seen))
         examples = storage.iter_jsonl(
-            self.run_dir.round_path(r, "conjecture_examples.jsonl.gz"), type=ConjectureExample)
+            self.run_dir.conjecture_examples_path(r), type=ConjectureExample)
         conj = list(dedup_examples(conjecturer_examples(examples, build_conj), seen))
         replay = self._replay(r, len(prover) + len(conj))
         train = shuffled(prover + conj + replay, self.rng(r, "dataset"))
-        storage.write_jsonl(self.run_dir.round_path(r, "train.jsonl.gz"), train)
+        storage.write_jsonl(self.run_dir.train_set_path(r), train)
         return {"prover_examples": len(prover), "conjecturer_examples": len(conj),
                 "replay_examples": len(replay), "examples": len(train),
                 "mean_target_chars": float(np.mean([len(e.target) for e in train]))
@@ -673,7 +673,7 @@ class SelfPlay:
 
     def stage_train(self, r: int, model: str) -> dict[str, Any]:
         """One weighted fine-tuning pass; the checkpoint drives the next round."""
-        train_path = self.run_dir.round_path(r, "train.jsonl.gz")
+        train_path = self.run_dir.train_set_path(r)
         if not self.sp.train:  # repeated sampling: the model never changes
             return {"model": model, "skipped": True, "steps": 0, "training": False}
         n = sum(1 for _ in storage.iter_jsonl(train_path, type=TrainingExample))
@@ -684,13 +684,13 @@ class SelfPlay:
         from stp.pipeline.devices import prepare_for_training
 
         prepare_for_training()
-        train_fn = self._train_fn
+        train_fn: Any = self._train_fn
         if train_fn is None:
             from stp.model.training import train_weighted
 
             train_fn = train_weighted
         result = train_fn(model, str(storage.local_cache_path(train_path)),
-                          self.run_dir.round_path(r, "model"), self.cfg.trainer, self.cfg.model,
+                          self.run_dir.model_dir(r), self.cfg.trainer, self.cfg.model,
                           learning_rate=self.sp.learning_rate,
                           **({"max_steps": self.sp.max_train_steps}
                              if self.sp.max_train_steps > 0 else {}))

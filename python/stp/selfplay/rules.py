@@ -206,10 +206,10 @@ def stream_seed_pairs(
         for i, proof in enumerate(candidates()):
             if lo <= rank[i] < hi:
                 slots[rank[i] - lo] = proof
-        for proof in slots:
-            if proof is None:
+        for slot in slots:
+            if slot is None:
                 raise RuntimeError("seed candidates changed between passes")
-            pairer.add(proof)
+            pairer.add(slot)
             if pairer.full:
                 break
     return count

@@ -34,7 +34,7 @@ from stp import storage
 from stp.config import load_config
 from stp.model.types import SampleRequest
 from stp.selfplay.loop import SelfPlay
-from stp.selfplay.records import Attempt, ConjectureInput, StatementRow
+from stp.selfplay.records import ConjectureInput, ProofAttempt, StatementRow
 
 
 class PeakRSS:
@@ -109,7 +109,7 @@ def synthesize(root: Path, n_dataset: int, n_conj: int, sps: int, n_lemmas: int,
         p[conj_sids] = rng.choice([0.0, 0.05, 0.1, 0.2, 0.6], size=k)
         writer = storage.ShardedJsonlWriter(str(rd / "attempts"))
         attempts = 0
-        batch: list[Attempt] = []
+        batch: list[ProofAttempt] = []
         for sid in np.concatenate([np.arange(n_dataset), conj_sids]):
             succ = rng.binomial(sps, p[sid])
             # Distinct failing/passing proofs with some repeats (multiplicity).
@@ -119,7 +119,7 @@ def synthesize(root: Path, n_dataset: int, n_conj: int, sps: int, n_lemmas: int,
                     count -= mult
                     body = ("nlinarith [sq_nonneg (x - y), sq_nonneg (x + y)]"
                             * int(rng.integers(1, 5)))
-                    batch.append(Attempt(
+                    batch.append(ProofAttempt(
                         sid=int(sid), proof=f"\n  {body} -- {rng.integers(1 << 30)}",
                         multiplicity=mult, passed=passed, status="pass" if passed else "fail",
                         premises=[f"Mathlib.Lemma{int(x)}" for x in rng.integers(0, n_lemmas, 3)]

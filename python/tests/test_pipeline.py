@@ -141,11 +141,11 @@ def stored_work(root: Path) -> Counter[str]:
     attempts), checks (distinct self-play attempts; eval attempts once per profile) and training
     steps of finished models."""
     from stp.eval import log as evlog
-    from stp.selfplay.records import Attempt, RawConjecture
+    from stp.selfplay.records import ProofAttempt, RawConjecture
 
     out: Counter[str] = Counter()
     for rd in sorted(root.glob("round-*")):
-        for a in storage.iter_sharded_jsonl(str(rd / "attempts"), type=Attempt):
+        for a in storage.iter_sharded_jsonl(str(rd / "attempts"), type=ProofAttempt):
             out["samples"] += a.multiplicity
             out["checks"] += 1
         out["samples"] += sum(1 for _ in storage.iter_sharded_jsonl(

@@ -29,10 +29,10 @@ from stp.model.prompts import START_THM
 from stp.selfplay.loop import run_selfplay
 from stp.selfplay.records import (
     NO_LEMMA_STATEMENT,
-    Attempt,
     ConjectureExample,
     ConjectureInput,
     CorrectProof,
+    ProofAttempt,
     StatementRow,
 )
 from stp.selfplay.report import render_report
@@ -102,7 +102,7 @@ def test_round_records_follow_the_rules(reference_run) -> None:
                                        type=CorrectProof))
     assert correct0 and all("norm_num" in p.proof or "linarith" in p.proof for p in correct0)
     assert all(p.premises for p in correct0)
-    attempts = list(storage.iter_sharded_jsonl(str(root / "round-0000/attempts"), type=Attempt))
+    attempts = list(storage.iter_sharded_jsonl(str(root / "round-0000/attempts"), type=ProofAttempt))
     assert sum(a.multiplicity for a in attempts) == 32
     assert len({(a.sid, a.proof) for a in attempts}) == len(attempts)
     examples = list(storage.iter_jsonl(str(rd1 / "conjecture_examples.jsonl.gz"),
@@ -220,11 +220,11 @@ def test_without_a_checker_command_lean_is_required(tmp_path: Path) -> None:
 
 
 def test_manifest_is_valid_msgspec(reference_run) -> None:
-    from stp.selfplay.rundir import Manifest
+    from stp.selfplay.rundir import RoundManifest
 
     _tmp, cfg, _ = reference_run
     data = (Path(cfg.run.run_dir) / "round-0000" / "manifest.json").read_bytes()
-    manifest = msgspec.json.decode(data, type=Manifest)
+    manifest = msgspec.json.decode(data, type=RoundManifest)
     assert manifest.round == 0 and manifest.stages["proving"].seconds >= 0
 
 
@@ -298,7 +298,7 @@ def test_outage_fails_the_stage_and_a_rerun_verifies_only_the_missing(tmp_path: 
     root = Path(cfg.run.run_dir)
     manifest = json.loads((root / "round-0000/manifest.json").read_text())
     assert "proving" not in manifest["stages"]
-    stored = list(storage.iter_sharded_jsonl(str(root / "round-0000/attempts"), type=Attempt))
+    stored = list(storage.iter_sharded_jsonl(str(root / "round-0000/attempts"), type=ProofAttempt))
     missing = [a for a in stored if a.status == "error"]
     assert sum(a.multiplicity for a in stored) == 244 * 4
     assert 0.005 < sum(a.multiplicity for a in missing) / (244 * 4) < 0.02

@@ -172,7 +172,7 @@ class Pipeline:
         return {"rounds": rounds, "model": str(last)}
 
     def stage_retrain(self) -> dict[str, Any]:
-        from stp.retrain import run_retrain
+        from stp.selfplay.retrain import run_retrain
 
         manifest = run_retrain(self.cfg, train_fn=self.train_fn)
         return {"model": manifest["train"]["model"], "examples": manifest["data"]["examples"],

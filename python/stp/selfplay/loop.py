@@ -29,21 +29,21 @@ from stp.metrics import MetricsWriter, get_logger, progress
 from stp.model.types import Sampler, SampleRequest
 from stp.pipeline.shards import NO_VERDICT
 from stp.selfplay import rules
-from stp.selfplay.dataset import (
+from stp.selfplay.records import (
+    ConjectureExample,
+    ConjectureInput,
+    CorrectProof,
+    ProofAttempt,
+    RawConjecture,
+    StatementRow,
+)
+from stp.selfplay.rundir import STAGES, RunDir
+from stp.selfplay.training_sets import (
     conjecturer_examples,
     dedup_examples,
     prover_examples,
     shuffled,
 )
-from stp.selfplay.records import (
-    Attempt,
-    ConjectureExample,
-    ConjectureInput,
-    CorrectProof,
-    RawConjecture,
-    StatementRow,
-)
-from stp.selfplay.rundir import STAGES, RunDir
 
 log = get_logger("stp.selfplay")
 
@@ -442,8 +442,8 @@ class SelfPlay:
             return VerifyItem(statement=self.rows[sid].statement, proof=proof,
                               header=self.rows[sid].header, premises=True)
 
-        def attempt(sid: int, proof: str, multiplicity: int, res: Any) -> Attempt:
-            return Attempt(sid=sid, proof=proof, multiplicity=multiplicity, passed=res.passed,
+        def attempt(sid: int, proof: str, multiplicity: int, res: Any) -> ProofAttempt:
+            return ProofAttempt(sid=sid, proof=proof, multiplicity=multiplicity, passed=res.passed,
                            status=res.status,
                            premises=list(res.premises or []) if res.passed else [],
                            seconds=res.seconds)
@@ -486,7 +486,7 @@ class SelfPlay:
         # their attempts without one are verified again (and the shard rewritten atomically).
         unverified = total = 0
         for index, path in enumerate(storage.list_shards(attempts_dir)):
-            stored = list(storage.iter_jsonl(path, type=Attempt))
+            stored = list(storage.iter_jsonl(path, type=ProofAttempt))
             redo = [i for i, a in enumerate(stored) if a.status in NO_VERDICT]
             if redo and index < first:
                 results, _ = verify_with_retries(
@@ -503,7 +503,7 @@ class SelfPlay:
                     event={"round": r, "stage": "proving"}).run(
             first, len(shards), len(targets) * sps, done_before)
         for path in storage.list_shards(attempts_dir):
-            for a in storage.iter_jsonl(path, type=Attempt):
+            for a in storage.iter_jsonl(path, type=ProofAttempt):
                 if a.status in NO_VERDICT:
                     unverified += a.multiplicity
         check_outage(f"round {r} proving", unverified, len(targets) * sps,
@@ -521,7 +521,7 @@ class SelfPlay:
         lemma_use: Counter[str] = Counter()
         correct: list[CorrectProof] = []
         for a in storage.iter_sharded_jsonl(self.run_dir.attempts_dir(r),
-                                            type=Attempt):
+                                            type=ProofAttempt):
             statuses[a.status] += a.multiplicity
             if a.status in NO_VERDICT:
                 continue  # no verdict (below the outage limit): neither a pass nor a failure

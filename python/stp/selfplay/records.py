@@ -33,7 +33,7 @@ class StatementRow(msgspec.Struct, kw_only=True, omit_defaults=True):
     pair: int = -1
 
 
-class Attempt(msgspec.Struct, kw_only=True, omit_defaults=True):
+class ProofAttempt(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Identical samples of one statement collapse into one attempt with a multiplicity."""
 
     sid: int

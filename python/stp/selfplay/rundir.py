@@ -28,7 +28,7 @@ class StageRecord(msgspec.Struct, kw_only=True):
     summary: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class Manifest(msgspec.Struct, kw_only=True):
+class RoundManifest(msgspec.Struct, kw_only=True):
     round: int
     stages: dict[str, StageRecord] = msgspec.field(default_factory=dict)
 
@@ -116,13 +116,13 @@ class RunDir:
         return sorted(out)
 
     # ------------------------------------------------------------------ manifests
-    def manifest(self, r: int) -> Manifest:
+    def manifest(self, r: int) -> RoundManifest:
         path = self.manifest_path(r)
         if not storage.exists(path):
-            return Manifest(round=r)
-        return storage.read_json(path, type=Manifest)
+            return RoundManifest(round=r)
+        return storage.read_json(path, type=RoundManifest)
 
-    def mark_done(self, r: int, stage: str, seconds: float, summary: dict[str, Any]) -> Manifest:
+    def mark_done(self, r: int, stage: str, seconds: float, summary: dict[str, Any]) -> RoundManifest:
         manifest = self.manifest(r)
         manifest.stages[stage] = StageRecord(seconds=seconds, summary=summary)
         storage.write_json(self.manifest_path(r), manifest)

@@ -303,3 +303,20 @@ def test_tiny_pipeline_end_to_end_then_killed_and_resumed(tmp_path: Path,
     for key in a:
         assert a[key] == b[key], key
     assert _metrics(root) == _metrics(crashy)
+
+
+def test_pipeline_command_without_lean_fails_in_one_line(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Before any model or dataset is touched: no Lean, one line, exit 2."""
+    from stp.pipeline.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        from stp.cli import run_main
+
+        run_main(main, ["--config", str(REPO_ROOT / "configs" / "tiny-cpu.toml"),
+                        "--run-dir", str(tmp_path / "run"),
+                        "--set", f'lean.project_dir="{tmp_path}"', "--stages", "sft"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and err.startswith("error: ") and "\n" not in err
+    assert "Lean" in err
+    assert not (tmp_path / "run" / "pipeline.json").exists()

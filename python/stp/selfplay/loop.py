@@ -36,6 +36,7 @@ from stp.selfplay.records import (
     ProofAttempt,
     RawConjecture,
     StatementRow,
+    StatementTable,
 )
 from stp.selfplay.rundir import STAGES, RunDir
 from stp.selfplay.training_sets import (
@@ -107,7 +108,8 @@ class SelfPlay:
         self._verifier: Any = None
         self._cluster = False
         self.metrics = MetricsWriter(self.run_dir.metrics)
-        self.rows: list[StatementRow] = []
+        # The statement table of the round being run (dataset rows, then conjectures).
+        self.rows = StatementTable([], 0)
         self.dataset_size = 0
         self.lemma_dict: dict[str, str] = {}
         # Work done by this process (samples drawn, attempts re-verified, training steps): what a
@@ -212,9 +214,9 @@ class SelfPlay:
         model = self.model_for(r)
         summary = RoundSummary(round=r, model=model)
         manifest = self.run_dir.manifest(r)
-        self.rows = self.run_dir.statement_rows(r)
+        self.rows = StatementTable(self.run_dir.statement_rows(r), self.dataset_size)
         if "conjectures" in manifest.stages:  # this round's conjectures already have ids
-            self.rows.extend(storage.iter_jsonl(
+            self.rows.add(storage.iter_jsonl(
                 self.run_dir.new_statements_path(r), type=StatementRow))
         if "done" in manifest.stages:
             summary.stages = {k: v.summary for k, v in manifest.stages.items()}
@@ -286,7 +288,7 @@ class SelfPlay:
         return np.sort(self.rng(r, "subset").choice(d, size=k, replace=False)).astype(np.int64)
 
     def is_conjecture(self) -> np.ndarray:
-        return np.array([row.conjecture for row in self.rows], dtype=bool)
+        return self.rows.is_conjecture()
 
     # ------------------------------------------------------------------ stages
     def stage_pairs(self, r: int, model: str) -> dict[str, Any]:
@@ -376,12 +378,12 @@ class SelfPlay:
                 parsed.append((k, c.statement, pairs[c.input_index].header))
         statements = {k: statement for k, statement, _ in parsed}
         dataset_keys = {statement_key(row.statement, row.header)
-                        for row in self.rows[: self.dataset_size]}
+                        for row in self.rows.dataset}
         kept = rules.dedup_conjectures(parsed, dataset_keys, n, self.rng(r, "conjecture"))
         # A conjecture generated again keeps its first id (and provenance); 16-byte hashes keep
         # this lookup small over ~1M earlier conjectures.
         known = {_statement_hash(row.statement, row.header): row.sid
-                 for row in self.rows[self.dataset_size:]}
+                 for row in self.rows.conjectures}
         new_rows: list[StatementRow] = []
         sids: list[int] = []
         for k in kept:
@@ -390,7 +392,7 @@ class SelfPlay:
             if key in known:
                 sids.append(known[key])
                 continue
-            row = StatementRow(sid=len(self.rows) + len(new_rows), statement=statements[k],
+            row = StatementRow(sid=self.rows.next_sid + len(new_rows), statement=statements[k],
                                header=pair.header, conjecture=True, round=r,
                                seed_sid=pair.seed_sid, lemma=pair.lemma, pair=raw_input[k])
             known[key] = row.sid
@@ -399,7 +401,7 @@ class SelfPlay:
         storage.write_jsonl(self.run_dir.new_statements_path(r), new_rows)
         self.run_dir.save_arrays(self.run_dir.conjecture_sids_path(r),
                                  sids=np.array(sids, dtype=np.int64))
-        self.rows.extend(new_rows)
+        self.rows.add(new_rows)
         return {"multiplier": m, "generated": len(raw_input), "parsed": len(parsed),
                 "kept": len(sids), "new": len(new_rows), "parse_failures": dict(failures)}
 
@@ -593,7 +595,7 @@ class SelfPlay:
         filtered = rules.elegance_filter(raw, ratios, self.sp.elegance_drop_fraction)
         state = self.run_dir.load_arrays(self.run_dir.state_path(r))
         solved = state["solved"]
-        unsolved = [row for row in self.rows[: self.dataset_size] if not solved[row.sid]]
+        unsolved = [row for row in self.rows.dataset if not solved[row.sid]]
         kept: list[ConjectureExample] = []
         if filtered and unsolved:
             sampler = self.sampler(model)

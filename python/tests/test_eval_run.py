@@ -285,3 +285,13 @@ def test_def_statements_are_evaluated_like_theorems(tmp_path: Path, data_dir: Pa
     assert passed == {s.id for s in defs}
     [s] = summarize_log(load_log(out), budgets=(1,), resamples=0)
     assert s.solved == 7
+
+
+def test_statements_per_split_keeps_the_first_n_of_each_split(data_dir: Path) -> None:
+    from stp.eval.run import load_splits
+
+    full = load_splits(["minif2f"], data_dir)
+    few = load_splits(["minif2f"], data_dir, limit=5)
+    assert set(few) == set(full) == {"minif2f:valid", "minif2f:test"}
+    for split, recs in few.items():
+        assert [r.id for r in recs] == [r.id for r in full[split][:5]]

@@ -13,6 +13,9 @@ class EvalConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Dataset names/splits to evaluate, e.g. "minif2f:test", "proofnet:test", "putnam".
     splits: list[str] = msgspec.field(default_factory=lambda: ["minif2f", "proofnet"])
     samples_per_statement: int = 3200
+    # 0 = every statement of each split; N = only the first N of each split in file order (smoke
+    # runs such as configs/tiny-cpu.toml; the log's manifest lists exactly the ones evaluated).
+    statements_per_split: int = 0
     temperature: float = 1.0
     seed: int = 1
     budgets: list[int] = msgspec.field(

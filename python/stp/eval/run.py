@@ -43,9 +43,10 @@ def derive_seed(eval_seed: int, statement_id: str, sample: int) -> int:
     return int.from_bytes(digest, "little") & _SEED_MASK
 
 
-def load_splits(specs: Sequence[str], data_dir: str | Path | None
+def load_splits(specs: Sequence[str], data_dir: str | Path | None, limit: int = 0
                 ) -> dict[str, list[Statement]]:
-    """{"dataset:split": statements} for specs like "minif2f:test" or "putnam" (all splits)."""
+    """{"dataset:split": statements} for specs like "minif2f:test" or "putnam" (all splits);
+    `limit` > 0 keeps the first `limit` statements of each split."""
     out: dict[str, list[Statement]] = {}
     for spec in specs:
         dataset, sep, split = spec.partition(":")
@@ -54,6 +55,8 @@ def load_splits(specs: Sequence[str], data_dir: str | Path | None
             raise UsageError(f"split {spec!r} should look like dataset:split, e.g. minif2f:test")
         for rec in load_dataset(dataset, data_dir, split=split or None):
             out.setdefault(f"{dataset}:{rec.split}", []).append(rec)
+    if limit > 0:
+        out = {split: recs[:limit] for split, recs in out.items()}
     return out
 
 
@@ -289,7 +292,7 @@ def close_all(verifiers: Mapping[str, Any]) -> None:
 def run_from_config(cfg: STPConfig, settings: RunSettings, *, data_dir: str | None = None,
                     metrics: Any = None) -> RunResult:
     root = resolve_data_dir(cfg.run.data_dir, data_dir)
-    statements = load_splits(settings.splits, root)
+    statements = load_splits(settings.splits, root, cfg.eval.statements_per_split)
     sampler, verifiers, prompt, extract = make_components(cfg, settings)
     try:
         return run_eval(settings, statements, sampler=sampler, verifier=verifiers,

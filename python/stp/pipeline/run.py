@@ -205,7 +205,8 @@ class Pipeline:
         from stp.verify import make_verifier
 
         assert self.sampler_factory is not None
-        statements = load_splits(settings.splits, resolve_data_dir(self.cfg.run.data_dir))
+        statements = load_splits(settings.splits, resolve_data_dir(self.cfg.run.data_dir),
+                                 self.cfg.eval.statements_per_split)
         sampler = self.sampler_factory(settings.model)
         verifiers: dict[str, Any] = {p: make_verifier(profile_config(self.cfg, p))
                                      for p in self.cfg.eval.profiles}

@@ -34,7 +34,7 @@ from stp import storage
 from stp.config import load_config
 from stp.model.types import SampleRequest
 from stp.selfplay.loop import SelfPlay
-from stp.selfplay.records import ConjectureInput, ProofAttempt, StatementRow
+from stp.selfplay.records import ConjectureInput, ProofAttempt, StatementRow, StatementTable
 
 
 class PeakRSS:
@@ -193,7 +193,7 @@ def main() -> None:
         gc.collect()
         before = psutil.Process().memory_info().rss
         with PeakRSS() as m:
-            sp.rows = run_dir.statement_rows(last + 1)
+            sp.rows = StatementTable(run_dir.statement_rows(last + 1), n_dataset)
         print(f"statement table loaded: {len(sp.rows):,} rows in {m.seconds:.1f}s, "
               f"{(psutil.Process().memory_info().rss - before) / 2**20:.0f} MiB held")
         for r in range(last - history + 1, last):  # earlier window rounds: not timed

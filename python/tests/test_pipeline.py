@@ -245,7 +245,8 @@ def test_tiny_pipeline_end_to_end_then_killed_and_resumed(tmp_path: Path,
     assert [r["round"] for r in stages["selfplay"]["rounds"]] == [0, 1]
     assert Path(stages["retrain"]["model"], "config.json").is_file()
     assert stages["eval"]["model"] == stages["retrain"]["model"]
-    assert stages["eval"]["written"] == 24  # the first 12 statements x 2 samples
+    assert stages["eval"]["attempts"] == 24  # the first 12 statements x 2 samples
+    assert sum(n for k, n in stages["eval"]["statuses"].items() if k.startswith("strict:")) == 24
     report = (root / "report" / "report.md").read_text()
     assert "| 0 |" in report and "| strict |" in report and "| paper |" in report
     assert (root / "report" / "selfplay" / "solved.png").is_file()

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     manifest = run_pipeline(cfg)
     for stage, summary in manifest.stages.items():
-        shown = {k: v for k, v in summary.items() if k in ("model", "report", "written")}
+        shown = {k: v for k, v in summary.items() if k in ("model", "report", "attempts")}
         print(f"{stage}: done {shown}")
     return EXIT_OK
 

@@ -195,9 +195,18 @@ class Pipeline:
                 result = run_from_config(self.cfg, settings, metrics=metrics)
             else:
                 result = self._eval_with_factory(settings, metrics)
-        return {"model": settings.model, "log": settings.out, "planned": result.planned,
-                "written": result.written, "skipped": result.skipped,
-                "statuses": dict(result.by_status)}
+        log.info("evaluation: %d attempts written, %d were already logged", result.written,
+                 result.skipped)
+        # The summary describes the log (the same however often the stage was resumed).
+        from stp.eval import log as evlog
+
+        statuses: dict[str, int] = {}
+        for attempt in evlog.iter_attempts(settings.out):
+            for profile, status in (attempt.verdicts or {"": attempt.status}).items():
+                key = f"{profile}:{status}" if profile else status
+                statuses[key] = statuses.get(key, 0) + attempt.multiplicity
+        return {"model": settings.model, "log": settings.out, "attempts": result.planned,
+                "statuses": dict(sorted(statuses.items()))}
 
     def _eval_with_factory(self, settings: Any, metrics: Any) -> Any:
         from stp.eval.run import close_all, load_splits, profile_config, run_eval

@@ -162,7 +162,8 @@ def stored_work(root: Path) -> Counter[str]:
 
 def _metrics(root: Path) -> list[dict[str, Any]]:
     """metrics.jsonl without timings and progress ticks (their count depends on the kills)."""
-    events = [json.loads(line) for line in (root / "metrics.jsonl").read_text().splitlines()]
+    text = (root / "metrics.jsonl").read_text().replace(str(root), "<RUN>")
+    events = [json.loads(line) for line in text.splitlines()]
     return [_untimed(e) for e in events if e["event"] != "progress"]
 
 

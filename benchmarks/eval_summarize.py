@@ -24,6 +24,7 @@ from stp.eval import log as evlog
 from stp.eval.__main__ import main as eval_main
 from stp.eval.loading import load_log
 from stp.eval.summarize import summarize_log
+from stp.metrics import describe_machine
 
 PROOF = ("\n  nlinarith [sq_nonneg (a - b), sq_nonneg (a + b), mul_pos ha hb, "
          "sq_nonneg (a * b - 1), pow_pos ha 3]\n  <;> linarith [h₀, h₁]")
@@ -58,6 +59,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=3200)
     parser.add_argument("--dir", type=Path, default=None)
     args = parser.parse_args()
+    print(f"machine: {describe_machine()}", flush=True)
     directory = args.dir or Path(tempfile.gettempdir()) / (
         f"stp-eval-bench-{args.statements}x{args.samples}")
     manifest = directory / evlog.MANIFEST

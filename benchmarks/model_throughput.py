@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python"))
 
 from stp.config import load_config  # noqa: E402
-from stp.metrics import read_metrics  # noqa: E402
+from stp.metrics import describe_machine, read_metrics  # noqa: E402
 from stp.model import prompts  # noqa: E402
 
 
@@ -240,6 +240,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=4)
     p.add_argument("--part", choices=("train", "sample", "both"), default="both")
     args = p.parse_args()
+    print(f"machine: {describe_machine()}", flush=True)
     cfg = load_config(Path(args.config), args.overrides)
     with tempfile.TemporaryDirectory(prefix="stp-bench-") as tmp:
         work = Path(tmp)

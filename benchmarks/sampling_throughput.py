@@ -23,6 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python"))
 
+from stp.metrics import describe_machine  # noqa: E402
 from stp.model.config import ModelConfig, SamplerConfig  # noqa: E402
 from stp.model.sampling import make_sampler  # noqa: E402
 from stp.model.types import SampleRequest  # noqa: E402
@@ -71,6 +72,7 @@ def main() -> None:
                     help="stop string for the wrapper's requests (measures the stop check's cost "
                          "when it never matches, e.g. --stop '</never>')")
     args = ap.parse_args()
+    print(f"machine: {describe_machine()}", flush=True)
 
     model = args.model
     if model is None:

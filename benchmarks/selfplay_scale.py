@@ -32,6 +32,7 @@ import psutil
 
 from stp import storage
 from stp.config import load_config
+from stp.metrics import describe_machine
 from stp.model.types import SampleRequest
 from stp.selfplay.loop import SelfPlay
 from stp.selfplay.records import ConjectureInput, ProofAttempt, StatementRow, StatementTable
@@ -168,6 +169,7 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=3, help="rounds with full attempt logs")
     parser.add_argument("--embed-dim", type=int, default=4096)
     args = parser.parse_args()
+    print(f"machine: {describe_machine()}", flush=True)
     n_dataset = int(89_000 * args.scale)
     n_conj = int(20_000 * args.scale)
     history = min(args.history, args.table_rounds)

@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO / "python" / "tests"))  # the stand-in lives with th
 from standin import standin_command  # noqa: E402
 
 from stp.config import load_config  # noqa: E402
+from stp.metrics import describe_machine  # noqa: E402
 from stp.verify import VerifyItem, make_verifier  # noqa: E402
 
 
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=2, help="verifier.pipeline_depth")
     parser.add_argument("--latency-samples", type=int, default=2_000)
     args = parser.parse_args()
+    print(f"machine: {describe_machine()}", flush=True)
     cfg = load_config(None, [f"verifier.workers={args.workers}", "verifier.cache_dir='off'",
                              "lean.checker_command=" + json.dumps(standin_command({})),
                              f"verifier.pipeline_depth={args.depth}"])

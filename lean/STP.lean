@@ -1,4 +1,5 @@
 import STP.Compat
+import STP.Gate
 import STP.Protocol
 import STP.Session
 import STP.Check

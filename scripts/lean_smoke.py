@@ -5,11 +5,14 @@
     python scripts/lean_smoke.py --only id1,id2          # a subset
     python scripts/lean_smoke.py --checker-command "python python/tests/standin_checker.py '{}'"
 
-Each smoke line is {"id", "header"?, "config"?, "request", "expect"} (docs/lean.md describes the
-format). Lines are grouped by (header, config) and each group goes through `stp.verify` — the
-same pool that self-play uses — so `expect.status = "timeout"` is judged by the pool's wall-clock
-limit exactly as in production. Exit status: 0 all match, 1 some mismatch, 2 Lean or the built
-checker missing (or a malformed smoke file).
+Each smoke line is {"id", "header"?, "config"?, "group"?, "request", "expect"} (docs/lean.md
+describes the format). Lines are grouped by (header, config, group) and each group goes through
+`stp.verify` — the same pool that self-play uses — so `expect.status = "timeout"` is judged by the
+pool's wall-clock limit exactly as in production. Lines that share a `group` run on ONE checker
+process, in file order (one worker, never recycled): the persistence pairs use it to show that an
+exploit cannot change the verdict of the next request on the same worker. Exit status: 0 all
+match, 1 some mismatch (or a line this build cannot run), 2 Lean or the built checker missing
+(or a malformed smoke file).
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ if str(REPO / "python") not in sys.path:
 
 from stp.cli import UsageError, add_config_arguments, config_from_args, run_main  # noqa: E402
 
-TOP_KEYS = {"id", "header", "config", "request", "expect"}
+TOP_KEYS = {"id", "header", "config", "group", "request", "expect"}
 REQUEST_KEYS = {"statement", "proof", "name", "premises"}
-CONFIG_KEYS = {"max_heartbeats", "timeout_s"}
+CONFIG_KEYS = {"max_heartbeats", "timeout_s", "mode", "profile", "header_trusted"}
+MODES = {"strict", "lenient"}
+PROFILES = {"strict", "paper"}
 EXPECT_KEYS = {"verdict", "status", "reasons_include", "forbidden_include", "axioms_include",
                "premises_include", "statement_match"}
 VERDICTS = {"pass", "fail", "error"}
@@ -69,8 +74,11 @@ def load_smoke(path: Path) -> list[dict[str, Any]]:
         for key in ("statement", "proof"):
             if not isinstance(req[key], str):
                 raise SmokeFileError(f"{where}: field 'request.{key}' must be a string")
+        if "group" in case and (not isinstance(case["group"], str) or not case["group"]):
+            raise SmokeFileError(f"{where}: field 'group' must be a non-empty string")
         cfg = case.get("config", {})
         _check_keys(where, "config.", cfg, CONFIG_KEYS, required=set())
+        _check_config(where, cfg)
         exp = case["expect"]
         _check_keys(where, "expect.", exp, EXPECT_KEYS, required=set())
         if "verdict" not in exp and "status" not in exp:
@@ -87,6 +95,21 @@ def load_smoke(path: Path) -> list[dict[str, Any]]:
     if not cases:
         raise SmokeFileError(f"{path}: no smoke cases")
     return cases
+
+
+def _check_config(where: str, cfg: dict[str, Any]) -> None:
+    """Types and closed sets of the per-line checker settings."""
+    hb = cfg.get("max_heartbeats", 0)
+    if not isinstance(hb, int) or isinstance(hb, bool) or hb < 0:
+        raise SmokeFileError(f"{where}: field 'config.max_heartbeats' must be an integer >= 0")
+    timeout = cfg.get("timeout_s", 1.0)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
+        raise SmokeFileError(f"{where}: field 'config.timeout_s' must be a number > 0")
+    for key, allowed in (("mode", MODES), ("profile", PROFILES)):
+        if key in cfg and cfg[key] not in allowed:
+            raise SmokeFileError(f"{where}: field 'config.{key}' must be one of {sorted(allowed)}")
+    if "header_trusted" in cfg and not isinstance(cfg["header_trusted"], bool):
+        raise SmokeFileError(f"{where}: field 'config.header_trusted' must be a boolean")
 
 
 def _check_keys(where: str, prefix: str, obj: Any, allowed: set[str], required: set[str]) -> None:
@@ -127,12 +150,47 @@ def mismatches(case: dict[str, Any], result: Any, only_verdicts: bool = False) -
     return out
 
 
-def group_cases(cases: Iterable[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+GroupKey = tuple[str, str, str]
+
+
+def group_cases(cases: Iterable[dict[str, Any]]) -> dict[GroupKey, list[dict[str, Any]]]:
+    """Cases keyed by (header, config, group), in file order of first appearance; within a
+    group, in file order (the order a pinned group is sent to its one worker)."""
+    groups: dict[GroupKey, list[dict[str, Any]]] = {}
     for case in cases:
-        key = (case.get("header", ""), json.dumps(case.get("config", {}), sort_keys=True))
+        key = (case.get("header", ""), json.dumps(case.get("config", {}), sort_keys=True),
+               case.get("group", ""))
         groups.setdefault(key, []).append(case)
     return groups
+
+
+def unsupported_reason(case: dict[str, Any]) -> str | None:
+    """Why this build's Python side cannot run `case` as written (None = it can): a per-line
+    setting needs `lean.profile` (checker profile) or a `header_trusted` field on VerifyItem,
+    both added with checker protocol 2."""
+    from stp.lean.config import LeanConfig
+    from stp.verify import VerifyItem
+
+    cfg = case.get("config", {})
+    if "profile" in cfg and "profile" not in LeanConfig.__struct_fields__:
+        return "this build's configuration has no lean.profile"
+    if "header_trusted" in cfg and "header_trusted" not in VerifyItem.__struct_fields__:
+        return "this build's VerifyItem has no header_trusted field"
+    return None
+
+
+def group_overrides(cfg_over: dict[str, Any], group: str) -> list[str]:
+    """`--set` overrides for one group's per-line settings (timeout excluded)."""
+    out: list[str] = []
+    if "max_heartbeats" in cfg_over:
+        out.append(f"lean.max_heartbeats={int(cfg_over['max_heartbeats'])}")
+    if "mode" in cfg_over:
+        out.append(f'lean.mode="{cfg_over["mode"]}"')
+    if "profile" in cfg_over:
+        out.append(f'lean.profile="{cfg_over["profile"]}"')
+    if group:  # one worker, never recycled: every request of the group meets the same process
+        out += ["verifier.workers=1", "verifier.recycle_after=0"]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,12 +221,18 @@ def main(argv: list[str] | None = None) -> int:
 
     checker_command(base.lean)  # UsageError (exit 2) when lake or the checker is missing
 
-    from stp.config import load_config
+    from stp.config import STPConfig, load_config
     from stp.verify import VerifyItem, make_verifier
 
     failures = 0
-    for (header, cfg_json), group in group_cases(cases).items():
+    for (header, cfg_json, group_name), group in group_cases(cases).items():
         cfg_over = json.loads(cfg_json)
+        problem = unsupported_reason(group[0])
+        if problem is not None:
+            for case in group:
+                print(f"FAIL {case['id']}: cannot run: {problem}")
+            failures += len(group)
+            continue
         timeout = float(cfg_over.get("timeout_s", args.timeout))
         if args.timeout_cap is not None:
             timeout = min(timeout, args.timeout_cap)
@@ -177,16 +241,18 @@ def main(argv: list[str] | None = None) -> int:
             'verifier.cache_dir="off"',
             f"verifier.timeout_s={timeout}",
             "verifier.crash_retries=0",
+            *group_overrides(cfg_over, group_name),
         ]
-        if "max_heartbeats" in cfg_over:
-            overrides.append(f"lean.max_heartbeats={int(cfg_over['max_heartbeats'])}")
-        cfg = load_config(args.config, overrides)
-        cfg.lean.checker_command = base.lean.checker_command
+        run_cfg: STPConfig = load_config(args.config, overrides)
+        run_cfg.lean.checker_command = base.lean.checker_command
+        extra: dict[str, Any] = {}
+        if "header_trusted" in cfg_over:
+            extra["header_trusted"] = bool(cfg_over["header_trusted"])
         items = [VerifyItem(statement=c["request"]["statement"], proof=c["request"]["proof"],
                             header=header, name=c["id"],
-                            premises=bool(c["request"].get("premises", False)))
+                            premises=bool(c["request"].get("premises", False)), **extra)
                  for c in group]
-        with make_verifier(cfg) as verifier:
+        with make_verifier(run_cfg) as verifier:
             results = verifier.verify_all(items)
         for case, result in zip(group, results, strict=True):
             problems = mismatches(case, result, only_verdicts=args.only_verdicts)

@@ -3,13 +3,20 @@
 # our Lean programs (lake build), and the Python environment (.venv with the package installed).
 # Safe to re-run: every step skips or finishes quickly when its work is already done.
 #
-#   bash scripts/setup.sh              # GPU machine: extras cluster,train,gpu (vLLM)
-#   bash scripts/setup.sh --cpu        # CPU only: transformers sampler, CPU torch wheel
-#   bash scripts/setup.sh --tpu        # TPU VM: JAX TPU wheels
+#   bash scripts/setup.sh              # GPU profile when nvidia-smi is present, else the CPU profile
+#   bash scripts/setup.sh --gpu        # GPU machine: extras cluster,train,gpu (vLLM), constraints/gpu.txt
+#   bash scripts/setup.sh --cpu        # CPU only: transformers sampler, CPU torch wheel,
+#                                      #   constraints/cpu-test.txt
+#   bash scripts/setup.sh --tpu        # TPU VM: JAX TPU wheels + vllm-tpu, constraints/tpu.txt
 #   bash scripts/setup.sh --dry-run    # print the steps without running them
 #
-# Options: --extras LIST (pip extras, overrides the above), --skip-lean, --skip-python,
-#          --venv DIR (default .venv), --python EXE (default python3), -h/--help.
+# Options: --extras LIST (pip extras, overrides the profile's; no constraints file then),
+#          --skip-lean, --skip-python, --venv DIR (default .venv), --python EXE (default python3),
+#          -h/--help.
+#
+# Expect on first run (estimates, a fast connection): Lake clones Mathlib and its dependencies
+# (git, about 1 GB), `lake exe cache get` downloads about 4,500 prebuilt files (about 1 GB,
+# unpacked about 5 GB) in 5-20 minutes; the Python stack is 1-2 GB (GPU: about 8 GB with CUDA).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,12 +26,13 @@ TORCH_CPU_INDEX="https://download.pytorch.org/whl/cpu"
 DRY_RUN=0
 SKIP_LEAN=0
 SKIP_PYTHON=0
-PROFILE="gpu"
+PROFILE="auto"
 EXTRAS=""
 VENV="$REPO/.venv"
 PYTHON="python3"
 
-usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+# The header comment, without the shebang and without the code after it.
+usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "${BASH_SOURCE[0]}"; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -44,13 +52,28 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
+PROFILE_NOTE=""
+if [[ "$PROFILE" == "auto" ]]; then
+  if command -v nvidia-smi >/dev/null 2>&1; then
+    PROFILE="gpu"
+  else
+    PROFILE="cpu"
+    PROFILE_NOTE="no nvidia-smi on this machine: CPU profile (pass --gpu or --tpu to choose)"
+  fi
+fi
+CONSTRAINTS=""
 if [[ -z "$EXTRAS" ]]; then
   case "$PROFILE" in
-    gpu) EXTRAS="cluster,train,gpu" ;;
-    cpu) EXTRAS="cluster,train,hf" ;;
-    tpu) EXTRAS="cluster,train,tpu" ;;
+    gpu) EXTRAS="cluster,train,gpu"; CONSTRAINTS="constraints/gpu.txt" ;;
+    cpu) EXTRAS="cluster,train,hf"; CONSTRAINTS="constraints/cpu-test.txt" ;;
+    tpu) EXTRAS="cluster,train,tpu"; CONSTRAINTS="constraints/tpu.txt" ;;
   esac
 fi
+case "$PROFILE" in
+  gpu) NEXT_CONFIG="configs/stp-7b.toml" ;;
+  tpu) NEXT_CONFIG="configs/stp-7b.toml   # on TPU: vllm-tpu samples, Levanter trains" ;;
+  cpu) NEXT_CONFIG="configs/tiny-cpu.toml   # after: python -m stp.model.tiny runs/tiny-cpu/tiny-model" ;;
+esac
 
 STEP=0
 step() { STEP=$((STEP + 1)); printf '\n==> step %d: %s\n' "$STEP" "$*"; }
@@ -69,7 +92,8 @@ network_hint="check the network connection (and HTTPS_PROXY if you are behind a 
 
 cd "$REPO"
 [[ $DRY_RUN -eq 1 ]] && echo "setup: dry run: showing the steps, changing nothing"
-echo "setup: repository $REPO; Python extras [$EXTRAS]"
+echo "setup: repository $REPO; profile $PROFILE; Python extras [$EXTRAS]${CONSTRAINTS:+ pinned by $CONSTRAINTS}"
+[[ -z "$PROFILE_NOTE" ]] || echo "setup: $PROFILE_NOTE"
 
 if [[ $SKIP_LEAN -eq 0 ]]; then
   step "check prerequisites (lean-toolchain, curl, git)"
@@ -97,12 +121,40 @@ if [[ $SKIP_LEAN -eq 0 ]]; then
   run elan toolchain install "$TOOLCHAIN" \
     || fail "could not install $TOOLCHAIN; $network_hint"
 
-  step "fetch the prebuilt Mathlib cache (lake exe cache get)"
-  run lake exe cache get \
-    || fail "'lake exe cache get' failed; $network_hint (without it Mathlib builds from source for hours)"
+  # The rev line just above `"name": "mathlib"` in the manifest.
+  MATHLIB_REV="$(grep -B1 '"name": "mathlib"' lake-manifest.json 2>/dev/null \
+    | sed -n -E 's/.*"rev": *"([0-9a-f]{40})".*/\1/p' | head -n 1 || true)"
+  step "fetch Mathlib ${MATHLIB_REV:0:12} and its prebuilt cache (lake exe cache get)"
+  echo "    expect (estimate): a git clone of about 1 GB, then about 4,500 files (about 1 GB, 5 GB"
+  echo "    unpacked); 5-20 minutes on a fast connection, seconds when already done"
+  cache_log="$(mktemp)"
+  if [[ $DRY_RUN -eq 1 ]]; then
+    run lake exe cache get
+  else
+    printf '    $ %s\n' "lake exe cache get"
+    set +e
+    lake exe cache get 2>&1 | tee "$cache_log"
+    status=${PIPESTATUS[0]}
+    set -e
+    [[ $status -eq 0 ]] || fail "'lake exe cache get' failed (exit $status); $network_hint"
+    # Mathlib's cache tool exits 0 when files are missing on the server (HTTP 404).
+    if grep -q "some files were not found in the cache" "$cache_log"; then
+      fail "the Mathlib cache has no prebuilt files for the pinned commit ${MATHLIB_REV:-(see lake-manifest.json)}; this is not a network problem: building Mathlib from source ('lake build Mathlib') takes hours on many cores, or pin a Mathlib commit that has a cache (docs/lean.md)"
+    fi
+  fi
+  rm -f "$cache_log"
 
   step "build the STP Lean programs (lake build)"
   run lake build || fail "'lake build' failed (see the Lean errors above)"
+
+  # `lake build` builds only our programs, and the cache tool can exit 0 with files missing, so
+  # only elaborating a file that imports Mathlib proves the checker will find a usable Mathlib.
+  step "check that Mathlib is usable (elaborate a file that imports Mathlib)"
+  check_dir="$(mktemp -d)"
+  printf 'import Mathlib\nexample : (2 : ℕ) + 2 = 4 := by norm_num\n' > "$check_dir/MathlibCheck.lean"
+  run lake env lean "$check_dir/MathlibCheck.lean" \
+    || fail "Mathlib is not usable: a file importing Mathlib does not elaborate (see the errors above). Re-run 'lake exe cache get'; if files stay missing, the cache lacks this commit and 'lake build Mathlib' builds it from source (hours)"
+  rm -rf "$check_dir"
 else
   echo "setup: skipping the Lean steps (--skip-lean)"
 fi
@@ -115,19 +167,25 @@ if [[ $SKIP_PYTHON -eq 0 ]]; then
       || fail "Python >= 3.11 is required, found $("$PYTHON" --version 2>&1)"
   fi
   if [[ -x "$VENV/bin/python" ]]; then
-    echo "    reusing $VENV"
+    "$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+      || fail "$VENV holds $("$VENV/bin/python" --version 2>&1); Python >= 3.11 is required: delete $VENV (or pass --venv DIR) and re-run"
+    echo "    reusing $VENV ($("$VENV/bin/python" --version 2>&1))"
   else
     run "$PYTHON" -m venv "$VENV" || fail "could not create a virtual environment at $VENV"
   fi
 
-  if [[ ",$EXTRAS," == *",hf,"* ]]; then
+  pin=()
+  [[ -z "$CONSTRAINTS" ]] || pin=(-c "$CONSTRAINTS")
+  # On a TPU VM torch (for vllm-tpu's torchax) must be the CPU build, not PyPI's CUDA wheel.
+  [[ "$PROFILE" != "tpu" ]] || pin+=(--extra-index-url "$TORCH_CPU_INDEX")
+  if [[ ",$EXTRAS," == *",hf,"* && "$PROFILE" == "cpu" ]]; then
     step "install the CPU build of torch (avoids the multi-GB CUDA wheel)"
-    run "$VENV/bin/python" -m pip install --extra-index-url "$TORCH_CPU_INDEX" torch \
+    run "$VENV/bin/python" -m pip install "${pin[@]}" --extra-index-url "$TORCH_CPU_INDEX" torch \
       || fail "installing torch failed; $network_hint"
   fi
 
   step "install the stp package with extras [$EXTRAS]"
-  run "$VENV/bin/python" -m pip install -e ".[$EXTRAS]" \
+  run "$VENV/bin/python" -m pip install "${pin[@]}" -e ".[$EXTRAS]" \
     || fail "pip install failed; $network_hint"
 else
   echo "setup: skipping the Python steps (--skip-python)"
@@ -135,4 +193,4 @@ fi
 
 printf '\nsetup: done%s. Next:\n' "$([[ $DRY_RUN -eq 1 ]] && echo ' (dry run)')"
 echo "  source ${VENV#"$REPO"/}/bin/activate"
-echo "  python -m stp.selfplay --config configs/stp-7b.toml"
+echo "  python -m stp.selfplay --config $NEXT_CONFIG"

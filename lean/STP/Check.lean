@@ -1,10 +1,13 @@
 /-
-One check: syntax gate → reference statement → elaboration → statement match → axioms.
-Soundness design and its limits: docs/lean.md. Everything is computed from the saved header
-state; nothing a request adds survives it.
+One check. Profile `strict`: syntax gate (proof text and statement) → reference statement →
+elaboration → the declared constant matches the reference → axioms → kernel replay of passes.
+Profile `paper`: the original STP rule, computed from Lean's messages only. Soundness design and
+its limits: docs/lean.md. Everything is computed from the saved header state; nothing a request
+adds survives it.
 -/
 import Lean
 import STP.Compat
+import STP.Gate
 import STP.Protocol
 import STP.Session
 
@@ -12,107 +15,66 @@ open Lean Elab
 
 namespace STP
 
-/-! ### Syntax gate (runs before any elaboration: elaboration itself can run user code) -/
-
-/-- Keywords/atoms a proof may not contain: side effects, trust shortcuts, environment and
-notation changes, limit lifting, proof-search tactics (the `apply?` exploit), extra scopes. -/
-def forbiddenAtoms : List String := [
-  "sorry", "admit", "native_decide", "set_option", "run_cmd", "run_tac", "run_elab",
-  "run_meta", "by_elab", "elab", "elab_rules", "macro", "macro_rules", "syntax", "notation",
-  "notation3", "infix", "infixl", "infixr", "prefix", "postfix", "declare_syntax_cat",
-  "binder_predicate", "initialize", "builtin_initialize", "axiom", "opaque", "unsafe",
-  "partial", "implemented_by", "extern", "@[", "attribute", "instance", "local", "scoped",
-  "private", "export", "import", "namespace", "section", "mutual", "deriving",
-  "apply?", "exact?", "rw?", "hint", "library_search", "rw_search", "polyrith"]
-
-/-- Identifier components that never belong in a proof (trust-the-compiler axioms and their
-helpers, `sorryAx`, metaprogramming namespaces reachable after `open Lean`). -/
-def forbiddenIdentParts : List String := [
-  "sorryAx", "ofReduceBool", "ofReduceNat", "reduceBool", "reduceNat", "trustCompiler",
-  "implemented_by", "extern", "Elab", "Meta", "Compiler", "unsafeCast", "unsafeIO",
-  "unsafeEIO", "unsafeBaseIO", "ptrAddrUnsafe"]
-
-/-- Identifier roots that never belong in a proof. -/
-def forbiddenIdentRoots : List String := ["Lean", "IO", "EIO", "BaseIO", "System"]
-
-structure Tokens where
-  atoms : Array String := #[]
-  idents : Array Name := #[]
-  deriving Inhabited
-
-partial def collectTokens (stx : Syntax) (t : Tokens) : Tokens :=
-  match stx with
-  | Syntax.node _ _ args => args.foldl (fun t a => collectTokens a t) t
-  | Syntax.atom _ v => { t with atoms := t.atoms.push v }
-  | Syntax.ident _ _ n _ => { t with idents := t.idents.push n }
-  | _ => t
-
-/-- `#eval`, `#exit`, `#print`, ... (but not the array literal `#[`). -/
-def isHashCommand (atom : String) : Bool :=
-  atom.startsWith "#" && (atom.toList.getD 1 ' ').isAlpha
-
-def forbiddenIn (cmds : Array Syntax) : List String := Id.run do
-  let t := cmds.foldl (fun t c => collectTokens c t) ({} : Tokens)
-  let mut found : Array String := #[]
-  for a in t.atoms do
-    let a := Compat.trimText a
-    if (forbiddenAtoms.contains a || isHashCommand a) && !found.contains a then
-      found := found.push a
-  for n in t.idents do
-    let parts := n.toString.splitOn "."
-    let bad := parts.any (forbiddenIdentParts.contains ·) ||
-      (parts.head?.map (forbiddenIdentRoots.contains ·)).getD false
-    if bad && !found.contains n.toString then
-      found := found.push n.toString
-  return found.toList
-
-/-- `theorem`/`lemma` (and, in lenient mode, `def`/`abbrev`) command? -/
-def declKindOf (cmd : Syntax) : Option String :=
-  if cmd.getKind == `Lean.Parser.Command.declaration then
-    let k := (cmd.getArg 1).getKind
-    if k == `Lean.Parser.Command.theorem then some "theorem"
-    else if k == `Lean.Parser.Command.definition then some "def"
-    else if k == `Lean.Parser.Command.abbrev then some "abbrev"
-    else none
-  else if cmd.getKind == `lemma || cmd.getKind == `Mathlib.Tactic.lemma then some "lemma"
-  else none
-
-def shapeOk (strict : Bool) (cmds : Array Syntax) : Bool :=
-  let kinds := cmds.toList.map declKindOf
-  let isThm (k : Option String) := k == some "theorem" || k == some "lemma"
-  if strict then kinds.length == 1 && kinds.all isThm
-  else kinds.any isThm && kinds.all (·.isSome)
-
 /-! ### Reference statement (cached: many proofs are checked per statement) -/
 
+/-- What the statement declares: a theorem, or (ProofNet's
+`def exercise_… : G × H ≃* H × G :=`) a definition whose type is the claim and whose value is
+the witness. -/
 structure RefStatement where
   name : Name
+  isDef : Bool
   type : Expr
   levelParams : List Name
+
+/-- Why a statement cannot be used: the gate refused it (verdict `fail`, `forbidden`) or it does
+not elaborate to exactly one theorem/definition (`statement_error`). -/
+inductive RefProblem where
+  | forbidden (found : List String)
+  | invalid (errs : List Msg)
 
 structure CheckerSession where
   config : CheckerConfig
   header : SessionHeader
   /-- Most recent statements first; a short list is enough because requests for one
   statement arrive together. -/
-  refs : IO.Ref (Array (String × Except (List Msg) RefStatement))
+  refs : IO.Ref (Array (String × Except RefProblem RefStatement))
 
 def refCacheSize : Nat := 32
 
+/-- `theorem`/`def` of a constant, `none` for every other kind. -/
+def constKind? : ConstantInfo → Option Bool
+  | ConstantInfo.thmInfo _ => some false
+  | ConstantInfo.defnInfo _ => some true
+  | _ => none
+
+/-- The reference text is `statement ++ " sorry"`. It is gated on its own (the statement is
+model output in self-play, and its last token could merge with the proof's first one in the
+candidate text, so the candidate's gate does not cover it), with only the appended `sorry`
+allowed; it must be exactly one declaration command. -/
 def elabReference (c : CheckerSession) (statement : String) (maxHeartbeats : Nat) :
-    IO (Except (List Msg) RefStatement) := do
-  let s ← runText (c.header.stateWith maxHeartbeats false) (statement ++ " sorry") "<statement>"
-  let msgs := s.commandState.messages.toList
-  let errs ← (msgs.filter isErrorMsg).mapM Msg.ofMessage
-  if !errs.isEmpty then return .error errs
-  let thms := (newConstants c.header.env s.commandState.env).filter fun (n, ci) =>
-    isTheoremInfo ci && !n.isInternal
-  match thms with
-  | [(n, ci)] => return .ok { name := n, type := ci.type, levelParams := ci.levelParams }
-  | _ => return .error [Msg.plain "the statement does not declare exactly one theorem"]
+    IO (Except RefProblem RefStatement) := do
+  let text := statement ++ " sorry"
+  let (cmds, parseMsgs) := parseSnippet c.header.state text "<statement>"
+  let found := forbiddenIn cmds ["sorry"]
+  if !found.isEmpty then return .error (.forbidden found)
+  let parseErrs ← (parseMsgs.filter isErrorMsg).mapM Msg.ofMessage
+  if !parseErrs.isEmpty then return .error (.invalid parseErrs)
+  if !shapeOk true cmds then
+    return .error (.invalid [Msg.plain "the statement is not exactly one theorem/lemma/def/abbrev"])
+  let s ← runText (c.header.stateWith maxHeartbeats false) text "<statement>"
+  let errs ← (s.commandState.messages.toList.filter isErrorMsg).mapM Msg.ofMessage
+  if !errs.isEmpty then return .error (.invalid errs)
+  let decls := (newConstants c.header.env s.commandState.env).filter fun (n, ci) =>
+    (constKind? ci).isSome && !n.isInternal
+  match decls with
+  | [(n, ci)] =>
+    return .ok { name := n, isDef := (constKind? ci).getD false, type := ci.type,
+                 levelParams := ci.levelParams }
+  | _ => return .error (.invalid
+      [Msg.plain "the statement does not declare exactly one theorem or definition"])
 
 def referenceOf (c : CheckerSession) (statement : String) (maxHeartbeats : Nat) :
-    IO (Except (List Msg) RefStatement) := do
+    IO (Except RefProblem RefStatement) := do
   match (← c.refs.get).find? (·.1 == statement) with
   | some (_, r) => return r
   | none =>
@@ -120,7 +82,7 @@ def referenceOf (c : CheckerSession) (statement : String) (maxHeartbeats : Nat) 
     c.refs.modify fun a => (#[(statement, r)] ++ a).extract 0 refCacheSize
     return r
 
-/-! ### The check -/
+/-! ### Pieces of the check -/
 
 def effectiveHeartbeats (session : Nat) (request : Option Nat) : Nat :=
   match request with
@@ -131,32 +93,79 @@ def effectiveHeartbeats (session : Nat) (request : Option Nat) : Nat :=
 def sortStrings (xs : Array String) : List String :=
   (xs.qsort fun a b => a < b).toList
 
-def checkRequest (c : CheckerSession) (req : CheckRequest) : IO CheckResponse := do
-  let t0 ← IO.monoMsNow
-  let finish (r : CheckResponse) : IO CheckResponse := do
-    return { r with ms := (← IO.monoMsNow) - t0 + 1 }
-  if !c.header.errors.isEmpty then
-    return ← finish (errorResponse req.id "header_error")
+/-- Same kind (theorem/definition), same type (`Expr` `==`: alpha-equivalence), same universe
+parameters, and a definition must be safe (not `unsafe`/`partial`). -/
+def matchesRef (ref : RefStatement) (ci : ConstantInfo) : Bool :=
+  let safe := match ci with
+    | ConstantInfo.defnInfo v => v.safety == DefinitionSafety.safe
+    | _ => true
+  constKind? ci == some ref.isDef && ci.type == ref.type && ci.levelParams == ref.levelParams &&
+    safe
+
+def hasText (haystack needle : String) : Bool :=
+  (haystack.splitOn needle).length > 1
+
+/-- The original STP rule (its `verifier.py`: `complete` = no error, no `sorry`, no warning
+containing `declaration uses 'sorry'` or `failed`), as reason codes Python can re-derive from
+the messages alone: `elab_error` (any error), `sorry` (a warning with the sorry text),
+`failed_warning` (a warning containing `failed`). Only severity `warning` counts, as there. -/
+def paperReasons (errors warnings : List Msg) : List String :=
+  let warns := warnings.filter (·.severity == "warning")
+  (if errors.isEmpty then [] else ["elab_error"]) ++
+  (if warns.any (hasText ·.text "declaration uses 'sorry'") then ["sorry"] else []) ++
+  (if warns.any (hasText ·.text "failed") then ["failed_warning"] else [])
+
+/-- Kernel replay of a passing candidate: every constant it added that the target depends on
+(`newDependencies`) is re-added on top of the header environment through the kernel
+(`Compat.replay`), then the target is looked up in the
+replayed environment and compared with the reference again. Catches declarations that entered
+the environment without the kernel (`addDeclWithoutChecking`, `debug.skipKernelTC`, environment
+edits by a metaprogram). `none` = confirmed; `some detail` = `replay_failed`. -/
+def replayProblem (c : CheckerSession) (ref : RefStatement) (env : Environment) :
+    IO (Option String) := do
+  try
+    let replayed ← Compat.replay c.header.env (newDependencies c.header.env env ref.name)
+    match replayed.find? ref.name with
+    | some ci => return if matchesRef ref ci then none else some "replayed constant differs"
+    | none => return some "the target constant is missing after the replay"
+  catch e =>
+    return some (toString e)
+
+/-! ### The check -/
+
+def checkPaper (c : CheckerSession) (req : CheckRequest) (hb : Nat) : IO CheckResponse := do
   let text := req.statement ++ req.proof
-  -- 1. Syntax gate.
+  let s ← runText (c.header.stateWith hb false) text "<proof>"
+  let msgs := s.commandState.messages.toList
+  let errors ← (msgs.filter isErrorMsg).mapM Msg.ofMessage
+  let warnings ← (msgs.filter (!isErrorMsg ·)).mapM Msg.ofMessage
+  let reasons := paperReasons errors warnings
+  let verdict := if reasons.isEmpty then "pass" else "fail"
+  return { id := req.id, nonce? := some req.nonce, verdict, reasons, errors, warnings }
+
+def checkStrict (c : CheckerSession) (req : CheckRequest) (hb : Nat) : IO CheckResponse := do
+  let nonce? := some req.nonce
+  let fail (reasons : List String) : CheckResponse :=
+    { id := req.id, nonce?, verdict := "fail", reasons }
+  let text := req.statement ++ req.proof
+  -- 1. Syntax gate on the checked text (statement included).
   let (cmds, parseMsgs) := parseSnippet c.header.state text "<proof>"
   let forbidden := forbiddenIn cmds
   if !forbidden.isEmpty then
-    return ← finish { id := req.id, verdict := "fail", reasons := ["forbidden"], forbidden }
+    return { fail ["forbidden"] with forbidden := forbidden }
   let parseErrs ← (parseMsgs.filter isErrorMsg).mapM Msg.ofMessage
   if !parseErrs.isEmpty then
-    return ← finish { id := req.id, verdict := "fail", reasons := ["parse_error"],
-                      errors := parseErrs }
+    return { fail ["parse_error"] with errors := parseErrs }
   if !shapeOk c.config.strict cmds then
-    return ← finish { id := req.id, verdict := "fail", reasons := ["extra_declaration"] }
-  let hb := effectiveHeartbeats c.config.maxHeartbeats req.maxHeartbeats?
-  -- 2. Reference type of the statement on its own.
+    return fail ["extra_declaration"]
+  -- 2. Reference type of the statement on its own (gated on its own too).
   let refE ← referenceOf c req.statement hb
-  if let .error errs := refE then
-    return ← finish { id := req.id, verdict := "fail", reasons := ["statement_error"],
-                      errors := errs }
-  let .ok ref := refE | return ← finish (errorResponse req.id "internal_error")
-  -- 3. Elaborate the candidate from the header state.
+  match refE with
+  | .error (.forbidden found) => return { fail ["forbidden"] with forbidden := found }
+  | .error (.invalid errs) => return { fail ["statement_error"] with errors := errs }
+  | .ok _ => pure ()
+  let .ok ref := refE | return fail ["statement_error"]
+  -- 3. Elaborate the candidate from the header state (streams isolated).
   let s ← runText (c.header.stateWith hb req.premises) text "<proof>"
   let msgs := s.commandState.messages.toList
   let errors ← (msgs.filter isErrorMsg).mapM Msg.ofMessage
@@ -164,14 +173,15 @@ def checkRequest (c : CheckerSession) (req : CheckRequest) : IO CheckResponse :=
   let env := s.commandState.env
   let mut reasons : Array String := #[]
   if !errors.isEmpty then reasons := reasons.push "elab_error"
-  -- 4. The declared theorem exists, is new, and has exactly the reference type.
+  -- 4. The declared constant is new and has exactly the reference kind, type and universes.
   let found := if c.header.env.contains ref.name then none else env.find? ref.name
-  let (statementMatch?, axioms) ← match found with
-    | some ci@(ConstantInfo.thmInfo _) =>
-      let matched := ci.type == ref.type && ci.levelParams == ref.levelParams
-      -- 5. Axioms.
-      pure (some matched, sortStrings ((Compat.collectAxioms env ref.name).map toString))
-    | _ => pure (none, [])
+  let (statementMatch?, axioms) := match found with
+    | some ci =>
+      if (constKind? ci).isSome then
+        -- 5. Axioms of the type and value, transitively.
+        (some (matchesRef ref ci), sortStrings ((Compat.collectAxioms env ref.name).map toString))
+      else (none, [])
+    | none => (none, [])
   match statementMatch? with
   | none => reasons := reasons.push "missing_theorem"
   | some false => reasons := reasons.push "statement_mismatch"
@@ -179,7 +189,14 @@ def checkRequest (c : CheckerSession) (req : CheckRequest) : IO CheckResponse :=
   if axioms.contains "sorryAx" then reasons := reasons.push "sorry"
   if axioms.any (fun a => a != "sorryAx" && !c.config.allowedAxioms.contains a) then
     reasons := reasons.push "bad_axiom"
-  -- 6. Premises: imported constants named in the proof text.
+  -- 6. Kernel replay, only for what would otherwise pass.
+  let mut replayErrors : List Msg := []
+  if reasons.isEmpty then
+    let problem ← replayProblem c ref env
+    if let some detail := problem then
+      reasons := reasons.push "replay_failed"
+      replayErrors := [Msg.plain s!"kernel replay: {detail}"]
+  -- 7. Premises: imported constants named in the proof text.
   let premises? :=
     if req.premises && errors.isEmpty then
       let base := c.header.env
@@ -188,7 +205,16 @@ def checkRequest (c : CheckerSession) (req : CheckRequest) : IO CheckResponse :=
         toString)
     else none
   let verdict := if reasons.isEmpty then "pass" else "fail"
-  finish { id := req.id, verdict, reasons := reasons.toList, errors, warnings, axioms,
-           statementMatch?, premises? }
+  return { id := req.id, nonce?, verdict, reasons := reasons.toList,
+           errors := errors ++ replayErrors, warnings, axioms, statementMatch?, premises? }
+
+def checkRequest (c : CheckerSession) (req : CheckRequest) : IO CheckResponse := do
+  let t0 ← IO.monoMsNow
+  let hb := effectiveHeartbeats c.config.maxHeartbeats req.maxHeartbeats?
+  let r ← if !c.header.errors.isEmpty then
+      pure (errorResponse req.id (some req.nonce) "header_error")
+    else if c.config.paper then checkPaper c req hb
+    else checkStrict c req hb
+  return { r with ms := (← IO.monoMsNow) - t0 + 1 }
 
 end STP

@@ -1,6 +1,8 @@
 /-
-`stp_check`: the proof checker. Protocol: docs/protocol.md. Reads a config line, elaborates the
-header once, answers `ready`, then one `result` line per request line until EOF (exit 0).
+`stp_check`: the proof checker. Protocol (version 2): docs/protocol.md. Reads a config line,
+elaborates the header once, answers `ready`, then one `result` line per request line until EOF
+(exit 0). Protocol lines go only to the stdout stream captured before anything else ran; every
+elaboration of header, statement or proof text runs with isolated streams (`Compat.isolated`).
 -/
 import STP.Check
 
@@ -12,61 +14,64 @@ def safeCheck (c : CheckerSession) (req : CheckRequest) : IO CheckResponse := do
   try
     checkRequest c req
   catch e =>
-    return errorResponse req.id "internal_error" (toString e)
+    return errorResponse req.id (some req.nonce) "internal_error" (toString e)
 
-partial def serve (c : CheckerSession) (stdin : IO.FS.Stream) : IO Unit := do
+/-- The answer to one request line. `id` and `nonce` are echoed whenever the line is JSON that
+has them, even when the rest of it is malformed. -/
+def answer (c : CheckerSession) (line : String) : IO CheckResponse := do
+  match Json.parse line with
+  | .error e => return errorResponse "" none "bad_request" s!"invalid JSON: {e}"
+  | .ok j =>
+    let id := match getStr? j "id" with | .ok (some i) => i | _ => ""
+    let nonce? := match getStr? j "nonce" with | .ok (some n) => some n | _ => none
+    match getStr? j "op" with
+    | .ok (some "check") =>
+      match CheckRequest.parse j with
+      | .error e => return errorResponse id nonce? "bad_request" e
+      | .ok req => safeCheck c req
+    | .ok (some "config") => return errorResponse id nonce? "bad_request" "config was already given"
+    | .ok (some op) => return errorResponse id nonce? "unknown_op" s!"unknown op \"{op}\""
+    | .ok none => return errorResponse id nonce? "bad_request" "missing field 'op'"
+    | .error e => return errorResponse id nonce? "bad_request" e
+
+partial def serve (out : IO.FS.Stream) (c : CheckerSession) (stdin : IO.FS.Stream) : IO Unit := do
   let line ← stdin.getLine
   if line.isEmpty then return  -- EOF
   let line := Compat.trimText line
-  if line.isEmpty then return ← serve c stdin
-  let resp ← match Json.parse line with
-    | .error e => pure (errorResponse "" "bad_request" s!"invalid JSON: {e}")
-    | .ok j =>
-      let id := match getStr? j "id" with | .ok (some i) => i | _ => ""
-      match getStr? j "op" with
-      | .ok (some "check") =>
-        match CheckRequest.parse j with
-        | .error e => pure (errorResponse id "bad_request" e)
-        | .ok req => safeCheck c req
-      | .ok (some "config") => pure (errorResponse id "bad_request" "config was already given")
-      | .ok (some op) => pure (errorResponse id "unknown_op" s!"unknown op \"{op}\"")
-      | .ok none => pure (errorResponse id "bad_request" "missing field 'op'")
-      | .error e => pure (errorResponse id "bad_request" e)
-  emit resp.json
-  serve c stdin
+  if line.isEmpty then return ← serve out c stdin
+  emitTo out (← answer c line).json
+  serve out c stdin
 
 /-- Wait for the config line; anything else before it gets an `error` answer. -/
-partial def readConfig (stdin : IO.FS.Stream) : IO (Option CheckerConfig) := do
+partial def readConfig (out : IO.FS.Stream) (stdin : IO.FS.Stream) :
+    IO (Option CheckerConfig) := do
   let line ← stdin.getLine
   if line.isEmpty then return none
   let line := Compat.trimText line
-  if line.isEmpty then return ← readConfig stdin
-  let problem : String := match Json.parse line with
-    | .error e => s!"invalid JSON: {e}"
+  if line.isEmpty then return ← readConfig out stdin
+  let parsed : Except String CheckerConfig := match Json.parse line with
+    | .error e => .error s!"invalid JSON: {e}"
     | .ok j => match getStr? j "op" with
-      | .ok (some "config") => match CheckerConfig.parse j with
-        | .ok _ => ""
-        | .error e => e
-      | _ => "the first line must be a config line ({\"op\":\"config\",...})"
-  if problem.isEmpty then
-    match Json.parse line >>= CheckerConfig.parse with
-    | .ok cfg => return some cfg
-    | .error e =>
-      emit (errorResponse "" "bad_request" e).json
-      readConfig stdin
-  else
-    emit (errorResponse "" "bad_request" problem).json
-    readConfig stdin
+      | .ok (some "config") => CheckerConfig.parse j
+      | _ => .error "the first line must be a config line ({\"op\":\"config\",...})"
+  match parsed with
+  | .ok cfg => return some cfg
+  | .error e =>
+    emitTo out (errorResponse "" none "bad_request" e).json
+    readConfig out stdin
 
 end STP
 
 open STP in
 unsafe def main (_args : List String) : IO UInt32 := do
-  initProcess
+  -- The protocol channel: the real stdout and stdin, taken before any Lean code of ours or of
+  -- the user's ran. Everything after this writes protocol lines to `out` only.
+  let out ← IO.getStdout
   let stdin ← IO.getStdin
-  let some cfg ← readConfig stdin | return 0
-  let header ← loadHeader cfg.header cfg.maxHeartbeats
-  emit (readyJson header.errors.isEmpty Lean.versionString header.ms header.errors)
-  let refs ← IO.mkRef (#[] : Array (String × Except (List Msg) RefStatement))
-  serve { config := cfg, header, refs } stdin
+  initProcess
+  let some cfg ← readConfig out stdin | return 0
+  let header ← loadHeader cfg.header cfg.maxHeartbeats cfg.headerTrusted
+  emitTo out (readyJson header.errors.isEmpty Lean.versionString header.ms header.errors)
+  let refs ← IO.mkRef (#[] : Array (String × Except RefProblem RefStatement))
+  serve out { config := cfg, header, refs } stdin
   return 0

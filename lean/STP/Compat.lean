@@ -5,6 +5,7 @@ a new toolchain means editing this file (docs/lean.md lists what changes); the o
 only names that are stable across both pins. Sources of every name: lean/API_SOURCES.md.
 -/
 import Lean
+import Lean.Replay
 
 open Lean Elab
 
@@ -22,6 +23,60 @@ def setBoolOption (opts : Options) (key : Name) (value : Bool) : Options :=
 on, set `Elab.async false` here so theorems are kernel-checked before we inspect `env`. -/
 def baseOptions (maxHeartbeats : Nat) : Options :=
   setNatOption {} `maxHeartbeats maxHeartbeats
+
+/-- `base` plus the entries of `opts` under `keys` (and nothing else `opts` holds): what survives
+of a header's options. `KVMap.find`/`KVMap.insert` on `Options := KVMap` up to v4.27; from
+v4.28 `Options` is a structure (use its own `find`/`insert` there). -/
+def keepOptions (opts base : Options) (keys : List Name) : Options :=
+  keys.foldl (init := base) fun acc k =>
+    match KVMap.find opts k with
+    | some v => KVMap.insert acc k v
+    | none => acc
+
+/-- Run `x` with its own standard streams: stdin empty, stdout and stderr into a private buffer
+that nobody reads. What `x` does to the streams (`IO.println`, `IO.setStdout`, reading stdin)
+therefore never reaches the protocol channel, and the previous streams are put back even when
+`x` throws. Written with `IO.setStdin/setStdout/setStderr` (the primitives
+`IO.FS.withIsolatedStreams` is built from) because that function's signature changed between
+versions (result `String × Except IO.Error α` in older cores, `String × α` with
+`isolateStderr` in newer). -/
+def isolated {α : Type} (x : IO α) : IO α := do
+  let bIn ← IO.mkRef ({ : IO.FS.Stream.Buffer })
+  let bOut ← IO.mkRef ({ : IO.FS.Stream.Buffer })
+  let oldIn ← IO.setStdin (IO.FS.Stream.ofBuffer bIn)
+  let oldOut ← IO.setStdout (IO.FS.Stream.ofBuffer bOut)
+  let oldErr ← IO.setStderr (IO.FS.Stream.ofBuffer bOut)
+  try
+    x
+  finally
+    discard <| IO.setStdin oldIn
+    discard <| IO.setStdout oldOut
+    discard <| IO.setStderr oldErr
+
+/-- Re-add `consts` on top of `base` through the kernel with full checking
+(`Lean.Environment.replay`, module `Lean.Replay`: what lean4checker and SafeVerify do at v4.9).
+Throws (`IO.userError`) when the kernel rejects a constant or a constructor/recursor differs from
+the one the kernel derives. Skips `unsafe` and `partial` constants (the strict gate forbids both).
+v4.9 takes a `Lean.HashMap` and an `Environment`; from ~v4.12 a `Std.HashMap`, and later a
+`Kernel.Environment` (see docs/lean.md). -/
+def replay (base : Environment) (consts : List (Name × ConstantInfo)) : IO Environment := do
+  let mut m : Lean.HashMap Name ConstantInfo := {}
+  for (n, ci) in consts do
+    m := m.insert n ci
+  base.replay m
+
+/-- Syntax kinds a tactic configuration value may be built from (`(config := v)`): literals and
+structure instances of literals. Kind names of the v4.9 parser (`Lean/Parser/Term.lean`:
+`structInst`, `structInstField`, `structInstLVal`, `optEllipsis`, `dotIdent`; literal kinds
+`num`/`str`/`scientific`/`char`; `null` for `many`/`optional`/`sepBy` groups). A kind renamed in
+a later version only makes a legitimate configuration be rejected, never the reverse. -/
+def plainConfigKinds : List Name :=
+  [`null, `num, `str, `scientific, `char, `Lean.Parser.Term.structInst,
+   `Lean.Parser.Term.optEllipsis, `Lean.Parser.Term.dotIdent]
+
+/-- `x := v` inside a structure instance: children `[structInstLVal, ":=", v]` at v4.9. -/
+def structInstFieldKind : Name := `Lean.Parser.Term.structInstField
+def structInstLValKind : Name := `Lean.Parser.Term.structInstLVal
 
 /-- `String.trim` (deprecated for `trimAscii` in v4.27). -/
 def trimText (s : String) : String := s.trim

@@ -9,8 +9,8 @@ open Lean
 
 namespace STP
 
-def protocolVersion : Nat := 1
-def checkerVersion : String := "stp-check 0.1.0"
+def protocolVersion : Nat := 2
+def checkerVersion : String := "stp-check 0.2.0"
 
 /-- A Lean message, positioned relative to the text we elaborated. -/
 structure Msg where
@@ -43,8 +43,16 @@ def strList (key : String) (xs : List String) : List (String × Json) :=
 def natField (key : String) (n : Nat) : List (String × Json) :=
   if n == 0 then [] else [(key, toJson n)]
 
+/-- Write one protocol line to the current stdout (the extractor, which elaborates only
+Mathlib). The checker uses `emitTo` with the stream it captured at start-up instead. -/
 def emit (j : Json) : IO Unit := do
   let out ← IO.getStdout
+  out.putStr (j.compress ++ "\n")
+  out.flush
+
+/-- Write one protocol line to `out`: the checker's real stdout, captured once before any user
+text was elaborated, so proof code that calls `IO.setStdout` cannot reach the channel. -/
+def emitTo (out : IO.FS.Stream) (j : Json) : IO Unit := do
   out.putStr (j.compress ++ "\n")
   out.flush
 
@@ -87,31 +95,46 @@ def getStrArray? (j : Json) (k : String) : Except String (Option (Array String))
 
 /-! ### Checker messages -/
 
+/-- Session settings. Protocol 2: every field is required; the checker holds no defaults of its
+own (Python sends the values of its configuration). -/
 structure CheckerConfig where
   header : String
-  maxHeartbeats : Nat := 400000
-  strict : Bool := true
-  allowedAxioms : Array String := #["propext", "Classical.choice", "Quot.sound"]
+  /-- false: the header goes through the allow-list gate before it is elaborated. -/
+  headerTrusted : Bool
+  maxHeartbeats : Nat
+  /-- mode "strict" (one declaration command) or "lenient" (declaration commands only). -/
+  strict : Bool
+  /-- profile "paper": the original STP rule (messages only); "strict": every check. -/
+  paper : Bool
+  allowedAxioms : Array String
+
+def need {α : Type} (k : String) : Option α → Except String α
+  | some v => pure v
+  | none => throw s!"missing field '{k}'"
 
 def CheckerConfig.parse (j : Json) : Except String CheckerConfig := do
-  match ← getNat? j "protocol" with
-  | some p =>
-    if p != protocolVersion then
-      throw s!"protocol {p} requested, this checker speaks {protocolVersion}"
-  | none => pure ()
+  let p ← need "protocol" (← getNat? j "protocol")
+  if p != protocolVersion then
+    throw s!"protocol {p} requested, this checker speaks {protocolVersion}"
   let header ← getStr j "header"
-  let maxHeartbeats := (← getNat? j "max_heartbeats").getD 400000
-  let strict ← match ← getStr? j "mode" with
-    | none => pure true
-    | some "strict" => pure true
-    | some "lenient" => pure false
-    | some m => throw s!"field 'mode' must be \"strict\" or \"lenient\", got \"{m}\""
-  let allowedAxioms := (← getStrArray? j "allowed_axioms").getD
-    #["propext", "Classical.choice", "Quot.sound"]
-  return { header, maxHeartbeats, strict, allowedAxioms }
+  let headerTrusted ← need "header_trusted" (← getBool? j "header_trusted")
+  let maxHeartbeats ← need "max_heartbeats" (← getNat? j "max_heartbeats")
+  let strict ← match ← getStr j "mode" with
+    | "strict" => pure true
+    | "lenient" => pure false
+    | m => throw s!"field 'mode' must be \"strict\" or \"lenient\", got \"{m}\""
+  let paper ← match ← getStr j "profile" with
+    | "strict" => pure false
+    | "paper" => pure true
+    | m => throw s!"field 'profile' must be \"strict\" or \"paper\", got \"{m}\""
+  let allowedAxioms ← need "allowed_axioms" (← getStrArray? j "allowed_axioms")
+  return { header, headerTrusted, maxHeartbeats, strict, paper, allowedAxioms }
 
 structure CheckRequest where
   id : String
+  /-- Echoed in the answer; Python draws 128 random bits per request and rejects any answer
+  whose nonce differs. -/
+  nonce : String
   statement : String
   proof : String
   name? : Option String := none
@@ -120,12 +143,13 @@ structure CheckRequest where
 
 def CheckRequest.parse (j : Json) : Except String CheckRequest := do
   let id ← getStr j "id"
+  let nonce ← getStr j "nonce"
   let statement ← getStr j "statement"
   let proof ← getStr j "proof"
   let name? ← getStr? j "name"
   let premises := (← getBool? j "premises").getD false
   let maxHeartbeats? ← getNat? j "max_heartbeats"
-  return { id, statement, proof, name?, premises, maxHeartbeats? }
+  return { id, nonce, statement, proof, name?, premises, maxHeartbeats? }
 
 def readyJson (ok : Bool) (leanVersion : String) (headerMs : Nat) (errors : List Msg) : Json :=
   Json.mkObj <|
@@ -136,6 +160,8 @@ def readyJson (ok : Bool) (leanVersion : String) (headerMs : Nat) (errors : List
 
 structure CheckResponse where
   id : String
+  /-- The request's nonce; `none` only when the request line could not be read. -/
+  nonce? : Option String
   verdict : String
   reasons : List String := []
   errors : List Msg := []
@@ -148,7 +174,9 @@ structure CheckResponse where
 
 def CheckResponse.json (r : CheckResponse) : Json :=
   Json.mkObj <|
-    [("op", Json.str "result"), ("id", Json.str r.id), ("verdict", Json.str r.verdict)]
+    [("op", Json.str "result"), ("id", Json.str r.id)]
+    ++ (match r.nonce? with | some n => [("nonce", Json.str n)] | none => [])
+    ++ [("verdict", Json.str r.verdict)]
     ++ strList "reasons" r.reasons
     ++ fieldList "errors" (r.errors.map Msg.json)
     ++ fieldList "warnings" (r.warnings.map Msg.json)
@@ -161,9 +189,9 @@ def CheckResponse.json (r : CheckResponse) : Json :=
     ++ natField "ms" r.ms
 
 /-- An `error` verdict that names the problem (malformed line, header error, exception). -/
-def errorResponse (id : String) (reason : String) (detail : Option String := none) :
-    CheckResponse :=
-  { id, verdict := "error", reasons := [reason],
+def errorResponse (id : String) (nonce? : Option String) (reason : String)
+    (detail : Option String := none) : CheckResponse :=
+  { id, nonce?, verdict := "error", reasons := [reason],
     errors := match detail with | some d => [Msg.plain d] | none => [] }
 
 /-! ### Extractor messages -/

@@ -30,7 +30,7 @@ SAMPLER_RESOURCE = "GPU"
 TRAINER_RESOURCE = "GPU"
 TPU_RESOURCE = "TPU"
 
-log = logging.getLogger("stp.cluster")
+log = logging.getLogger(__name__)
 
 
 class ClusterInfo(msgspec.Struct, frozen=True, kw_only=True):

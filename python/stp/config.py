@@ -13,16 +13,18 @@ import re
 import tomllib
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import msgspec
 
 from stp.data.config import DATA_DIR_ENV, DEFAULT_DATA_DIR, DataConfig, resolve_data_dir
 from stp.errors import ConfigError
 from stp.eval.config import EvalConfig
+from stp.extract.config import ExtractConfig
 from stp.lean.config import LeanConfig
 from stp.model.config import ModelConfig, SamplerConfig, TrainerConfig
 from stp.pipeline.config import PipelineConfig, SFTConfig
+from stp.ranges import NonNegativeInt, Seed
 from stp.selfplay.config import RetrainConfig, SelfPlayConfig
 from stp.verify.config import VerifierConfig
 
@@ -36,10 +38,10 @@ class RunConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: str = "stp"
     # Local path or gs:// URI holding every artifact of the run (rounds, checkpoints, metrics).
     run_dir: str = "runs/stp"
-    seed: int = 0
+    seed: Seed = 0
     # Benchmark and dataset files; empty means $STP_DATA_DIR, else ~/.cache/stp/data.
     data_dir: str = ""
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
 
 class ClusterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -48,10 +50,10 @@ class ClusterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     address: str = ""
     namespace: str = "stp"
     # Caps for a locally started cluster (0 = use what the machine has).
-    num_cpus: int = 0
-    num_gpus: int = 0
+    num_cpus: NonNegativeInt = 0
+    num_gpus: NonNegativeInt = 0
     # CPUs kept free per node for Ray itself and the driver (the original reserved 4).
-    reserved_cpus: int = 1
+    reserved_cpus: NonNegativeInt = 1
 
 
 class STPConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -68,6 +70,7 @@ class STPConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     selfplay: SelfPlayConfig = msgspec.field(default_factory=SelfPlayConfig)
     retrain: RetrainConfig = msgspec.field(default_factory=RetrainConfig)
     eval: EvalConfig = msgspec.field(default_factory=EvalConfig)
+    extract: ExtractConfig = msgspec.field(default_factory=ExtractConfig)
     sft: SFTConfig = msgspec.field(default_factory=SFTConfig)
     pipeline: PipelineConfig = msgspec.field(default_factory=PipelineConfig)
 
@@ -109,10 +112,15 @@ def _deep_copy(tree: dict[str, Any]) -> dict[str, Any]:
 def read_toml(path: str | Path) -> dict[str, Any]:
     """Read a TOML file, turning a syntax error into a ConfigError with file and line."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a TOML config file")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a UTF-8 TOML file (byte {err.start}: {err.reason})"
+                          ) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -164,12 +172,25 @@ def convert(tree: dict[str, Any], cls: type[T], source: str = "config") -> T:
         raise ConfigError(f"{source}: {_describe_validation_error(str(err), cls)}") from None
 
 
+@overload
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> STPConfig:
+    ...
+
+
+@overload
+def load_config(path: str | Path | None, overrides: list[str] | None, cls: type[T]) -> T:
+    ...
+
+
 def load_config(
     path: str | Path | None = None,
     overrides: list[str] | None = None,
-    cls: type[T] = STPConfig,  # type: ignore[assignment]
-) -> T:
-    """Load defaults, then the TOML file (if any), then `key=value` overrides, and validate."""
+    cls: type[Any] = STPConfig,
+) -> Any:
+    """Load defaults, then the TOML file (if any), then `key=value` overrides, and validate.
+
+    `cls` is the struct to validate against (the whole `STPConfig` unless a caller loads one
+    section on its own); the overloads give callers the precise return type."""
     tree = read_toml(path) if path is not None else {}
     tree = apply_overrides(tree, overrides or [])
     source = str(path) if path is not None else "config"
@@ -181,10 +202,6 @@ def load_config(
 def to_toml(config: msgspec.Struct) -> str:
     """Render a config as TOML, e.g. to record the resolved settings inside a run directory."""
     return msgspec.toml.encode(config).decode("utf-8")
-
-
-def to_dict(config: msgspec.Struct) -> dict[str, Any]:
-    return msgspec.to_builtins(config)
 
 
 __all__ = ["DATA_DIR_ENV", "DEFAULT_DATA_DIR", "ConfigError", "STPConfig", "load_config",

@@ -9,6 +9,9 @@ create a cycle.
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
+
 EXIT_OK = 0
 EXIT_FAILURES = 1
 EXIT_USAGE = 2
@@ -34,3 +37,16 @@ class InputFormatError(UsageError, ValueError):
 
 class EnvironmentSetupError(UsageError):
     """A prerequisite of this machine is missing (Lean, a built checker, an optional package)."""
+
+
+def import_optional(module: str, extra: str, purpose: str) -> ModuleType:
+    """Import a package of an optional extra, or say in one line which extra installs it.
+
+    An optional dependency missing on this machine is a setup step, not a bug, so the user gets
+    `error: <purpose> needs matplotlib: pip install 'stp[plots]'` instead of a ModuleNotFoundError.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        top = module.split(".")[0]
+        raise EnvironmentSetupError(f"{purpose} needs {top}: pip install 'stp[{extra}]'") from None

@@ -8,15 +8,20 @@ The rules and outputs are `stp.selfplay.retrain`'s (docs/selfplay.md).
 
 from __future__ import annotations
 
-import argparse
-
-from stp.cli import EXIT_OK, add_config_arguments, config_from_args, run_main, setup_logging
+from stp.cli import (
+    EXIT_OK,
+    ArgumentParser,
+    add_config_arguments,
+    config_from_args,
+    run_main,
+    setup_logging,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stp.retrain",
-                                     description="Final re-training from the base model on the "
-                                                 "self-play proofs plus the Mathlib SFT set.")
+    parser = ArgumentParser(prog="python -m stp.retrain",
+                            description="Final re-training from the base model on the "
+                                        "self-play proofs plus the Mathlib SFT set.")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     cfg = config_from_args(args)

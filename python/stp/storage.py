@@ -39,7 +39,7 @@ from typing import IO, Any, TypeVar
 
 import msgspec
 
-from stp.errors import InputFormatError
+from stp.errors import EnvironmentSetupError, InputFormatError
 
 T = TypeVar("T")
 
@@ -122,10 +122,19 @@ def _gcs_client() -> Any:
             try:
                 from google.cloud import storage as gcs
             except ImportError:
-                raise ImportError(
+                raise EnvironmentSetupError(
                     "gs:// paths need google-cloud-storage: pip install 'stp[cluster]'"
                 ) from None
-            _client = gcs.Client()
+            from google.auth.exceptions import DefaultCredentialsError
+
+            try:
+                _client = gcs.Client()
+            except DefaultCredentialsError:
+                raise EnvironmentSetupError(
+                    "gs:// paths need Google Cloud credentials: run `gcloud auth "
+                    "application-default login`, set GOOGLE_APPLICATION_CREDENTIALS to a "
+                    "service-account key, or run on a GCE/GKE/TPU VM with a service account"
+                ) from None
             _client_key = key
         return _client
 
@@ -227,10 +236,41 @@ def _atomic_local_file(path: PathLike, *, overwrite: bool = True) -> Iterator[IO
             handle.flush()
             os.fsync(handle.fileno())
         _publish_local(tmp, path, overwrite=overwrite)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.filename is None and err.errno is not None:
+            # A failed write(2) names no file; name the destination so the user knows where
+            # the disk is full or read-only (`stp.cli.run_main` prints it as one line).
+            raise with_filename(err, str(path)) from None
         raise
+
+
+def with_filename(err: OSError, filename: str) -> OSError:
+    """The same OSError (same class and errno) naming `filename`."""
+    return type(err)(err.errno, err.strerror, filename)
+
+
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def as_os_error(err: BaseException, filename: str) -> OSError | None:
+    """An OSError naming `filename` for a failed write, or None if `err` is not one.
+
+    Libraries written in Rust (safetensors, tokenizers) report a full disk as their own
+    exception type with "(os error 28)" in the message; Python's own writes raise OSError without
+    a file name. Both become an OSError naming the file being written, which `stp.cli.run_main`
+    turns into one line saying what to free.
+    """
+    if isinstance(err, OSError):
+        if err.errno is None:
+            return None
+        return err if err.filename is not None else with_filename(err, filename)
+    match = _RUST_OS_ERROR.search(str(err))
+    if match is None:
+        return None
+    code = int(match.group(1))
+    return OSError(code, os.strerror(code), filename)
 
 
 @contextlib.contextmanager
@@ -291,7 +331,23 @@ def write_bytes(path: PathLike, data: bytes, *, overwrite: bool = True) -> None:
 
 
 def read_text(path: PathLike, encoding: str = "utf-8") -> str:
-    return read_bytes(path).decode(encoding)
+    """The file's text; undecodable bytes raise InputFormatError naming the file and offset."""
+    return decode_text(read_bytes(path), os.fspath(path), encoding)
+
+
+def decode_text(data: bytes, where: str, encoding: str = "utf-8") -> str:
+    """Decode bytes read from `where`, turning a UnicodeDecodeError into one line naming it.
+
+    A Latin-1 or binary file handed to a command expecting UTF-8 text must be reported as the
+    user's file being wrong (with the offset of the first bad byte), never as a traceback.
+    """
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise InputFormatError(
+            f"{where}: not {encoding.upper()} text (byte {err.start}: {err.reason}); "
+            "is it the right file, or does it need converting (e.g. `iconv -f latin1 -t utf-8`)?"
+        ) from None
 
 
 def write_text(path: PathLike, text: str, encoding: str = "utf-8") -> None:
@@ -311,12 +367,12 @@ def listdir(path: PathLike) -> list[str]:
     bucket, key = split_gcs(path)
     prefix = key + "/" if key else ""
     iterator = _gcs_client().list_blobs(bucket, prefix=prefix, delimiter="/")
-    names = {blob.name[len(prefix) :] for blob in iterator}
-    names.update(p[len(prefix) :].rstrip("/") for p in iterator.prefixes)
-    names.discard("")
-    if not names:
+    found = {blob.name[len(prefix) :] for blob in iterator}
+    found.update(p[len(prefix) :].rstrip("/") for p in iterator.prefixes)
+    found.discard("")
+    if not found:
         raise FileNotFoundError(f"no such directory (no objects under prefix): {path}")
-    return sorted(names)
+    return sorted(found)
 
 
 def remove(path: PathLike, *, missing_ok: bool = False) -> None:
@@ -376,7 +432,7 @@ def read_json(path: PathLike, type: Any = None) -> Any:
         if type is None:
             return msgspec.json.decode(data)
         return msgspec.json.decode(data, type=type)
-    except (msgspec.DecodeError, msgspec.ValidationError) as err:
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as err:
         raise CorruptRecordError(path, None, str(err)) from None
 
 
@@ -386,7 +442,7 @@ def write_json(path: PathLike, obj: Any, *, indent: int = 2) -> None:
     write_bytes(path, data)
 
 
-def _encode_lines(handle: IO[bytes], records: Iterable[Any], type: Any, path: str) -> int:
+def _encode_lines(handle: IO[bytes] | gzip.GzipFile, records: Iterable[Any], type: Any, path: str) -> int:
     buffer = bytearray()
     count = 0
     for count, record in enumerate(records, start=1):
@@ -447,14 +503,15 @@ def iter_jsonl(path: PathLike, type: Any = None) -> Iterator[Any]:
     gzipped = path.endswith(".gz")
     lineno = 0
     with _open_read(path) as raw:
-        stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+        stream: IO[bytes] | gzip.GzipFile = (gzip.GzipFile(fileobj=raw, mode="rb") if gzipped
+                                             else raw)
         try:
             for lineno, line in enumerate(stream, start=1):
                 if not line.strip():
                     continue
                 try:
                     record = decoder.decode(line)
-                except (msgspec.DecodeError, msgspec.ValidationError) as err:
+                except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as err:
                     raise CorruptRecordError(path, lineno, str(err)) from None
                 yield record
         except (EOFError, gzip.BadGzipFile, zlib.error) as err:

@@ -20,16 +20,19 @@ import msgspec
 from stp import storage
 from stp.cli import (
     EXIT_OK,
+    ArgumentParser,
     UsageError,
     add_config_arguments,
     config_from_args,
+    count_arg,
+    positive_float_arg,
     run_main,
     setup_logging,
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m stp.train",
+    p = ArgumentParser(prog="python -m stp.train",
                                 description="weighted supervised fine-tuning with Levanter")
     add_config_arguments(p)
     p.add_argument("--data", required=True,
@@ -38,11 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output directory (local or gs://; default: <run.run_dir>/sft)")
     p.add_argument("--model", default=None,
                    help="base checkpoint: HF id, local dir or gs:// (default: model.name)")
-    p.add_argument("--learning-rate", type=float, default=None,
+    p.add_argument("--learning-rate", type=positive_float_arg, default=None,
                    help="override trainer.learning_rate")
-    p.add_argument("--epochs", type=float, default=None, help="override trainer.epochs")
-    p.add_argument("--min-steps", type=int, default=None, help="override trainer.min_steps")
-    p.add_argument("--max-steps", type=int, default=None,
+    p.add_argument("--epochs", type=positive_float_arg, default=None, help="override trainer.epochs")
+    p.add_argument("--min-steps", type=count_arg(0), default=None, help="override trainer.min_steps")
+    p.add_argument("--max-steps", type=count_arg(1), default=None,
                    help="stop after this many steps (smoke tests)")
     return p
 
@@ -66,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
                                 epochs=args.epochs, max_steps=args.max_steps)
     except (ExampleError, TrainingSettingsMismatch) as err:
         raise UsageError(str(err)) from None
+    except Exception as err:
+        # A full or read-only --out reported without a file name (Python's write(2) errors,
+        # Rust libraries' "(os error 28)"): name the output directory; anything else propagates.
+        os_error = storage.as_os_error(err, out)
+        if os_error is None or os_error is err:
+            raise
+        raise os_error from None
     summary = msgspec.to_builtins(result)
     summary["losses"] = [round(x, 5) for x in result.losses]
     json.dump(summary, sys.stdout, indent=2)

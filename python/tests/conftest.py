@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# The benchmark files live beside the checkout (../shared/data), never inside it.
-SHARED_DATA = Path(os.environ.get("STP_TEST_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
+# The benchmark files ship with the repository (data/benchmarks/, see its SOURCES.md).
+BENCHMARK_DIR = REPO_ROOT / "data" / "benchmarks"
 
 
 def _gpu_available() -> bool:
@@ -30,23 +29,40 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU with vLLM installed (pip install 'stp[gpu]')")
     has_gpu = _gpu_available()
     for item in items:
-        if "lean" in item.keywords and lake is None:
+        # The marker, not `item.keywords`: keywords also hold every directory name on the path,
+        # so a checkout in a directory called `lean` (or `gpu`) would skip its whole suite.
+        if item.get_closest_marker("lean") is not None and lake is None:
             item.add_marker(skip_lean)
-        if "gpu" in item.keywords and not has_gpu:
+        if item.get_closest_marker("gpu") is not None and not has_gpu:
             item.add_marker(skip_gpu)
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The public benchmark files (../shared/data); their absence is an error, not a skip."""
-    if not SHARED_DATA.is_dir():
-        raise FileNotFoundError(
-            f"benchmark data not found at {SHARED_DATA}; set STP_TEST_DATA_DIR to the shared/data folder"
-        )
-    return SHARED_DATA
+    """The benchmark files shipped in the checkout; their absence is an error, not a skip."""
+    if not BENCHMARK_DIR.is_dir():
+        raise FileNotFoundError(f"shipped benchmark data missing at {BENCHMARK_DIR}")
+    return BENCHMARK_DIR
+
+
+@pytest.fixture(scope="session")
+def _empty_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stp-data-dir")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One tiny random checkpoint (`stp.model.tiny`) shared by every test of the session.
+
+    It is deterministic, so sharing changes nothing but the time spent creating it; tests read it
+    and write their outputs elsewhere, never into it."""
+    from stp.model.tiny import create_tiny_model
+
+    return create_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
 @pytest.fixture(autouse=True)
-def _isolated_data_env(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
-    """Every test sees the shared data through STP_DATA_DIR, as users configure it."""
-    monkeypatch.setenv("STP_DATA_DIR", str(data_dir))
+def _isolated_data_env(monkeypatch: pytest.MonkeyPatch, _empty_data_dir: Path) -> None:
+    """STP_DATA_DIR is an empty folder, as on a fresh machine: benchmarks come from the
+    checkout's shipped files and nothing is read from the user's ~/.cache/stp/data."""
+    monkeypatch.setenv("STP_DATA_DIR", str(_empty_data_dir))

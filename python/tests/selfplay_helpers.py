@@ -6,7 +6,6 @@ import gzip
 import hashlib
 import io
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,7 +19,8 @@ from stp.model.prompts import START_THM
 from stp.model.types import SampleRequest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DATA_DIR = Path(os.environ.get("STP_TEST_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
+# The benchmark files shipped with the repository.
+DATA_DIR = REPO_ROOT / "data" / "benchmarks"
 
 LEMMAS = {
     "Nat.add_comm": "theorem Nat.add_comm (n m : ℕ) : n + m = m + n",
@@ -80,7 +80,7 @@ def run_contents(root: Path, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
         if not path.is_file() or rel.startswith(("verify-cache", "report")) or rel in (
-                "metrics.jsonl",) or any(rel.startswith(s) for s in skip):
+                "metrics.jsonl", ".stp-lock") or any(rel.startswith(s) for s in skip):
             continue
         data = path.read_bytes().replace(str(root).encode(), b"<RUN>")
         if rel.endswith(".npz"):

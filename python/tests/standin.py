@@ -47,6 +47,3 @@ def read_log(path: str | Path) -> list[dict[str, Any]]:
 def count_checks(path: str | Path) -> int:
     return sum(1 for e in read_log(path) if e["ev"] == "check")
 
-
-def count_starts(path: str | Path) -> int:
-    return sum(1 for e in read_log(path) if e["ev"] == "start")

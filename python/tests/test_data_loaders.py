@@ -1,4 +1,4 @@
-"""Loaders on the shared benchmark files, normalisation fixes, and the error paths."""
+"""Loaders on the shipped benchmark files, normalisation fixes, and the error paths."""
 
 from __future__ import annotations
 
@@ -148,12 +148,16 @@ def test_strip_trailing_sorry_variants() -> None:
         normalise_ending("theorem a : b", "by")
 
 
-def test_missing_file_error(tmp_path: Path) -> None:
+def test_missing_file_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As from a wheel install: no checkout, so no shipped files; the data dir lacks the file.
+    monkeypatch.setattr(dl, "shipped_dir", lambda: None)
     with pytest.raises(DatasetMissingError, match=r"miniF2F_lean\.json not found"):
         load_dataset("minif2f", tmp_path, allow_download=False)
 
 
-def test_corrupt_jsonl_line_names_file_and_line(tmp_path: Path, data_dir: Path) -> None:
+def test_corrupt_jsonl_line_names_file_and_line(tmp_path: Path, data_dir: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dl, "shipped_dir", lambda: None)  # read the data dir's copy
     lines = (data_dir / "putnam_bench.jsonl").read_text(encoding="utf-8").splitlines()[:5]
     lines[3] = lines[3][:40]
     (tmp_path / "putnam_bench.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -204,18 +208,64 @@ def test_hf_download_offline_error(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         load_examples("stp_sft", tmp_path, "train")
 
 
+# The dataset card of a local snapshot: like kfdong/STP_Lean_SFT, its `eval` split exists only
+# through the card's configs (datasets' file-name conventions would call eval files "test").
+CARD = """---
+configs:
+- config_name: default
+  data_files:
+  - split: train
+    path: data/train.jsonl.gz
+  - split: eval
+    path: data/eval.json
+---
+# tiny STP_Lean_SFT stand-in
+"""
+
+
 def test_load_examples_from_local_snapshot(tmp_path: Path) -> None:
     local = dl.hf_local_dir(registry.DATASETS["stp_sft"], tmp_path)
     (local / "data").mkdir(parents=True)
     rows = [{"prompt": "p1", "target": "t1"}, {"prompt": "p2", "target": "t2", "weight": 2}]
     with gzip.open(local / "data" / "train.jsonl.gz", "wt", encoding="utf-8") as fh:
         fh.write("\n".join(json.dumps(r) for r in rows) + "\n")
+    # A file the card does not name is not read, whatever its name says.
+    (local / "data" / "train_old.jsonl").write_text(json.dumps(rows[0]) + "\n", encoding="utf-8")
     (local / "data" / "eval.json").write_text(json.dumps(rows[:1]), encoding="utf-8")
+    (local / "README.md").write_text(CARD, encoding="utf-8")
     (local / ".complete").write_text("ok\n")
     train = load_examples("stp_sft", tmp_path, "train", allow_download=False)
     assert [(e.prompt, e.target, e.weight) for e in train] == [("p1", "t1", 1.0),
                                                                ("p2", "t2", 2.0)]
     assert len(load_examples("stp_sft", tmp_path, "eval", allow_download=False)) == 1
+    # The Arrow cache lives beside the data and is reused, not re-parsed into the listing.
+    assert (local / ".arrow_cache").is_dir()
+    assert len(load_examples("stp_sft", tmp_path, "train", allow_download=False)) == 2
+
+
+def test_load_examples_parquet_by_convention_and_errors(tmp_path: Path) -> None:
+    """No card: datasets' naming convention (train-*.parquet) decides; a missing column and a
+    split the files do not have are one-line errors."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    local = dl.hf_local_dir(registry.DATASETS["stp_0320"], tmp_path)
+    (local / "data").mkdir(parents=True)
+    pq.write_table(pa.table({"prompt": ["a", "b"], "target": ["x", "y"], "weight": [1.0, 3.0]}),
+                   local / "data" / "train-00000-of-00001.parquet")
+    (local / ".complete").write_text("ok\n")
+    got = load_examples("stp_0320", tmp_path, "train", allow_download=False)
+    assert [(e.prompt, e.weight) for e in got] == [("a", 1.0), ("b", 3.0)]
+
+    bad = dl.hf_local_dir(registry.DATASETS["stp_sft"], tmp_path)
+    (bad / "data").mkdir(parents=True)
+    pq.write_table(pa.table({"prompt": ["a"], "answer": ["x"]}),
+                   bad / "data" / "train-00000-of-00001.parquet")
+    (bad / ".complete").write_text("ok\n")
+    with pytest.raises(DatasetFormatError, match=r"\[split train\] row:1: missing field 'target'"):
+        load_examples("stp_sft", tmp_path, "train", allow_download=False)
+    with pytest.raises(UsageError, match=r"cannot load split 'eval'"):
+        load_examples("stp_sft", tmp_path, "eval", allow_download=False)
 
 
 def test_lemma_dict_roundtrip_and_errors(tmp_path: Path) -> None:

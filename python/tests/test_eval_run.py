@@ -141,11 +141,9 @@ def list_shards(out: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_end_to_end_with_the_tiny_model(tmp_path: Path, data_dir: Path) -> None:
+def test_end_to_end_with_the_tiny_model(tmp_path: Path, data_dir: Path, tiny_model: str) -> None:
     """Real prompts, the tiny random model on CPU, the real pool with the stand-in checker."""
-    from stp.model.tiny import create_tiny_model
-
-    model = create_tiny_model(str(tmp_path / "tiny"))
+    model = tiny_model
     cfg = load_config(None, ["verifier.workers=2", "verifier.cache_dir='off'",
                              f"run.run_dir='{tmp_path / 'run'}'", "sampler.backend='hf'",
                              "sampler.max_tokens=8", "eval.shard_size=3"])

@@ -125,3 +125,36 @@ def test_cli_usage_errors_exit_2(tmp_path: Path) -> None:
                           timeout=120)
     assert proc.returncode == 2
     assert "no such log" in proc.stderr
+
+
+def test_an_empty_shard_is_an_error_not_dropped_attempts(tmp_path: Path) -> None:
+    path = write_log(tmp_path / "log")
+    # A 0-byte shard (a failed copy or sync): before, its attempts silently vanished.
+    (path / "part-00002.jsonl.gz").write_bytes(b"")
+    with pytest.raises(UsageError, match=r"part-00002.jsonl.gz: empty log shard"):
+        main(["summarize", "--log", str(path)])
+    # A whole gzip stream holding no record is the same damage.
+    (path / "part-00002.jsonl.gz").write_bytes(gzip.compress(b""))
+    with pytest.raises(UsageError, match=r"part-00002.jsonl.gz: empty log shard"):
+        main(["summarize", "--log", str(path)])
+
+
+def test_a_directory_that_is_not_a_log_is_an_error(tmp_path: Path) -> None:
+    other = tmp_path / "runs"
+    other.mkdir()
+    (other / "notes.txt").write_text("not a log\n")
+    with pytest.raises(UsageError, match=r"runs: not an evaluation log"):
+        main(["summarize", "--log", str(other)])
+    # A log whose manifest was written but no shard yet is a log with zero attempts.
+    evlog.write_manifest(str(other), evlog.Manifest(model="m", splits={"toy:test": ["t/A"]}))
+    [s] = summarize_log(load_log(other), budgets=(1,), resamples=0)
+    assert (s.statements, s.attempts) == (1, 0)
+
+
+def test_duplicated_attempts_are_an_error_not_counted_twice(tmp_path: Path) -> None:
+    path = write_log(tmp_path / "log")
+    # A second writer appending the same attempts again (two runs on one directory).
+    evlog.AttemptLog(str(path)).append(
+        [evlog.Attempt(statement_id="t/B", split="toy:test", sample=3, status="pass")])
+    with pytest.raises(UsageError, match=r"1 duplicated attempt record.*'t/B' sample 3"):
+        main(["summarize", "--log", str(path)])

@@ -14,10 +14,11 @@ from stp.extract.__main__ import main
 from stp.extract.assemble import assemble_directory
 from stp.extract.driver import discover_modules, done_modules, read_raw, run_extraction
 from stp.extract.records import ExtractedTheorem
-from stp.lean.protocol import ExtractError
+from stp.lean.protocol import ExtractFailed
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "extract"
-FAKE = FIXTURES / "fake_extractor.py"
+# The one extractor fixture tree (sources + golden lines), shared with the Lean smoke run.
+FIXTURES = Path(__file__).resolve().parents[2] / "lean" / "test" / "golden"
+FAKE = Path(__file__).resolve().with_name("fake_extractor.py")
 GOLDEN = FIXTURES / "extractor_out.jsonl"
 SOURCES = {
     "Defs": FIXTURES / "mathlib/Mathlib/Algebra/Group/Semiconj/Defs.lean",
@@ -40,8 +41,16 @@ def _command(log: Path, crash_on: str | None = None) -> list[str]:
     return [*cmd, crash_on] if crash_on else cmd
 
 
+def _served(log: Path) -> list[tuple[int, str]]:
+    """(pid of the extractor process, module) per request, in the order they were served."""
+    if not log.exists():
+        return []
+    return [(int(pid), module) for pid, module in
+            (line.split() for line in log.read_text().splitlines() if line.strip())]
+
+
 def _requested(log: Path) -> list[str]:
-    return log.read_text().split() if log.exists() else []
+    return [module for _, module in _served(log)]
 
 
 def _theorems(out: Path) -> list[ExtractedTheorem]:
@@ -68,6 +77,58 @@ def test_parallel_run_and_assembly(tmp_path: Path) -> None:
     names = [t.name for t in _theorems(out) if t.module == "Mathlib.Fake.M00"]
     assert names[0] == "SemiconjBy.eq"
     assert storage.read_json(str(out / "summary.json"))["theorems"] == 32
+
+
+@pytest.mark.parametrize(("per_process", "processes"), [(1, 5), (2, 3), (0, 1)])
+def test_extractor_restarted_every_n_modules(tmp_path: Path, per_process: int,
+                                             processes: int) -> None:
+    """Lean never frees re-imported oleans, so the driver restarts the extractor every N modules;
+    the restarts must neither lose nor repeat a module, and the result equals one long-lived run."""
+    jobs = discover_modules(_tree(tmp_path / "src", 5))
+    out, log = tmp_path / "out", tmp_path / "log"
+    result = run_extraction(jobs, str(out), _command(log), workers=1, progress=False,
+                            modules_per_process=per_process)
+    assert not result.failed
+    served = _served(log)
+    assert [m for _, m in served] == [j.module for j in jobs]  # each once, none lost
+    pids = [pid for pid, _ in served]
+    assert len(set(pids)) == processes
+    if per_process:
+        assert all(pids.count(pid) <= per_process for pid in set(pids))
+    assemble_directory(str(out))
+    once = tmp_path / "once"
+    run_extraction(jobs, str(once), _command(tmp_path / "once.log"), workers=1, progress=False,
+                   modules_per_process=0)
+    assemble_directory(str(once))
+    assert _theorems(out) == _theorems(once) and len(_theorems(out)) == 3 * 11 + 2 * 5
+
+
+def test_crash_restart_counts_from_the_new_process(tmp_path: Path) -> None:
+    """A crash replaces the process; the replacement's N modules are counted from zero."""
+    jobs = discover_modules(_tree(tmp_path / "src", 5))
+    log = tmp_path / "log"
+    result = run_extraction(jobs, str(tmp_path / "out"), _command(log, "Mathlib.Fake.M01"),
+                            workers=1, progress=False, modules_per_process=2)
+    assert [s.module for s in result.failed] == ["Mathlib.Fake.M01"]
+    served = _served(log)
+    assert [m for _, m in served] == [j.module for j in jobs]
+    groups = [[m for p, m in served if p == pid] for pid in dict.fromkeys(p for p, _ in served)]
+    assert groups == [["Mathlib.Fake.M00", "Mathlib.Fake.M01"],
+                      ["Mathlib.Fake.M02", "Mathlib.Fake.M03"], ["Mathlib.Fake.M04"]]
+
+
+def test_overlong_line_is_a_module_failure(tmp_path: Path) -> None:
+    """A line beyond the cap ends the process (its rest is never read) and fails the module."""
+    from stp.lean.extractor import ExtractorProcess
+
+    script = tmp_path / "big.py"
+    script.write_text("import sys\nfor line in sys.stdin:\n"
+                      "    sys.stdout.write('x' * 5000 + '\\n'); sys.stdout.flush()\n")
+    proc = ExtractorProcess([sys.executable, str(script)], None, None, max_line_bytes=1000)
+    lines = proc.extract("M", "M.lean", premises=False)
+    proc.kill()
+    assert len(lines) == 1 and isinstance(lines[0], ExtractFailed)
+    assert "longer than 1000 bytes" in lines[0].message
 
 
 def test_resume_after_interruption(tmp_path: Path) -> None:
@@ -107,7 +168,7 @@ def test_crash_recorded_then_retried(tmp_path: Path) -> None:
     assert [s.module for s in result.failed] == ["Mathlib.Fake.M01"]
     assert "exited with status 3" in result.failed[0].message
     assert "simulated crash" in result.failed[0].message
-    assert isinstance(read_raw(str(out), "Mathlib.Fake.M01")[-1], ExtractError)
+    assert isinstance(read_raw(str(out), "Mathlib.Fake.M01")[-1], ExtractFailed)
     # The process is replaced: the module after the crash was still extracted.
     assert {s.module for s in result.processed if s.status == "done"} == {
         "Mathlib.Fake.M00", "Mathlib.Fake.M02"}

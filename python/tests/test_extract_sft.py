@@ -1,4 +1,4 @@
-"""SFT builders: the exact reference strings (§3.4, §3.5), the clean format, premise-sharing
+"""SFT builders: the exact reference strings (docs/reference.md §3.4, §3.5), the clean format, premise-sharing
 pairs (§7 step 5), the lemma dictionary, and the optional round-trip verification."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from standin import standin_command, with_checker
 from stp.config import load_config
 from stp.extract.assemble import assemble_module
 from stp.extract.records import ExtractedTheorem, TheoremContext
+from stp.extract.roundtrip import RENAME_SUFFIX, roundtrip_check, roundtrip_item
 from stp.extract.sft import (
     FENCE,
     build_sft,
@@ -20,10 +21,10 @@ from stp.extract.sft import (
     prover_example,
     sharing_pairs,
 )
-from stp.extract.verify import RENAME_SUFFIX, verify_item, verify_theorems
 from stp.lean.protocol import extractor_output_decoder
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "extract"
+# The one extractor fixture tree (sources + golden lines), shared with the Lean smoke run.
+FIXTURES = Path(__file__).resolve().parents[2] / "lean" / "test" / "golden"
 
 
 def _fixture() -> tuple[list[ExtractedTheorem], dict[str, str]]:
@@ -144,13 +145,13 @@ def test_lemma_vocabulary_defaults_to_tactic_proofs(tmp_path: Path) -> None:
 
 def test_roundtrip_verification_with_standin(tmp_path: Path) -> None:
     theorems, _ = _fixture()
-    item = verify_item(next(t for t in theorems if t.name == "SemiconjBy.eq_one_iff"))
+    item = roundtrip_item(next(t for t in theorems if t.name == "SemiconjBy.eq_one_iff"))
     assert item.header.startswith("import Mathlib.Algebra.Group.Semiconj.Basic\nnamespace")
     assert item.statement.startswith("variable (a) in\ntheorem eq_one_iff" + RENAME_SUFFIX)
     cfg = load_config(None, ["verifier.workers=2", f'run.run_dir="{tmp_path}"',
                              f'verifier.cache_dir="{tmp_path / "cache"}"'])
     rules = {"rules": [{"pattern": "conj_iff", "field": "statement", "action": "fail"}]}
-    passed, failed = verify_theorems(with_checker(cfg, standin_command(rules)), theorems)
+    passed, failed = roundtrip_check(with_checker(cfg, standin_command(rules)), theorems)
     failed_names = {t.name: r.status for t, r in failed}
     assert failed_names["SemiconjBy.conj_iff"] == "fail"
     # equation-compiler values are not restatable as statement + proof: reported, not dropped.

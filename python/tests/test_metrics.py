@@ -61,6 +61,28 @@ def test_crash_cut_last_line_is_ignored_but_damage_is_not(tmp_path: Path) -> Non
         metrics.read_metrics(path)
 
 
+@pytest.mark.parametrize("backend", ["local", "gcs"])
+def test_resume_after_a_torn_line_appends_readable_records(
+        tmp_path: Path, backend: str, request: pytest.FixtureRequest,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # A full disk cut the last write: the file ends in half a record without a newline.
+    root = str(tmp_path) if backend == "local" else request.getfixturevalue("gcs_root")
+    path = storage.join(root, "metrics.jsonl")
+    storage.write_bytes(path, b'{"time": 1, "event": "a"}\n{"time": 2, "event": "tr')
+    with caplog.at_level(logging.WARNING, logger="stp.metrics"), \
+            metrics.MetricsWriter(path) as writer:
+        writer.log("b", step=2)
+    assert "removed a torn last line (24 bytes" in caplog.text
+    # The resumed run's record follows the last complete line, so the file reads back whole.
+    assert [r["event"] for r in metrics.read_metrics(path)] == ["a", "b"]
+    assert storage.read_bytes(path).count(b"\n") == 2
+    # A corrupt complete line is not "torn": it is left alone and reading still reports it.
+    storage.write_bytes(path, b'{"time": 1, "event": "a"}\n{"oops\n')
+    metrics.MetricsWriter(path).close()
+    with pytest.raises(storage.CorruptRecordError, match=r"metrics\.jsonl:2:"):
+        metrics.read_metrics(path)
+
+
 def test_gcs_metrics_upload_on_flush_and_resume(gcs_root: str) -> None:
     path = storage.join(gcs_root, "metrics.jsonl")
     writer = metrics.MetricsWriter(path, upload_interval_s=3600)
@@ -83,11 +105,6 @@ def test_gcs_metrics_periodic_upload(gcs_root: str) -> None:
     writer.close()
 
 
-def test_get_logger_is_in_stp_hierarchy() -> None:
-    assert metrics.get_logger("selfplay").name == "stp.selfplay"
-    assert metrics.get_logger("stp.verify").name == "stp.verify"
-
-
 def test_progress_logs_when_not_a_tty(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="stp.progress"):
         items = list(metrics.progress(range(5), desc="checking", enabled=False, log_every_s=0))
@@ -106,3 +123,27 @@ def test_progress_env_switch(monkeypatch: pytest.MonkeyPatch) -> None:
     assert metrics._progress_enabled(None) is False
     monkeypatch.setenv(metrics.PROGRESS_ENV, "1")
     assert metrics._progress_enabled(None) is True
+
+
+def test_progress_writes_done_total_rate_and_eta_to_the_metrics_stream(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "metrics.jsonl"
+    # A stage resumed at 2 of 6: the bar starts there and the rate counts only new work.
+    with caplog.at_level(logging.INFO, logger="stp.progress"), \
+            metrics.MetricsWriter(path) as writer, \
+            metrics.Progress(6, "proving", done=2, enabled=False, log_every_s=0,
+                             metrics=writer) as bar:
+        for _ in range(4):
+            bar.advance()
+    events = metrics.read_metrics(path, "progress")
+    assert [e["done"] for e in events] == [3, 4, 5, 6, 6]
+    assert all(e["stage"] == "proving" and e["total"] == 6 for e in events)
+    assert events[-1]["rate"] > 0 and events[-1]["eta_s"] == 0
+    assert "proving: 6/6 items" in caplog.text and "ETA 0:00" in caplog.text
+
+
+def test_progress_bar_shows_count_rate_and_eta(capsys: pytest.CaptureFixture[str]) -> None:
+    with metrics.Progress(4, "checking", enabled=True) as bar:
+        bar.advance(4)
+    err = capsys.readouterr().err
+    assert "checking" in err and "4/4" in err and "/s" in err and "ETA" in err

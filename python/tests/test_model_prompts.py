@@ -1,4 +1,4 @@
-"""Golden tests of the prompt formats against the literal strings of stp-reference §3."""
+"""Golden tests of the prompt formats against the literal strings of docs/reference.md §3."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from stp.model import prompts as P
 
-# stp-reference §3, written out literally (Python escapes as in the reference).
+# docs/reference.md §3, written out literally (Python escapes as in the reference).
 REF_PROVER_PROMPT = ('Complete the following Lean 4 code:\n\n```lean4\nimport Mathlib\nimport '
                      'Aesop\nset_option maxHeartbeats 0\nopen BigOperators Real Nat Topology Rat\n')
 STMT = "theorem lean_workbook_214 (x y : ℝ) : (x - y) ^ 2 ≥ 0  :=  by"

@@ -17,7 +17,6 @@ from stp.model.config import ModelConfig, SamplerConfig
 from stp.model.sampling import make_sampler
 from stp.model.sampling.common import SamplerStats, cut_at_stop, truncate_prompt_ids
 from stp.model.sampling.hf import HFSampler
-from stp.model.tiny import create_tiny_model
 from stp.model.types import Sampler, SampleRequest
 
 pytest_plugins = ["gcs_emulator"]
@@ -26,8 +25,8 @@ PROMPT = "Complete the following Lean 4 code:\n\n```lean4\ntheorem foo (x : ℕ)
 
 
 @pytest.fixture(scope="module")
-def tiny_path(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return create_tiny_model(tmp_path_factory.mktemp("tiny_sampling"))
+def tiny_path(tiny_model: str) -> str:
+    return tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ LEAN = "theorem foo (x : ℝ) (h₀ : x ≠ 0) : x / x = 1 := by\n  field_simp �
 
 
 @pytest.fixture(scope="module")
-def tiny_path(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return create_tiny_model(tmp_path_factory.mktemp("tiny"))
+def tiny_path(tiny_model: str) -> str:
+    return tiny_model
 
 
 def test_tokenizer_special_tokens_and_round_trip(tiny_path: str) -> None:

@@ -12,7 +12,6 @@ import pytest
 
 from stp.data.records import TrainingExample
 from stp.model.config import ModelConfig, SamplerConfig, TrainerConfig
-from stp.model.tiny import create_tiny_model
 from stp.model.training.data import tokenize_examples
 from stp.model.training.packing import plan_steps
 
@@ -25,8 +24,8 @@ EXAMPLES = [
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return create_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+def tiny(tiny_model: str) -> str:
+    return tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,16 @@ import numpy as np
 import pytest
 
 from stp.data.records import TrainingExample
-from stp.model.tiny import create_tiny_model
 from stp.model.training import schedule
 from stp.model.training.data import ExampleError, load_examples, tokenize_examples
 from stp.model.training.packing import build_row, example_order, plan_steps
 
 
 @pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory: pytest.TempPathFactory):
+def tokenizer(tiny_model: str):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(create_tiny_model(tmp_path_factory.mktemp("tiny")))
+    return AutoTokenizer.from_pretrained(tiny_model)
 
 
 def test_steps_and_warmup() -> None:

@@ -110,6 +110,8 @@ def tiny_config(tmp: Path, name: str, model: str, log: Path) -> STPConfig:
         f'model.name="{model}"', f'sft.base_model="{model}"', f'retrain.base_model="{model}"',
         f'sft.data="{tiny / "sft.jsonl"}"', f'data.lemma_dict="{tiny / "lemmas.jsonl"}"',
         f'data.sft_mathlib="{tiny / "sft.jsonl"}"', "verifier.workers=1",
+        # Checks are counted one per attempt and profile: no second check of each pass.
+        "verifier.recheck_passes=false",
         "verifier.cache_dir='off'", "sampler.max_tokens=24", "sampler.shard_size=16",
         "run.seed=3", "selfplay.statements_per_round=8", "selfplay.max_train_steps=1", "retrain.max_steps=1",
         "trainer.batch_size=4", "trainer.per_device_batch_size=4", "trainer.min_steps=1",
@@ -212,8 +214,8 @@ def contents(root: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        if not path.is_file() or rel.startswith("report") or rel in ("metrics.jsonl",
-                                                                      "config.toml"):
+        if not path.is_file() or rel.startswith(("report", ".stp-")) or rel in (
+                "metrics.jsonl", "config.toml"):  # .stp-lock: the run directory's lock
             continue
         if "/model/" in rel and "/hf/" not in rel and not rel.endswith("train_result.json"):
             continue

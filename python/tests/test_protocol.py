@@ -59,8 +59,12 @@ def test_checker_input_golden_roundtrips() -> None:
     assert any(isinstance(m, P.CheckerConfig) for m in msgs)
     reqs = [m for m in msgs if isinstance(m, P.CheckRequest)]
     assert any(r.premises and r.name and r.max_heartbeats for r in reqs)  # every optional field
-    modes = {m.mode for m in msgs if isinstance(m, P.CheckerConfig)}
-    assert modes == {"strict", "lenient"}
+    configs = [m for m in msgs if isinstance(m, P.CheckerConfig)]
+    assert {m.mode for m in configs} == {"strict", "lenient"}
+    assert {m.profile for m in configs} == {"strict", "paper"}
+    assert {m.header_trusted for m in configs} == {True, False}
+    assert all(m.protocol == P.PROTOCOL_VERSION == 2 for m in configs)
+    assert all(len(r.nonce) == 32 for r in reqs)
 
 
 def test_checker_output_golden_roundtrips_and_covers_every_reason() -> None:
@@ -77,8 +81,13 @@ def test_checker_output_golden_roundtrips_and_covers_every_reason() -> None:
     assert {r.statement_match for r in results} == {True, False, None}
     severities = {m.severity for r in results for m in r.errors + r.warnings}
     assert severities == {"error", "warning", "info"}
+    paper = {"20", "21"}  # answers of the paper-profile session
     for r in results:  # the invariants docs/protocol.md states
         assert (r.verdict == "pass") == (not r.reasons)
+        if r.id:
+            assert r.nonce is not None
+            assert P.pass_problem(r, r.nonce, ["propext", "Classical.choice", "Quot.sound"],
+                                  "paper" if r.id in paper else "strict") is None, r.id
         if "sorry" in r.reasons:
             assert "sorryAx" in r.axioms
         if r.forbidden:
@@ -91,9 +100,9 @@ def test_extractor_golden_roundtrips_and_covers_every_message() -> None:
     assert any(r.premises for r in requests) and any(not r.premises for r in requests)
     msgs = _roundtrip(GOLDEN / "extractor_out.jsonl", P.extractor_output_decoder)
     kinds = {type(m) for m in msgs}
-    assert kinds == {P.ExtractCommand, P.ExtractDecl, P.ExtractDone, P.ExtractError}
+    assert kinds == {P.ExtractCommand, P.ExtractDecl, P.ExtractDone, P.ExtractFailed}
     # Every module of a request is closed by exactly one done or error line.
-    closed = [m.module for m in msgs if isinstance(m, P.ExtractDone | P.ExtractError)
+    closed = [m.module for m in msgs if isinstance(m, P.ExtractDone | P.ExtractFailed)
               and m.module]
     assert sorted(closed) == sorted(r.module for r in requests)
     assert any(isinstance(m, P.ExtractDone) and m.errors for m in msgs)
@@ -167,7 +176,7 @@ def test_smoke_file_is_well_formed_and_covers_the_checklist() -> None:
     for case in cases:
         req = case["request"]
         # The request part is a valid CheckRequest (what the pool will send).
-        msgspec.convert({"id": case["id"], **req}, P.CheckRequest)
+        msgspec.convert({"id": case["id"], "nonce": "0" * 32, **req}, P.CheckRequest)
         assert req["statement"].rstrip().endswith((":=", ":= by")), case["id"]
         exp = case["expect"]
         for reason in exp.get("reasons_include", []):
@@ -192,3 +201,45 @@ def test_smoke_loader_rejects_malformed_lines(tmp_path: Path, bad: str, field: s
     path.write_text(bad + "\n")
     with pytest.raises(runner.SmokeFileError, match=rf"s\.jsonl:1: .*{field}"):
         runner.load_smoke(path)
+
+
+def test_duplicate_keys_are_refused() -> None:
+    line = b'{"op":"result","id":"1","nonce":"n","verdict":"fail","verdict":"pass"}'
+    assert P.checker_output_decoder.decode(line).verdict == "pass"  # msgspec: last one wins
+    with pytest.raises(msgspec.DecodeError, match="duplicate key 'verdict'"):
+        P.decode_checker_line(line)
+    nested = (b'{"op":"result","id":"1","nonce":"n","verdict":"fail","reasons":["elab_error"],'
+              b'"errors":[{"severity":"error","line":1,"line":2,"column":0,"text":"x"}]}')
+    with pytest.raises(msgspec.DecodeError, match="duplicate key 'line'"):
+        P.decode_checker_line(nested)
+
+
+def test_pass_consistency_rules() -> None:
+    allowed = ["propext", "Classical.choice", "Quot.sound"]
+    good = P.CheckResponse(id="1", nonce="n", verdict="pass", axioms=["propext"],
+                           statement_match=True)
+    assert P.pass_problem(good, "n", allowed) is None
+    bad = {
+        "nonce": msgspec.structs.replace(good, nonce="m"),
+        "minimal": P.CheckResponse(id="1", nonce="n", verdict="pass"),
+        "reasons": msgspec.structs.replace(good, reasons=["elab_error"]),
+        "forbidden": msgspec.structs.replace(good, forbidden=["sorry"]),
+        "sorry": msgspec.structs.replace(good, axioms=["propext", "sorryAx"]),
+        "axiom": msgspec.structs.replace(good, axioms=["Lean.ofReduceBool"]),
+        "errors": msgspec.structs.replace(good, errors=[
+            P.LeanMessage(severity="error", line=1, column=0, text="x")]),
+    }
+    for name, resp in bad.items():
+        assert P.pass_problem(resp, "n", allowed) is not None, name
+    assert P.pass_problem(bad["sorry"], "n", [*allowed, "sorryAx"]) is not None
+    # paper profile: the verdict must follow from the messages
+    warn = P.LeanMessage(severity="warning", line=1, column=0, text="declaration uses 'sorry'")
+    assert P.pass_problem(P.CheckResponse(id="1", nonce="n", verdict="pass"), "n", allowed,
+                          "paper") is None
+    assert P.pass_problem(P.CheckResponse(id="1", nonce="n", verdict="pass", warnings=[warn]),
+                          "n", allowed, "paper") is not None
+    assert P.pass_problem(P.CheckResponse(id="1", nonce="n", verdict="fail", reasons=["sorry"]),
+                          "n", allowed, "paper") is not None  # nothing in the messages says so
+    info = P.LeanMessage(severity="info", line=1, column=0, text="attempt failed: 3")
+    assert P.pass_problem(P.CheckResponse(id="1", nonce="n", verdict="pass", warnings=[info]),
+                          "n", allowed, "paper") is None  # info messages do not count

@@ -1,4 +1,4 @@
-"""Final re-training data (§4.11) from a scripted two-round self-play run, and its resumption."""
+"""Final re-training data (docs/reference.md §4.11) from a scripted two-round self-play run, and its resumption."""
 
 from __future__ import annotations
 
@@ -100,15 +100,13 @@ def test_retrain_empty_run_is_a_usage_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_retrain_cli_trains_the_tiny_base_model(selfplay_run: Path) -> None:
+def test_retrain_cli_trains_the_tiny_base_model(selfplay_run: Path, tiny_model: str) -> None:
     """`python -m stp.retrain` end to end with the real trainer (Levanter, one step on CPU)."""
     import subprocess
     import sys
 
-    from stp.model.tiny import create_tiny_model
-
     tmp = selfplay_run
-    base = create_tiny_model(tmp / "tiny")
+    base = tiny_model
     sets = [f'run.run_dir="{tmp / "cli"}"', f'run.data_dir="{tmp}"',
             f'retrain.merge_from=["{tmp / "run"}"]', f'data.sft_mathlib="{tmp / "sft.jsonl.gz"}"',
             f'retrain.base_model="{base}"', f'model.name="{base}"', "retrain.max_steps=1",

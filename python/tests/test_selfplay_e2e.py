@@ -31,13 +31,6 @@ E2E_RULES = {
 }
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from stp.model.tiny import create_tiny_model
-
-    return create_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
-
-
 def e2e_config(tmp: Path, name: str, model: str):
     return make_config(tmp, name, [
         f'model.name="{model}"', "model.max_prompt_tokens=256", "model.max_model_len=512",

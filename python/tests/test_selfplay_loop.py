@@ -222,10 +222,16 @@ def test_without_a_checker_command_lean_is_required(tmp_path: Path) -> None:
 def test_manifest_is_valid_msgspec(reference_run) -> None:
     from stp.selfplay.rundir import RoundManifest
 
-    _tmp, cfg, _ = reference_run
-    data = (Path(cfg.run.run_dir) / "round-0000" / "manifest.json").read_bytes()
-    manifest = msgspec.json.decode(data, type=RoundManifest)
-    assert manifest.round == 0 and manifest.stages["proving"].seconds >= 0
+    _tmp, cfg, summaries = reference_run
+    for summary in summaries:
+        data = (Path(cfg.run.run_dir) / f"round-{summary.round:04d}" / "manifest.json").read_bytes()
+        manifest = msgspec.json.decode(data, type=RoundManifest)  # strict: a wrong field type fails
+        assert manifest.round == summary.round
+        # Every stage recorded, in the order they ran, with the summary the run reported.
+        assert list(manifest.stages) == list(STAGES)
+        assert {name: rec.summary for name, rec in manifest.stages.items()} == summary.stages
+        assert all(0 <= rec.seconds < 600 for rec in manifest.stages.values())
+        assert msgspec.json.decode(msgspec.json.encode(manifest), type=RoundManifest) == manifest
 
 
 def test_cli_without_lean_stops_with_one_line(tmp_path: Path) -> None:
@@ -288,7 +294,8 @@ def test_outage_fails_the_stage_and_a_rerun_verifies_only_the_missing(tmp_path: 
 
     from stp.pipeline.shards import VerificationOutage
 
-    cfg = _outage_config(tmp_path, "outage", "verifier.cache_dir='off'")
+    cfg = _outage_config(tmp_path, "outage", "verifier.cache_dir='off'",
+                         "verifier.recheck_passes=false")  # one check per attempt, counted
     down = _rules({"pattern": DROPPED, "field": "statement", "action": "error"})
     with pytest.raises(VerificationOutage) as err:
         run_selfplay(with_checker(cfg, standin_command(down)), sampler_factory=ScriptedSampler,

@@ -34,8 +34,19 @@ def test_scripts_parse(script: Path) -> None:
     assert os.access(script, os.X_OK)
 
 
+def _stubs(tmp_path: Path, **scripts: str) -> dict[str, str]:
+    """An environment whose PATH holds only the given stub commands and the system basics."""
+    stubs = tmp_path / "stubs"
+    stubs.mkdir(exist_ok=True)
+    for name, body in scripts.items():
+        path = stubs / name.replace("_", "-")
+        path.write_text("#!/bin/sh\n" + body + "\n")
+        path.chmod(0o755)
+    return {"PATH": f"{stubs}:/usr/bin:/bin", "HOME": str(tmp_path / "home")}
+
+
 def test_dry_run_lists_every_step_in_order(checkout: Path) -> None:
-    proc = _run(checkout / "scripts" / "setup.sh", "--dry-run")
+    proc = _run(checkout / "scripts" / "setup.sh", "--dry-run", "--gpu")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     expected = [
@@ -43,25 +54,101 @@ def test_dry_run_lists_every_step_in_order(checkout: Path) -> None:
         f"elan toolchain install {TOOLCHAIN}",
         "lake exe cache get",
         "lake build",
+        "lake env lean",  # the real check that Mathlib is usable
         "-m venv",
-        'pip install -e .[cluster,train,gpu]',
+        "pip install -c constraints/gpu.txt -e .[cluster,train,gpu]",
+        "python -m stp.selfplay --config configs/stp-7b.toml",
     ]
     positions = [out.find(text) for text in expected]
     assert -1 not in positions, out
     assert positions == sorted(positions)
+    assert "expect (estimate)" in out  # the Mathlib download comes with a size/time expectation
     assert not (checkout / ".venv").exists()  # a dry run changes nothing
+
+
+def test_help_prints_the_usage_only(checkout: Path) -> None:
+    proc = _run(checkout / "scripts" / "setup.sh", "--help")
+    assert proc.returncode == 0
+    assert "Options:" in proc.stdout and "--dry-run" in proc.stdout
+    assert "set -euo pipefail" not in proc.stdout
+    assert "#!/usr/bin/env" not in proc.stdout
+
+
+def test_default_profile_follows_nvidia_smi(checkout: Path, tmp_path: Path) -> None:
+    """No nvidia-smi: the default installs the CPU stack, never the GPU one, and says why."""
+    env = _stubs(tmp_path)
+    out = _run(checkout / "scripts" / "setup.sh", "--dry-run", "--skip-lean", env=env).stdout
+    assert "no nvidia-smi on this machine: CPU profile" in out
+    assert "-e .[cluster,train,hf]" in out and "gpu" not in out.split("Next:")[0].split("profile")[1]
+    assert "configs/tiny-cpu.toml" in out.split("Next:")[1]
+    env = _stubs(tmp_path, nvidia_smi="exit 0")
+    out = _run(checkout / "scripts" / "setup.sh", "--dry-run", "--skip-lean", env=env).stdout
+    assert "-e .[cluster,train,gpu]" in out and "no nvidia-smi" not in out
+    assert "configs/stp-7b.toml" in out.split("Next:")[1]
 
 
 def test_profiles_choose_extras(checkout: Path) -> None:
     cpu = _run(checkout / "scripts" / "setup.sh", "--dry-run", "--cpu", "--skip-lean").stdout
-    assert "pip install -e .[cluster,train,hf]" in cpu
+    assert "pip install -c constraints/cpu-test.txt -e .[cluster,train,hf]" in cpu
     assert "download.pytorch.org/whl/cpu torch" in cpu  # CPU torch before the package
     assert "lake build" not in cpu
+    assert "--config configs/tiny-cpu.toml" in cpu.split("Next:")[1]
     tpu = _run(checkout / "scripts" / "setup.sh", "--dry-run", "--tpu", "--skip-lean").stdout
-    assert "pip install -e .[cluster,train,tpu]" in tpu
+    assert ("pip install -c constraints/tpu.txt --extra-index-url "
+            "https://download.pytorch.org/whl/cpu -e .[cluster,train,tpu]") in tpu
+    assert "on TPU: vllm-tpu samples" in tpu.split("Next:")[1]
     custom = _run(checkout / "scripts" / "setup.sh", "--dry-run", "--extras", "plots",
                   "--skip-lean").stdout
     assert "pip install -e .[plots]" in custom
+
+
+def test_reused_venv_with_old_python_is_refused(checkout: Path, tmp_path: Path) -> None:
+    venv = tmp_path / "oldvenv"
+    (venv / "bin").mkdir(parents=True)
+    fake = venv / "bin" / "python"
+    # Answers like a Python 3.10: --version prints it, the version check exits 1.
+    fake.write_text('#!/bin/sh\n[ "$1" = "--version" ] && { echo "Python 3.10.12"; exit 0; }\n'
+                    "exit 1\n")
+    fake.chmod(0o755)
+    proc = _run(checkout / "scripts" / "setup.sh", "--skip-lean", "--cpu", "--venv", str(venv))
+    assert proc.returncode == 1
+    assert f"{venv} holds Python 3.10.12; Python >= 3.11 is required" in proc.stderr
+    assert "pip install" not in proc.stdout
+
+
+LEAN_STUBS = {
+    "curl": "exit 0",
+    "git": "exit 0",
+    "elan": 'echo "elan 3.1.1"; exit 0',
+}
+
+
+def test_mathlib_cache_without_files_for_the_commit(checkout: Path, tmp_path: Path) -> None:
+    """`lake exe cache get` exits 0 when the server lacks files: setup must not say done."""
+    lake = ('[ "$1 $2 $3" = "exe cache get" ] && { '
+            'echo "Warning: some files were not found in the cache."; exit 0; }\n'
+            'echo "lake $*" >> "$HOME/lake.calls"; exit 0')
+    env = _stubs(tmp_path, lake=lake, **LEAN_STUBS)
+    proc = _run(checkout / "scripts" / "setup.sh", "--skip-python", env=env)
+    assert proc.returncode == 1
+    assert "the Mathlib cache has no prebuilt files for the pinned commit" in proc.stderr
+    assert "not a network problem" in proc.stderr and "takes hours" in proc.stderr
+    assert not (tmp_path / "home" / "lake.calls").exists()  # nothing built after it
+
+
+def test_unusable_mathlib_fails_the_setup(checkout: Path, tmp_path: Path) -> None:
+    lake = ('[ "$1 $2" = "env lean" ] && { echo "error: object file '
+            '.lake/packages/mathlib/.lake/build/lib/Mathlib.olean does not exist" >&2; exit 1; }'
+            '\nexit 0')
+    env = _stubs(tmp_path, lake=lake, **LEAN_STUBS)
+    proc = _run(checkout / "scripts" / "setup.sh", "--skip-python", env=env)
+    assert proc.returncode == 1
+    assert "step 6 failed: Mathlib is not usable" in proc.stderr
+    assert "setup: done" not in proc.stdout
+    ok = _stubs(tmp_path, lake="exit 0", **LEAN_STUBS)
+    proc = _run(checkout / "scripts" / "setup.sh", "--skip-python", env=ok)
+    assert proc.returncode == 0, proc.stderr
+    assert "setup: done. Next:" in proc.stdout
 
 
 def test_unknown_option_and_missing_toolchain_file(checkout: Path) -> None:

@@ -18,19 +18,24 @@ from stp.lean.protocol import (
 )
 
 
+def config(header: str) -> CheckerConfig:
+    return CheckerConfig(header=header, header_trusted=True, max_heartbeats=400_000,
+                         mode="strict", profile="strict", allowed_axioms=["propext"])
+
+
 def test_standin_session_follows_the_protocol(tmp_path: Path) -> None:
     log = tmp_path / "log.jsonl"
     spec = {"log": str(log), "default": "fail", "checker_version": "v-test",
             "rules": [{"pattern": "simp", "action": "pass", "premises": ["Nat.add_comm"]},
                       {"pattern": "Nat", "field": "statement", "action": "error"}]}
     lines = [
-        encode_line(CheckerConfig(header="import Mathlib\n")),
-        encode_line(CheckRequest(id="a", statement="theorem x : True :=", proof=" by simp",
+        encode_line(config("import Mathlib\n")),
+        encode_line(CheckRequest(id="a", nonce="na", statement="theorem x : True :=", proof=" by simp",
                                  premises=True)),
         b"{not json\n",
-        encode_line(CheckRequest(id="b", statement="theorem y : True :=", proof=" by simp")),
-        encode_line(CheckRequest(id="c", statement="theorem z : True :=", proof=" trivial")),
-        encode_line(CheckRequest(id="d", statement="theorem w : Nat :=", proof=" 0")),
+        encode_line(CheckRequest(id="b", nonce="nb", statement="theorem y : True :=", proof=" by simp")),
+        encode_line(CheckRequest(id="c", nonce="nc", statement="theorem z : True :=", proof=" trivial")),
+        encode_line(CheckRequest(id="d", nonce="nd", statement="theorem w : Nat :=", proof=" 0")),
     ]
     proc = subprocess.run(standin_command(spec), input=b"".join(lines), capture_output=True,
                           timeout=30, check=True)
@@ -45,6 +50,7 @@ def test_standin_session_follows_the_protocol(tmp_path: Path) -> None:
     assert responses[0].premises == ["Nat.add_comm"]
     assert responses[2].premises is None  # not requested
     assert responses[1].reasons == ["bad_request"]
+    assert [r.nonce for r in responses] == ["na", None, "nb", "nc", "nd"]
     events = read_log(log)
     assert [e["ev"] for e in events] == ["start", "check", "check", "check", "check"]
     assert events[0]["header"] == "import Mathlib\n"
@@ -52,8 +58,8 @@ def test_standin_session_follows_the_protocol(tmp_path: Path) -> None:
 
 def test_standin_header_error_and_out_of_order(tmp_path: Path) -> None:
     spec = {"header_error": "Broken"}
-    lines = [encode_line(CheckerConfig(header="import Broken")),
-             encode_line(CheckRequest(id="1", statement="theorem x : True :=", proof=" trivial"))]
+    lines = [encode_line(config("import Broken")),
+             encode_line(CheckRequest(id="1", nonce="n1", statement="theorem x : True :=", proof=" trivial"))]
     proc = subprocess.run(standin_command(spec), input=b"".join(lines), capture_output=True,
                           timeout=30, check=True)
     ready, resp = (checker_output_decoder.decode(x) for x in proc.stdout.splitlines())
@@ -61,9 +67,9 @@ def test_standin_header_error_and_out_of_order(tmp_path: Path) -> None:
     assert isinstance(resp, CheckResponse) and resp.reasons == ["header_error"]
 
     spec = {"rules": [{"pattern": "first", "action": "out_of_order"}]}
-    lines = [encode_line(CheckerConfig(header="")),
-             encode_line(CheckRequest(id="1", statement="s :=", proof=" first")),
-             encode_line(CheckRequest(id="2", statement="s :=", proof=" second"))]
+    lines = [encode_line(config("")),
+             encode_line(CheckRequest(id="1", nonce="n1", statement="s :=", proof=" first")),
+             encode_line(CheckRequest(id="2", nonce="n2", statement="s :=", proof=" second"))]
     proc = subprocess.run(standin_command(spec), input=b"".join(lines), capture_output=True,
                           timeout=30, check=True)
     ids = [checker_output_decoder.decode(x).id for x in proc.stdout.splitlines()[1:]]

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from stp.model.tiny import create_tiny_model
-
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -21,8 +19,8 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, env=env, timeout=120)
 
 
-def test_bad_line_exits_2_with_file_and_line(tmp_path: Path) -> None:
-    model = create_tiny_model(tmp_path / "tiny")
+def test_bad_line_exits_2_with_file_and_line(tmp_path: Path, tiny_model: str) -> None:
+    model = tiny_model
     data = tmp_path / "sft.jsonl"
     data.write_text('{"prompt": "a", "target": "b"}\n{"prompt": "a", "target": "b", "weight": "x"}\n')
     proc = _run("--data", str(data), "--model", model, "--out", str(tmp_path / "out"))
@@ -32,11 +30,11 @@ def test_bad_line_exits_2_with_file_and_line(tmp_path: Path) -> None:
     assert not (tmp_path / "out" / "settings.json").exists()
 
 
-def test_other_bad_inputs_are_usage_errors(tmp_path: Path) -> None:
+def test_other_bad_inputs_are_usage_errors(tmp_path: Path, tiny_model: str) -> None:
     from stp.errors import UsageError
     from stp.train import main
 
-    model = create_tiny_model(tmp_path / "tiny")
+    model = tiny_model
     with pytest.raises(UsageError, match=r"missing\.jsonl"):
         main(["--data", str(tmp_path / "missing.jsonl"), "--model", model])
     data = tmp_path / "sft.jsonl"
@@ -52,11 +50,11 @@ def test_other_bad_inputs_are_usage_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_cli_trains_and_reruns_idempotently(tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                                            ) -> None:
+def test_cli_trains_and_reruns_idempotently(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            tiny_model: str) -> None:
     from stp.train import main
 
-    model = create_tiny_model(tmp_path / "tiny")
+    model = tiny_model
     data = tmp_path / "sft.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"theorem t{i} : {i} = {i} := by",
                                         "target": "\n  rfl", "weight": 1 + i % 2}) + "\n"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from standin import count_checks, standin_command, with_checker
 
-from stp.config import load_config
+from stp.config import STPConfig, load_config
 from stp.verify import VerifyItem, VerifyResult, make_verifier
 from stp.verify.cache import ResultCache, cacheable
 from stp.verify.service import cache_directory
@@ -16,12 +16,13 @@ from stp.verify.service import cache_directory
 SPEC_RULES = [{"pattern": "bad", "action": "fail"}, {"pattern": "HANG", "action": "hang"}]
 
 
-def make(tmp_path: Path, log: Path, cache: str | None = None, **spec: Any):  # type: ignore[no-untyped-def]
-    overrides = ["verifier.workers=2", "verifier.timeout_s=1.0",
-                 f"run.run_dir={str(tmp_path / 'run')!r}"]
+def make(tmp_path: Path, log: Path, cache: str | None = None,  # type: ignore[no-untyped-def]
+         extra: tuple[str, ...] = (), **spec: Any):
+    overrides = ["verifier.workers=2", "verifier.timeout_s=1.0", "verifier.recheck_passes=false",
+                 f"run.run_dir={str(tmp_path / 'run')!r}", *extra]
     if cache is not None:
         overrides.append(f"verifier.cache_dir={cache!r}")
-    cfg = load_config(None, overrides)
+    cfg: STPConfig = load_config(None, overrides)
     return make_verifier(with_checker(cfg, standin_command(
         {"log": str(log), "rules": SPEC_RULES, **spec})))
 
@@ -83,10 +84,10 @@ def test_different_checker_commands_do_not_share_entries(tmp_path: Path) -> None
         assert v.verify_all([it])[0].status == "fail"
 
 
-def test_result_cache_roundtrip_and_versions_in_key(tmp_path: Path) -> None:
+def test_result_cache_roundtrip_and_fingerprint_in_key(tmp_path: Path) -> None:
     cache = ResultCache(tmp_path / "c")
     it = VerifyItem(statement="theorem t : True :=", proof=" trivial")
-    k1, k2 = it.key("ck1", "lean1"), it.key("ck2", "lean1")
+    k1, k2 = it.key("fingerprint-1"), it.key("fingerprint-2")
     assert k1 != k2
     stored = cache.put_many([(k1, VerifyResult(status="pass", axioms=["propext"])),
                              ("k-timeout", VerifyResult(status="timeout", detail="x"))])
@@ -106,12 +107,81 @@ def test_result_cache_roundtrip_and_versions_in_key(tmp_path: Path) -> None:
     ("runs/x", "/tmp/c", "/tmp/c"),
 ])
 def test_cache_directory_rules(run_dir: str, cache_dir: str, expected: str | None) -> None:
-    cfg = load_config(None, [f"run.run_dir={run_dir!r}", f"verifier.cache_dir={cache_dir!r}"])
+    cfg: STPConfig = load_config(None, [f"run.run_dir={run_dir!r}", f"verifier.cache_dir={cache_dir!r}"])
     got = cache_directory(cfg)
     assert (str(got) if got else None) == expected
 
 
 def test_gcs_run_dir_gets_a_local_cache() -> None:
-    cfg = load_config(None, ["run.run_dir='gs://bucket/run'"])
+    cfg: STPConfig = load_config(None, ["run.run_dir='gs://bucket/run'"])
     got = cache_directory(cfg)
     assert got is not None and "://" not in str(got) and ".cache/stp/verify-cache" in str(got)
+
+
+def test_nul_shifted_fields_do_not_share_a_key(tmp_path: Path) -> None:
+    """Fields joined with NUL bytes collided: ("a\\0b", "c") and ("a", "b\\0c") had one key, so
+    one item inherited the other's verdict. Length-prefixed fields keep them apart."""
+    one = VerifyItem(statement="theorem t : True :=\0 by", proof=" bad")
+    two = VerifyItem(statement="theorem t : True :=", proof=" by\0 bad")
+    assert one.key("fp") != two.key("fp")
+    shifted_header = VerifyItem(header="import A\0theorem t : True :=", statement="", proof="p")
+    plain = VerifyItem(header="import A", statement="theorem t : True :=", proof="p")
+    assert shifted_header.key() != plain.key()
+    log = tmp_path / "log"
+    a = VerifyItem(statement="theorem t : True :=\0", proof=" by simp")
+    b = VerifyItem(statement="theorem t : True :=", proof="\0 by simp")
+    with make(tmp_path, log, cache="off", rules=[{"pattern": "\0", "action": "fail"}]) as v:
+        results = v.verify_all([a, b])
+    assert [r.status for r in results] == ["pass", "fail"]
+    assert count_checks(log) == 2
+
+
+def test_cache_entries_do_not_outlive_the_policy(tmp_path: Path) -> None:
+    """A verdict cached under one policy (mode, axioms, heartbeats, profile, re-check) or one
+    checker build is never served under another."""
+    log = tmp_path / "log"
+    cache = str(tmp_path / "cache")
+    it = VerifyItem(statement="theorem t : True :=", proof=" by simp")
+    with make(tmp_path, log, cache=cache) as v:
+        assert v.verify_all([it])[0].passed
+    assert count_checks(log) == 1
+    changes = [("lean.mode='lenient'",), ("lean.allowed_axioms=['propext']",),
+               ("lean.max_heartbeats=1000",), ("lean.profile='paper'",),
+               ("verifier.recheck_passes=true",)]
+    for n, change in enumerate(changes, start=2):
+        with make(tmp_path, log, cache=cache, extra=change) as v:
+            result = v.verify_all([it])[0]
+            assert not result.cached and v.last_stats.cache_hits == 0, change
+        assert count_checks(log) >= n, change
+    with make(tmp_path, log, cache=cache) as v:  # the original policy still hits
+        assert v.verify_all([it])[0].cached
+
+
+def test_a_changed_checker_file_invalidates_the_cache(tmp_path: Path) -> None:
+    """The fingerprint hashes the files the checker command names, not a version string."""
+    import json
+    import shutil
+    import sys
+
+    from standin import STANDIN
+
+    copy = tmp_path / "standin_copy.py"
+    shutil.copy(STANDIN, copy)
+    log = tmp_path / "log"
+    cache = str(tmp_path / "cache")
+    it = VerifyItem(statement="theorem t : True :=", proof=" by simp")
+
+    def verifier():  # type: ignore[no-untyped-def]
+        cfg: STPConfig = load_config(None, ["verifier.workers=1", "verifier.recheck_passes=false",
+                                 f"verifier.cache_dir={cache!r}"])
+        return make_verifier(with_checker(cfg, [sys.executable, str(copy),
+                                                json.dumps({"log": str(log)})]))
+
+    with verifier() as v:
+        assert not v.verify_all([it])[0].cached
+    with verifier() as v:
+        assert v.verify_all([it])[0].cached
+    copy.write_text(copy.read_text() + "\n# rebuilt\n")
+    with verifier() as v:
+        assert not v.verify_all([it])[0].cached
+    assert count_checks(log) == 2

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from standin import checker_override, standin_command
 
+from stp.config import load_config
 from stp.errors import UsageError
 from stp.verify.cli import main
 
@@ -71,7 +72,8 @@ def test_header_flag_applies_to_records_without_one(tmp_path: Path) -> None:
                  "--set", checker_override(standin_command({"log": str(log)}))]) == 0
     headers = {json.loads(x)["header"] for x in log.read_text().splitlines()
                if json.loads(x)["ev"] == "start"}
-    assert headers == {"import Custom\nopen Nat", "import B"}
+    # plus the trusted default header of the start-up probe (never a header from a file)
+    assert headers == {"import Custom\nopen Nat", "import B", load_config(None).lean.default_header}
 
 
 @pytest.mark.parametrize(("content", "message"), [
@@ -115,12 +117,14 @@ def test_exit_codes_through_the_real_entry_point(tmp_path: Path) -> None:
     path = write(tmp_path, "demo.lean", LEAN)
     good = write(tmp_path, "good.jsonl",
                  '{"statement": "theorem a : True :=", "proof": " trivial"}\n')
-    # no Lean installed: one line saying what to install, exit 2
+    # no Lean installed: one line saying what to install and where, exit 2. Run from another
+    # directory, the Lean project is still the checkout stp is installed from.
     proc = _run_cli([str(path)], {}, tmp_path)
     assert proc.returncode == 2
+    checkout = Path(__file__).resolve().parents[2]
     assert proc.stderr.strip().splitlines() == [
         f"error: Lean not found: install elan (scripts/setup.sh) and run `lake build` in "
-        f"{tmp_path}"]
+        f"{checkout} (the Lean project, from the checkout stp is installed from)"]
     assert _run_cli([str(good), *STANDIN], {}, tmp_path).returncode == 0
     proc = _run_cli([str(path), "--json", *STANDIN], {}, tmp_path)
     assert proc.returncode == 1, proc.stderr

@@ -79,3 +79,20 @@ def test_declaration_without_assign_is_an_error_naming_the_line() -> None:
 
 def test_file_without_theorems() -> None:
     assert split_lean_file("import Mathlib\nopen Nat\n") == []
+
+
+def test_raw_and_char_literals_do_not_hide_a_theorem() -> None:
+    r"""`r"\"` is a complete raw string (no escapes) and `'"'` a char literal; read as an escaped
+    quote / the start of a string they swallowed the next theorem."""
+    text = (
+        'import Mathlib\n\n'
+        'theorem raw_one : r"\\" = "\\\\" := by rfl\n\n'
+        'theorem after_raw : True := trivial\n\n'
+        "theorem char_one : ('\"' : Char) = '\"' := rfl\n\n"
+        'theorem after_char : True := trivial\n\n'
+        'theorem hashes : r#"a"b"# = "a\\"b" := by rfl\n\n'
+        "theorem primes (h' : True) : True := h'\n\n"
+        'theorem last : True := trivial\n'
+    )
+    names = [t.name for t in split_lean_file(text, "raw.lean")]
+    assert names == ["raw_one", "after_raw", "char_one", "after_char", "hashes", "primes", "last"]

@@ -1,10 +1,15 @@
 """Derive `extractor_out.jsonl` from the real sources under `mathlib/` (run by hand; the tests
 read the committed output and re-check every offset against the sources).
 
+This is the one golden generator of the project: the Lean smoke run compares the real extractor
+with its output, and the Python tests (assembly, driver, SFT, the fake extractor) replay it.
+
 Sources: `mathlib/Mathlib/Algebra/Group/Semiconj/Defs.lean` is Mathlib's file byte for byte at
 the project pin d1d1e4b72c6e009edd97cabe1d661b021fe8eeae (git blob 9cbd88eb…).
-`mathlib/Mathlib/Golden/Broken.lean` is ours: a two-theorem module with one Lean error, for the
-`done.errors` path.
+`mathlib/Mathlib/Algebra/Group/Semiconj/Basic.lean` is Mathlib's file at 0327127c (the pin's
+version was not available to read); it brings `lemma`, `alias ⟨_, n⟩ := …`, `variable … in` and
+an equation-style `lemma`. `mathlib/Mathlib/Golden/Broken.lean` is ours: a two-theorem module
+with one Lean error, for the `done.errors` path.
 
 What is derived here, and the Lean rule it imitates (lean/STP/Extract.lean):
 * `cmd`: one per top-level command; the range runs from the command's first token (its doc
@@ -16,6 +21,11 @@ What is derived here, and the Lean rule it imitates (lean/STP/Extract.lean):
   an `@[to_additive]` copy Mathlib's `ToAdditive.lean` (at the pin, `transformDecl`) records
   range = the attribute syntax `to_additive …` and selection range = the `to_additive` token.
   Lines are sorted by (line, column, name) as the extractor sorts them.
+* `lemma` (Mathlib's `Mathlib.Tactic.Lemma`) is a command of kind `lemma` with the theorem's
+  child layout (`decl_id`, `val_start_byte`); an `alias ⟨_, n⟩ := t` command
+  (`Batteries.Tactic.Alias.aliasLR`) adds a theorem whose range is the command and whose
+  selection is `n`; `variable … in <decl>` is one `Lean.Parser.Command.in` command whose theorem's
+  range starts at the inner declaration.
 * `premises`: the constants original identifiers inside the declaration range resolve to, first
   appearance, declaration-binder infos excluded. These lists are PREDICTIONS of Lean's info trees
   (not computed by Lean); an additive copy's range holds only the attribute, hence `[]`.
@@ -42,8 +52,13 @@ KINDS = {
     "end": "Lean.Parser.Command.end",
     "open": "Lean.Parser.Command.open",
 }
+ALIAS_KIND = "Batteries.Tactic.Alias.aliasLR"
+IN_KIND = "Lean.Parser.Command.in"
 DECL_KINDS = {"theorem": "Lean.Parser.Command.theorem", "def": "Lean.Parser.Command.definition"}
-KEYWORD = re.compile(r"^(?:protected |private |noncomputable )*(theorem|def) ([^\s\[({:]+)", re.M)
+# A declaration keyword at the start of a line, or after a one-line attribute (`@[…] lemma x`).
+KEYWORD = re.compile(r"^(?:@\[[^\]\n]*\] )?(?:protected |private |noncomputable )*"
+                     r"(theorem|lemma|def) ([^\s\[({:]+)", re.M)
+ALIAS = re.compile(r"^(?:@\[[^\]\n]*\] )?alias ⟨_, ([^⟩\s]+)⟩", re.M)
 
 # module -> (source path, premises requested, {theorem short name: (additive name | None,
 # predicted premises)}, errors).
@@ -71,6 +86,23 @@ MODULES = {
             "semiconjBy_iff_eq": ("addSemiconjBy_iff_eq",
                                   ["CancelCommMonoid", "SemiconjBy", "mul_left_cancel", "Eq.trans",
                                    "mul_comm"]),
+        }, None),
+    "Mathlib.Algebra.Group.Semiconj.Basic": (
+        "mathlib/Mathlib/Algebra/Group/Semiconj/Basic.lean", True, {
+            "inv_inv_symm_iff": ("AddSemiconjBy.neg_neg_symm_iff",
+                                 ["SemiconjBy", "mul_inv_rev", "inv_inj", "eq_comm"]),
+            "inv_symm_left_iff": ("AddSemiconjBy.neg_symm_left_iff",
+                                  ["SemiconjBy", "eq_mul_inv_iff_mul_eq", "mul_assoc",
+                                   "inv_mul_eq_iff_eq_mul", "eq_comm"]),
+            "inv_right_iff": ("AddSemiconjBy.neg_right_iff",
+                              ["SemiconjBy", "SemiconjBy.inv_symm_left_iff",
+                               "SemiconjBy.inv_inv_symm_iff"]),
+            "zpow_right": ("AddSemiconjBy.zsmul_right",
+                           ["SemiconjBy", "zpow_natCast", "SemiconjBy.pow_right",
+                            "zpow_negSucc", "SemiconjBy.inv_right_iff"]),
+            "eq_one_iff": ("AddSemiconjBy.eq_zero_iff",
+                           ["SemiconjBy", "conj_eq_one_iff", "SemiconjBy.eq",
+                            "mul_inv_cancel_right"]),
         }, None),
     "Mathlib.Golden.Broken": (
         "mathlib/Mathlib/Golden/Broken.lean", False, {
@@ -114,17 +146,26 @@ def command_starts(text: str) -> list[int]:
                 line.startswith("--"):
             continue
         if awaiting_keyword:
-            awaiting_keyword = not KEYWORD.match(line)
+            awaiting_keyword = not (KEYWORD.match(line) or ALIAS.match(line))
             continue
         starts.append(here)
-        if line.startswith(("/--", "@[")):
-            awaiting_keyword = not KEYWORD.match(line)
+        if line.rstrip().endswith(" in"):  # `variable … in`: the next declaration belongs to it
+            awaiting_keyword = True
+        elif line.startswith(("/--", "@[")):
+            awaiting_keyword = not (KEYWORD.match(line) or ALIAS.match(line))
         if line.startswith(("/-!", "/--")) and "-/" not in line:
             in_block = True
     return starts
 
 
 def kind_of(cmd: str) -> str:
+    if cmd.split("\n", 1)[0].endswith(" in"):
+        return IN_KIND
+    if ALIAS.search(cmd):
+        return ALIAS_KIND
+    m = KEYWORD.search(cmd)
+    if m is not None and m.group(1) == "lemma":
+        return "lemma"
     if cmd.startswith(("/--", "@[", "theorem", "def", "protected")):
         return DECL
     for prefix, kind in KINDS.items():
@@ -151,20 +192,38 @@ def module_lines(module: str) -> list[dict]:
             namespace.append(body.split()[1])
         elif kind == "Lean.Parser.Command.end" and namespace and body.split()[-1] == namespace[-1]:
             namespace.pop()
-        if kind == DECL:
+        if kind == ALIAS_KIND:
+            m = ALIAS.search(body)
+            assert m, body[:80]
+            line, col = src.pos(start)
+            eline, ecol = src.pos(end)
+            sline, scol = src.pos(start + m.start(1))
+            decls.append({"t": "decl", "module": module,
+                          "name": ".".join([*namespace, m.group(1)]), "line": line,
+                          "column": col, "end_line": eline, "end_column": ecol,
+                          "sel_line": sline, "sel_column": scol, "sel_end_line": sline,
+                          "sel_end_column": scol + len(m.group(1))})
+        if kind in (DECL, "lemma", IN_KIND):
             m = KEYWORD.search(body)
             assert m, body[:80]
             keyword, ident = m.group(1), m.group(2)
+            # The declaration starts at its doc comment/attribute; inside `… in` after the `in`.
+            decl_start = start if kind != IN_KIND else start + body.index("\n") + 1
             after = body[m.end():]
             simple = after.find(":=")
             eqns = re.search(r"\n\s*\|", after)
-            val = simple if simple >= 0 else (eqns.start() + eqns.group().index("|"))
-            cmd.update(decl_kind=DECL_KINDS[keyword], decl_id=ident,
-                       val_start_byte=src.byte(start + m.end() + val))
-            if keyword == "theorem":
+            if eqns is not None and (simple < 0 or eqns.start() < simple):
+                val = eqns.start() + eqns.group().index("|")
+            else:
+                val = simple
+            if kind == DECL:
+                cmd.update(decl_kind=DECL_KINDS[keyword])
+            if kind != IN_KIND:
+                cmd.update(decl_id=ident, val_start_byte=src.byte(start + m.end() + val))
+            if keyword in ("theorem", "lemma"):
                 additive, prem = theorems[ident]
                 full = ".".join([*namespace, ident])
-                line, col = src.pos(start)
+                line, col = src.pos(decl_start)
                 eline, ecol = src.pos(end)
                 sline, scol = src.pos(start + m.start(2))
                 decls.append({"t": "decl", "module": module, "name": full, "line": line,
@@ -174,7 +233,7 @@ def module_lines(module: str) -> list[dict]:
                               **({"premises": prem} if premises else {})})
                 if additive:
                     attr = body.index("to_additive")
-                    close = body.index("]\n", attr)
+                    close = body.index("]", attr)
                     a_line, a_col = src.pos(start + attr)
                     ae_line, ae_col = src.pos(start + close)
                     decls.append({"t": "decl", "module": module, "name": additive,
@@ -199,6 +258,7 @@ def module_lines(module: str) -> list[dict]:
 
 def main() -> None:
     out = [*module_lines("Mathlib.Algebra.Group.Semiconj.Defs"),
+           *module_lines("Mathlib.Algebra.Group.Semiconj.Basic"),
            *module_lines("Mathlib.Golden.Broken"),
            {"t": "error", "module": "Mathlib.Does.Not.Exist",
             "message": "cannot read lean/test/golden/mathlib/Mathlib/Does/Not/Exist.lean: "

@@ -8,6 +8,7 @@ from pathlib import Path
 import msgspec
 
 from stp.data.lemmas import LemmaVocabulary
+from stp.ranges import PositiveInt
 
 DATA_DIR_ENV = "STP_DATA_DIR"
 DEFAULT_DATA_DIR = "~/.cache/stp/data"
@@ -18,7 +19,7 @@ class DatasetRef(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: str
     split: str = ""
     # Replication of seeds/targets in the conjecture re-weighting (the original's `weight`).
-    weight: int = 1
+    weight: PositiveInt = 1
 
 
 class DataConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -48,7 +48,7 @@ def load_lemma_dict(path: str | Path, vocabulary: LemmaVocabulary = "tactic") ->
     if name.endswith(".json"):
         try:
             data = msgspec.json.decode(storage.read_bytes(path))
-        except msgspec.DecodeError as err:
+        except (msgspec.DecodeError, UnicodeDecodeError) as err:
             raise UsageError(f"{path}: corrupt JSON ({err})") from None
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             raise UsageError(f"{path}: expected a JSON object mapping names to statements")

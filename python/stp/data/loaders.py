@@ -17,7 +17,7 @@ from typing import Any
 
 from stp.data import normalize as nz
 from stp.data.config import resolve_data_dir
-from stp.data.download import ensure_file, ensure_hf_dataset, hf_local_dir
+from stp.data.download import ensure_file, ensure_hf_dataset, hf_local_dir, locate_file
 from stp.data.records import Statement, TrainingExample, statement_key
 from stp.data.registry import DataFile, DatasetInfo, get_dataset_info
 from stp.errors import UsageError
@@ -68,7 +68,7 @@ def iter_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any]]]:
         yield index + 1, row
 
 
-def _field(path: Path, lineno: int, row: dict[str, Any], key: str, kind: type,
+def _field(path: Path | str, lineno: int, row: dict[str, Any], key: str, kind: type,
            optional: bool = False) -> Any:
     value = row.get(key)
     if value is None:
@@ -214,32 +214,33 @@ def load_dataset(name: str, data_dir: str | Path | None = None, split: str | Non
     return records
 
 
-def _hf_split_files(local: Path, split: str) -> list[Path]:
-    files = [p for p in sorted(local.rglob("*"))
-             if p.is_file() and p.suffix in (".json", ".jsonl", ".parquet", ".gz")
-             and not p.name.startswith(".")]
-    chosen = [p for p in files if split in p.relative_to(local).as_posix().split("/")[-1]
-              or f"/{split}/" in "/" + p.relative_to(local).as_posix()]
-    return chosen
+def _hf_rows(local: Path, split: str) -> Iterator[dict[str, Any]]:
+    """Rows of one split of a local copy of a Hugging Face dataset repository.
 
-
-def _iter_example_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    if path.suffix == ".parquet":
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise UsageError(f"reading {path} needs pyarrow (pip install pyarrow)") from None
-        yield from enumerate(pq.read_table(path).to_pylist(), 1)
-        return
-    name = path.name[:-3] if path.name.endswith(".gz") else path.name
-    if name.endswith(".jsonl"):
-        yield from iter_rows(path, "jsonl")
-        return
-    # A .json file may be a list or JSON lines (HF accepts both under .json).
+    `datasets.load_dataset` on the folder does what the Hub does with the repository: it honours
+    the dataset card's `configs:` (which files make which split) or, without one, its file-naming
+    conventions, and it converts the files once into a memory-mapped Arrow cache kept beside the
+    data (`.arrow_cache/`), so later loads neither re-parse nor hold a second copy in memory."""
     try:
-        yield from iter_rows(path, "json")
-    except DatasetFormatError:
-        yield from iter_rows(path, "jsonl")
+        import datasets
+    except ImportError:
+        raise UsageError(
+            "reading the Hugging Face data sets needs the `datasets` package: "
+            "pip install -e '.[hfdata]'"
+        ) from None
+    datasets.disable_progress_bars()
+    try:
+        ds = datasets.load_dataset(str(local), split=split, cache_dir=str(local / ".arrow_cache"))
+    except ValueError as err:  # an unknown split: datasets names the ones it found
+        raise UsageError(f"{local}: cannot load split {split!r}: "
+                         f"{str(err).splitlines()[0]}") from None
+    except (datasets.exceptions.DataFilesNotFoundError, FileNotFoundError) as err:
+        raise UsageError(f"{local}: no data files for split {split!r} "
+                         f"({str(err).splitlines()[0]})") from None
+    for batch in ds.iter(batch_size=4096):
+        keys = list(batch)
+        for values in zip(*(batch[k] for k in keys), strict=True):
+            yield dict(zip(keys, values, strict=True))
 
 
 def load_examples(name: str, data_dir: str | Path | None = None, split: str = "train", *,
@@ -253,17 +254,14 @@ def load_examples(name: str, data_dir: str | Path | None = None, split: str = "t
                          + ", ".join(info.splits))
     root = resolve_data_dir(cli_value=str(data_dir) if data_dir is not None else None)
     local = ensure_hf_dataset(info, root, allow_download=allow_download)
-    files = _hf_split_files(local, split)
-    if not files:
-        raise UsageError(f"{name}: no file for split {split!r} under {local}")
     out: list[TrainingExample] = []
-    for path in files:
-        for lineno, row in _iter_example_rows(path):
-            prompt = _field(path, lineno, row, "prompt", str)
-            target = _field(path, lineno, row, "target", str)
-            weight = row.get("weight")
-            out.append(TrainingExample(prompt=prompt, target=target,
-                                       weight=float(weight) if weight is not None else 1.0))
+    where = f"{local} [split {split}] row"
+    for index, row in enumerate(_hf_rows(local, split), 1):
+        prompt = _field(where, index, row, "prompt", str)
+        target = _field(where, index, row, "target", str)
+        weight = row.get("weight")
+        out.append(TrainingExample(prompt=prompt, target=target,
+                                   weight=float(weight) if weight is not None else 1.0))
     return out
 
 
@@ -278,8 +276,10 @@ def dataset_status(info: DatasetInfo, data_dir: Path) -> dict[str, Any]:
                 counts[split] = len(load_examples(info.name, data_dir, split,
                                                   allow_download=False))
         return {"name": info.name, "present": present, "path": str(local), "counts": counts}
-    paths = [data_dir / f.filename for f in info.files]
-    present = all(p.is_file() for p in paths)
+    found = [locate_file(f, data_dir) for f in info.files]
+    present = all(p is not None for p in found)
+    paths = [p if p is not None else data_dir / f.filename for p, f in zip(found, info.files,
+                                                                           strict=True)]
     counts = {}
     report = nz.DefectReport()
     if present:

@@ -4,7 +4,7 @@ The public files carry artefacts (`by sorryby` endings, a docstring that leaked 
 names that disagree with the declared theorem, duplicate names). Each rule here either fixes the
 record or flags it, and always adds an entry to a `DefectReport`: nothing is changed silently.
 
-The original (stp-reference §2.9.1) cut everything from the *last* `sorry`. That rule is only
+The original (docs/reference.md §2.9.1) cut everything from the *last* `sorry`. That rule is only
 safe when the sorry is a trailing artefact, so we strip a trailing `sorry` (optionally followed by
 a stray `by`) after the `:=`/`:= by` ending and flag any other occurrence of `sorry`.
 """

@@ -7,13 +7,19 @@ code and docs/data.md, so a dataset cannot be loadable but undocumented (or the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
+from stp.checkout import checkout_root
 from stp.errors import UsageError
 
-# STP's release (MIT). The benchmark files in the shared data folder are byte-identical to
-# `assets/data/` at this commit; downloads are checked against the hashes below when known.
-STP_REPO_RAW = "https://raw.githubusercontent.com/kfdong/STP/main/assets/data"
+# STP's release (MIT), pinned to commit 2b5fe8b. The benchmark files shipped in `data/benchmarks/`
+# are byte-identical to `assets/data/` there (their git blob ids below match that commit's tree);
+# downloads are checked against the SHA-256 or, where only the blob id is known, the git blob id.
+STP_COMMIT = "2b5fe8b6dbc51afae00cba0a06e253270d7f04d4"
+STP_REPO_RAW = f"https://raw.githubusercontent.com/kfdong/STP/{STP_COMMIT}/assets/data"
+# Where a checkout keeps the shipped benchmark files (relative to the repository root).
+SHIPPED_SUBDIR = "data/benchmarks"
 
 Kind = Literal["statements", "examples"]
 # "by": every statement ends in `:= by` (tactic mode expected); "term": every statement ends
@@ -31,6 +37,11 @@ class DataFile:
     splits: dict[str, str]
     url: str = ""
     sha256: str = ""
+    # `git hash-object` of the file at STP_COMMIT: the only checksum the release publishes for
+    # files too large for us to have hashed (LeanWorkbook); checked after a download.
+    git_blob: str = ""
+    # True when the repository ships this file in data/benchmarks/ (read from there first).
+    shipped: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,8 @@ DATASETS: dict[str, DatasetInfo] = {
                     {"miniF2F valid": "valid", "miniF2F test": "test"},
                     url=f"{STP_REPO_RAW}/test/miniF2F_lean.json",
                     sha256="c2efde0fbad7d0b2d64ba285e09e55ebf3a6c00d40a3c5ed6cc5b60c0da271af",
+                    git_blob="adf77b0b7f0ea8266f1b0da95faa45fee315b324",
+                    shipped=True,
                 ),
             ),
             ending="by",
@@ -92,6 +105,8 @@ DATASETS: dict[str, DatasetInfo] = {
                     {"Proofnet valid": "valid", "Proofnet test": "test"},
                     url=f"{STP_REPO_RAW}/test/proofnet.jsonl",
                     sha256="dcb4b03d8cd601e554356d5459f54ef78c710b95ca4ddcf1cd80fc60953b7727",
+                    git_blob="0e67b51642289e050d9b00fff3fe2d8e29ac709b",
+                    shipped=True,
                 ),
             ),
             ending="term",
@@ -108,6 +123,8 @@ DATASETS: dict[str, DatasetInfo] = {
                     "putnam_bench.jsonl", "jsonl", {"putnam bench": "test"},
                     url=f"{STP_REPO_RAW}/test/putnam_bench.jsonl",
                     sha256="5f24612d7e144a495e4278b4bbb3bed30972cd03a55f895cab4c1433f2509388",
+                    git_blob="f3501bf5636e669c5a3395233463e2df711c1f4b",
+                    shipped=True,
                 ),
             ),
             ending="term",
@@ -124,6 +141,7 @@ DATASETS: dict[str, DatasetInfo] = {
                 DataFile(
                     "lean_workbook_dedup.json", "json", {"lean_workbook": "train"},
                     url=f"{STP_REPO_RAW}/training/lean_workbook_dedup.json",
+                    git_blob="8c1d2f0fdc5fbac0277407efc41a7ec72598f717",
                 ),
             ),
             ending="by",
@@ -150,6 +168,24 @@ DATASETS: dict[str, DatasetInfo] = {
         ),
     )
 }
+
+
+# The release's valid-only copies (assets/data/training/), shipped beside the combined files for
+# parity with the release; the loaders read the combined files, whose valid rows these equal.
+SHIPPED_EXTRA_FILES: dict[str, str] = {
+    "miniF2F_lean_valid.json": "eb5cd9a689ba920612d46c9f80b4727ab9bedf3b73cec79cf50f56ba9e61d46e",
+    "proofnet_valid.json": "256ac71e2e8f95845348333e988bce3bdc8aabb2fb6419f509efc14bbbe0662b",
+}
+
+
+def shipped_dir() -> Path | None:
+    """`<checkout>/data/benchmarks` when stp runs from a checkout that has it, else None (a wheel
+    install: benchmark files then come from the data directory or a download)."""
+    root = checkout_root()
+    if root is None:
+        return None
+    path = root / SHIPPED_SUBDIR
+    return path if path.is_dir() else None
 
 
 def list_datasets() -> list[DatasetInfo]:

@@ -9,26 +9,32 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stp.cli import (
     EXIT_FAILURES,
     EXIT_OK,
+    ArgumentParser,
     UsageError,
     add_config_arguments,
     config_from_args,
+    count_arg,
     run_main,
     setup_logging,
 )
 from stp.config import STPConfig, resolve_data_dir
 from stp.storage import CorruptRecordError
 
+if TYPE_CHECKING:
+    from stp.eval.loading import LoadedLog
+    from stp.eval.summarize import SplitSummary
+
 
 def _add_summary_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", action="append", default=None,
                    help="only these splits: a dataset (miniF2F, proofnet, putnam) or a full "
                         "label such as minif2f:test; repeatable")
-    p.add_argument("--max-iter", type=int, default=None,
+    p.add_argument("--max-iter", type=count_arg(1), default=None,
                    help="use sample indices < N only (the original used 3200); default: all")
     p.add_argument("--format", choices=("auto", "stp-eval", "stp"), default="auto",
                    help="log format: ours, or the original generated_proofs_tests.jsonl.gz")
@@ -40,7 +46,7 @@ def _add_summary_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m stp.eval",
+    parser = ArgumentParser(prog="python -m stp.eval",
                                      description="pass@k evaluation on benchmark splits")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -49,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", default=None, help="checkpoint (default: model.name)")
     run.add_argument("--splits", nargs="+", default=None, metavar="DATASET[:SPLIT]",
                      help="e.g. minif2f:test proofnet:test putnam (default: eval.splits)")
-    run.add_argument("--samples", type=int, default=None,
+    run.add_argument("--samples", type=count_arg(1), default=None,
                      help="samples per statement (default: eval.samples_per_statement)")
     run.add_argument("--out", required=True, help="log directory (local or gs://); resumable")
     run.add_argument("--allow-system-errors", action="store_true",
@@ -75,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _summarize_one(cfg: STPConfig, args: argparse.Namespace, path: str, label: str | None,
-                   profile: str | None = None) -> tuple[Any, list[Any]]:
+                   profile: str | None = None) -> tuple[LoadedLog, list[SplitSummary]]:
     from stp.eval.loading import load_log
     from stp.eval.summarize import summarize_log
 
@@ -109,15 +115,15 @@ def _system_error_exit(cfg: STPConfig, summaries: list, allow: bool) -> int:
     return EXIT_OK
 
 
-def _print(loaded: object, summaries: list, as_json: bool) -> None:
+def _print(loaded: LoadedLog, summaries: list[SplitSummary], as_json: bool) -> None:
     from stp.eval.summarize import render_tables, summaries_json
 
     if as_json:
-        print(json.dumps(summaries_json(loaded, summaries), indent=2))  # type: ignore[arg-type]
+        print(json.dumps(summaries_json(loaded, summaries), indent=2))
         return
     from rich.console import Console
 
-    render_tables(loaded, summaries, Console())  # type: ignore[arg-type]
+    render_tables(loaded, summaries, Console())
 
 
 def _log_profiles(path: str) -> list[str]:
@@ -178,7 +184,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     for i, path in enumerate(args.log):
         loaded, summaries = _summarize_one(cfg, args, path, labels[i] if labels else None)
         code = max(code, _system_error_exit(cfg, summaries, args.allow_system_errors))
-        runs.append(RunSummaries(loaded.label, summaries))  # type: ignore[attr-defined]
+        runs.append(RunSummaries(loaded.label, summaries))
     for path in write_report(runs, args.out):
         print(path)
     return code
@@ -192,7 +198,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     settings = settings_from_config(cfg, model=args.model, splits=args.splits,
                                     samples=args.samples, out=args.out)
-    result = run_from_config(cfg, settings, data_dir=args.data_dir)
+    from stp.lock import lock_dir
+
+    # Two runs appending to one log would duplicate attempts (summarize then refuses the log).
+    with lock_dir(settings.out, purpose="stp.eval run"):
+        result = run_from_config(cfg, settings, data_dir=args.data_dir)
     print(f"{result.written} attempts written, {result.skipped} already logged, "
           f"statuses: {dict(result.by_status)}", file=sys.stderr)
     args.split, args.max_iter, args.format, args.profile = None, None, "stp-eval", None

@@ -101,6 +101,13 @@ def load_log(path: str | os.PathLike[str], fmt: LogFormat = "auto",
             raise UsageError(f"{path}: an original STP log is one .jsonl[.gz] file, not a folder")
         index = build_benchmark_index(data_dir)
         result = read_stp_log(path, index, builder)
+        if result.unmatched_records and not result.touched_splits:
+            # Summarising would print empty tables with exit 0 for a file that is not a log of
+            # these benchmarks (or whose benchmarks are not in the data directory).
+            raise evlog.LogFormatError(
+                f"{path}: none of its {result.unmatched_records} records matches a benchmark "
+                "statement" + (f" (benchmarks not available: {', '.join(index.missing)})"
+                               if index.missing else ""))
         for split in result.touched_splits:
             universe_ids[split] = index.split_members[split]
             source[split] = "benchmark"
@@ -113,12 +120,13 @@ def load_log(path: str | os.PathLike[str], fmt: LogFormat = "auto",
                          + (f"; benchmarks not available: {', '.join(index.missing)}"
                             if index.missing else ""))
     elif kind == "stp-eval":
+        evlog.require_log_dir(path)
         manifest = evlog.read_manifest(path)
         if profile and (manifest is None or profile not in manifest.profiles):
             have = ", ".join(manifest.profiles) if manifest is not None else ""
             raise UsageError(f"{path}: no verdicts under profile {profile!r} in this log "
                              f"(profiles: {have or 'none recorded'})")
-        evlog.read_columns(path, builder, profile)
+        evlog.check_unique_attempts(path, evlog.read_columns(path, builder, profile))
         if manifest is not None:
             for split, ids in manifest.splits.items():
                 universe_ids[split] = ids
@@ -126,9 +134,9 @@ def load_log(path: str | os.PathLike[str], fmt: LogFormat = "auto",
         for split in builder.splits:
             if split in universe_ids:
                 continue
-            ids = _benchmark_ids(split, data_dir)
-            if ids is not None:
-                universe_ids[split] = ids
+            members = _benchmark_ids(split, data_dir)
+            if members is not None:
+                universe_ids[split] = members
                 source[split] = "benchmark"
             else:
                 split_idx = builder.split_index[split]

@@ -26,6 +26,7 @@ import msgspec
 import numpy as np
 
 from stp import storage
+from stp.errors import InputFormatError
 from stp.verify.types import INFRASTRUCTURE_FAILURES
 
 LOG_FORMAT = "stp-eval-log/1"
@@ -92,7 +93,7 @@ class Manifest(msgspec.Struct, kw_only=True, omit_defaults=True):
     profiles: list[str] = msgspec.field(default_factory=list)
 
 
-class LogFormatError(ValueError):
+class LogFormatError(InputFormatError):
     """A log record is malformed; the message names the file, the line and the field."""
 
 
@@ -179,8 +180,14 @@ def status_code(status: str, where: str) -> int:
 # Fast batched line reading (shared with the STP-format reader)
 
 
-def iter_line_batches(path: str) -> Iterator[tuple[list[int], list[bytes]]]:
-    """(1-based line numbers, non-empty lines) in batches, from a .jsonl or .jsonl.gz file."""
+def iter_line_batches(path: str, *, shard: bool = False
+                      ) -> Iterator[tuple[list[int], list[bytes]]]:
+    """(1-based line numbers, non-empty lines) in batches, from a .jsonl or .jsonl.gz file.
+
+    With `shard=True` the file is a shard of a log directory, which the writer only ever
+    publishes whole and non-empty; an empty one is damage (a 0-byte file left by a failed copy
+    or sync), and silently reading it as "no attempts" would drop work from every pass@k.
+    """
     local = str(storage.local_cache_path(path))
     gzipped = local.endswith(".gz")
     lineno = 0
@@ -204,19 +211,22 @@ def iter_line_batches(path: str) -> Iterator[tuple[list[int], list[bytes]]]:
                 path, lineno + 1, f"truncated or corrupt gzip stream ({err})") from None
     if batch:
         yield numbers, batch
+    elif shard and not numbers and lineno == 0:
+        raise LogFormatError(f"{path}: empty log shard (no records; shards are written whole, so "
+                             "this one is damaged); restore it or delete it and rerun `run`")
 
 
 def decode_batch(path: str, numbers: list[int], lines: list[bytes], type: Any) -> list[Any]:
     """Decode lines as one JSON array; on failure, find and name the offending line."""
     try:
         return msgspec.json.Decoder(list[type]).decode(b"[" + b",".join(lines) + b"]")
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
         pass
     one = msgspec.json.Decoder(type)
     for lineno, line in zip(numbers, lines, strict=True):
         try:
             one.decode(line)
-        except (msgspec.DecodeError, msgspec.ValidationError) as err:
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as err:
             raise storage.CorruptRecordError(path, lineno, str(err)) from None
     # Lines that decode alone but not joined (e.g. a line holding two values) land here.
     raise storage.CorruptRecordError(path, numbers[0], "lines do not form valid JSON records")
@@ -227,7 +237,7 @@ def peek_first_record(path: str) -> dict[str, Any] | None:
     for numbers, lines in iter_line_batches(path):
         try:
             value = msgspec.json.decode(lines[0])
-        except msgspec.DecodeError as err:
+        except (msgspec.DecodeError, UnicodeDecodeError) as err:
             raise storage.CorruptRecordError(path, numbers[0], str(err)) from None
         if not isinstance(value, dict):
             raise storage.CorruptRecordError(path, numbers[0], "expected a JSON object per line")
@@ -288,8 +298,9 @@ def done_keys(path: str) -> set[tuple[str, int]]:
     keys: set[tuple[str, int]] = set()
     if not storage.exists(path):
         return keys
+    shard = is_log_dir(path)
     for file in log_files(path):
-        for numbers, lines in iter_line_batches(file):
+        for numbers, lines in iter_line_batches(file, shard=shard):
             for rec in decode_batch(file, numbers, lines, _Light):
                 keys.add((rec.statement_id, rec.sample))
     return keys
@@ -297,8 +308,9 @@ def done_keys(path: str) -> set[tuple[str, int]]:
 
 def iter_attempts(path: str) -> Iterator[Attempt]:
     """Every full record of a log (directory or single file), in write order."""
+    shard = is_log_dir(path)
     for file in log_files(path):
-        for numbers, lines in iter_line_batches(file):
+        for numbers, lines in iter_line_batches(file, shard=shard):
             yield from decode_batch(file, numbers, lines, Attempt)
 
 
@@ -307,8 +319,9 @@ def read_columns(path: str, builder: ColumnBuilder | None = None,
     """The statistics-relevant fields of every attempt of a log, as numpy columns; with
     `profile`, the status is that profile's verdict (records without one keep `status`)."""
     builder = builder or ColumnBuilder()
+    shard = is_log_dir(path)
     for file in log_files(path):
-        for numbers, lines in iter_line_batches(file):
+        for numbers, lines in iter_line_batches(file, shard=shard):
             records = decode_batch(file, numbers, lines, _Light)
             intern = builder.intern_statement
             stmt = [intern(r.statement_id, r.split) for r in records]
@@ -339,3 +352,41 @@ def check_counts(file: str, numbers: list[int], sample: list[int],
         at = int(np.argmax(bad))
         name, rule = ("sample", ">= 0") if s[at] < 0 else ("multiplicity", ">= 1")
         raise LogFormatError(f"{file}:{numbers[at]}: field {name!r} must be {rule}")
+
+
+def require_log_dir(path: str) -> None:
+    """A directory given as a log must look like one: a manifest or at least one shard.
+
+    Anything else (a run directory, a typo'd parent folder) would otherwise summarise as an
+    empty log and print tables of zeros with exit status 0.
+    """
+    if not is_log_dir(path) or storage.list_shards(path, SHARD_PREFIX):
+        return
+    if storage.exists(storage.join(path, MANIFEST)):
+        return
+    raise LogFormatError(f"{path}: not an evaluation log (no {MANIFEST} and no "
+                         f"{SHARD_PREFIX}-NNNNN.jsonl.gz shards)")
+
+
+def check_unique_attempts(path: str, columns: AttemptColumns) -> None:
+    """Each (statement, sample) pair may occur once; a repeat would count an attempt twice.
+
+    Repeats come from two runs writing one directory or from merging overlapping logs; pass@k
+    computed from them is silently inflated, so they are an error naming the first repeat.
+    """
+    if len(columns) < 2:
+        return
+    width = int(columns.sample.max()) + 1
+    keys = columns.stmt * width + columns.sample
+    _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    repeated = counts > 1
+    if not repeated.any():
+        return
+    at = int(first[int(np.argmax(repeated))])
+    sid = columns.statement_ids[int(columns.stmt[at])]
+    extra = int((counts[repeated] - 1).sum())
+    raise LogFormatError(
+        f"{path}: {extra} duplicated attempt record(s), e.g. statement {sid!r} sample "
+        f"{int(columns.sample[at])} appears {int(counts[repeated][0])} times; the log was "
+        "written by two runs at once or merged from overlapping logs, so pass@k would count "
+        "attempts twice. Remove the duplicates (keep one record per statement and sample)")

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from stp import storage
+from stp.errors import import_optional
 from stp.eval.summarize import SplitSummary
 
 
@@ -39,8 +40,7 @@ def plot_pass_at_k(runs: list[RunSummaries], out_dir: str) -> list[str]:
 
     The unbiased estimate is the line with its bootstrap interval shaded; the original chunk
     estimate is drawn as markers (with its ± std as error bars where defined) for comparison."""
-    import matplotlib
-
+    matplotlib = import_optional("matplotlib", "plots", "pass@k plots")
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 

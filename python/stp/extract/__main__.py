@@ -19,9 +19,12 @@ from stp import storage
 from stp.cli import (
     EXIT_FAILURES,
     EXIT_OK,
+    ArgumentParser,
     UsageError,
     add_config_arguments,
     config_from_args,
+    count_arg,
+    positive_float_arg,
     run_main,
     setup_logging,
 )
@@ -39,7 +42,7 @@ def _default_sft_dir(cfg: STPConfig) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m stp.extract", description=__doc__,
+    parser = ArgumentParser(prog="python -m stp.extract", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -53,11 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--prefix", action="append", default=[],
                      help="only modules equal to or below this one (repeatable), "
                      "e.g. Mathlib.Algebra")
-    run.add_argument("--workers", type=int, default=0,
+    run.add_argument("--workers", type=count_arg(0), default=0,
                      help="parallel extractor processes (default: CPUs - reserved)")
     run.add_argument("--ray", action="store_true",
                      help="run on the Ray cluster of cluster.address (or a local one)")
-    run.add_argument("--module-timeout", type=float, default=1800.0,
+    run.add_argument("--module-timeout", type=positive_float_arg, default=1800.0,
                      help="seconds before a module's extractor is killed (0 = none)")
     run.add_argument("--no-premises", action="store_true", help="do not ask for premises")
     run.add_argument("--retry-failed", action="store_true",
@@ -83,9 +86,9 @@ def _parser() -> argparse.ArgumentParser:
                      "(default <data_dir>/mathlib/extract)")
     sft.add_argument("--out", default=None, help="output directory (default <data_dir>/mathlib)")
     sft.add_argument("--format", choices=("stp", "clean"), default="stp")
-    sft.add_argument("--eval-size", type=int, default=4096)
-    sft.add_argument("--seed", type=int, default=0)
-    sft.add_argument("--max-pairs-per-theorem", type=int, default=None)
+    sft.add_argument("--eval-size", type=count_arg(0), default=4096)
+    sft.add_argument("--seed", type=count_arg(0), default=0)
+    sft.add_argument("--max-pairs-per-theorem", type=count_arg(1), default=None)
     sft.add_argument("--from-hf", action="store_true",
                      help="instead, write the STP-released SFT set (kfdong/STP_Lean_SFT)")
     return parser
@@ -94,24 +97,19 @@ def _parser() -> argparse.ArgumentParser:
 def _extractor_command(cfg: STPConfig, override: str | None) -> tuple[list[str], str | None]:
     if override:
         return shlex.split(override), None
-    from stp.lean import toolchain
+    from stp.lean.toolchain import extractor_command
 
-    root = toolchain.project_dir(cfg.lean)
-    lake = toolchain.find_lake()
-    exe = root / cfg.lean.extractor_exe
-    if lake is None:
-        raise UsageError(f"Lean not found: install elan and run `lake build` in {root}")
-    if not exe.is_file():
-        raise UsageError(f"extractor not built ({exe} missing): run `lake build` in {root}")
-    return [lake, "env", str(exe)], str(root)
+    return extractor_command(cfg.lean)
 
 
 def cmd_run(args: argparse.Namespace, cfg: STPConfig) -> int:
     from stp.extract.driver import discover_modules, run_extraction
+    from stp.lean import toolchain
 
     out = args.out or _default_out(cfg)
     command, cwd = _extractor_command(cfg, args.extractor_command)
-    mathlib = args.mathlib_dir or (Path(cfg.lean.project_dir) / ".lake" / "packages" / "mathlib")
+    mathlib = args.mathlib_dir or (toolchain.project_dir(cfg.lean) / ".lake" / "packages"
+                                   / "mathlib")
     jobs = discover_modules(mathlib, args.prefix)
     workers = args.workers or max(1, available_cpus() - cfg.cluster.reserved_cpus)
     ray_address = (cfg.cluster.address or "local") if args.ray else ""
@@ -119,7 +117,8 @@ def cmd_run(args: argparse.Namespace, cfg: STPConfig) -> int:
                             premises=not args.no_premises,
                             timeout_s=args.module_timeout or None,
                             retry_failed=args.retry_failed, ray_address=ray_address,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress,
+                            modules_per_process=cfg.extract.modules_per_process)
     print(f"modules: {result.total} selected, {result.resumed} already done, "
           f"{len(result.processed)} extracted now ({len(result.failed)} failed) "
           f"in {result.seconds:.1f}s")
@@ -155,17 +154,17 @@ def _load_theorems(path: str) -> list[ExtractedTheorem]:
 
 
 def cmd_verify_dir(cfg: STPConfig, out: str) -> int:
-    from stp.extract.verify import verify_item, verify_theorems
+    from stp.extract.roundtrip import roundtrip_check, roundtrip_item
     from stp.lean.toolchain import checker_command
 
     checker_command(cfg.lean)  # fail fast when Lean is missing
     theorems = _load_theorems(storage.join(out, "theorems.jsonl.gz"))
-    passed, failed = verify_theorems(cfg, theorems)
+    passed, failed = roundtrip_check(cfg, theorems)
     storage.write_jsonl(storage.join(out, "theorems.verified.jsonl.gz"), passed)
     storage.write_jsonl(storage.join(out, "verify_failures.jsonl.gz"), [
         {"name": t.name, "module": t.module, "status": r.status, "reasons": r.reasons,
          "detail": r.detail, "errors": [e.text for e in r.errors][:3],
-         "statement": verify_item(t).statement if t.val_kind == "term" else t.statement}
+         "statement": roundtrip_item(t).statement if t.val_kind == "term" else t.statement}
         for t, r in failed
     ])
     print(f"verified: {len(passed)} of {len(theorems)} pass -> theorems.verified.jsonl.gz; "

@@ -1,6 +1,6 @@
 """Joining the extractor's command and declaration lines with the source bytes.
 
-"Dumb Lean, smart Python" (lean-side.md §4): Lean reports byte ranges of top-level commands and
+"Dumb Lean, smart Python" (docs/reference.md §13.2): Lean reports byte ranges of top-level commands and
 declaration ranges of theorem constants; this module slices the source, splits statement from
 proof at the value start, and folds the scope commands (namespace/section/end/open/variable/...)
 that precede each theorem into the context needed to restate it.
@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from stp.extract.records import ExtractedTheorem, TheoremContext
-from stp.lean.protocol import ExtractCommand, ExtractDecl, ExtractDone, ExtractError
+from stp.lean.protocol import ExtractCommand, ExtractDecl, ExtractDone, ExtractFailed
 
 P = "Lean.Parser.Command."
 NAMESPACE, SECTION, END = P + "namespace", P + "section", P + "end"
@@ -156,7 +156,7 @@ def _expected_name(stack: list[_Frame], decl_id: str) -> str:
 
 
 def assemble_module(module: str, path: str, source: bytes,
-                    messages: list[ExtractCommand | ExtractDecl | ExtractDone | ExtractError]
+                    messages: list[ExtractCommand | ExtractDecl | ExtractDone | ExtractFailed]
                     ) -> ModuleAssembly:
     """Theorem records of one module from its extractor lines and its source bytes."""
     commands = sorted((m for m in messages if isinstance(m, ExtractCommand)),

@@ -6,18 +6,17 @@ source bytes in `sources/<module>.lean`, each written atomically. A module whose
 is done; rerunning the command after a crash or Ctrl-C processes only the rest. Assembly
 (`assemble.py`) runs afterwards over all shards and is cheap, so it is simply redone.
 
-Parallelism: local extractor processes (one per worker thread; each serves many modules), or
-Ray tasks when a cluster address is given (the Mathlib checkout must be at the same path on
-every node).
+Parallelism: local extractor processes (one per worker thread), or Ray tasks when a cluster
+address is given (the Mathlib checkout must be at the same path on every node). Either way a
+process is restarted after `extract.modules_per_process` modules, because Lean keeps a copy of
+every `.olean` a process re-imports (see `stp.lean.extractor`); a restart loses nothing, since the
+unit of work and of storage is the module.
 """
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import os
-import signal
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -25,23 +24,21 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-import msgspec
-
 from stp import storage
 from stp.errors import UsageError
+from stp.extract.config import DEFAULT_MODULES_PER_PROCESS
 from stp.extract.records import ModuleSummary
+from stp.lean.extractor import ExtractorProcess
 from stp.lean.protocol import (
     ExtractDone,
-    ExtractError,
+    ExtractFailed,
     ExtractorOutput,
-    ExtractRequest,
     encode_line,
     extractor_output_decoder,
 )
-from stp.metrics import get_logger
+from stp.metrics import Progress
 
-log = get_logger(__name__)
-STDERR_TAIL = 2000
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -93,98 +90,12 @@ def read_raw(out_dir: str, module: str) -> list[ExtractorOutput]:
     return list(storage.iter_jsonl(raw_path(out_dir, module), type=ExtractorOutput))
 
 
-class ExtractorProcess:
-    """One long-lived extractor process serving modules one at a time."""
-
-    def __init__(self, command: list[str], cwd: str | None, timeout_s: float | None) -> None:
-        self.command = command
-        self.cwd = cwd
-        self.timeout_s = timeout_s
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.stderr: tempfile._TemporaryFileWrapper[bytes] | None = None
-
-    def _start(self) -> subprocess.Popen[bytes]:
-        # Kept open for the process's lifetime (a file, not a pipe: Lean must never block on it).
-        self.stderr = tempfile.NamedTemporaryFile(prefix="stp-extract-", suffix=".err")  # noqa: SIM115
-        try:
-            self.proc = subprocess.Popen(self.command, cwd=self.cwd, stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=self.stderr,
-                                         start_new_session=True)
-        except OSError as err:
-            raise UsageError(f"cannot start the extractor {self.command[0]!r}: {err}") from None
-        return self.proc
-
-    def _stderr_tail(self) -> str:
-        if self.stderr is None:
-            return ""
-        self.stderr.flush()
-        with open(self.stderr.name, "rb") as fh:
-            fh.seek(max(0, os.path.getsize(self.stderr.name) - STDERR_TAIL))
-            return fh.read().decode("utf-8", "replace").strip()
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        self.proc = None
-        if self.stderr is not None:
-            self.stderr.close()
-            self.stderr = None
-
-    def extract(self, job: ModuleJob, premises: bool) -> list[ExtractorOutput]:
-        """Protocol lines for one module, closed by Done or Error. A dead, hung or babbling
-        process yields a synthesized ExtractError and is replaced for the next module."""
-        proc = self.proc if self.proc is not None and self.proc.poll() is None else self._start()
-        assert proc.stdin is not None and proc.stdout is not None
-        timer = None
-        timed_out = threading.Event()
-        if self.timeout_s:
-            def on_timeout() -> None:
-                timed_out.set()
-                self.kill_group(proc)
-            timer = threading.Timer(self.timeout_s, on_timeout)
-            timer.start()
-        lines: list[ExtractorOutput] = []
-        try:
-            try:
-                proc.stdin.write(encode_line(ExtractRequest(module=job.module, path=job.path,
-                                                            premises=premises)))
-                proc.stdin.flush()
-            except (BrokenPipeError, OSError):
-                pass  # reported below through the exit status
-            for raw in proc.stdout:
-                if not raw.strip():
-                    continue
-                try:
-                    msg = extractor_output_decoder.decode(raw)
-                except (msgspec.DecodeError, msgspec.ValidationError) as err:
-                    self.kill()
-                    return [*lines, ExtractError(module=job.module, message=f"protocol error: {err}: {raw[:200]!r}")]
-                lines.append(msg)
-                if isinstance(msg, ExtractDone | ExtractError) and msg.module == job.module:
-                    return lines
-            code = proc.wait()
-            detail = "timed out" if timed_out.is_set() else f"exited with status {code}"
-            tail = self._stderr_tail()
-            self.kill()
-            return [*lines, ExtractError(module=job.module, message=f"extractor {detail}" + (f": {tail}" if tail else ""))]
-        finally:
-            if timer is not None:
-                timer.cancel()
-
-    @staticmethod
-    def kill_group(proc: subprocess.Popen[bytes]) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
 def summarize(module: str, lines: list[ExtractorOutput]) -> ModuleSummary:
     for msg in reversed(lines):
         if isinstance(msg, ExtractDone):
             return ModuleSummary(module=module, status="done", commands=msg.commands,
                                  decls=msg.decls, lean_errors=len(msg.errors), ms=msg.ms)
-        if isinstance(msg, ExtractError):
+        if isinstance(msg, ExtractFailed):
             return ModuleSummary(module=module, status="failed", message=msg.message)
     return ModuleSummary(module=module, status="failed", message="no done line")
 
@@ -195,8 +106,12 @@ def _store(out_dir: str, job: ModuleJob, source: bytes, lines: list[ExtractorOut
     storage.write_jsonl(raw_path(out_dir, job.module), lines)
 
 
+def _read_source(job: ModuleJob, cwd: str | None) -> bytes:
+    return Path(job.path if cwd is None else os.path.join(cwd, job.path)).read_bytes()
+
+
 def _run_local(jobs: list[ModuleJob], command: list[str], cwd: str | None, workers: int,
-               premises: bool, timeout_s: float | None
+               premises: bool, timeout_s: float | None, restart_after: int
                ) -> Iterator[tuple[ModuleJob, bytes, list[ExtractorOutput]]]:
     local = threading.local()
     procs: list[ExtractorProcess] = []
@@ -208,12 +123,11 @@ def _run_local(jobs: list[ModuleJob], command: list[str], cwd: str | None, worke
             raise RuntimeError("extraction stopped")
         proc = getattr(local, "proc", None)
         if proc is None:
-            proc = ExtractorProcess(command, cwd, timeout_s)
+            proc = ExtractorProcess(command, cwd, timeout_s, restart_after=restart_after)
             local.proc = proc
             with lock:
                 procs.append(proc)
-        source = Path(job.path if cwd is None else os.path.join(cwd, job.path)).read_bytes()
-        return job, source, proc.extract(job, premises)
+        return job, _read_source(job, cwd), proc.extract(job.module, job.path, premises)
 
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="extract")
     try:
@@ -240,29 +154,29 @@ def _run_local(jobs: list[ModuleJob], command: list[str], cwd: str | None, worke
 
 
 def _ray_batch(command: list[str], cwd: str | None, jobs: list[ModuleJob], premises: bool,
-               timeout_s: float | None) -> list[tuple[ModuleJob, bytes, list[bytes]]]:
-    """Body of one Ray task: a fresh extractor process for a batch of modules."""
-    proc = ExtractorProcess(command, cwd, timeout_s)
+               timeout_s: float | None, restart_after: int
+               ) -> list[tuple[ModuleJob, bytes, list[bytes]]]:
+    """Body of one Ray task: extractor processes for a batch of modules."""
+    proc = ExtractorProcess(command, cwd, timeout_s, restart_after=restart_after)
     out = []
     try:
         for job in jobs:
-            source = Path(job.path if cwd is None else os.path.join(cwd, job.path)).read_bytes()
-            lines = proc.extract(job, premises)
-            out.append((job, source, [encode_line(m) for m in lines]))
+            lines = proc.extract(job.module, job.path, premises)
+            out.append((job, _read_source(job, cwd), [encode_line(m) for m in lines]))
     finally:
         proc.kill()
     return out
 
 
 def _run_ray(jobs: list[ModuleJob], command: list[str], cwd: str | None, premises: bool,
-             timeout_s: float | None, batch: int
+             timeout_s: float | None, batch: int, restart_after: int
              ) -> Iterator[tuple[ModuleJob, bytes, list[ExtractorOutput]]]:
     import ray
 
     from stp.cluster import LEAN_RESOURCE
 
     remote = ray.remote(num_cpus=1, resources={LEAN_RESOURCE: 1}, max_retries=1)(_ray_batch)
-    refs = [remote.remote(command, cwd, jobs[i:i + batch], premises, timeout_s)
+    refs = [remote.remote(command, cwd, jobs[i:i + batch], premises, timeout_s, restart_after)
             for i in range(0, len(jobs), batch)]
     try:
         while refs:
@@ -290,8 +204,11 @@ def run_extraction(jobs: list[ModuleJob], out_dir: str, command: list[str], *,
                    cwd: str | None = None, workers: int = 1, premises: bool = True,
                    timeout_s: float | None = None, retry_failed: bool = False,
                    ray_address: str = "", ray_batch: int = 4, progress: bool = True,
+                   modules_per_process: int = DEFAULT_MODULES_PER_PROCESS,
                    on_module: Callable[[ModuleSummary], None] | None = None) -> RunResult:
-    """Extract every job not already stored under `out_dir`; see the module docstring."""
+    """Extract every job not already stored under `out_dir`; see the module docstring.
+
+    `modules_per_process`: restart each extractor process after this many modules (0 = never)."""
     started = time.monotonic()
     done = done_modules(out_dir)
     if retry_failed:
@@ -301,19 +218,18 @@ def run_extraction(jobs: list[ModuleJob], out_dir: str, command: list[str], *,
     if resumed:
         log.info("resuming: %d of %d modules already extracted", resumed, len(jobs))
     processed: list[ModuleSummary] = []
-    bar = None
-    if progress and todo:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(todo), unit="module", desc="extract")
+    bar = Progress(len(jobs), "extract", done=resumed, unit="modules",
+                   enabled=None if progress else False) if todo else None
     if ray_address and todo:
         from stp.cluster import init_cluster
         from stp.config import ClusterConfig
 
         init_cluster(ClusterConfig(address=ray_address if ray_address != "local" else ""))
-        stream = _run_ray(todo, command, cwd, premises, timeout_s, ray_batch)
+        stream = _run_ray(todo, command, cwd, premises, timeout_s, ray_batch,
+                          modules_per_process)
     else:
-        stream = _run_local(todo, command, cwd, workers, premises, timeout_s)
+        stream = _run_local(todo, command, cwd, workers, premises, timeout_s,
+                            modules_per_process)
     try:
         for job, source, lines in stream:
             _store(out_dir, job, source, lines)
@@ -322,8 +238,7 @@ def run_extraction(jobs: list[ModuleJob], out_dir: str, command: list[str], *,
             if summary.status == "failed":
                 log.warning("%s: %s", job.module, summary.message)
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(failed=sum(s.status == "failed" for s in processed))
+                bar.advance()
             if on_module is not None:
                 on_module(summary)
     finally:

@@ -1,4 +1,4 @@
-"""The lemma dictionary and the Mathlib SFT examples (stp-reference §3.4, §3.5, §7).
+"""The lemma dictionary and the Mathlib SFT examples (docs/reference.md §3.4, §3.5, §7).
 
 Two prompt formats:
 - "stp": the exact strings of the original notebook. Proving examples show the whole file prefix

@@ -7,8 +7,10 @@ cores so that orchestration never competes with Lean):
   no task switch or thread hand-off per response. Every worker of a pool shares one event loop.
 - The process runs in its own session (`start_new_session=True`), so its process-group id is its
   pid and a SIGKILL to the group also takes `lake env`'s child and anything Lean spawned.
-- stdout is untrusted: a line that is not a CheckResponse is reported as a protocol error and the
-  owner kills the process; id matching (one response per request, in order) is the owner's job.
+- stdout is untrusted: a line that is not a CheckResponse, names a key twice or is longer than
+  `max_line_bytes` is reported as a protocol error and the owner kills the process (an overlong
+  line is never buffered beyond the cap); id, nonce and pass-consistency checks are the owner's
+  job.
 - stderr is drained continuously (a full pipe would block the checker) into a bounded tail that
   failure reports quote.
 """
@@ -17,26 +19,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-from collections import deque
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import msgspec
 import psutil
 
+from stp.lean.process import STDERR_TAIL_BYTES, StderrTail, clip, kill_group, rlimit_preexec
 from stp.lean.protocol import (
+    DEFAULT_MAX_RESPONSE_MB,
     PROTOCOL_VERSION,
     CheckerConfig,
     CheckRequest,
     CheckResponse,
     Ready,
-    checker_output_decoder,
+    decode_checker_line,
     encoder,
 )
-
-STDERR_TAIL_BYTES = 4096
 
 
 class CheckerStartError(RuntimeError):
@@ -48,7 +47,9 @@ class CheckerListener(Protocol):
 
     def on_responses(self, responses: list[CheckResponse]) -> None: ...
 
-    def on_protocol_error(self, detail: str) -> None: ...
+    def on_protocol_error(self, detail: str, kind: Literal["crash", "protocol"] = "crash") -> None:
+        """`kind` "protocol": a line that could be a forged or oversized answer (duplicate keys,
+        over the size cap); "crash": plain garbage."""
 
     def on_exit(self, detail: str) -> None: ...
 
@@ -86,6 +87,7 @@ class CheckerProcess:
         cwd: str | None = None,
         env: dict[str, str] | None = None,
         rlimit_as_mb: int = 0,
+        max_line_bytes: int = DEFAULT_MAX_RESPONSE_MB * 1024 * 1024,
     ) -> None:
         if not command:
             raise ValueError("empty checker command")
@@ -93,6 +95,7 @@ class CheckerProcess:
         self.cwd = cwd
         self.env = env
         self.rlimit_as_mb = rlimit_as_mb
+        self.max_line_bytes = max_line_bytes
         # Told about responses, protocol errors and exits, but only once Ready has arrived:
         # before that, failures surface as CheckerStartError from start().
         self.listener = listener
@@ -101,8 +104,7 @@ class CheckerProcess:
         self._transport: asyncio.SubprocessTransport | None = None
         self._stdin: Any = None
         self._partial = bytearray()
-        self._stderr_tail: deque[bytes] = deque()
-        self._stderr_len = 0
+        self._stderr_tail = StderrTail(STDERR_TAIL_BYTES)
         self._ready_future: asyncio.Future[Ready] | None = None
         self._dead = False
         self._exit_reported = False
@@ -115,7 +117,10 @@ class CheckerProcess:
         """Spawn, send the config line and wait for Ready (header import happens here)."""
         loop = asyncio.get_running_loop()
         self._ready_future = loop.create_future()
-        preexec = _rlimit_preexec(self.rlimit_as_mb) if self.rlimit_as_mb > 0 else None
+        # start() may give up (timeout) before the exit sets an exception on this future:
+        # retrieve it so asyncio never logs "Future exception was never retrieved".
+        self._ready_future.add_done_callback(_retrieve)
+        preexec = rlimit_preexec(self.rlimit_as_mb) if self.rlimit_as_mb > 0 else None
         try:
             transport, _ = await loop.subprocess_exec(
                 lambda: _Pipes(self), *self.command,
@@ -128,7 +133,7 @@ class CheckerProcess:
         self._transport = transport
         self.pid = transport.get_pid()
         # duck-typed: under uvloop (Ray installs it) pipe transports are not asyncio classes
-        self._stdin = transport.get_pipe_transport(0)  # type: ignore[assignment]
+        self._stdin = transport.get_pipe_transport(0)
         self._stdin.write(encoder.encode(config) + b"\n")
         try:
             ready = await asyncio.wait_for(asyncio.shield(self._ready_future), timeout)
@@ -158,9 +163,7 @@ class CheckerProcess:
     def kill(self) -> None:
         """SIGKILL the whole process group (the checker and everything it started)."""
         self._dead = True
-        if self.pid is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)
+        kill_group(self.pid)
         # The transport is closed in _finished, once asyncio has reaped the process: closing it
         # now would poll (and reap) the child behind the child watcher's back.
 
@@ -178,7 +181,7 @@ class CheckerProcess:
         return not self._dead
 
     def stderr_tail(self) -> str:
-        return b"".join(self._stderr_tail).decode("utf-8", "replace").strip()
+        return self._stderr_tail.text()
 
     def returncode(self) -> int | None:
         return None if self._transport is None else self._transport.get_returncode()
@@ -190,9 +193,15 @@ class CheckerProcess:
             return
         self._partial += data
         if b"\n" not in data:
+            if len(self._partial) > self.max_line_bytes:
+                self._overlong(len(self._partial))
             return
         *lines, rest = self._partial.split(b"\n")
         self._partial = bytearray(rest)
+        longest = max(len(rest), *(len(line) for line in lines))
+        if longest > self.max_line_bytes:
+            self._overlong(longest)
+            return
         if self.ready is None:
             first, lines = lines[0], lines[1:]
             self._first_line(first)
@@ -206,9 +215,11 @@ class CheckerProcess:
             if not line.strip():
                 continue
             try:
-                msg = checker_output_decoder.decode(line)
+                msg = decode_checker_line(line)
             except msgspec.DecodeError as err:
-                self._protocol_error(responses, f"undecodable line ({err}): {_clip(line)}")
+                kind: Literal["crash", "protocol"] = (
+                    "protocol" if "duplicate key" in str(err) else "crash")
+                self._protocol_error(responses, f"undecodable line ({err}): {clip(line)}", kind)
                 return
             if not isinstance(msg, CheckResponse):
                 self._protocol_error(responses, f"unexpected {type(msg).__name__} line")
@@ -217,23 +228,35 @@ class CheckerProcess:
         if responses:
             self.listener.on_responses(responses)
 
-    def _protocol_error(self, good: list[CheckResponse], detail: str) -> None:
+    def _protocol_error(self, good: list[CheckResponse], detail: str,
+                        kind: Literal["crash", "protocol"] = "crash") -> None:
         if good:
             self.listener.on_responses(good)
         self.kill()
         if not self._exit_reported:
             self._exit_reported = True
-            self.listener.on_protocol_error(detail)
+            self.listener.on_protocol_error(detail, kind)
 
-    def _first_line(self, line: bytes) -> None:
+    def _overlong(self, size: int) -> None:
+        """A line above the cap: drop the buffer at once (never hold more than cap + a chunk)."""
+        self._partial = bytearray()
+        detail = f"output line longer than {self.max_line_bytes} bytes ({size}+ bytes)"
+        if self.ready is None:
+            self.kill()
+            if self._ready_future is not None and not self._ready_future.done():
+                self._ready_future.set_exception(CheckerStartError(detail))
+            return
+        self._protocol_error([], detail, "protocol")
+
+    def _first_line(self, line: bytes | bytearray) -> None:
         assert self._ready_future is not None
         if self._ready_future.done():  # start() already gave up (timeout)
             return
         try:
-            msg = checker_output_decoder.decode(line)
+            msg = decode_checker_line(line)
         except msgspec.DecodeError as err:
             self._ready_future.set_exception(
-                CheckerStartError(f"bad Ready line ({err}): {_clip(line)}"))
+                CheckerStartError(f"bad Ready line ({err}): {clip(line)}"))
             return
         if not isinstance(msg, Ready):
             self._ready_future.set_exception(
@@ -244,22 +267,15 @@ class CheckerProcess:
 
     def _stderr(self, data: bytes) -> None:
         self._stderr_tail.append(data)
-        self._stderr_len += len(data)
-        while self._stderr_len > STDERR_TAIL_BYTES and len(self._stderr_tail) > 1:
-            self._stderr_len -= len(self._stderr_tail.popleft())
 
     def _stdout_closed(self) -> None:
         # Nothing more can be answered: make sure the whole group is gone, then report once the
         # transport has collected the exit status (connection_lost).
-        if self.pid is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)
+        kill_group(self.pid)
 
     def _process_exited(self) -> None:
         # A grandchild could keep the pipes open after the direct child exits: kill the group.
-        if self.pid is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)
+        kill_group(self.pid)
 
     def _finished(self) -> None:
         self._finished_flag = True
@@ -304,18 +320,6 @@ def private_rss_mb(roots: list[int]) -> dict[int, float]:
     return usage
 
 
-def _clip(line: bytes, limit: int = 200) -> str:
-    text = line.decode("utf-8", "replace")
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
-def _rlimit_preexec(limit_mb: int):  # type: ignore[no-untyped-def]
-    """Address-space cap set in the child before exec (inherited by `lake env`'s child)."""
-    import resource
-
-    limit = limit_mb * 1024 * 1024
-
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    return apply
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()

@@ -8,28 +8,41 @@ Field names are snake_case on both sides. Optional fields are omitted when absen
 Lean's: `line` is 1-based, `column` is 0-based and counts Unicode code points; byte offsets
 (`*_byte`) are UTF-8 offsets into the text the program was given.
 
-Checker session:
-    -> CheckerConfig            (first line: header, limits, mode)
+Checker session (protocol version 2):
+    -> CheckerConfig            (first line: header, trust, limits, mode, profile, axioms)
     <- Ready                    (header elaborated once; errors reported here)
     -> CheckRequest ...         (any number)
     <- CheckResponse ...        (exactly one per request line, same `id`, in request order)
 A line that is not valid JSON, lacks a field or names an unknown op gets a CheckResponse with
 verdict "error" (id echoed when it could be read, else "") and the process keeps serving.
 
+Stdout of a checker is untrusted (proof text is adversarial and may have run code inside it):
+every response echoes the request's random `nonce`, and Python accepts a `pass` only when it is
+consistent (`pass_problem`); JSON objects with duplicate keys are rejected (`decode_checker_line`).
+
 Extractor session: ExtractRequest lines in, for each module a stream of ExtractCommand and
-ExtractDecl lines, closed by exactly one ExtractDone (or ExtractError) line for that module.
+ExtractDecl lines, closed by exactly one ExtractDone (or ExtractFailed) line for that module.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from collections.abc import Iterable
+from typing import Any, Literal
 
 import msgspec
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+
+# Wire-level size cap on one checker output line (the default of verifier.max_response_mb).
+DEFAULT_MAX_RESPONSE_MB = 16
 
 Verdict = Literal["pass", "fail", "error"]
 Severity = Literal["error", "warning", "info"]
+Mode = Literal["strict", "lenient"]
+# "strict": our checker's full judgement; "paper": what the original STP counted (no error, no
+# `sorry`, no warning containing "declaration uses 'sorry'" or "failed"), for comparable numbers.
+Profile = Literal["strict", "paper"]
 
 # Machine-readable reasons a CheckResponse may carry (several can apply at once).
 REASONS: dict[str, str] = {
@@ -38,6 +51,8 @@ REASONS: dict[str, str] = {
     "elab_error": "Lean reported an error while elaborating the proof",
     "sorry": "the theorem depends on sorryAx (sorry, admit, or an error-recovery sorry)",
     "bad_axiom": "the theorem depends on an axiom outside the allowed set (see `axioms`)",
+    "replay_failed": "re-adding the passing declaration and what it depends on through the kernel "
+                     "(on the header environment) failed or changed it",
     "missing_theorem": "elaboration did not add the stated theorem to the environment",
     "statement_mismatch": "the elaborated type differs from the statement elaborated on its own",
     "statement_error": "the statement itself does not elaborate (with `sorry` as its proof)",
@@ -46,6 +61,8 @@ REASONS: dict[str, str] = {
     "bad_request": "the request line is not valid JSON or lacks a required field",
     "unknown_op": "the request names an op this checker does not know",
     "internal_error": "an exception inside the checker; the message is in `errors`",
+    "failed_warning": "(paper profile) a warning whose text contains `failed`, as the original "
+                      "STP verifier rejected",
 }
 
 
@@ -68,15 +85,20 @@ class LeanMessage(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True
 class CheckerConfig(msgspec.Struct, tag_field="op", tag="config", omit_defaults=True,
                     forbid_unknown_fields=True, kw_only=True):
     """First line of a checker session. The header is imports followed by any commands
-    (`open`, `set_option`, `namespace`, ...) that every checked statement runs under."""
+    (`open`, `set_option`, `namespace`, ...) that every checked statement runs under.
+
+    Every policy field is required: the Lean side holds no defaults of its own, Python sends the
+    configuration's values (each defined once, in stp.lean.config). `header_trusted = false`
+    makes the checker apply its header allow-list (import/open/universe/namespace/section/end/
+    variable and a few safe set_options) before elaborating the header."""
 
     protocol: int = PROTOCOL_VERSION
     header: str
-    max_heartbeats: int = 400_000
-    mode: Literal["strict", "lenient"] = "strict"
-    allowed_axioms: list[str] = msgspec.field(
-        default_factory=lambda: ["propext", "Classical.choice", "Quot.sound"]
-    )
+    header_trusted: bool
+    max_heartbeats: int
+    mode: Mode
+    profile: Profile
+    allowed_axioms: list[str]
 
 
 class Ready(msgspec.Struct, tag_field="op", tag="ready", omit_defaults=True,
@@ -101,6 +123,8 @@ class CheckRequest(msgspec.Struct, tag_field="op", tag="check", omit_defaults=Tr
     the statement declares."""
 
     id: str
+    # 128 random bits (hex) drawn by Python per request; the response must echo it.
+    nonce: str
     statement: str
     proof: str
     name: str | None = None
@@ -121,6 +145,8 @@ class CheckResponse(msgspec.Struct, tag_field="op", tag="result", omit_defaults=
 
     id: str
     verdict: Verdict
+    # The request's nonce; absent only on `bad_request` answers to unreadable lines.
+    nonce: str | None = None
     reasons: list[str] = msgspec.field(default_factory=list)
     errors: list[LeanMessage] = msgspec.field(default_factory=list)
     warnings: list[LeanMessage] = msgspec.field(default_factory=list)
@@ -205,15 +231,18 @@ class ExtractDone(msgspec.Struct, tag_field="t", tag="done", omit_defaults=True,
     errors: list[LeanMessage] = msgspec.field(default_factory=list)
 
 
-class ExtractError(msgspec.Struct, tag_field="t", tag="error", omit_defaults=True,
+class ExtractFailed(msgspec.Struct, tag_field="t", tag="error", omit_defaults=True,
                    forbid_unknown_fields=True, kw_only=True):
-    """The module could not be processed at all (missing file, header failure, bad request)."""
+    """The module could not be processed at all (missing file, header failure, bad request).
+
+    A protocol message (wire tag "error"), not a Python exception: the driver stores it as the
+    module's last line and the module counts as failed."""
 
     module: str
     message: str
 
 
-ExtractorOutput = ExtractCommand | ExtractDecl | ExtractDone | ExtractError
+ExtractorOutput = ExtractCommand | ExtractDecl | ExtractDone | ExtractFailed
 
 # Shared encoder/decoders: the hot path of the verification pool uses these directly.
 encoder = msgspec.json.Encoder()
@@ -226,3 +255,88 @@ extract_request_decoder = msgspec.json.Decoder(ExtractRequest)
 def encode_line(message: msgspec.Struct) -> bytes:
     """One protocol line: compact JSON plus newline."""
     return encoder.encode(message) + b"\n"
+
+
+class DuplicateKeyError(ValueError):
+    """A JSON object names the same key twice (parsers disagree on which one wins)."""
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKeyError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def duplicate_key(line: bytes | bytearray) -> str | None:
+    """The first duplicated key of any object in `line`, or None.
+
+    msgspec (like most JSON parsers) silently keeps the last of two equal keys, so a checker line
+    `{"verdict":"fail",...,"verdict":"pass"}` would decode as a pass with fail's reasons. The scan
+    uses the standard library parser with a pair hook (about as fast as a second decode); a line
+    that is not JSON at all is left to the msgspec decoder to report."""
+    try:
+        json.loads(line, object_pairs_hook=_reject_duplicates)
+    except DuplicateKeyError as err:
+        return str(err)
+    except ValueError:
+        return None
+    return None
+
+
+def decode_checker_line(line: bytes | bytearray) -> CheckerOutput:
+    """Decode one checker output line, refusing duplicate keys (msgspec.DecodeError otherwise)."""
+    msg = checker_output_decoder.decode(line)
+    dup = duplicate_key(line)
+    if dup is not None:
+        raise msgspec.DecodeError(f"{dup} in one object")
+    return msg
+
+
+# Warning texts that made the original STP verifier reject a proof (stp-reference §5.3).
+PAPER_BAD_WARNINGS = ("declaration uses 'sorry'", "failed")
+
+
+def paper_verdict(resp: CheckResponse) -> bool:
+    """The original STP rule, re-derived from the messages: no error, no sorry warning, no warning
+    containing `failed`. Only severity-`warning` messages count (the `warnings` field also
+    carries `info` messages, which the original rule did not look at)."""
+    if resp.errors:
+        return False
+    return not any(bad in m.text for m in resp.warnings if m.severity == "warning"
+                   for bad in PAPER_BAD_WARNINGS)
+
+
+def pass_problem(resp: CheckResponse, nonce: str, allowed_axioms: Iterable[str],
+                 profile: Profile = "strict") -> str | None:
+    """Why a response cannot be accepted as it stands, or None when it is consistent.
+
+    Checked for every response: the nonce. Checked for a `pass` (strict profile): no reasons, no
+    error messages, nothing forbidden, `statement_match` true, every axiom allowed (never
+    `sorryAx`). Paper profile: the verdict must equal the paper rule re-derived from the
+    messages, and a pass carries no reasons. Any problem is a protocol error of the worker."""
+    if resp.nonce != nonce:
+        return f"nonce {resp.nonce!r} does not match the request's"
+    if profile == "paper":
+        if resp.verdict in ("pass", "fail") and (resp.verdict == "pass") != paper_verdict(resp):
+            return f"paper verdict {resp.verdict!r} disagrees with its messages"
+        if resp.verdict == "pass" and resp.reasons:
+            return f"pass with reasons {resp.reasons}"
+        return None
+    if resp.verdict != "pass":
+        return None
+    if resp.reasons:
+        return f"pass with reasons {resp.reasons}"
+    if resp.errors:
+        return f"pass with {len(resp.errors)} error message(s)"
+    if resp.forbidden:
+        return f"pass with forbidden constructs {resp.forbidden}"
+    if resp.statement_match is not True:
+        return f"pass with statement_match={resp.statement_match}"
+    allowed = set(allowed_axioms)
+    bad = sorted(a for a in resp.axioms if a not in allowed or a == "sorryAx")
+    if bad:
+        return f"pass depending on axioms {bad}"
+    return None

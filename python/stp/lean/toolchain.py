@@ -11,10 +11,14 @@ import os
 import shutil
 from pathlib import Path
 
+from stp.checkout import checkout_root
 from stp.errors import UsageError
 from stp.lean.config import LeanConfig
 
 _ELAN_LAKE = Path("~/.elan/bin/lake")
+# Names the Lake workspace when lean.project_dir is empty (e.g. a wheel install, or a second
+# workspace with another pin).
+PROJECT_ENV = "STP_LEAN_PROJECT"
 
 
 def find_lake() -> str | None:
@@ -28,8 +32,22 @@ def find_lake() -> str | None:
     return None
 
 
+def project_dir_source(lean_cfg: LeanConfig) -> tuple[Path, str]:
+    """The Lake workspace and what chose it (for error messages): lean.project_dir, else
+    $STP_LEAN_PROJECT, else the checkout this package was installed from, else the cwd."""
+    if lean_cfg.project_dir:
+        return Path(lean_cfg.project_dir).expanduser().resolve(), "lean.project_dir"
+    env = os.environ.get(PROJECT_ENV, "")
+    if env:
+        return Path(env).expanduser().resolve(), f"${PROJECT_ENV}"
+    root = checkout_root()
+    if root is not None:
+        return root, "the checkout stp is installed from"
+    return Path.cwd().resolve(), "the current directory; set lean.project_dir or $STP_LEAN_PROJECT"
+
+
 def project_dir(lean_cfg: LeanConfig) -> Path:
-    return Path(lean_cfg.project_dir).expanduser().resolve()
+    return project_dir_source(lean_cfg)[0]
 
 
 def checker_exe(lean_cfg: LeanConfig) -> Path:
@@ -50,18 +68,29 @@ def checker_command(lean_cfg: LeanConfig) -> tuple[list[str], str | None]:
     return [lake, "env", str(checker_exe(lean_cfg))], str(project_dir(lean_cfg))
 
 
-def require_lean(lean_cfg: LeanConfig) -> None:
-    """Raise UsageError with one actionable line when the checker cannot be started."""
-    root = project_dir(lean_cfg)
+def extractor_command(lean_cfg: LeanConfig) -> tuple[list[str], str]:
+    """The argv and working directory of the built `stp_extract` (under `lake env`, like the
+    checker), after the same one-line checks `require_lean` makes for the checker."""
+    exe = project_dir(lean_cfg) / lean_cfg.extractor_exe
+    require_lean(lean_cfg, exe, "extractor")
+    return [find_lake() or "lake", "env", str(exe)], str(project_dir(lean_cfg))
+
+
+def require_lean(lean_cfg: LeanConfig, exe: Path | None = None, what: str = "checker") -> None:
+    """Raise UsageError with one actionable line when the checker (or `exe`, the built program
+    named `what`) cannot be started."""
+    root, source = project_dir_source(lean_cfg)
     if find_lake() is None:
         raise UsageError(
-            f"Lean not found: install elan (scripts/setup.sh) and run `lake build` in {root}"
+            f"Lean not found: install elan (scripts/setup.sh) and run `lake build` in {root} "
+            f"(the Lean project, from {source})"
         )
     if not any((root / name).is_file() for name in ("lakefile.lean", "lakefile.toml")):
         raise UsageError(
-            f"no Lake workspace at {root} (lean.project_dir): point lean.project_dir at the "
-            "directory holding lakefile.lean"
+            f"no Lake workspace at {root} (from {source}): point lean.project_dir or "
+            f"${PROJECT_ENV} at the directory holding lakefile.lean"
         )
-    exe = checker_exe(lean_cfg)
+    exe = exe or checker_exe(lean_cfg)
     if not exe.is_file():
-        raise UsageError(f"checker not built ({exe} missing): run `lake build` in {root}")
+        raise UsageError(f"{what} not built ({exe} missing): run `lake build` in {root} "
+                         f"(the Lean project, from {source})")

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import msgspec
+from msgspec import Meta
+
+from stp.ranges import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Seed,
+    UnitFloatBelowOne,
+)
 
 
 class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -11,53 +23,57 @@ class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Tokenizer to use; empty = the model's own.
     tokenizer: str = ""
     # "stp": byte-identical to the released STP model's formats; "clean": one consistent format.
-    prompt_format: str = "stp"
+    prompt_format: Literal["stp", "clean"] = "stp"
     # Prompts longer than this are left-truncated (the original used 1024).
-    max_prompt_tokens: int = 1024
+    max_prompt_tokens: PositiveInt = 1024
     # Prompt + completion context of the sampler, as the original's engine: a completion gets
     # max_model_len - prompt tokens (capped by sampler.max_tokens). Raise it to give long prompts
     # room, at the cost of comparability with the paper.
-    max_model_len: int = 1024
-    dtype: str = "bfloat16"
+    max_model_len: PositiveInt = 1024
+    # "auto" (the checkpoint's own) is understood by the samplers only, not by training.
+    dtype: Literal["bfloat16", "float16", "float32", "auto"] = "bfloat16"
 
 
 class SamplerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # "vllm" on GPUs/TPUs (production), "hf" (transformers on CPU) for tests and tiny runs.
-    backend: str = "vllm"
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_tokens: int = 1024
+    backend: Literal["vllm", "hf"] = "vllm"
+    # 0 = greedy decoding.
+    temperature: NonNegativeFloat = 1.0
+    top_p: Annotated[float, Meta(gt=0, le=1)] = 1.0
+    max_tokens: PositiveInt = 1024
     # One engine per `tensor_parallel_size` accelerators; 0 engines = as many as fit.
-    tensor_parallel_size: int = 1
-    num_engines: int = 0
-    gpu_memory_utilization: float = 0.85
+    tensor_parallel_size: PositiveInt = 1
+    num_engines: NonNegativeInt = 0
+    gpu_memory_utilization: Annotated[float, Meta(gt=0, le=1)] = 0.85
     # Prompts handed to an engine at once (generation is streamed shard by shard).
-    shard_size: int = 65_536
+    shard_size: PositiveInt = 65_536
     # Embedding of statements for the re-weighting (mean of the last hidden layer).
-    embed_max_tokens: int = 512
-    embed_batch_size: int = 12
+    embed_max_tokens: PositiveInt = 512
+    embed_batch_size: PositiveInt = 12
 
 
 class TrainerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    learning_rate: float = 5e-5
+    learning_rate: PositiveFloat = 5e-5
     # Warm-up steps = min(steps - 1, warmup_steps); constant learning rate afterwards.
-    warmup_steps: int = 5
+    warmup_steps: NonNegativeInt = 5
     # Sequences per optimizer step.
-    batch_size: int = 2048
+    batch_size: PositiveInt = 2048
     # Sequences per device per micro-step (gradient accumulation fills the batch).
-    per_device_batch_size: int = 8
-    epochs: float = 1.0
-    min_steps: int = 5
+    per_device_batch_size: PositiveInt = 8
+    epochs: PositiveFloat = 1.0
+    # At least this many optimizer steps (0 = as many as the data gives, but never fewer than 1).
+    min_steps: NonNegativeInt = 5
     # Longer examples keep the first token and the last max_seq_len - 1 tokens.
-    max_seq_len: int = 2048
+    max_seq_len: Annotated[int, Meta(ge=2)] = 2048
     # Pack several short examples into one sequence (no cross-attention between them).
     packing: bool = True
-    weight_decay: float = 0.0
-    beta1: float = 0.9
-    beta2: float = 0.95
-    epsilon: float = 1e-5
-    max_grad_norm: float = 1.0
+    weight_decay: NonNegativeFloat = 0.0
+    beta1: UnitFloatBelowOne = 0.9
+    beta2: UnitFloatBelowOne = 0.95
+    epsilon: PositiveFloat = 1e-5
+    # Gradient clipping norm (0 = no clipping).
+    max_grad_norm: NonNegativeFloat = 1.0
     # Levanter mixed precision policy.
     mp: str = "p=f32,c=bfloat16"
-    checkpoint_every_steps: int = 50
-    seed: int = 0
+    checkpoint_every_steps: PositiveInt = 50
+    seed: Seed = 0

@@ -1,4 +1,4 @@
-"""Turning completions into proofs and conjectures (stp-reference §3.1, §3.2, §11 item 10).
+"""Turning completions into proofs and conjectures (docs/reference.md §3.1, §3.2, §11 item 10).
 
 The original's conjecture rule was: text up to the first `</hard theorem>`, stripped, prefixed with
 `theorem `, cut at the first `:=`, `:= by` appended. It accepted anything. We keep the same cut but

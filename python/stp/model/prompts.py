@@ -1,4 +1,4 @@
-"""Prompt and training-example formats of the prover and the conjecturer (stp-reference §3).
+"""Prompt and training-example formats of the prover and the conjecturer (docs/reference.md §3).
 
 One model plays both roles; only the prompt tells it which. Two named formats:
 
@@ -16,7 +16,7 @@ Parsing of completions lives in `stp.model.parsing` and is re-exported here.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 from stp.data.records import TrainingExample
 from stp.model.parsing import ParsedConjecture, extract_proof, parse_conjecture
@@ -49,7 +49,7 @@ __all__ = [
 Format = Literal["stp", "clean"]
 FORMATS: tuple[str, ...] = get_args(Format)
 
-# The literal strings of the original (RL/utils/model_utils.py), reference §3.
+# The literal strings of the original (RL/utils/model_utils.py), docs/reference.md §3.
 START_LEMMA_STMT = "<easy theorem>"
 START_THM = "<hard theorem>"
 END_THM = "</hard theorem>"
@@ -71,7 +71,7 @@ def check_format(fmt: str) -> Format:
     """The format name, or ValueError naming the accepted ones (config typos fail loudly)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown prompt format {fmt!r}; expected one of {list(FORMATS)}")
-    return fmt  # type: ignore[return-value]
+    return cast(Format, fmt)  # checked against FORMATS just above
 
 
 def prover_prompt(statement: str, header: str = "", fmt: str = "stp") -> str:

@@ -9,8 +9,10 @@ the trainer's prompt/target split and the samplers expect.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -20,6 +22,8 @@ PAD = "<pad>"
 
 # Bump when the recipe changes so cached copies are rebuilt.
 _RECIPE = "tiny-llama-v1"
+# Attention heads of the tiny model; the hidden size must be a multiple of it.
+NUM_HEADS = 4
 
 _CORPUS = r"""Complete the following Lean 4 code:
 
@@ -80,6 +84,8 @@ def create_tiny_model(out_dir: str | os.PathLike[str], *, hidden_size: int = 64,
     Deterministic for given arguments; a finished directory is reused as is (a marker file is
     written last, so an interrupted build is redone)."""
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "exists and is not a directory", str(out))
     marker = out / "tiny_model.json"
     recipe = {"recipe": _RECIPE, "hidden_size": hidden_size, "num_layers": num_layers,
               "vocab_size": vocab_size, "seed": seed}
@@ -89,14 +95,26 @@ def create_tiny_model(out_dir: str | os.PathLike[str], *, hidden_size: int = 64,
                 return str(out)
         except (OSError, json.JSONDecodeError):
             pass
-    out.mkdir(parents=True, exist_ok=True)
-    tok = build_tokenizer(vocab_size)
-    _save_model(out, tok, hidden_size=hidden_size, num_layers=num_layers, seed=seed)
-    tok.save_pretrained(str(out))
-    # Atomic marker: the directory counts as finished only once this exists.
-    with tempfile.NamedTemporaryFile("w", dir=out, delete=False, suffix=".tmp") as f:
-        json.dump(recipe, f)
-    os.replace(f.name, marker)
+    # Built in a temporary sibling and renamed into place, so a failure (full disk, kill) leaves
+    # no half-written model behind; the marker is written last inside it.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".stp-tmp"))
+    try:
+        tok = build_tokenizer(vocab_size)
+        _save_model(build, tok, hidden_size=hidden_size, num_layers=num_layers, seed=seed)
+        tok.save_pretrained(str(build))
+        (build / marker.name).write_text(json.dumps(recipe))
+        if out.exists():  # an older recipe or an interrupted copy: replace it
+            shutil.rmtree(out)
+        os.rename(build, out)
+    except BaseException as err:
+        shutil.rmtree(build, ignore_errors=True)
+        from stp.storage import as_os_error
+
+        os_error = as_os_error(err, str(out))
+        if os_error is not None and os_error is not err:
+            raise os_error from None
+        raise
     return str(out)
 
 
@@ -126,31 +144,54 @@ def _save_model(out: Path, tok, *, hidden_size: int, num_layers: int, seed: int)
 
     config = LlamaConfig(
         vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-        num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=4,
+        num_hidden_layers=num_layers, num_attention_heads=NUM_HEADS,
+        num_key_value_heads=NUM_HEADS,
         max_position_embeddings=1024, rms_norm_eps=1e-5, rope_theta=10000.0,
         tie_word_embeddings=False, bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, torch_dtype="float32")
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
-    model.generation_config.pad_token_id = tok.pad_token_id
+    if model.generation_config is not None:
+        model.generation_config.pad_token_id = tok.pad_token_id
     model.save_pretrained(str(out), safe_serialization=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m stp.model.tiny DIR`: write the tiny model configs/tiny-cpu.toml points at."""
-    import argparse
+    # The command-line layer, imported here so the library part of this module stays below it.
+    from stp.cli import ArgumentParser, add_config_arguments, config_from_args, count_arg
 
-    parser = argparse.ArgumentParser(prog="python -m stp.model.tiny", description=main.__doc__)
+    parser = ArgumentParser(prog="python -m stp.model.tiny", description=main.__doc__)
     parser.add_argument("out_dir", help="directory for the model and tokenizer (reused if complete)")
-    parser.add_argument("--hidden-size", type=int, default=64)
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hidden-size", type=_hidden_size, default=64,
+                        help=f"a positive multiple of {NUM_HEADS} (the attention heads)")
+    parser.add_argument("--layers", type=count_arg(1), default=2)
+    parser.add_argument("--seed", type=count_arg(0), default=None,
+                        help="weight seed (default: run.seed)")
+    add_config_arguments(parser)
     args = parser.parse_args(argv)
+    cfg = config_from_args(args)
+    seed = cfg.run.seed if args.seed is None else args.seed
     path = create_tiny_model(args.out_dir, hidden_size=args.hidden_size,
-                             num_layers=args.layers, seed=args.seed)
+                             num_layers=args.layers, seed=seed)
     print(path)
     return 0
 
 
+def _hidden_size(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < NUM_HEADS or value % NUM_HEADS:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive multiple of {NUM_HEADS} (the attention heads), got {value}")
+    return value
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from stp.cli import run_main
+
+    run_main(main)

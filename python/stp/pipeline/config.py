@@ -7,6 +7,8 @@ from typing import Literal
 
 import msgspec
 
+from stp.ranges import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+
 Stage = Literal["sft", "selfplay", "retrain", "eval", "report"]
 ALL_STAGES: tuple[Stage, ...] = ("sft", "selfplay", "retrain", "eval", "report")
 
@@ -22,11 +24,11 @@ class SFTConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     data: str = "stp_sft"
     # The original: 115 steps x 2048 sequences, lr 1e-4, 20 linear warm-up steps, then constant.
     # steps = 0 trains `epochs` epochs instead (the released model: 1 epoch on STP_Lean_0320).
-    steps: int = 115
-    epochs: float = 1.0
-    batch_size: int = 2048
-    learning_rate: float = 1e-4
-    warmup_steps: int = 20
+    steps: NonNegativeInt = 115
+    epochs: PositiveFloat = 1.0
+    batch_size: PositiveInt = 2048
+    learning_rate: NonNegativeFloat = 1e-4
+    warmup_steps: NonNegativeInt = 20
 
 
 class PipelineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -19,6 +19,7 @@ Layout (self-play keeps the layout of `python -m stp.selfplay`, so its tools wor
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,10 +29,10 @@ import msgspec
 from stp import storage
 from stp.config import STPConfig, resolve_data_dir, to_toml
 from stp.errors import UsageError
-from stp.metrics import MetricsWriter, get_logger
+from stp.metrics import MetricsWriter
 from stp.model.types import Sampler
 
-log = get_logger("stp.pipeline")
+log = logging.getLogger(__name__)
 
 MANIFEST = "pipeline.json"
 # hook(stage): called after a pipeline stage is recorded. Tests raise from it to simulate a kill.
@@ -76,6 +77,13 @@ class Pipeline:
         from stp.lean.toolchain import checker_command
 
         checker_command(self.cfg.lean)  # without Lean nothing can be verified: fail first
+        from stp.lock import lock_dir
+
+        # One process per run directory (re-entrant: self-play takes the same lock inside).
+        with lock_dir(self.root, purpose="pipeline"):
+            return self._run()
+
+    def _run(self) -> PipelineManifest:
         if not storage.exists(self.path("config.toml")):
             storage.write_text(self.path("config.toml"), to_toml(self.cfg))
         table: dict[str, Callable[[], dict[str, Any]]] = {

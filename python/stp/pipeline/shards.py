@@ -21,15 +21,16 @@ through `run_shards`, so they share one failure rule and one outage guard:
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic, Protocol, TypeVar
 
 from stp.errors import EXIT_FAILURES, STPError
-from stp.metrics import get_logger, progress
+from stp.metrics import progress
 
-log = get_logger("stp.pipeline")
+log = logging.getLogger(__name__)
 
 # Verification ended without a verdict on the proof: retried, and counted by the outage guard.
 NO_VERDICT: frozenset[str] = frozenset({"error", "crash"})

@@ -1,6 +1,6 @@
 """`python -m stp.selfplay`: run or continue self-play; `... report --run-dir D`: plots + markdown.
 
-    python -m stp.selfplay --config configs/tiny-cpu.toml --data-dir ../shared/data
+    python -m stp.selfplay --config configs/tiny-cpu.toml
     python -m stp.selfplay --config configs/stp-7b.toml --rounds 4 --set run.seed=1
     python -m stp.selfplay report --run-dir runs/tiny-cpu
 """
@@ -8,26 +8,37 @@
 from __future__ import annotations
 
 import argparse
+import json
 
-from stp.cli import EXIT_OK, add_config_arguments, config_from_args, run_main, setup_logging
+from stp.cli import (
+    EXIT_OK,
+    ArgumentParser,
+    add_config_arguments,
+    config_from_args,
+    count_arg,
+    run_main,
+    setup_logging,
+)
 
 
 def _run_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m stp.selfplay",
         description="Run self-play rounds (continues a stopped run in the same run directory). "
                     "`python -m stp.selfplay report --run-dir D` renders a report instead.")
     add_config_arguments(parser)
-    parser.add_argument("--rounds", type=int, default=None,
+    parser.add_argument("--rounds", type=count_arg(1), default=None,
                         help="total rounds to complete (default: selfplay.rounds)")
     parser.add_argument("--run-dir", default=None, help="override run.run_dir")
     return parser
 
 
 def _report_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m stp.selfplay report",
+    parser = ArgumentParser(prog="python -m stp.selfplay report",
                                      description="Plots (PNG) and a markdown report of a run.")
-    parser.add_argument("--run-dir", required=True, help="the run directory (local or gs://)")
+    add_config_arguments(parser)
+    parser.add_argument("--run-dir", default=None,
+                        help="the run directory (local or gs://; default: run.run_dir)")
     parser.add_argument("--out", default=None, help="output folder (default: RUN_DIR/report)")
     return parser
 
@@ -38,13 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "report":
         args = _report_parser().parse_args(argv[1:])
+        cfg = config_from_args(args)
+        setup_logging(cfg.run.log_level)
         from stp.selfplay.report import render_report
 
-        print(render_report(args.run_dir, args.out))
+        print(render_report(args.run_dir or cfg.run.run_dir, args.out))
         return EXIT_OK
     args = _run_parser().parse_args(argv)
     if args.run_dir:
-        args.overrides.append(f'run.run_dir="{args.run_dir}"')
+        args.overrides.append(f"run.run_dir={json.dumps(args.run_dir)}")
     cfg = config_from_args(args)
     setup_logging(cfg.run.log_level)
     from stp.lean.toolchain import checker_command

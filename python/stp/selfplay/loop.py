@@ -1,4 +1,4 @@
-"""The self-play loop: rounds of conjecture → prove → verify → reward → train (reference §4).
+"""The self-play loop: rounds of conjecture → prove → verify → reward → train (docs/reference.md §4).
 
 Each round is a fixed sequence of stages (`rundir.STAGES`). A stage reads the outputs of earlier
 stages from the run directory, writes its own outputs atomically, and only then is recorded in
@@ -11,6 +11,7 @@ produces the same files as an uninterrupted one.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import time
 from array import array
@@ -25,7 +26,7 @@ from stp import storage
 from stp.config import STPConfig, resolve_data_dir, to_toml
 from stp.data.records import TrainingExample, statement_key
 from stp.errors import UsageError
-from stp.metrics import MetricsWriter, get_logger, progress
+from stp.metrics import MetricsWriter, progress
 from stp.model.types import Sampler, SampleRequest
 from stp.pipeline.shards import NO_VERDICT
 from stp.selfplay import rules
@@ -46,7 +47,7 @@ from stp.selfplay.training_sets import (
     shuffled,
 )
 
-log = get_logger("stp.selfplay")
+log = logging.getLogger(__name__)
 
 # hook(round, stage, shard): called after a stage is recorded (shard None) and after each shard
 # of a sampling stage is stored. Tests raise from it to simulate a crash at that point.
@@ -55,8 +56,12 @@ SamplerFactory = Callable[[str], Sampler]
 
 
 class TrainFn(Protocol):
+    """The signature of `stp.model.training.train_weighted` (tests pass scripted stand-ins)."""
+
     def __call__(self, base_model: str, examples_path: str, out_dir: str, trainer_cfg: Any,
-                 model_cfg: Any, **overrides: Any) -> Any: ...
+                 model_cfg: Any, *, learning_rate: float | None = None,
+                 min_steps: int | None = None, epochs: float | None = None,
+                 max_steps: int | None = None) -> Any: ...
 
 
 @dataclass
@@ -82,12 +87,16 @@ def run_selfplay(
     from stp.lean.toolchain import checker_command
 
     checker_command(cfg.lean)
-    loop = SelfPlay(cfg, hook=hook,
-                    sampler_factory=sampler_factory, train_fn=train_fn)
-    try:
-        return loop.run(cfg.selfplay.rounds if rounds is None else rounds)
-    finally:
-        loop.close()
+    from stp.lock import lock_dir
+
+    # One process per run directory: a second one would claim shards of the same rounds.
+    with lock_dir(cfg.run.run_dir, purpose="self-play"):
+        loop = SelfPlay(cfg, hook=hook,
+                        sampler_factory=sampler_factory, train_fn=train_fn)
+        try:
+            return loop.run(cfg.selfplay.rounds if rounds is None else rounds)
+        finally:
+            loop.close()
 
 
 class SelfPlay:

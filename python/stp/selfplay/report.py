@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from stp import storage
+from stp.errors import import_optional
 from stp.selfplay.rundir import STAGES, RunDir
 
 
@@ -42,8 +43,7 @@ def _finish(fig: Any, ax: Any, path: Path, *, xlabel: str, ylabel: str, title: s
 
 def render_report(run_dir: str, out_dir: str | None = None) -> Path:
     """Write the plots and `report.md`; returns the report path. Plots need matplotlib."""
-    import matplotlib
-
+    matplotlib = import_optional("matplotlib", "plots", "the self-play report")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

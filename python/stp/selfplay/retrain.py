@@ -16,6 +16,7 @@ a rerun skips finished stages) and the checkpoint under `model/`.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Iterable, Iterator
@@ -25,13 +26,13 @@ from stp import storage
 from stp.config import STPConfig, resolve_data_dir
 from stp.data.records import TrainingExample
 from stp.errors import UsageError
-from stp.metrics import MetricsWriter, get_logger
+from stp.metrics import MetricsWriter
 from stp.selfplay import rules
 from stp.selfplay.records import CorrectProof, StatementRow
 from stp.selfplay.rundir import RunDir
 from stp.selfplay.training_sets import dedup_examples, retrain_proofs, shuffled
 
-log = get_logger("stp.retrain")
+log = logging.getLogger(__name__)
 
 
 class RoundSource:

@@ -1,4 +1,4 @@
-"""The selection and weighting rules of one self-play round (reference §4), as pure functions.
+"""The selection and weighting rules of one self-play round (docs/reference.md §4), as pure functions.
 
 Nothing here reads files, samples a model or checks a proof: inputs are arrays indexed by integer
 statement id (`sid`) and small record lists, outputs are the same, and every random choice takes

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import numpy as np
@@ -131,7 +131,7 @@ class RunDir:
     # ------------------------------------------------------------------ arrays
     def save_arrays(self, path: str, **arrays: np.ndarray) -> None:
         buffer = io.BytesIO()
-        np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub: **kwds as bool
+        np.savez(buffer, **cast(dict[str, Any], arrays))  # numpy's stub types **kwds as bool
         storage.write_bytes(path, buffer.getvalue())
 
     def load_arrays(self, path: str) -> dict[str, np.ndarray]:

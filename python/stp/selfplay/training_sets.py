@@ -1,4 +1,4 @@
-"""Training-set assembly: the round's prover + conjecturer examples (§4.9) and the final
+"""Training-set assembly: the round's prover + conjecturer examples (docs/reference.md §4.9) and the final
 re-training data (§4.11), streamed over correct proofs so paper-scale rounds fit in memory.
 
 Prompt construction is injected (`prover_example`, `conjecture_example`) so the rules are tested

@@ -18,15 +18,18 @@ from typing import Any
 
 import msgspec
 
+from stp import storage
 from stp.cli import (
     EXIT_FAILURES,
     EXIT_OK,
+    ArgumentParser,
     UsageError,
     add_config_arguments,
     config_from_args,
     run_main,
     setup_logging,
 )
+from stp.metrics import Progress
 from stp.verify.leanfile import LeanFileError, TextMap, split_lean_file
 from stp.verify.types import VerifyItem, VerifyResult
 
@@ -61,11 +64,13 @@ def read_jsonl(path: Path, header: str) -> list[Entry]:
                 rec = _record_decoder.decode(raw)
             except msgspec.ValidationError as err:
                 raise UsageError(f"{path}:{lineno}: {_field_message(err)}") from None
-            except msgspec.DecodeError as err:
+            except (msgspec.DecodeError, UnicodeDecodeError) as err:
                 raise UsageError(f"{path}:{lineno}: not valid JSON ({err})") from None
             name = rec.name or f"{path.name}:{lineno}"
+            # a header that comes with the proof is untrusted (the checker's allow-list applies)
             item = VerifyItem(statement=rec.statement, proof=rec.proof,
-                              header=rec.header if rec.header is not None else header, name=name)
+                              header=rec.header if rec.header is not None else header,
+                              header_trusted=rec.header is None, name=name)
             entries.append(Entry(name, f"{path}:{lineno}", item))
     return entries
 
@@ -91,7 +96,8 @@ def read_lean(path: Path) -> list[Entry]:
     except LeanFileError as err:
         raise UsageError(str(err)) from None
     return [Entry(t.name, f"{path}:{t.line}",
-                  VerifyItem(statement=t.statement, proof=t.proof, header=t.header, name=t.name),
+                  VerifyItem(statement=t.statement, proof=t.proof, header=t.header,
+                             header_trusted=False, name=t.name),
                   t.text_map) for t in theorems]
 
 
@@ -145,7 +151,7 @@ def first_error(record: dict[str, Any]) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m stp.verify",
         description="Check Lean proofs: .lean files (each theorem separately, against the "
                     "file's header) and JSONL files of {name?, header?, statement, proof}.")
@@ -182,21 +188,26 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(cfg.run.log_level if not args.json else "WARNING")
     if not args.cache and not cfg.verifier.cache_dir:
         cfg.verifier.cache_dir = "off"  # the CLI does not litter the cwd with a run directory
-    header = cfg.lean.default_header
+    from stp.lean.config import session_header
+
+    header = session_header(cfg.lean)
     if args.header is not None:
         header = _read_header(args.header)
     entries = load_entries(args.paths, header)
+    if not entries:
+        raise UsageError(f"{', '.join(map(str, args.paths))}: no proofs to check (empty input)")
 
     from stp.verify.service import VerifierError, make_verifier
 
     results: list[VerifyResult | None] = [None] * len(entries)
     try:
         with make_verifier(cfg) as verifier:
-            verifier.versions(entries[0].item.header)  # a checker that cannot start: exit 2
-            with _progress(len(entries), disabled=args.no_progress) as advance:
+            verifier.versions()  # a checker that cannot start: exit 2 (default header: trusted)
+            with Progress(len(entries), "checking", unit="proofs",
+                          enabled=False if args.no_progress else None) as bar:
                 for index, result in verifier.verify(e.item for e in entries):
                     results[index] = result
-                    advance()
+                    bar.advance()
             disagreements = verifier.last_stats.disagreements
     except VerifierError as err:
         raise UsageError(str(err)) from None
@@ -218,33 +229,8 @@ def _read_header(value: str) -> str:
         path = Path(value[1:])
         if not path.is_file():
             raise UsageError(f"--header {value}: no such file")
-        return path.read_text(encoding="utf-8")
+        return storage.read_text(path)
     return value.replace("\\n", "\n")
-
-
-class _progress:
-    """A rich progress bar on stderr when it is a terminal; a no-op otherwise."""
-
-    def __init__(self, total: int, disabled: bool) -> None:
-        self.total = total
-        self.enabled = not disabled and sys.stderr.isatty()
-        self.bar: Any = None
-
-    def __enter__(self):  # type: ignore[no-untyped-def]
-        if not self.enabled:
-            return lambda: None
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-        self.bar = Progress("checking", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                            console=Console(stderr=True), transient=True)
-        self.bar.start()
-        task = self.bar.add_task("check", total=self.total)
-        return lambda: self.bar.advance(task)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 def _print_table(records: list[dict[str, Any]]) -> None:

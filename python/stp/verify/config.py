@@ -2,40 +2,66 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import msgspec
+from msgspec import Meta
+
+from stp.lean.protocol import DEFAULT_MAX_RESPONSE_MB
+from stp.ranges import NonNegativeInt, PositiveFloat, PositiveInt, UnitFloat
+
+Backend = Literal["local", "ray"]
+Sandbox = Literal["auto", "bwrap", "none"]
+# -1 = derived (see rlimit_as_mb), 0 = none, else MiB.
+AddressSpaceMB = Annotated[int, Meta(ge=-1)]
 
 
 class VerifierConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # "local": a process pool on this machine; "ray": one pool per Ray node.
-    backend: str = "local"
+    backend: Backend = "local"
     # Checker processes per pool (0 = one per CPU, minus cluster.reserved_cpus).
-    workers: int = 0
-    # Wall-clock limit of one check; the worker is killed and the item marked `timeout`.
-    timeout_s: float = 200.0
+    workers: NonNegativeInt = 0
+    # Wall-clock limit of one check; the worker is killed and the item marked `timeout`. This is
+    # also the per-check CPU bound (a worker lives for many checks, so RLIMIT_CPU cannot be).
+    timeout_s: PositiveFloat = 200.0
     # Private resident memory cap per worker (RSS minus file-backed pages such as mmap'd oleans,
-    # over its process tree); a worker above it is recycled, its item marked `memory`.
-    memory_mb: int = 12_000
+    # over its process tree); a worker above it is recycled, its item marked `memory`; 0 = no cap.
+    memory_mb: NonNegativeInt = 12_000
     # How often the pool samples each worker's private resident memory.
-    memory_check_s: float = 1.0
-    # Optional hard address-space limit per worker (RLIMIT_AS, MiB; 0 = none). Must leave room
-    # for the whole mmap'd Mathlib olean set (check `du -sh` of the olean directory).
-    rlimit_as_mb: int = 0
+    memory_check_s: PositiveFloat = 1.0
+    # Hard address-space limit per worker (RLIMIT_AS, MiB). -1 = derived: memory_mb + the size of
+    # every .olean under the Lake workspace (they are mmap'd) + 4096 MiB headroom; 0 = none.
+    rlimit_as_mb: AddressSpaceMB = -1
     # Requests in flight per worker: hides the pipe round trip without starving other workers.
-    pipeline_depth: int = 2
+    pipeline_depth: PositiveInt = 2
     # Recycle a worker after this many checks (Lean processes grow; 0 = never).
-    recycle_after: int = 2_000
+    recycle_after: NonNegativeInt = 2_000
     # Warm pools kept per distinct header (least recently used evicted).
-    max_header_pools: int = 4
+    max_header_pools: PositiveInt = 4
     # Seconds to wait for a worker to import its header before it counts as crashed.
-    start_timeout_s: float = 600.0
+    start_timeout_s: PositiveFloat = 600.0
     # A crashed check is retried this many times on a fresh worker before it is marked `crash`.
-    crash_retries: int = 1
+    crash_retries: NonNegativeInt = 1
     # Outage guard of self-play proving and evaluation (stp.pipeline.shards): attempts that got no
     # verdict (`error`, `crash`) are verified again this many times; if more than this fraction
     # of a stage's attempts still has none, the stage fails and a rerun verifies only those (the
     # original aborted a round above 0.5 %).
-    unverified_retries: int = 1
-    max_unverified_fraction: float = 0.005
+    unverified_retries: NonNegativeInt = 1
+    max_unverified_fraction: UnitFloat = 0.005
+    # Longest checker output line accepted (MiB); a longer one is a protocol error of the worker
+    # and is never buffered beyond this.
+    max_response_mb: PositiveInt = DEFAULT_MAX_RESPONSE_MB
+    # Run checker workers under bubblewrap (read-only toolchain and workspace, private /tmp, no
+    # network, cleared environment). "auto": where `bwrap` exists, else one warning; "bwrap":
+    # required (missing bwrap is an error); "none": no sandbox.
+    sandbox: Sandbox = "auto"
+    # Extra paths bound read-only into the sandbox (e.g. the interpreter of a checker_command).
+    sandbox_binds: list[str] = msgspec.field(default_factory=list)
+    # Confirm every pass in a fresh worker that has run no earlier request before it is cached,
+    # rewarded or counted (a disagreement makes the item `error`).
+    recheck_passes: bool = True
+    # Fresh workers kept started per header pool, ready for pass re-checks (each runs one).
+    recheck_spares: NonNegativeInt = 1
     # Persistent result cache (SQLite, local); empty = <run_dir>/verify-cache; "off" = none.
     cache_dir: str = ""
     # Ask the checker for the Mathlib premises each passing proof used.
@@ -43,5 +69,6 @@ class VerifierConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Re-verify passing proofs with the independent lean-interact backend.
     cross_check: bool = False
     # Ray backend: resources of one worker.
-    cpus_per_worker: float = 1.0
-    memory_per_worker_mb: int = 12_000
+    cpus_per_worker: PositiveFloat = 1.0
+    # Memory Ray reserves per worker; 0 = no reservation.
+    memory_per_worker_mb: NonNegativeInt = 12_000

@@ -19,12 +19,12 @@ from typing import Any, Protocol
 
 from stp.errors import UsageError
 from stp.lean.config import LeanConfig
+from stp.verify.leanfile import declared_name
 from stp.verify.pool import join_proof
 from stp.verify.types import VerifyItem, VerifyResult
 
 log = logging.getLogger(__name__)
 
-_THEOREM_NAME = re.compile(r"\b(?:theorem|lemma)\s+([^\s:({\[]+)")
 _AXIOMS = re.compile(r"depends on axioms:\s*\[([^\]]*)\]", re.S)
 
 
@@ -82,8 +82,8 @@ class CrossChecker:
 
 
 def _theorem_name(statement: str) -> str | None:
-    m = _THEOREM_NAME.search(statement)
-    return m.group(1) if m else None
+    """The declared constant, from the parsed declaration (never a name in a docstring)."""
+    return declared_name(statement)
 
 
 def axioms_from_messages(texts: list[str]) -> list[str] | None:
@@ -100,7 +100,10 @@ def axioms_from_messages(texts: list[str]) -> list[str] | None:
 class LeanInteractBackend:
     """lean-interact's AutoLeanServer on the same Lake workspace as our checker."""
 
-    def __init__(self, lean_cfg: LeanConfig, timeout_s: float = 200.0) -> None:
+    def __init__(self, lean_cfg: LeanConfig, timeout_s: float, memory_mb: int) -> None:
+        """lean-interact clones and builds its REPL (github.com/leanprover-community/repl) into
+        its cache directory on first use, so the first cross-check needs network access and a
+        few minutes; later ones reuse the build."""
         from stp.lean import toolchain
 
         toolchain.require_lean(lean_cfg)
@@ -109,9 +112,14 @@ class LeanInteractBackend:
         except ImportError as err:
             raise UsageError("--cross-check needs lean-interact: pip install 'stp[crosscheck]'") \
                 from err
-        project = LocalProject(directory=str(toolchain.project_dir(lean_cfg)),
-                               lake_path=toolchain.find_lake() or "lake", auto_build=False)
-        self.config = LeanREPLConfig(project=project)
+        lake = toolchain.find_lake() or "lake"
+        project = LocalProject(directory=str(toolchain.project_dir(lean_cfg)), lake_path=lake,
+                               auto_build=False)
+        # the same lake for the REPL's own build; no reuse of earlier commands' elaboration (an
+        # independent opinion on each proof); the worker memory cap as the REPL's hard limit
+        self.config = LeanREPLConfig(project=project, lake_path=lake,
+                                     memory_hard_limit_mb=memory_mb or None,
+                                     enable_incremental_optimization=False)
         self.server: Any = AutoLeanServer(self.config)
         self.allowed = set(lean_cfg.allowed_axioms)
         self.timeout_s = timeout_s
@@ -139,7 +147,7 @@ class LeanInteractBackend:
         errors = _errors(resp)
         if errors:
             return CrossVerdict(False, f"REPL error: {errors[0]}")
-        if getattr(resp, "sorries", None):
+        if not resp.lean_code_is_valid(allow_sorry=False):
             return CrossVerdict(False, "REPL reports a sorry")
         name = _theorem_name(item.statement)
         if name is None:

@@ -1,7 +1,7 @@
 """Collapse identical items of a batch so each distinct proof is checked once.
 
 Self-play samples many proofs per statement and a model often repeats itself; the original STP
-deduplicated attempts before checking too (stp-reference.md §4.4). Identity is the content key
+deduplicated attempts before checking too (docs/reference.md §4.4). Identity is the content key
 (header, statement, proof, premises flag), the same key the persistent cache uses.
 """
 

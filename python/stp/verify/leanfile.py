@@ -117,6 +117,16 @@ def _mask(text: str) -> str:
                     j += 1
             blank(i, j)
             i = j
+        elif (raw := _RAW_STRING_START.match(text, i)) and not _ident_before(text, i):
+            # r"..." / r#"..."#: no escapes; a backslash right before the quote ends nothing
+            close = '"' + raw.group(1)
+            j = text.find(close, raw.end())
+            j = n if j < 0 else j + len(close)
+            blank(i, j)
+            i = j
+        elif text[i] == "'" and not _ident_before(text, i) and (ch := _CHAR.match(text, i)):
+            blank(i, ch.end())  # a char literal such as '"' must not open a string
+            i = ch.end()
         elif text[i] == '"':
             j = i + 1
             while j < n and text[j] != '"':
@@ -126,6 +136,29 @@ def _mask(text: str) -> str:
         else:
             i += 1
     return "".join(out)
+
+
+_RAW_STRING_START = re.compile(r'r(#*)"')
+_CHAR = re.compile(r"'(?:\\(?:u\{[0-9a-fA-F]+\}|x[0-9a-fA-F]{2}|.)|[^\\'\n])'")
+
+
+def _ident_before(text: str, i: int) -> bool:
+    """Whether position i continues an identifier (`h'`, `xr"` are not literal starts)."""
+    if i == 0:
+        return False
+    prev = text[i - 1]
+    return prev.isalnum() or prev in "_'!?." or "\u2080" <= prev <= "\u209c"
+
+
+_DECLARED = re.compile(
+    r"(?<![\w.'])(theorem|lemma|def|abbrev|instance)\s+([^\s:({\[]+)")
+
+
+def declared_name(statement: str) -> str | None:
+    """The name a statement declares, read with comments and string literals blanked out, so a
+    docstring that mentions `theorem other` is not taken for the declaration."""
+    m = _DECLARED.search(_mask(statement))
+    return m.group(2) if m else None
 
 
 def _top_level_assign(masked: str, start: int, end: int) -> int:

@@ -7,7 +7,11 @@ that header). The invariants that guarantee it:
   finished (`Job.done`);
 - a worker is retired exactly once (`_retire`), and retiring hands back every in-flight job;
 - a response is accepted only if its id is the id of the oldest in-flight job of that worker
-  (checkers answer in request order); anything else kills the worker.
+  (checkers answer in request order), it echoes that job's nonce, and a `pass` is consistent
+  (`stp.lean.protocol.pass_problem`); anything else kills the worker. An inconsistent answer is
+  retried once on another worker, then the item is `error`: it is never a pass;
+- with `recheck_passes`, a pass is only final once a fresh worker (a process that has run no
+  earlier request) also passes it; each fresh worker runs exactly one re-check and is retired.
 
 Throughput: up to `pipeline_depth` requests are in flight per worker, requests are written in one
 batch per loop iteration, results are handed to the caller's thread in batches, and timeouts and
@@ -22,22 +26,39 @@ import itertools
 import logging
 import os
 import queue
+import secrets
 import signal
 import threading
 import time
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from stp.lean.client import CheckerProcess, CheckerStartError, private_rss_mb
-from stp.lean.protocol import CheckerConfig, CheckRequest, CheckResponse
-from stp.verify.types import VerifyItem, VerifyResult
+from stp.lean.protocol import (
+    CheckerConfig,
+    CheckRequest,
+    CheckResponse,
+    Mode,
+    Profile,
+    pass_problem,
+)
+from stp.verify.types import VerifyItem, VerifyResult, encoding_problem
 
 log = logging.getLogger(__name__)
 
 # Consecutive failed starts for one header before its pending jobs are answered `error`.
 MAX_START_FAILURES = 3
+# An inconsistent answer (forged pass, wrong nonce, duplicate keys, oversized line) is retried
+# this many times on another worker before the item is answered `error`.
+PROTOCOL_RETRIES = 1
+
+WorkerState = Literal["starting", "ready", "draining", "retired"]
+FailureKind = Literal["timeout", "memory", "crash", "protocol"]
+# A worker's role: "normal" serves the pool's queue; "fresh" runs exactly one pass re-check.
+WorkerRole = Literal["normal", "fresh"]
 
 
 def join_proof(statement: str, proof: str) -> str:
@@ -57,26 +78,31 @@ def response_to_result(resp: CheckResponse) -> VerifyResult:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PoolSettings:
-    """What the engine needs to know; built from STPConfig by stp.verify.service."""
+    """What the engine needs to know. Built from STPConfig by `stp.verify.service.pool_settings`
+    only: no field has a default here, each default lives once in VerifierConfig/LeanConfig."""
 
     command: tuple[str, ...]
-    cwd: str | None = None
-    env: dict[str, str] | None = None
-    workers: int = 1
-    pipeline_depth: int = 2
-    timeout_s: float = 200.0
-    start_timeout_s: float = 600.0
-    memory_mb: int = 12_000
-    memory_check_s: float = 1.0
-    rlimit_as_mb: int = 0
-    recycle_after: int = 2_000
-    max_header_pools: int = 4
-    crash_retries: int = 1
-    max_heartbeats: int = 400_000
-    mode: str = "strict"
-    allowed_axioms: tuple[str, ...] = ("propext", "Classical.choice", "Quot.sound")
+    cwd: str | None
+    env: dict[str, str] | None
+    workers: int
+    pipeline_depth: int
+    timeout_s: float
+    start_timeout_s: float
+    memory_mb: int
+    memory_check_s: float
+    rlimit_as_mb: int
+    max_line_bytes: int
+    recycle_after: int
+    max_header_pools: int
+    crash_retries: int
+    recheck_passes: bool
+    recheck_spares: int
+    max_heartbeats: int
+    mode: Mode
+    profile: Profile
+    allowed_axioms: tuple[str, ...]
 
 
 class Sink:
@@ -115,11 +141,21 @@ class Job:
     item: VerifyItem
     sink: Sink
     attempts: int = 0
+    protocol_attempts: int = 0
     done: bool = False
+    # The nonce of the latest request sent for this job (a new one per attempt).
+    nonce: str = ""
+    # Set once the first check passed: the job then waits for its re-check by a fresh worker.
+    first_pass: VerifyResult | None = None
+
+    @property
+    def rechecking(self) -> bool:
+        return self.first_pass is not None
 
     def request(self) -> CheckRequest:
         it = self.item
-        return CheckRequest(id=str(self.id), statement=it.statement,
+        self.nonce = secrets.token_hex(16)
+        return CheckRequest(id=str(self.id), nonce=self.nonce, statement=it.statement,
                             proof=join_proof(it.statement, it.proof), name=it.name,
                             premises=it.premises)
 
@@ -135,19 +171,23 @@ class EngineStats:
     retries: int = 0
     checks: int = 0
     evicted_pools: int = 0
+    protocol_errors: int = 0
+    rechecks: int = 0
+    recheck_rejections: int = 0
     header_seconds: list[float] = field(default_factory=list)
 
 
 class _Worker:
     """Pool-side state of one CheckerProcess."""
 
-    def __init__(self, engine: Engine, pool: _HeaderPool) -> None:
+    def __init__(self, engine: Engine, pool: _HeaderPool, role: WorkerRole = "normal") -> None:
         self.engine = engine
         self.pool = pool
+        self.role: WorkerRole = role
         s = engine.settings
         self.proc = CheckerProcess(s.command, self, cwd=s.cwd, env=s.env,
-                                   rlimit_as_mb=s.rlimit_as_mb)
-        self.state = "starting"  # starting | ready | draining | retired
+                                   rlimit_as_mb=s.rlimit_as_mb, max_line_bytes=s.max_line_bytes)
+        self.state: WorkerState = "starting"
         self.inflight: deque[Job] = deque()
         self.outbox: list[Job] = []
         self.served = 0
@@ -160,8 +200,8 @@ class _Worker:
 
     async def run_start(self) -> None:
         s = self.engine.settings
-        cfg = CheckerConfig(header=self.pool.header, max_heartbeats=s.max_heartbeats,
-                            mode=s.mode,  # type: ignore[arg-type]
+        cfg = CheckerConfig(header=self.pool.header, header_trusted=self.pool.trusted,
+                            max_heartbeats=s.max_heartbeats, mode=s.mode, profile=s.profile,
                             allowed_axioms=list(s.allowed_axioms))
         try:
             ready = await self.proc.start(cfg, s.start_timeout_s)
@@ -180,26 +220,44 @@ class _Worker:
     def on_responses(self, responses: list[CheckResponse]) -> None:
         self.engine._responses(self, responses)
 
-    def on_protocol_error(self, detail: str) -> None:
-        self.engine._worker_failed(self, "crash", f"misbehaving checker: {detail}")
+    def on_protocol_error(self, detail: str, kind: FailureKind = "crash") -> None:
+        self.engine._worker_failed(self, kind, f"misbehaving checker: {detail}")
 
     def on_exit(self, detail: str) -> None:
         self.engine._worker_failed(self, "crash", detail)
 
 
+PoolKey = tuple[str, bool]  # (header, header_trusted)
+
+
 class _HeaderPool:
-    def __init__(self, header: str) -> None:
-        self.header = header
+    def __init__(self, key: PoolKey) -> None:
+        self.key = key
+        self.header, self.trusted = key
         self.pending: deque[Job] = deque()
+        # Jobs whose first check passed, waiting for a fresh worker to re-check them.
+        self.rechecks: deque[Job] = deque()
         self.workers: list[_Worker] = []
         self.start_failures = 0
         self.last_error = ""
 
-    def active_workers(self) -> list[_Worker]:
-        return [w for w in self.workers if w.active]
+    def active_workers(self, role: WorkerRole = "normal") -> list[_Worker]:
+        return [w for w in self.workers if w.active and w.role == role]
+
+    def fresh_unused(self) -> list[_Worker]:
+        """Fresh workers that have not been given their one re-check yet."""
+        return [w for w in self.workers if w.role == "fresh" and w.active and not w.inflight
+                and w.served == 0]
+
+    def requeue(self, jobs: list[Job]) -> None:
+        """Put jobs back at the front of their queue, order kept."""
+        for job in reversed(jobs):
+            if not job.done:
+                (self.rechecks if job.rechecking else self.pending).appendleft(job)
 
     def busy(self) -> bool:
-        return bool(self.pending) or any(w.inflight for w in self.workers)
+        return (bool(self.pending) or bool(self.rechecks)
+                or any(w.inflight for w in self.workers))
 
 
 class Engine:
@@ -213,7 +271,7 @@ class Engine:
         self.checker_version: str | None = None
         self.lean_version: str | None = None
         self._ids = itertools.count()
-        self._pools: OrderedDict[str, _HeaderPool] = OrderedDict()
+        self._pools: OrderedDict[PoolKey, _HeaderPool] = OrderedDict()
         self._versions_waiters: list[asyncio.Future[tuple[str, str]]] = []
         self._kick_scheduled = False
         self._closed = False
@@ -244,7 +302,7 @@ class Engine:
         """(checker_version, lean_version) from a worker's Ready, starting one if needed."""
         if self.checker_version is not None and self.lean_version is not None:
             return self.checker_version, self.lean_version
-        fut = asyncio.run_coroutine_threadsafe(self._versions(header), self._loop)
+        fut = asyncio.run_coroutine_threadsafe(self._versions((header, True)), self._loop)
         return fut.result(timeout)
 
     def close(self) -> None:
@@ -268,10 +326,10 @@ class Engine:
 
     def headers(self) -> list[str]:
         """Headers with a warm pool, least recently used first."""
-        return self._on_loop(lambda: list(self._pools.keys()))
+        return self._on_loop(lambda: [p.header for p in self._pools.values()])
 
-    def _on_loop(self, fn):  # type: ignore[no-untyped-def]
-        async def call():  # type: ignore[no-untyped-def]
+    def _on_loop(self, fn: Callable[[], Any]) -> Any:
+        async def call() -> Any:
             return fn()
 
         return asyncio.run_coroutine_threadsafe(call(), self._loop).result(30)
@@ -299,30 +357,37 @@ class Engine:
             if not fut.done():
                 fut.set_exception(RuntimeError("verifier closed"))
 
-    def _pool(self, header: str) -> _HeaderPool:
-        pool = self._pools.get(header)
+    def _pool(self, key: PoolKey) -> _HeaderPool:
+        pool = self._pools.get(key)
         if pool is None:
-            pool = self._pools[header] = _HeaderPool(header)
+            pool = self._pools[key] = _HeaderPool(key)
         else:
-            self._pools.move_to_end(header)
+            self._pools.move_to_end(key)
         return pool
 
     def _enqueue(self, jobs: list[Job]) -> None:
         for job in jobs:
-            self._pool(job.item.header).pending.append(job)
+            problem = encoding_problem(job.item)
+            if problem is not None:  # this item's error, never the batch's
+                self._finish(job, VerifyResult(status="error", reasons=["bad_request"],
+                                               detail=problem))
+                continue
+            self._pool((job.item.header, job.item.header_trusted)).pending.append(job)
         self._kick()
 
     def _drop_cancelled(self) -> None:
         for pool in self._pools.values():
             if any(j.sink.cancelled for j in pool.pending):
                 pool.pending = deque(j for j in pool.pending if not j.sink.cancelled)
+            if any(j.sink.cancelled for j in pool.rechecks):
+                pool.rechecks = deque(j for j in pool.rechecks if not j.sink.cancelled)
 
-    async def _versions(self, header: str) -> tuple[str, str]:
+    async def _versions(self, key: PoolKey) -> tuple[str, str]:
         if self.checker_version is not None and self.lean_version is not None:
             return self.checker_version, self.lean_version
         fut: asyncio.Future[tuple[str, str]] = self._loop.create_future()
         self._versions_waiters.append(fut)
-        pool = self._pool(header)
+        pool = self._pool(key)
         if not pool.active_workers():
             self._spawn(pool)
         return await fut
@@ -349,7 +414,7 @@ class Engine:
             if not pool.pending:
                 continue
             for w in sorted(pool.workers, key=lambda w: len(w.inflight)):
-                if w.state != "ready":
+                if w.state != "ready" or w.role != "normal":
                     continue
                 room = s.pipeline_depth - len(w.inflight)
                 if s.recycle_after:  # never send more than the worker may still serve
@@ -371,20 +436,45 @@ class Engine:
                     w.proc.send([j.request() for j in batch])
                 if not pool.pending:
                     break
-        # 2. start workers where work waits, fairest pool first, within the global cap
+        # 1b. each fresh worker gets exactly one re-check, oldest first
+        for pool in self._pools.values():
+            while pool.rechecks:
+                fresh = [w for w in pool.fresh_unused() if w.state == "ready"]
+                if not fresh:
+                    break
+                job = pool.rechecks.popleft()
+                if job.sink.cancelled:
+                    job.done = True
+                    continue
+                w = fresh[0]
+                w.head_since = time.monotonic()
+                w.inflight.append(job)
+                w.proc.send([job.request()])
+        # 2. start workers where work waits, fairest pool first, within the global cap; fresh
+        # workers (re-checks) first: their jobs are one step from done
         live = sum(1 for p in self._pools.values() for w in p.workers if w.state != "retired")
         while live < s.workers:
+            fresh_want = [p for p in self._pools.values() if self._wants_fresh(p)]
+            if fresh_want:
+                self._spawn(fresh_want[0], "fresh")
+                live += 1
+                continue
             want = [p for p in self._pools.values() if self._wants_worker(p)]
             if not want:
                 break
             pool = max(want, key=lambda p: len(p.pending) / (len(p.active_workers()) + 1))
             self._spawn(pool)
             live += 1
-        # 3. a pool with work but no worker at the cap: free a slot from another pool
+        # 3. a pool with work but no worker at the cap: free a slot from another pool (or, for
+        # re-checks, from its own normal workers)
         if live >= s.workers:
+            freeing = any(w.state == "draining" for p in self._pools.values() for w in p.workers)
             for pool in self._pools.values():
                 if pool.pending and not pool.active_workers():
                     self._free_slot_for(pool)
+                if pool.rechecks and not pool.active_workers("fresh") and not freeing:
+                    self._free_slot_for(pool, include_self=True)  # one slot at a time
+                    freeing = True
         # 4. LRU bound on warm pools (pools with work are never evicted)
         self._evict_idle_pools()
 
@@ -399,8 +489,23 @@ class Engine:
             return False
         return starting * self.settings.pipeline_depth < len(pool.pending)
 
-    def _free_slot_for(self, needy: _HeaderPool) -> None:
-        others = [p for p in self._pools.values() if p is not needy]  # LRU order
+    def _wants_fresh(self, pool: _HeaderPool) -> bool:
+        """A fresh worker is wanted for every waiting re-check, and `recheck_spares` are kept
+        started ahead while the pool has work that may pass (hiding the start latency)."""
+        s = self.settings
+        if not s.recheck_passes:
+            return False
+        fresh = len(pool.active_workers("fresh"))
+        waiting = len(pool.rechecks)
+        spares = s.recheck_spares if (pool.pending or any(w.inflight for w in pool.workers)) \
+            else 0
+        # never let spares take the last slot a pool with queued work and no worker needs
+        if not waiting and pool.pending and not pool.active_workers():
+            return False
+        return fresh < waiting + spares
+
+    def _free_slot_for(self, needy: _HeaderPool, include_self: bool = False) -> None:
+        others = [p for p in self._pools.values() if include_self or p is not needy]  # LRU order
         # idle workers of pools with nothing to do, then idle workers of crowded pools,
         # then a busy worker of a crowded pool (drained: it finishes its in-flight jobs first)
         for pick in (
@@ -422,19 +527,19 @@ class Engine:
         excess = len(self._pools) - self.settings.max_header_pools
         if excess <= 0:
             return
-        for header, pool in list(self._pools.items()):
+        for key, pool in list(self._pools.items()):
             if excess <= 0:
                 break
             if pool.busy() or any(w.state == "starting" for w in pool.workers):
                 continue
             for w in list(pool.workers):
                 self._retire(w, requeue=True)
-            del self._pools[header]
+            del self._pools[key]
             self.stats.evicted_pools += 1
             excess -= 1
 
-    def _spawn(self, pool: _HeaderPool) -> None:
-        w = _Worker(self, pool)
+    def _spawn(self, pool: _HeaderPool, role: WorkerRole = "normal") -> None:
+        w = _Worker(self, pool, role)
         pool.workers.append(w)
         self.stats.spawned += 1
         self._all_workers.add(w.proc)
@@ -451,7 +556,7 @@ class Engine:
         jobs = list(w.inflight)
         w.inflight.clear()
         if requeue:
-            w.pool.pending.extendleft(reversed([j for j in jobs if not j.done]))
+            w.pool.requeue(jobs)
         return jobs
 
     # -- worker events --------------------------------------------------------------------------
@@ -486,9 +591,10 @@ class Engine:
         else:
             pool.start_failures = 0
             result_detail = f"checker could not start for this header: {detail}"
-            while pool.pending:
-                self._finish(pool.pending.popleft(), VerifyResult(status="error",
-                                                                  detail=result_detail))
+            for waiting in (pool.pending, pool.rechecks):
+                while waiting:
+                    self._finish(waiting.popleft(), VerifyResult(status="error",
+                                                                 detail=result_detail))
             for fut in self._versions_waiters:
                 if not fut.done():
                     fut.set_exception(CheckerStartError(detail))
@@ -498,17 +604,27 @@ class Engine:
     def _responses(self, w: _Worker, responses: list[CheckResponse]) -> None:
         if w.state == "retired":
             return
+        s = self.settings
         for resp in responses:
             if not w.inflight or resp.id != str(w.inflight[0].id):
                 expected = str(w.inflight[0].id) if w.inflight else "none"
                 self._worker_failed(
                     w, "crash", f"misbehaving checker: response id {resp.id!r}, expected {expected}")
                 return
-            job = w.inflight.popleft()
+            job = w.inflight[0]
+            problem = pass_problem(resp, job.nonce, s.allowed_axioms, s.profile)
+            if problem is not None:
+                self._worker_failed(w, "protocol", f"inconsistent checker answer: {problem}")
+                return
+            w.inflight.popleft()
             w.head_since = time.monotonic()
             w.served += 1
             self.stats.checks += 1
-            self._finish(job, response_to_result(resp))
+            self._judged(job, response_to_result(resp))
+        if w.role == "fresh" and w.served >= 1 and not w.inflight:
+            self._retire(w, requeue=True)  # a fresh worker runs exactly one re-check
+            self._kick()
+            return
         recycle = self.settings.recycle_after
         if recycle and w.served >= recycle and w.state == "ready":
             w.state = "draining"
@@ -518,7 +634,25 @@ class Engine:
             self._retire(w, requeue=True)
         self._kick()
 
-    def _worker_failed(self, w: _Worker, kind: str, detail: str) -> None:
+    def _judged(self, job: Job, result: VerifyResult) -> None:
+        """A consistent verdict: final, or (a first pass with re-checks on) sent to re-check."""
+        s = self.settings
+        if job.first_pass is None:
+            if result.passed and s.recheck_passes:
+                job.first_pass = result
+                job.attempts = job.protocol_attempts = 0
+                self._pool((job.item.header, job.item.header_trusted)).rechecks.append(job)
+                return
+            self._finish(job, result)
+            return
+        self.stats.rechecks += 1
+        if result.passed:
+            self._finish(job, result)
+            return
+        self.stats.recheck_rejections += 1
+        self._finish(job, _not_confirmed(job.first_pass, result.status, result.reasons))
+
+    def _worker_failed(self, w: _Worker, kind: FailureKind, detail: str) -> None:
         """The worker must go: the oldest in-flight job is charged, the rest are requeued."""
         if w.state == "retired":
             return
@@ -528,8 +662,22 @@ class Engine:
             detail = f"{detail}; stderr: {tail[-500:]}"
         if jobs:
             head, rest = jobs[0], jobs[1:]
-            w.pool.pending.extendleft(reversed([j for j in rest if not j.done]))
-            if kind == "timeout":
+            w.pool.requeue(rest)
+            if kind == "protocol":
+                self.stats.protocol_errors += 1
+                if head.protocol_attempts < PROTOCOL_RETRIES:
+                    head.protocol_attempts += 1
+                    self.stats.retries += 1
+                    w.pool.requeue([head])
+                else:
+                    self._finish(head, VerifyResult(status="error", reasons=["protocol_error"],
+                                                    detail=detail))
+            elif head.rechecking and kind in ("timeout", "memory"):
+                # a pass a fresh checker could not confirm is not a pass
+                self.stats.recheck_rejections += 1
+                assert head.first_pass is not None
+                self._finish(head, _not_confirmed(head.first_pass, kind, [], detail))
+            elif kind == "timeout":
                 self.stats.timeouts += 1
                 self._finish(head, VerifyResult(status="timeout",
                                                 seconds=self.settings.timeout_s, detail=detail))
@@ -539,7 +687,7 @@ class Engine:
             elif head.attempts < self.settings.crash_retries:
                 head.attempts += 1
                 self.stats.retries += 1
-                w.pool.pending.appendleft(head)
+                w.pool.requeue([head])
             else:
                 self.stats.crashes += 1
                 self._finish(head, VerifyResult(status="crash", detail=detail))
@@ -583,6 +731,17 @@ class Engine:
                 self.stats.recycled += 1
                 self._retire(w, requeue=True)
                 self._kick()
+
+
+def _not_confirmed(first: VerifyResult, status: str, reasons: list[str],
+                   detail: str = "") -> VerifyResult:
+    """The result of a pass the fresh re-check did not reproduce: `error`, never a pass."""
+    why = f"pass not confirmed by a fresh checker (re-check: {status}"
+    why += f", {', '.join(reasons)})" if reasons else ")"
+    if detail:
+        why += f"; {detail}"
+    return VerifyResult(status="error", reasons=["recheck_disagreement"], axioms=first.axioms,
+                        warnings=first.warnings, detail=why)
 
 
 def _kill_all(procs: weakref.WeakSet[CheckerProcess]) -> None:

@@ -118,7 +118,7 @@ class RayBackend:
             if actor.dead:
                 continue
             try:
-                return tuple(self._ray.get(actor.handle.versions.remote(header),  # type: ignore
+                return tuple(self._ray.get(actor.handle.versions.remote(header),
                                            timeout=timeout))
             except self._ray.exceptions.RayTaskError as err:
                 cause = err.as_instanceof_cause()

@@ -6,13 +6,18 @@
         results = verifier.verify_all(items)              # input order
 
 The backend only ever sees distinct items that are not in the cache; results are fanned back out
-to every duplicate. `verify` may be called from several threads at once (each call has its own
+to every duplicate. The cache key of an item covers its text (length-prefixed fields), its header
+trust and the checker fingerprint (policy, toolchain, Mathlib revision, checker build), so a verdict
+is never reused under another policy or checker. With the cross-check on, a pass is confirmed by
+lean-interact before it is cached (cache hits never confirmed are confirmed then); a disagreement
+makes the item `error`, never a pass. `verify` may be called from several threads at once (each call has its own
 result sink); abandoning the iterator early cancels that call's pending work.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -24,11 +29,12 @@ import msgspec
 
 from stp.errors import UsageError
 from stp.lean.client import CheckerStartError
+from stp.lean.config import session_header, session_heartbeats
 from stp.verify.cache import ResultCache
 from stp.verify.crosscheck import CrossChecker, Disagreement
 from stp.verify.dedup import deduplicate
 from stp.verify.pool import Engine, PoolSettings, Sink, default_workers
-from stp.verify.types import VerifyItem, VerifyResult
+from stp.verify.types import VerifyItem, VerifyResult, encoding_problem, length_prefixed
 
 if TYPE_CHECKING:
     from stp.config import STPConfig
@@ -77,31 +83,33 @@ class Verifier:
         default_header: str,
         cache: ResultCache | None = None,
         premises: bool = False,
-        key_salt: str = "",
+        fingerprint: str = "",
         cross_checker: CrossChecker | None = None,
     ) -> None:
         self.backend = backend
         self.default_header = default_header
         self.cache = cache
         self.premises = premises
-        # Distinguishes caches of different checker commands that report the same version
-        # (only used when a test plugs in a stand-in command).
-        self.key_salt = key_salt
+        # The checker/policy fingerprint every cache key includes (checker_fingerprint).
+        self.fingerprint = fingerprint
         self.cross_checker = cross_checker
         self.last_stats = VerifyStats()
         self._closed = False
 
     def normalize(self, item: VerifyItem) -> VerifyItem:
-        """Resolve the empty header and the configured premises flag."""
+        """Resolve the empty header (the trusted default) and the configured premises flag."""
         header = item.header or self.default_header
+        trusted = item.header_trusted or not item.header
         premises = item.premises or self.premises
-        if header == item.header and premises == item.premises:
+        if header == item.header and premises == item.premises and trusted == item.header_trusted:
             return item
-        return msgspec.structs.replace(item, header=header, premises=premises)
+        return msgspec.structs.replace(item, header=header, premises=premises,
+                                       header_trusted=trusted)
 
     def versions(self, header: str = "") -> tuple[str, str]:
-        """(checker_version, lean_version); starts a worker for `header` if none runs yet, so it
-        also proves the checker can start (VerifierError otherwise)."""
+        """(checker_version, lean_version); starts a worker for `header` (a trusted one: never
+        pass a header that came with a proof) if none runs yet, so it also proves the checker can
+        start (VerifierError otherwise)."""
         try:
             return self.backend.versions(header or self.default_header)
         except CheckerStartError as err:
@@ -112,22 +120,35 @@ class Verifier:
         if self._closed:
             raise RuntimeError("verifier is closed")
         started = time.monotonic()
-        batch = [self.normalize(it) for it in items]
-        stats = VerifyStats(items=len(batch))
+        every = [self.normalize(it) for it in items]
+        stats = VerifyStats(items=len(every))
         self.last_stats = stats
+        # an item that cannot be encoded is that item's error, never the batch's
+        positions: list[int] = []
+        batch: list[VerifyItem] = []
+        for i, it in enumerate(every):
+            problem = encoding_problem(it)
+            if problem is None:
+                positions.append(i)
+                batch.append(it)
+            else:
+                yield from self._fan_out([i], VerifyResult(status="error", reasons=["bad_request"],
+                                                           detail=problem), stats)
         if not batch:
             return
-        checker_version = lean_version = ""
+        context = self.fingerprint
         if self.cache is not None:
-            checker_version, lean_version = self.versions(batch[0].header)
-            checker_version += self.key_salt
+            # the probe uses the trusted default header: an item's header may be untrusted
+            _checker_version, lean_version = self.versions()
+            context = f"{self.fingerprint}|lean={lean_version}"
 
         def key(it: VerifyItem) -> str:
-            return it.key(checker_version, lean_version)
+            return it.key(context)
 
         groups = deduplicate(batch, key)
+        groups.groups = [[positions[i] for i in g] for g in groups.groups]
         stats.unique = len(groups.unique)
-        stats.multiplicity = groups.multiplicity_of_input(len(batch))
+        stats.multiplicity = groups.multiplicity_of_input(len(every))
         hits = self.cache.get_many(groups.keys) if self.cache is not None else {}
         misses: list[tuple[int, VerifyItem]] = []
         for g, k in enumerate(groups.keys):
@@ -136,6 +157,10 @@ class Verifier:
                 misses.append((g, groups.unique[g]))
                 continue
             stats.cache_hits += len(groups.groups[g])
+            if cached.passed and self.cross_checker is not None and not cached.cross_checked:
+                cached = self._cross_check(groups.unique[g], cached, stats)
+                if self.cache is not None and cached.passed:
+                    self.cache.put_many([(k, cached)])
             yield from self._fan_out(groups.groups[g], cached, stats)
         if misses:
             sink = Sink(len(misses))
@@ -150,19 +175,30 @@ class Verifier:
                         continue
                     received += len(results)
                     stats.checked += len(results)
+                    if self.cross_checker is not None:  # confirm passes before caching them
+                        results = [(g, self._cross_check(groups.unique[g], r, stats)
+                                    if r.passed else r) for g, r in results]
                     if self.cache is not None:
                         self.cache.put_many((groups.keys[g], r) for g, r in results)
                     for g, result in results:
-                        if self.cross_checker is not None and result.passed:
-                            found = self.cross_checker.check(groups.unique[g], result)
-                            if found is not None:
-                                stats.disagreements.append(found)
                         yield from self._fan_out(groups.groups[g], result, stats)
             finally:
                 if received < len(misses):
                     self.backend.cancel(sink)
                 stats.seconds = time.monotonic() - started
         stats.seconds = time.monotonic() - started
+
+    def _cross_check(self, item: VerifyItem, result: VerifyResult,
+                     stats: VerifyStats) -> VerifyResult:
+        """The pass confirmed (marked cross_checked), or an `error` naming the disagreement."""
+        assert self.cross_checker is not None
+        found = self.cross_checker.check(item, result)
+        if found is None:
+            return msgspec.structs.replace(result, cross_checked=True)
+        stats.disagreements.append(found)
+        return VerifyResult(status="error", reasons=["crosscheck_disagreement"],
+                            axioms=result.axioms, seconds=result.seconds, cached=result.cached,
+                            detail=f"our checker passed it, lean-interact did not: {found.detail}")
 
     @staticmethod
     def _fan_out(positions: list[int], result: VerifyResult,
@@ -209,18 +245,59 @@ class Verifier:
         self.close()
 
 
-def pool_settings(cfg: STPConfig, command: Sequence[str], cwd: str | None) -> PoolSettings:
-    v = cfg.verifier
+def pool_settings(cfg: STPConfig, command: Sequence[str], cwd: str | None,
+                  env: dict[str, str] | None = None, rlimit_as_mb: int = 0) -> PoolSettings:
+    """The engine's settings from the config (the one place that maps one to the other)."""
+    v, lean = cfg.verifier, cfg.lean
     return PoolSettings(
-        command=tuple(command), cwd=cwd,
+        command=tuple(command), cwd=cwd, env=env,
         workers=v.workers or default_workers(cfg.cluster.reserved_cpus),
         pipeline_depth=v.pipeline_depth, timeout_s=v.timeout_s,
         start_timeout_s=v.start_timeout_s, memory_mb=v.memory_mb,
-        memory_check_s=v.memory_check_s, rlimit_as_mb=v.rlimit_as_mb,
+        memory_check_s=v.memory_check_s, rlimit_as_mb=rlimit_as_mb,
+        max_line_bytes=v.max_response_mb * 1024 * 1024,
         recycle_after=v.recycle_after, max_header_pools=v.max_header_pools,
-        crash_retries=v.crash_retries, max_heartbeats=cfg.lean.max_heartbeats,
-        mode=cfg.lean.mode, allowed_axioms=tuple(cfg.lean.allowed_axioms),
+        crash_retries=v.crash_retries, recheck_passes=v.recheck_passes,
+        recheck_spares=v.recheck_spares, max_heartbeats=session_heartbeats(lean),
+        mode=lean.mode, profile=lean.profile, allowed_axioms=tuple(lean.allowed_axioms),
     )
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def checker_fingerprint(cfg: STPConfig, command: Sequence[str]) -> str:
+    """What a cached verdict depends on besides the item: the checking policy (profile, mode,
+    allowed axioms, heartbeats, pass re-check), the toolchain and Mathlib revision of the
+    workspace, and the checker build (a hash of the binary; for `lean.checker_command`, of the
+    argv and of every file it names). Computed from the files, never from a version string."""
+    lean = cfg.lean
+    parts: list[str] = [
+        f"profile={lean.profile}", f"mode={lean.mode}",
+        "axioms=" + json.dumps(sorted(set(lean.allowed_axioms))),
+        f"heartbeats={session_heartbeats(lean)}", f"recheck={cfg.verifier.recheck_passes}",
+    ]
+    from stp.lean import toolchain
+
+    root = toolchain.project_dir(lean)
+    for name in ("lean-toolchain", "lake-manifest.json"):
+        path = root / name
+        parts.append(f"{name}=" + (_file_digest(path) if path.is_file() else "absent"))
+    if lean.checker_command:
+        parts.append("argv=" + json.dumps(list(command)))
+        for arg in lean.checker_command:
+            path = Path(arg)
+            if path.is_absolute() and path.is_file():
+                parts.append(f"file:{arg}=" + _file_digest(path))
+    else:
+        exe = toolchain.checker_exe(lean)
+        parts.append("checker=" + (_file_digest(exe) if exe.is_file() else "absent"))
+    return hashlib.blake2b(length_prefixed(*parts), digest_size=16).hexdigest()
 
 
 def cache_directory(cfg: STPConfig) -> Path | None:
@@ -245,12 +322,12 @@ def cache_directory(cfg: STPConfig) -> Path | None:
 def make_verifier(cfg: STPConfig) -> Verifier:
     """The configured verifier; its checker is `lean.checker_command`, else the built stp_check."""
     from stp.lean import toolchain
+    from stp.verify import sandbox
 
     command, cwd = toolchain.checker_command(cfg.lean)
-    salt = ""
-    if cfg.lean.checker_command:
-        salt = "|" + hashlib.blake2b("\0".join(command).encode(), digest_size=8).hexdigest()
-    settings = pool_settings(cfg, command, cwd)
+    fingerprint = checker_fingerprint(cfg, command)
+    wrapped, cwd, env = sandbox.wrap(cfg, command, cwd)
+    settings = pool_settings(cfg, wrapped, cwd, env, sandbox.address_space_mb(cfg))
     backend: Backend
     if cfg.verifier.backend == "local":
         backend = Engine(settings)
@@ -265,11 +342,13 @@ def make_verifier(cfg: STPConfig) -> Verifier:
     if cfg.verifier.cross_check:
         from stp.verify.crosscheck import LeanInteractBackend
 
-        cross = CrossChecker(LeanInteractBackend(cfg.lean, timeout_s=cfg.verifier.timeout_s))
+        cross = CrossChecker(LeanInteractBackend(cfg.lean, timeout_s=cfg.verifier.timeout_s,
+                                                 memory_mb=cfg.verifier.memory_mb))
     try:
         cache = ResultCache(cache_dir) if cache_dir is not None else None
     except Exception:
         backend.close()
         raise
-    return Verifier(backend, default_header=cfg.lean.default_header, cache=cache,
-                    premises=cfg.verifier.premises, key_salt=salt, cross_checker=cross)
+    return Verifier(backend, default_header=session_header(cfg.lean), cache=cache,
+                    premises=cfg.verifier.premises, fingerprint=fingerprint,
+                    cross_checker=cross)

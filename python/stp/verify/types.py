@@ -14,23 +14,53 @@ Status = Literal["pass", "fail", "error", "timeout", "memory", "crash"]
 INFRASTRUCTURE_FAILURES: frozenset[str] = frozenset({"error", "timeout", "memory", "crash"})
 
 
+def length_prefixed(*fields: str | bytes) -> bytes:
+    """An unambiguous encoding of a tuple of fields: each is preceded by its byte length, so no
+    field content (NUL bytes included) can shift where the next field starts."""
+    out = bytearray()
+    for f in fields:
+        data = f.encode("utf-8") if isinstance(f, str) else f
+        out += len(data).to_bytes(8, "big")
+        out += data
+    return bytes(out)
+
+
 class VerifyItem(msgspec.Struct, frozen=True, kw_only=True):
-    """One proof to check. An empty header means the configured default header."""
+    """One proof to check. An empty header means the configured default header.
+
+    `header_trusted = False` for headers that come with the proof (a `.lean` file, a JSONL
+    record): the checker then allows only imports, `open`, `namespace`/`section`/`end`,
+    `universe`, `variable` and safe options in it. The configured default header and benchmark
+    headers are trusted."""
 
     statement: str
     proof: str
     header: str = ""
+    header_trusted: bool = True
     name: str | None = None
     premises: bool = False
 
-    def key(self, checker_version: str = "", lean_version: str = "") -> str:
-        """Content hash used for deduplication and the persistent cache."""
+    def key(self, context: str = "") -> str:
+        """Content hash used for deduplication and the persistent cache. `context` is the
+        checker/policy fingerprint (stp.verify.service.checker_fingerprint): a verdict is only
+        ever reused under the policy, toolchain and checker build that produced it."""
         h = hashlib.blake2b(digest_size=16)
-        for part in (self.header, self.statement, self.proof, str(self.premises),
-                     checker_version, lean_version):
-            h.update(part.encode("utf-8"))
-            h.update(b"\x00")
+        h.update(length_prefixed(self.header, str(self.header_trusted), self.statement,
+                                 self.proof, str(self.premises), context))
         return h.hexdigest()
+
+
+def encoding_problem(item: VerifyItem) -> str | None:
+    """Why an item cannot be sent as UTF-8 JSON (a lone surrogate, ...), or None."""
+    for name in ("header", "statement", "proof", "name"):
+        value = getattr(item, name)
+        if value is None:
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as err:
+            return f"{name} is not valid Unicode text ({err.reason} at offset {err.start})"
+    return None
 
 
 class VerifyResult(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -48,6 +78,8 @@ class VerifyResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     seconds: float = 0.0
     # Set when the result came from the persistent cache rather than a fresh check.
     cached: bool = False
+    # Set on a pass the lean-interact cross-check confirmed (cache hits without it are redone).
+    cross_checked: bool = False
     # Pool-side diagnostics for timeout/memory/crash (exit code, stderr tail, ...).
     detail: str = ""
 

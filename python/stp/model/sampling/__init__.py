@@ -24,8 +24,29 @@ def make_sampler(model_path: str, model_cfg: ModelConfig, sampler_cfg: SamplerCo
 
         return HFSampler(model_path, model_cfg, sampler_cfg)
     if sampler_cfg.backend == "vllm":
-        from stp.model.sampling.vllm import make_vllm_sampler
-
-        return make_vllm_sampler(model_path, model_cfg, sampler_cfg)
+        return _make_vllm_sampler(model_path, model_cfg, sampler_cfg)
     raise UsageError(f"sampler.backend must be one of {', '.join(BACKENDS)}, "
                      f"got {sampler_cfg.backend!r}")
+
+
+def _make_vllm_sampler(model_path: str, model_cfg: ModelConfig,
+                       sampler_cfg: SamplerConfig) -> Sampler:
+    """An in-process engine, or a Ray pool of engines when Ray is up and more than one is asked
+    for (num_engines > 1, or 0 = as many as the cluster's GPUs allow). Decided here, above both
+    backends, so the engine (`vllm.py`) and the pool of engines (`ray_pool.py`, whose actors hold
+    engines) do not import each other."""
+    if sampler_cfg.tensor_parallel_size < 1:
+        raise UsageError("sampler.tensor_parallel_size must be >= 1")
+    try:
+        import ray
+
+        ray_up = ray.is_initialized()
+    except ImportError:
+        ray_up = False
+    if ray_up and sampler_cfg.num_engines != 1:
+        from stp.model.sampling.ray_pool import RayEnginePool
+
+        return RayEnginePool(model_path, model_cfg, sampler_cfg)
+    from stp.model.sampling.vllm import VLLMSampler
+
+    return VLLMSampler(model_path, model_cfg, sampler_cfg)

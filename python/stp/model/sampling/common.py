@@ -6,6 +6,7 @@ left-truncation rule, and the count of truncated prompts, is identical on CPU an
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,9 +14,9 @@ from pathlib import Path
 
 from stp import storage
 from stp.errors import UsageError
-from stp.metrics import get_logger
+from stp.model.location import is_hub_id, local_path
 
-log = get_logger("stp.model.sampling")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -31,19 +32,21 @@ class SamplerStats:
 
 
 def resolve_model_path(path: str) -> str:
-    """A path transformers/vLLM can open: local dirs and HF ids unchanged, gs:// dirs downloaded.
+    """A name transformers/vLLM can open: Hub ids unchanged, local dirs as absolute paths (see
+    `stp.model.location`), gs:// dirs downloaded.
 
     A gs:// checkpoint directory is mirrored file by file through `storage.local_cache_path` (which
     revalidates each object's generation), so a re-exported checkpoint is picked up again.
     """
-    if not storage.is_gcs(path):
-        # An HF id is "name" or "org/name"; anything else must be an existing local directory.
-        looks_local = os.path.isabs(path) or path.startswith(".") or path.count("/") > 1
-        if looks_local and not os.path.isdir(path):
-            raise UsageError(f"no model directory at {path}")
-        if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "config.json")):
-            raise UsageError(f"{path} is not a Hugging Face checkpoint (no config.json)")
+    if is_hub_id(path):
         return path
+    if not storage.is_gcs(path):
+        directory = local_path(path)
+        if not os.path.isdir(directory):
+            raise UsageError(f"no model directory at {path}")
+        if not os.path.isfile(os.path.join(directory, "config.json")):
+            raise UsageError(f"{path} is not a Hugging Face checkpoint (no config.json)")
+        return directory
     local_dir: Path | None = None
     for name in _walk(path):
         local = storage.local_cache_path(storage.join(path, name))

@@ -89,6 +89,8 @@ class HFSampler:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         local = resolve_model_path(model_path)
         dtype = torch_dtype(model_cfg.dtype, self.device)
+        # Any: transformers' stubs type `.to` through a wrapper that rejects a device string.
+        self.model: Any
         try:
             self.tokenizer = load_tokenizer(local, model_cfg)
             self.model = AutoModelForCausalLM.from_pretrained(local, dtype=dtype)
@@ -157,7 +159,7 @@ class HFSampler:
         return embed_texts(self.model, self.tokenizer, texts, self.sampler_cfg, self.device)
 
     def close(self) -> None:
-        self.model = None  # type: ignore[assignment]
+        self.model = None
         try:
             import torch
 

@@ -1,4 +1,7 @@
-"""A pool of vLLM engines as Ray actors: one engine per `tensor_parallel_size` GPUs.
+"""A pool of vLLM engines as Ray actors: one engine per `tensor_parallel_size` GPUs (or TPU chips).
+
+On a TPU cluster (Ray reports TPU and no GPU) the engines are the TPU build of vLLM (`vllm-tpu`,
+the `tpu` extra), which has the same `vllm.LLM` API, so only the resource requested changes.
 
 Requests are split into contiguous slices of near-equal total sample count, one per engine, run
 concurrently and re-assembled in request order. Because every request carries its own seed, the
@@ -8,10 +11,11 @@ completions do not depend on how requests were split across engines.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from stp.cluster import SAMPLER_RESOURCE
+from stp.cluster import SAMPLER_RESOURCE, TPU_RESOURCE
 from stp.errors import UsageError
 from stp.model.config import ModelConfig, SamplerConfig
 from stp.model.sampling.common import SamplerStats, log
@@ -44,7 +48,8 @@ class _Engine:
 def split_by_samples(requests: Sequence[SampleRequest], parts: int) -> list[tuple[int, int]]:
     """Contiguous [start, end) slices with near-equal sums of n (at most `parts`, none empty)."""
     total = sum(r.n for r in requests)
-    bounds, start, acc = [], 0, 0
+    bounds: list[tuple[int, int]] = []
+    start, acc = 0, 0
     for i, r in enumerate(requests):
         acc += r.n
         if acc * parts >= total * (len(bounds) + 1) and len(bounds) < parts - 1:
@@ -55,6 +60,22 @@ def split_by_samples(requests: Sequence[SampleRequest], parts: int) -> list[tupl
     return bounds
 
 
+def engine_plan(resources: dict[str, float], tensor_parallel_size: int,
+                num_engines: int) -> tuple[str, int]:
+    """(accelerator resource, engine count) for a cluster's resources: GPUs when it has any,
+    else TPU chips; `num_engines` 0 = as many as the accelerators allow."""
+    kind = SAMPLER_RESOURCE
+    if resources.get(SAMPLER_RESOURCE, 0) == 0 and resources.get(TPU_RESOURCE, 0) > 0:
+        kind = TPU_RESOURCE
+    have = int(resources.get(kind, 0))
+    count = num_engines or have // tensor_parallel_size
+    if count < 1 or count * tensor_parallel_size > have:
+        raise UsageError(f"sampler: {count} engine(s) x tensor_parallel_size="
+                         f"{tensor_parallel_size} need {max(count, 1) * tensor_parallel_size} "
+                         f"{kind}s, the Ray cluster has {have}")
+    return kind, count
+
+
 class RayEnginePool:
     """`Sampler` over several vLLM engine actors (needs a running Ray cluster)."""
 
@@ -62,15 +83,14 @@ class RayEnginePool:
         import ray
 
         tp = sampler_cfg.tensor_parallel_size
-        gpus = int(ray.cluster_resources().get(SAMPLER_RESOURCE, 0))
-        count = sampler_cfg.num_engines or gpus // tp
-        if count < 1 or count * tp > gpus:
-            raise UsageError(f"sampler: {count} engine(s) x tensor_parallel_size={tp} need "
-                             f"{max(count, 1) * tp} GPUs, the Ray cluster has {gpus}")
-        actor = ray.remote(num_gpus=tp)(_Engine)
-        self._actors = [actor.remote(model_path, model_cfg, sampler_cfg) for _ in range(count)]
+        kind, count = engine_plan(ray.cluster_resources(), tp, sampler_cfg.num_engines)
+        actor = (ray.remote(num_gpus=tp) if kind == SAMPLER_RESOURCE
+                 else ray.remote(resources={kind: tp}))(_Engine)
+        # Any: Ray's actor handles expose methods as `.remote` attributes its stubs do not know.
+        self._actors: list[Any] = [actor.remote(model_path, model_cfg, sampler_cfg)
+                                   for _ in range(count)]
         self.stats = SamplerStats()
-        log.info("started %d vLLM engine actor(s), %d GPU(s) each", count, tp)
+        log.info("started %d vLLM engine actor(s), %d %s(s) each", count, tp, kind)
 
     def generate(self, requests: Sequence[SampleRequest]) -> list[list[str]]:
         import ray

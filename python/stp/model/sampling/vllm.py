@@ -32,7 +32,7 @@ from stp.model.sampling.common import (
     log,
     resolve_model_path,
 )
-from stp.model.types import Sampler, SampleRequest
+from stp.model.types import SampleRequest
 
 _MASK62 = (1 << 62) - 1
 
@@ -171,21 +171,3 @@ class VLLMSampler:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def make_vllm_sampler(model_path: str, model_cfg: ModelConfig,
-                      sampler_cfg: SamplerConfig) -> Sampler:
-    """An in-process engine, or a Ray pool of engines when Ray is up and more than one is asked
-    for (num_engines > 1, or 0 = as many as the cluster's GPUs allow)."""
-    if sampler_cfg.tensor_parallel_size < 1:
-        raise UsageError("sampler.tensor_parallel_size must be >= 1")
-    try:
-        import ray
-
-        ray_up = ray.is_initialized()
-    except ImportError:
-        ray_up = False
-    if ray_up and sampler_cfg.num_engines != 1:
-        from stp.model.sampling.ray_pool import RayEnginePool
-
-        return RayEnginePool(model_path, model_cfg, sampler_cfg)
-    return VLLMSampler(model_path, model_cfg, sampler_cfg)

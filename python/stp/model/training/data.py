@@ -1,4 +1,4 @@
-"""Weighted SFT examples -> token ids with a target mask (stp-reference §2.9.4, §8.4).
+"""Weighted SFT examples -> token ids with a target mask (docs/reference.md §2.9.4, §8.4).
 
 Differences from the original's `weighted_lm.py`, all deliberate (§11 item 8):
 - The prompt/target boundary comes from the tokenizer's character offsets on the *joint* text,
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -23,9 +24,8 @@ import numpy as np
 
 from stp import storage
 from stp.data.records import TrainingExample
-from stp.metrics import get_logger
 
-logger = get_logger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class ExampleError(ValueError):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import os
 import tempfile
 import time
@@ -36,8 +37,9 @@ import msgspec
 import numpy as np
 
 from stp import storage
-from stp.metrics import MetricsWriter, get_logger, read_metrics
+from stp.metrics import MetricsWriter, Progress, read_metrics
 from stp.model.config import ModelConfig, TrainerConfig
+from stp.model.location import is_hub_id, local_path
 from stp.model.training import schedule
 from stp.model.training.data import (
     TokenizedExamples,
@@ -47,7 +49,7 @@ from stp.model.training.data import (
 )
 from stp.model.training.packing import StepPlan, build_row, plan_steps
 
-logger = get_logger(__name__)
+logger = logging.getLogger(__name__)
 
 RUN_ID = "stp"
 RESULT_FILE = "train_result.json"
@@ -176,8 +178,13 @@ def train_weighted(base_model: str, examples_path: str, out_dir: str,
         trainer.add_hook(log_step, every=1)
         began = time.monotonic()
         if start < steps:
+            # Steps done / total, rate and ETA on a terminal, `progress` events in metrics.jsonl.
+            bar = Progress(steps, "train", done=start, unit="steps",
+                           enabled=None if is_main else False, metrics=metrics if is_main else None)
+            trainer.add_hook(lambda info: bar.update(min(int(info.step) + 1, steps)), every=1)
             loader = trainer.data_loader(dataset).iter_from_step(start)
-            info = trainer.train(state, loader)
+            with bar:
+                info = trainer.train(state, loader)
             state = info.state
         seconds = time.monotonic() - began
         checkpointer.wait_until_finished()
@@ -420,18 +427,15 @@ def _export(converter, model, hf_path: str, dtype: str) -> None:
 
 def _resolve_model_path(name: str) -> str:
     """Local checkpoints as absolute paths (Levanter and transformers take a relative name for a
-    Hub id and go to the network); a name that looks local must exist. Hub ids and gs:// pass."""
-    if storage.is_gcs(name):
+    Hub id and go to the network); a local name must exist. Hub ids and gs:// pass. The rule is
+    `stp.model.location`'s, shared with the sampler."""
+    if storage.is_gcs(name) or is_hub_id(name):
         return name
-    expanded = os.path.expanduser(name)
-    looks_local = name.startswith((".", "/", "~")) or os.path.exists(expanded) \
-        or name.count("/") > 1
-    if not looks_local:
-        return name
-    if not os.path.isfile(os.path.join(expanded, "config.json")) and \
-            not os.path.isfile(os.path.join(expanded, "tokenizer_config.json")):
+    local = local_path(name)
+    if not os.path.isfile(os.path.join(local, "config.json")) and \
+            not os.path.isfile(os.path.join(local, "tokenizer_config.json")):
         raise FileNotFoundError(f"model checkpoint not found: {name} (no config.json there)")
-    return os.path.abspath(expanded)
+    return local
 
 
 def _check_settings(out_dir: str, settings: dict, *, record: bool) -> None:

@@ -1,6 +1,6 @@
 """Which examples go into which optimizer step and which row, and the per-token loss weights.
 
-`batch_size` keeps the original's meaning: examples per optimizer step (§4.10), so steps, epochs
+`batch_size` keeps the original's meaning: examples per optimizer step (docs/reference.md §4.10), so steps, epochs
 and learning rates transfer unchanged. Throughput comes from packing: the examples of a step are
 placed first-fit-decreasing into rows of `seq_len` tokens (separate attention segments and
 positions restarting at 0, so packed examples never see each other), instead of one padded row
@@ -42,7 +42,7 @@ class StepPlan:
 
 def example_order(n: int, total: int, seed: int) -> np.ndarray:
     """`total` example ids: one shuffled pass after another (a fresh permutation per epoch)."""
-    parts = []
+    parts: list[np.ndarray] = []
     epoch = 0
     while sum(len(p) for p in parts) < total:
         parts.append(np.random.default_rng([seed, epoch]).permutation(n))

@@ -1,4 +1,4 @@
-"""Step count and learning-rate schedule of one weighted fine-tuning run (stp-reference §4.10, §9).
+"""Step count and learning-rate schedule of one weighted fine-tuning run (docs/reference.md §4.10, §9).
 
 steps = max(len(dataset) · epochs // batch_size, min_steps); linear warm-up from 0 over
 min(steps − 1, warmup_steps) steps, then constant — the schedule Levanter built for the original

@@ -1,4 +1,5 @@
-"""Round-trip check of extracted theorems (lean-side.md §4 step 4).
+"""Round-trip check of extracted theorems: does each extracted proof still prove its statement?
+(Named for what it checks, not `verify`, so it is not confused with the `stp.verify` package.)
 
 Each theorem is restated in a session whose header imports its own module and replays the scope
 commands before it; the theorem is renamed (the original is already in that environment) so
@@ -25,7 +26,7 @@ def checkable(thm: ExtractedTheorem) -> bool:
     return thm.val_kind == "term"
 
 
-def verify_item(thm: ExtractedTheorem) -> VerifyItem:
+def roundtrip_item(thm: ExtractedTheorem) -> VerifyItem:
     """The restated check of one theorem (only for `checkable` records)."""
     m = _HEAD.match(thm.statement)
     if m is None:
@@ -37,7 +38,7 @@ def verify_item(thm: ExtractedTheorem) -> VerifyItem:
                       name=thm.name)
 
 
-def verify_theorems(cfg: STPConfig, theorems: list[ExtractedTheorem]
+def roundtrip_check(cfg: STPConfig, theorems: list[ExtractedTheorem]
                     ) -> tuple[list[ExtractedTheorem], list[tuple[ExtractedTheorem, VerifyResult]]]:
     """(passing, failing with their results). Non-checkable records count as failures with an
     `error` status so the report accounts for every theorem."""
@@ -49,10 +50,10 @@ def verify_theorems(cfg: STPConfig, theorems: list[ExtractedTheorem]
         for t in theorems if not checkable(t)
     ]
     # Group by header so the pool keeps few warm header sessions at a time.
-    todo.sort(key=lambda t: (t.module, verify_item(t).header))
+    todo.sort(key=lambda t: (t.module, roundtrip_item(t).header))
     passed: list[ExtractedTheorem] = []
     with make_verifier(cfg) as verifier:
-        results = verifier.verify_all(verify_item(t) for t in todo)
+        results = verifier.verify_all(roundtrip_item(t) for t in todo)
     for thm, result in zip(todo, results, strict=True):
         if result.passed:
             passed.append(thm)

@@ -1,0 +1,547 @@
+"""The fault corpus: every command x bad inputs -> exit 2 and one line naming the culprit.
+
+Each case runs a command the way a user would (through `stp.cli.run_main`, in-process where the
+command's behaviour does not depend on being a fresh process, in a subprocess for resource limits
+and other users) and asserts the project's contract for bad input: exit status 2, exactly one
+line on stderr, starting `error:` and naming the culprit (file, flag or config key), no traceback,
+and no output left behind. The commands come from `stp.cli.COMMANDS` and the out-of-range values
+from the config types themselves, so a new command or a new config field joins the corpus by
+construction (an unlisted command or a numeric field without a range fails here).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import importlib
+import json
+import os
+import pkgutil
+import re
+import signal
+import subprocess
+import sys
+import typing
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from standin import checker_override, standin_command
+
+import stp
+from stp.cli import COMMANDS, run_main
+from stp.config import STPConfig
+
+REPO_PYTHON = str(Path(__file__).resolve().parents[1])
+
+# --------------------------------------------------------------------------------------------
+# Running a command and checking the contract
+
+
+class Outcome(typing.NamedTuple):
+    code: int | str | None
+    out: str
+    err: str
+
+
+def run_command(command: str, argv: list[str], capsys: pytest.CaptureFixture[str]) -> Outcome:
+    """`python -m <command> argv...` in-process, through run_main like the real entry point."""
+    main = importlib.import_module(COMMANDS[command]).main
+    capsys.readouterr()
+    try:
+        run_main(main, argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    else:  # run_main always exits
+        code = "returned"
+    captured = capsys.readouterr()
+    return Outcome(code, captured.out, captured.err)
+
+
+def assert_one_line_error(outcome: Outcome, *culprits: str) -> None:
+    lines = [line for line in outcome.err.splitlines() if line.strip()]
+    assert outcome.code == 2, outcome
+    assert len(lines) == 1, outcome.err
+    assert lines[0].startswith("error: "), lines
+    assert "Traceback" not in outcome.err
+    for culprit in culprits:
+        assert culprit in lines[0], (culprit, lines[0])
+
+
+def files_under(root: Path) -> set[str]:
+    """Files (not empty directories, not the run-directory lock) a command left under root."""
+    return {p.relative_to(root).as_posix() for p in root.rglob("*")
+            if p.is_file() and p.name != ".stp-lock"}
+
+
+# --------------------------------------------------------------------------------------------
+# Every command, with arguments that would do real work (so the fault, not a missing argument,
+# is what stops it)
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> SimpleWorkspace:
+    return SimpleWorkspace(tmp_path)
+
+
+class SimpleWorkspace:
+    """Valid inputs for every command, and a fresh output location per command."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.proofs = root / "proofs.jsonl"
+        self.proofs.write_text(json.dumps({"statement": "theorem t : True", "proof": " := trivial"})
+                               + "\n")
+        self.examples = root / "sft.jsonl"
+        self.examples.write_text(json.dumps({"prompt": "p", "target": "t", "weight": 1.0}) + "\n")
+        self.log = root / "log.jsonl"
+        self.log.write_text(json.dumps({"statement_id": "a", "split": "toy:test", "sample": 0,
+                                        "status": "pass"}) + "\n")
+        self.out = root / "out"
+        self.model = root / "model"
+        self.model.mkdir()
+        (self.model / "config.json").write_text("{}")
+
+    def invocations(self) -> dict[str, list[str]]:
+        """One argv per command and sub-command; each writes only under self.out."""
+        out = str(self.out)
+        return {
+            "stp.selfplay": ["--set", f"run.run_dir={json.dumps(out)}",
+                             "--set", checker_override(standin_command())],
+            "stp.selfplay report": ["report", "--run-dir", out],
+            "stp.retrain": ["--set", f"run.run_dir={json.dumps(out)}"],
+            "stp.train": ["--data", str(self.examples), "--out", out, "--model", str(self.model)],
+            "stp.verify": [str(self.proofs), "--json",
+                           "--set", checker_override(standin_command())],
+            "stp.extract run": ["run", "--out", out],
+            "stp.extract sft": ["sft", "--extraction", str(self.root / "extraction"), "--out", out],
+            "stp.data info": ["info"],
+            "stp.eval summarize": ["summarize", "--log", str(self.log)],
+            "stp.eval run": ["run", "--out", out, "--set", checker_override(standin_command())],
+            "stp.eval plot": ["plot", "--log", str(self.log), "--out", out],
+            "stp.model.tiny": [out],
+        }
+
+
+def command_of(invocation: str) -> str:
+    return next(c for c in sorted(COMMANDS, key=len, reverse=True) if invocation.startswith(c))
+
+
+INVOCATIONS = [
+    "stp.selfplay", "stp.selfplay report", "stp.retrain", "stp.train", "stp.verify",
+    "stp.extract run", "stp.extract sft", "stp.data info", "stp.eval summarize", "stp.eval run",
+    "stp.eval plot", "stp.model.tiny"]
+
+
+def test_every_command_is_in_the_corpus(tmp_path: Path) -> None:
+    # Every `python -m stp...` module (a __main__.py, or a module ending in run_main(main)) is
+    # listed in stp.cli.COMMANDS, and every listed command has invocations in this corpus.
+    found = set()
+    for info in pkgutil.walk_packages(stp.__path__, "stp."):
+        spec = importlib.util.find_spec(info.name)
+        assert spec is not None and spec.origin is not None
+        text = Path(spec.origin).read_text(encoding="utf-8")
+        if info.name.endswith(".__main__") or re.search(r"if __name__ == .__main__.:\s*\n(\s+.*\n)*"
+                                                        r"\s+run_main\(main\)", text):
+            found.add(info.name.removesuffix(".__main__"))
+    assert found == set(COMMANDS), found ^ set(COMMANDS)
+    assert {command_of(i) for i in INVOCATIONS} == set(COMMANDS)
+    assert set(SimpleWorkspace(tmp_path).invocations()) == set(INVOCATIONS)
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration: bad files and bad values, for every command
+
+
+def _bad_config_files(root: Path) -> dict[str, Path]:
+    files = {"latin1": root / "latin1.toml", "binary": root / "binary.toml",
+             "garbage": root / "garbage.toml", "directory": root / "dir.toml",
+             "missing": root / "missing.toml", "wrong type": root / "types.toml"}
+    files["latin1"].write_bytes('[run]\nname = "café"\n'.encode("latin-1"))
+    files["binary"].write_bytes(bytes(range(256)) * 4)
+    files["garbage"].write_text("[run\nname = = 3\n")
+    files["directory"].mkdir()
+    files["wrong type"].write_text('[trainer]\nbatch_size = "big"\n')
+    return files
+
+
+@pytest.mark.parametrize("invocation", INVOCATIONS)
+def test_bad_config_file_is_one_line(invocation: str, ws: SimpleWorkspace,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ws.invocations()[invocation]
+    for kind, path in _bad_config_files(ws.root).items():
+        outcome = run_command(command_of(invocation), [*argv, "--config", str(path)], capsys)
+        assert_one_line_error(outcome, path.name)
+        if kind == "wrong type":
+            assert "trainer.batch_size" in outcome.err
+        assert not ws.out.exists(), (invocation, kind)
+
+
+@pytest.mark.parametrize("invocation", INVOCATIONS)
+def test_bad_overrides_and_flags_are_one_line(invocation: str, ws: SimpleWorkspace,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ws.invocations()[invocation]
+    cases = [(["--set", "trainer.lrr=1"], "trainer.lrr"),
+             (["--set", "verifier.pipeline_depth=0"], "verifier.pipeline_depth"),
+             (["--set", "trainer"], "trainer"),
+             (["--no-such-flag"], "--no-such-flag")]
+    for extra, culprit in cases:
+        outcome = run_command(command_of(invocation), [*argv, *extra], capsys)
+        assert_one_line_error(outcome, culprit)
+        assert not ws.out.exists(), (invocation, extra)
+
+
+def _numeric_and_closed_fields() -> Iterator[tuple[str, Any]]:
+    """(dotted key, msgspec type info) of every numeric or Literal field of the config tree."""
+
+    def walk(prefix: str, info: Any) -> Iterator[tuple[str, Any]]:
+        for f in info.fields:
+            key = f"{prefix}{f.encode_name}"
+            t = f.type
+            if isinstance(t, msgspec.inspect.StructType):
+                yield from walk(key + ".", t)
+            elif isinstance(t, msgspec.inspect.ListType) and isinstance(
+                    t.item_type, msgspec.inspect.StructType):
+                yield from ((f"{key}[].{k}", v) for k, v in walk("", t.item_type))
+            elif isinstance(t, msgspec.inspect.ListType) and isinstance(
+                    t.item_type, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+                yield f"{key}[]", t.item_type
+            elif isinstance(t, msgspec.inspect.IntType | msgspec.inspect.FloatType
+                            | msgspec.inspect.LiteralType):
+                yield key, t
+
+    yield from walk("", msgspec.inspect.type_info(STPConfig))
+
+
+FIELDS = dict(_numeric_and_closed_fields())
+
+
+def _out_of_range(t: Any) -> list[Any]:
+    """Values just outside each bound of a numeric type (or not in a closed set)."""
+    if isinstance(t, msgspec.inspect.LiteralType):
+        return ["no-such-choice"]
+    step = 1 if isinstance(t, msgspec.inspect.IntType) else 1e-9
+    bad = []
+    if t.ge is not None:
+        bad.append(t.ge - step)
+    if t.gt is not None:
+        bad.append(t.gt)
+    if t.le is not None:
+        bad.append(t.le + step)
+    if t.lt is not None:
+        bad.append(t.lt)
+    return bad
+
+
+def test_every_numeric_config_field_has_a_range() -> None:
+    unbounded = [k for k, t in FIELDS.items() if not _out_of_range(t)]
+    assert not unbounded, f"give these fields a range (stp.ranges): {unbounded}"
+    assert len(FIELDS) > 60
+
+
+def _override(key: str, value: Any) -> str:
+    toml = json.dumps(value)
+    if key.endswith("[]"):  # a list of numbers: one bad element
+        return f"{key[:-2]}=[{toml}]"
+    if "[]." in key:  # a field of a struct inside a list (data.selfplay[].weight)
+        head, field = key.split("[].")
+        return f'{head}=[{{name = "minif2f", {field} = {toml}}}]'
+    return f"{key}={toml}"
+
+
+@pytest.mark.parametrize("key", sorted(FIELDS))
+def test_out_of_range_config_values_fail_at_load_naming_the_key(
+        key: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for value in _out_of_range(FIELDS[key]):
+        # stp.data info is the cheapest command; the others load the config the same way
+        # (test_bad_overrides_and_flags_are_one_line runs one range error through each).
+        outcome = run_command("stp.data", ["info", "--set", _override(key, value)], capsys)
+        assert_one_line_error(outcome, key.split("[]")[0])
+
+
+@pytest.mark.parametrize(("argv", "culprit"), [
+    (["--timeout", "0"], "verifier.timeout_s"), (["--timeout", "-5"], "verifier.timeout_s"),
+    (["--memory", "-1"], "verifier.memory_mb"), (["--jobs", "-1"], "verifier.workers"),
+])
+def test_verify_flags_follow_the_config_ranges(argv: list[str], culprit: str,
+                                               ws: SimpleWorkspace,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    outcome = run_command("stp.verify", [*ws.invocations()["stp.verify"], *argv], capsys)
+    assert_one_line_error(outcome, culprit)
+
+
+@pytest.mark.parametrize(("invocation", "argv", "culprit"), [
+    ("stp.model.tiny", ["--hidden-size", "0"], "--hidden-size"),
+    ("stp.model.tiny", ["--hidden-size", "30"], "--hidden-size"),
+    ("stp.model.tiny", ["--layers", "-1"], "--layers"),
+    ("stp.selfplay", ["--rounds", "0"], "--rounds"),
+    ("stp.train", ["--max-steps", "0"], "--max-steps"),
+    ("stp.train", ["--epochs", "nan"], "--epochs"),
+    ("stp.eval run", ["--samples", "-2"], "--samples"),
+    ("stp.extract run", ["--workers", "-1"], "--workers"),
+])
+def test_numeric_flags_are_range_checked(invocation: str, argv: list[str], culprit: str,
+                                         ws: SimpleWorkspace,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    outcome = run_command(command_of(invocation), [*ws.invocations()[invocation], *argv], capsys)
+    assert_one_line_error(outcome, culprit)
+    assert not ws.out.exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input files
+
+
+def _bad_inputs(root: Path, suffix: str) -> dict[str, Path]:
+    """The corpus of broken input files, named with the suffix the command expects."""
+    root.mkdir(parents=True, exist_ok=True)
+    good = json.dumps({"statement": "theorem t : True", "proof": " := trivial", "prompt": "p",
+                       "target": "t", "weight": 1.0, "statement_id": "a", "split": "x:y",
+                       "sample": 0, "status": "pass"}) + "\n"
+    files: dict[str, bytes | None] = {
+        "empty": b"",
+        "binary": bytes(range(256)) * 8,
+        "latin1": '{"statement": "café", "prompt": "café", "statement_id": "é"}\n'.encode(
+            "latin-1"),
+        "wrong-types": b'{"statement": 3, "proof": [], "prompt": 1, "target": {}, "weight": "x",'
+                       b' "statement_id": 1, "split": 2, "sample": "0", "status": 5}\n',
+        "huge-line": b'{"statement": "' + b"x" * (4 << 20) + b'", "weight": "heavy"}\n',
+        "directory": None,
+    }
+    out: dict[str, Path] = {}
+    for kind, data in files.items():
+        path = root / f"{kind}{suffix}"
+        if data is None:
+            path.mkdir()
+        else:
+            path.write_bytes(data)
+        out[kind] = path
+    gz = root / f"truncated{suffix}.gz"
+    gz.write_bytes(gzip.compress(good.encode() * 200)[:-30])
+    out["truncated-gzip"] = gz
+    return out
+
+
+INPUT_SLOTS: dict[str, Callable[[list[str], Path], list[str]]] = {
+    # invocation -> how a bad input file replaces the good one in its argv
+    "stp.verify": lambda argv, path: [str(path), *argv[1:]],
+    "stp.train": lambda argv, path: ["--data", str(path), *argv[2:]],
+    "stp.eval summarize": lambda argv, path: ["summarize", "--log", str(path)],
+    "stp.eval plot": lambda argv, path: ["plot", "--log", str(path), *argv[3:]],
+}
+
+
+@pytest.mark.parametrize("invocation", sorted(INPUT_SLOTS))
+def test_bad_input_files_are_one_line_naming_the_file(
+        invocation: str, ws: SimpleWorkspace, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ws.invocations()[invocation]
+    for kind, path in _bad_inputs(ws.root / "bad", ".jsonl").items():
+        if invocation.startswith("stp.eval") and kind == "directory":
+            continue  # a directory is a log there; test_directories_are_not_logs covers it
+        outcome = run_command(command_of(invocation), INPUT_SLOTS[invocation](argv, path), capsys)
+        if outcome.code != 2:
+            pytest.fail(f"{kind}: {outcome}")
+        assert_one_line_error(outcome, path.name)
+        assert len(outcome.err) < 2000, (kind, outcome.err[:300])  # no echo of a huge line
+        assert not ws.out.exists(), (invocation, kind)
+
+
+def test_directories_are_not_logs_and_files_are_not_directories(
+        ws: SimpleWorkspace, capsys: pytest.CaptureFixture[str]) -> None:
+    unrelated = ws.root / "unrelated"
+    unrelated.mkdir()
+    (unrelated / "notes.txt").write_text("hello\n")
+    assert_one_line_error(run_command("stp.eval", ["summarize", "--log", str(unrelated)], capsys),
+                          "unrelated", "not an evaluation log")
+    manifest_dir = ws.root / "mlog"
+    (manifest_dir / "manifest.json").mkdir(parents=True)
+    assert_one_line_error(run_command("stp.eval", ["summarize", "--log", str(manifest_dir)],
+                                      capsys), "manifest.json")
+    a_file = ws.root / "afile"
+    a_file.write_text("x")
+    for invocation, argv in [("stp.selfplay report", ["report", "--run-dir", str(a_file)]),
+                             ("stp.model.tiny", [str(a_file)]),
+                             ("stp.extract sft", ["sft", "--extraction", str(a_file),
+                                                  "--out", str(ws.out)]),
+                             ("stp.verify", [*ws.invocations()["stp.verify"], "--cache",
+                                             str(a_file)]),
+                             ("stp.data info", ["info", "--data-dir", str(a_file)]),
+                             ("stp.selfplay", ["--set", f"run.run_dir={json.dumps(str(a_file))}",
+                                               "--set", checker_override(standin_command())])]:
+        outcome = run_command(command_of(invocation), argv, capsys)
+        assert_one_line_error(outcome, "afile")
+    assert not ws.out.exists()
+
+
+def test_verify_header_from_a_binary_file(ws: SimpleWorkspace,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    binary = ws.root / "header.bin"
+    binary.write_bytes(bytes(range(128, 256)))
+    outcome = run_command("stp.verify", [*ws.invocations()["stp.verify"], "--header",
+                                         f"@{binary}"], capsys)
+    assert_one_line_error(outcome, "header.bin", "not UTF-8")
+
+
+def test_gcs_without_credentials_is_one_line(ws: SimpleWorkspace, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from stp import storage
+
+    for var in ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "none")
+    # No metadata server either: point the lookup at a closed port so it fails fast.
+    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
+    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(ws.root / "no-gcloud"))
+    storage.reset_gcs_client()
+    try:
+        outcome = run_command("stp.eval", ["summarize", "--log", "gs://bucket/log"], capsys)
+    finally:
+        storage.reset_gcs_client()
+    assert_one_line_error(outcome, "gs://", "credentials")
+
+
+def test_missing_optional_package_names_the_extra(ws: SimpleWorkspace,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    outcome = run_command("stp.eval", ws.invocations()["stp.eval plot"], capsys)
+    assert_one_line_error(outcome, "matplotlib", "pip install 'stp[plots]'")
+
+
+# --------------------------------------------------------------------------------------------
+# Read-only and full output locations
+
+
+def run_subprocess(command: str, argv: list[str], *, fsize: int, timeout: float = 300
+                   ) -> Outcome:
+    """The command in a fresh process whose files may not grow beyond `fsize` bytes.
+
+    RLIMIT_FSIZE (`ulimit -f`) makes every write past the limit fail with EFBIG, like a full
+    disk makes it fail with ENOSPC, without needing a small file system; SIGXFSZ is ignored so
+    the write fails instead of the process being killed.
+    """
+
+    def limit() -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+
+    env = {**os.environ, "PYTHONPATH": REPO_PYTHON, "STP_PROGRESS": "0"}
+    code = f"from stp.cli import run_main; from {COMMANDS[command]} import main; run_main(main)"
+    proc = subprocess.run([sys.executable, "-c", code, *argv], env=env, capture_output=True,
+                          text=True, timeout=timeout, preexec_fn=limit)
+    return Outcome(proc.returncode, proc.stdout, proc.stderr)
+
+
+@contextlib.contextmanager
+def read_only(directory: Path) -> Iterator[None]:
+    """Make a directory unwritable, for root too (root ignores permission bits)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        directory.chmod(0o555)
+        try:
+            yield
+        finally:
+            directory.chmod(0o755)
+        return
+    # The immutable attribute stops root as well (ext4, xfs, btrfs; needs CAP_LINUX_IMMUTABLE).
+    subprocess.run(["chattr", "+i", str(directory)], check=True)
+    try:
+        probe = directory / "probe"
+        with pytest.raises(PermissionError):
+            probe.write_text("x")
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(directory)], check=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from stp.model.tiny import create_tiny_model
+
+    return create_tiny_model(tmp_path_factory.mktemp("tiny"))
+
+
+def _output_cases(root: Path, model: str) -> dict[str, tuple[str, list[str]]]:
+    """Commands that write, with their output under root/'out' (inputs elsewhere under root)."""
+    ws = SimpleWorkspace(root / "in")
+    out = str(root / "out" / "x")
+    ws.out = Path(out)
+    ws.model = Path(model)
+    inv = ws.invocations()
+    lemmas = root / "in" / "lemmas.json"
+    lemmas.write_text(json.dumps({"Nat.add_comm": "theorem Nat.add_comm (n m : ℕ) : n + m = m + n"}))
+    log_dir = root / "in" / "log"
+    from stp.eval import log as evlog
+
+    evlog.AttemptLog(str(log_dir)).append([evlog.Attempt(statement_id="a", split="toy:test",
+                                                         sample=0, status="pass")])
+    dataset = ["--set", 'data.selfplay=[{name = "minif2f", split = "valid"}]',
+               "--set", "data.allow_download=false", "--set", 'run.log_level="WARNING"',
+               "--set", f"data.lemma_dict={json.dumps(str(lemmas))}",
+               "--set", 'sampler.backend="hf"', "--set", f"model.name={json.dumps(model)}"]
+    return {
+        "stp.selfplay": ("stp.selfplay", [*inv["stp.selfplay"], *dataset]),
+        "stp.eval plot": ("stp.eval", ["plot", "--log", str(log_dir), "--out", out]),
+        "stp.model.tiny": ("stp.model.tiny", [out]),
+        "stp.train": ("stp.train", inv["stp.train"]),
+    }
+
+
+OUTPUT_CASES = ["stp.selfplay", "stp.eval plot", "stp.model.tiny", "stp.train"]
+
+
+@pytest.mark.parametrize("invocation", OUTPUT_CASES)
+def test_read_only_output_location(invocation: str, tmp_path: Path, tiny_model: str,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    command, argv = _output_cases(tmp_path, tiny_model)[invocation]
+    with read_only(tmp_path / "out"):
+        outcome = run_command(command, argv, capsys)
+    assert_one_line_error(outcome, str(tmp_path / "out"))
+    assert re.search(r"permission denied|not permitted|read-only", outcome.err), outcome.err
+    assert files_under(tmp_path / "out") == set()
+
+
+FSIZE = 4096  # small files fit; a model, a plot or the dataset shard of a run does not
+
+
+# stp.train's full --out is reached only after a real training run (minutes in a fresh process
+# on 2 cores); its read-only case above and the shared write path (stp.storage) cover it.
+@pytest.mark.parametrize("invocation", ["stp.selfplay", "stp.eval plot", "stp.model.tiny"])
+def test_full_disk_says_what_to_free_and_leaves_nothing_cut(invocation: str, tmp_path: Path,
+                                                            tiny_model: str) -> None:
+    command, argv = _output_cases(tmp_path, tiny_model)[invocation]
+    before = files_under(tmp_path / "in")
+    outcome = run_subprocess(command, argv, fsize=FSIZE)
+    # Libraries may log progress before the failure; the failure itself is one error line.
+    errors = [line for line in outcome.err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and outcome.code == 2 and "Traceback" not in outcome.err, outcome
+    assert str(tmp_path / "out") in errors[0] and "free space" in errors[0], errors
+    left = files_under(tmp_path / "out")
+    # Whatever was finished may stay (a rerun resumes from it); nothing half-written may.
+    assert not [f for f in left if f.endswith(".stp-tmp") or ".stp-tmp/" in f], left
+    assert not [f for f in left if (tmp_path / "out" / f).stat().st_size >= FSIZE], left
+    assert files_under(tmp_path / "in") == before
+
+
+# --------------------------------------------------------------------------------------------
+# Output into a closed pipe
+
+
+def test_output_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
+    # `python -m stp.data info --json | head -c 10`: the reader leaves; we stop with no traceback.
+    env = {**os.environ, "PYTHONPATH": REPO_PYTHON}
+    cmd = (f"{sys.executable} -m stp.data info --json --defects | head -c 10 >/dev/null; "
+           "echo status=${PIPESTATUS[0]}")
+    proc = subprocess.run(["bash", "-c", cmd], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert "BrokenPipeError" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert "status=0" in proc.stdout
+

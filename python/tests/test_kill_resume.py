@@ -1,0 +1,186 @@
+"""Real signals: a long command killed mid-stage (SIGINT, SIGTERM, SIGKILL) resumes to the output of
+an uninterrupted run.
+
+The in-process crash tests (test_selfplay_loop.py) stop a run with a Python exception at stage
+and shard boundaries; here a separate process is sent a real signal while it works, so open
+files, temporary files, the run-directory lock and the metrics stream are left exactly as a
+killed process leaves them, and the rerun has to cope with that.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from selfplay_helpers import RULES, ScriptedSampler, make_config, run_contents, scripted_train
+from standin import checker_override, standin_command, with_checker
+
+from stp import metrics
+from stp.selfplay.loop import run_selfplay
+
+TESTS = Path(__file__).resolve().parent
+PYTHON_DIR = str(TESTS.parent)
+
+# The self-play loop with the scripted sampler and trainer, in its own process, announcing every
+# committed stage and shard on stdout so the parent can pick a moment to kill it.
+_SELFPLAY_DRIVER = """
+import sys
+from pathlib import Path
+from selfplay_helpers import RULES, ScriptedSampler, make_config, scripted_train
+from standin import standin_command, with_checker
+from stp.cli import run_main
+from stp.selfplay.loop import run_selfplay
+
+def hook(r, stage, shard):
+    print(f"{r} {stage} {shard}", flush=True)
+
+def main(argv):
+    cfg = with_checker(make_config(Path(sys.argv[1]), sys.argv[2]), standin_command(RULES))
+    run_selfplay(cfg, hook=hook, sampler_factory=ScriptedSampler, train_fn=scripted_train)
+    return 0
+
+run_main(main, [])
+"""
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([PYTHON_DIR, str(TESTS)]),
+            "STP_PROGRESS": "0"}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    tmp = tmp_path_factory.mktemp("ref")
+    cfg = make_config(tmp, "run")
+    run_selfplay(with_checker(cfg, standin_command(RULES)), sampler_factory=ScriptedSampler,
+                 train_fn=scripted_train)
+    return _contents(tmp)
+
+
+def _contents(tmp: Path) -> dict[str, object]:
+    """The run's comparable content, with this test's temporary folder (lemma file) masked."""
+    out = run_contents(tmp / "run")
+    out["config.toml"] = out["config.toml"].replace(str(tmp).encode(), b"<TMP>")  # type: ignore[union-attr]
+    return out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL],
+                         ids=["SIGINT", "SIGTERM", "SIGKILL"])
+def test_selfplay_killed_inside_a_stage_resumes_to_the_same_run(
+        sig: signal.Signals, tmp_path: Path, uninterrupted: dict[str, object]) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", _SELFPLAY_DRIVER, str(tmp_path), "run"],
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None
+    # Kill once the first proving shard of round 0 is committed: the stage is under way.
+    seen = []
+    for line in proc.stdout:
+        seen.append(line.strip())
+        if line.startswith("0 proving 0"):
+            proc.send_signal(sig)
+            break
+    _, err = proc.communicate(timeout=300)
+    assert seen and seen[-1].startswith("0 proving"), seen
+    assert proc.returncode != 0, "the run finished before the signal arrived"
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and "Traceback" not in err, err
+    run_dir = tmp_path / "run"
+    manifest = json.loads((run_dir / "round-0000" / "manifest.json").read_text())
+    assert "bookkeeping" not in manifest["stages"]  # it really stopped inside round 0
+    # The rerun (another process, like a user restarting the command) completes the run.
+    again = subprocess.run([sys.executable, "-c", _SELFPLAY_DRIVER, str(tmp_path), "run"],
+                           env=_env(), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert _contents(tmp_path) == uninterrupted
+    # The metrics stream of the killed and the resumed process reads back whole.
+    rounds = [r["round"] for r in metrics.read_metrics(run_dir / "metrics.jsonl", "round")]
+    assert rounds == [0, 1]
+
+
+def test_verify_json_killed_then_rerun_with_its_cache_gives_the_same_output(
+        tmp_path: Path) -> None:
+    proofs = tmp_path / "proofs.jsonl"
+    with proofs.open("w") as fh:
+        for i in range(40):
+            tactic = "norm_num" if i % 3 else "sorry"
+            fh.write(json.dumps({"name": f"t{i}", "statement": f"theorem t{i} : {i} = {i}",
+                                 "proof": f" := by {tactic}"}) + "\n")
+    spec = {"rules": [{"pattern": "norm_num", "action": "slow", "ms": 40}], "default": "fail"}
+    base = [sys.executable, "-m", "stp.verify", str(proofs), "--json", "--jobs", "1",
+            "--set", checker_override(standin_command(spec))]
+
+    def records(out: str) -> list[dict[str, object]]:
+        rows = [json.loads(line) for line in out.splitlines()]
+        return [{k: v for k, v in r.items() if k not in ("seconds", "cached", "checker_ms")}
+                for r in rows]
+
+    reference = subprocess.run(base, env=_env(), capture_output=True, text=True, timeout=300)
+    assert reference.returncode == 1  # some proofs fail
+    cache = tmp_path / "cache"
+    proc = subprocess.Popen([*base, "--cache", str(cache)], env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Let it check part of the file, then kill it without warning.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (cache.exists() and any(cache.iterdir())):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    resumed = subprocess.run([*base, "--cache", str(cache)], env=_env(), capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 1, resumed.stderr
+    assert records(resumed.stdout) == records(reference.stdout)
+    assert any(json.loads(line).get("cached") for line in resumed.stdout.splitlines())
+
+
+@pytest.mark.slow
+def test_eval_run_killed_after_a_shard_resumes_to_the_same_log(tmp_path: Path) -> None:
+    from stp.eval import log as evlog
+    from stp.model.tiny import create_tiny_model
+
+    model = create_tiny_model(tmp_path / "tiny")
+
+    def command(out: Path) -> list[str]:
+        return [sys.executable, "-m", "stp.eval", "run", "--model", model, "--splits",
+                "proofnet:valid", "--samples", "1", "--out", str(out),
+                "--set", 'sampler.backend="hf"', "--set", "sampler.max_tokens=4",
+                "--set", "model.max_prompt_tokens=48", "--set", "model.max_model_len=64",
+                "--set", "eval.shard_size=16", "--set", "verifier.workers=1",
+                "--set", "verifier.cache_dir='off'", "--set", "eval.bootstrap_samples=0",
+                "--set", f"run.run_dir={json.dumps(str(tmp_path / 'run'))}",
+                "--set", checker_override(standin_command(RULES))]
+
+    def attempts(out: Path) -> list[tuple[str, int, str, str, int | None]]:
+        return sorted((a.statement_id, a.sample, a.status, a.proof, a.seed)
+                      for a in evlog.iter_attempts(str(out)))
+
+    from stp.eval.__main__ import main as eval_main
+
+    # The uninterrupted reference runs in this process (one interpreter start less).
+    assert eval_main(command(tmp_path / "ref")[3:]) in (0, 1)
+    out = tmp_path / "log"
+    proc = subprocess.Popen(command(out), env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list(out.glob("part-*.jsonl.gz")):  # kill once the first shard is logged
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, "no shard written within 300 s"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    partial = len(list(evlog.iter_attempts(str(out))))
+    total = len(attempts(tmp_path / "ref"))
+    assert 0 < partial < total, (partial, total)
+    again = subprocess.run(command(out), env=_env(), capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode in (0, 1), again.stderr
+    # Only what was left is sampled again, and the log equals the uninterrupted one.
+    assert f"{total - partial} attempts written, {partial} already logged" in again.stderr
+    assert attempts(out) == attempts(tmp_path / "ref")

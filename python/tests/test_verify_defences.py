@@ -1,0 +1,264 @@
+"""Each defence of the verifier against a checker whose stdout an exploit controls (issue #12).
+
+The stand-in plays the compromised checker: it prints forged passes, duplicate keys, wrong nonces,
+oversized lines, or (after a trigger) rewrites every later answer of its process into a pass. None
+of these may ever come back as `pass`.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import socket
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from standin import read_log, standin_command, with_checker
+
+from stp.config import STPConfig, load_config
+from stp.verify import Verifier, VerifyItem, make_verifier
+
+REPO = Path(__file__).resolve().parents[2]
+STATEMENT = "theorem t (n : ℕ) : n + 0 = n :="
+
+
+def config(tmp_path: Path, *overrides: str) -> STPConfig:
+    return load_config(None, ["verifier.workers=1", "verifier.timeout_s=20",
+                              "verifier.cache_dir='off'", "verifier.start_timeout_s=60",
+                              "verifier.recheck_passes=false",
+                              f"run.run_dir={str(tmp_path / 'run')!r}", *overrides])
+
+
+@pytest.fixture
+def make(tmp_path: Path) -> Iterator[Any]:
+    made: list[Verifier] = []
+
+    def build(spec: dict[str, Any], *overrides: str) -> tuple[Verifier, Path]:
+        log = tmp_path / f"log-{len(made)}"
+        v = make_verifier(with_checker(config(tmp_path, *overrides),
+                                       standin_command({"log": str(log), **spec})))
+        made.append(v)
+        return v, log
+
+    yield build
+    for v in made:
+        v.close()
+
+
+def item(proof: str) -> VerifyItem:
+    return VerifyItem(statement=STATEMENT, proof=proof)
+
+
+@pytest.mark.parametrize("action", ["forge_pass", "dup_verdict", "wrong_nonce", "no_nonce",
+                                    "sorry_pass", "mismatch_pass"])
+def test_inconsistent_answers_are_never_a_pass(make: Any, action: str) -> None:
+    """Before v2 the minimal forged pass, the duplicate `verdict` key and passes with sorryAx or
+    statement_match=false were accepted as passes. Now each is a protocol error of that worker:
+    retried once on another worker, then `error`; honest items around it are unaffected."""
+    v, log = make({"rules": [{"pattern": "EXPLOIT", "action": action}]})
+    results = v.verify_all([item(" by simp 1"), item(" by EXPLOIT"), item(" by simp 2")])
+    assert [r.status for r in results] == ["pass", "error", "pass"]
+    assert results[1].reasons == ["protocol_error"]
+    expected = "duplicate key 'verdict'" if action == "dup_verdict" else "inconsistent checker answer"
+    assert expected in results[1].detail
+    checks = [e for e in read_log(log) if e["ev"] == "check" and "EXPLOIT" in e["proof"]]
+    assert len(checks) == 2, "retried exactly once"
+    assert checks[0]["pid"] != checks[1]["pid"], "the retry runs on another worker"
+    assert v.backend.stats.protocol_errors == 2  # type: ignore[attr-defined]
+
+
+def test_a_huge_line_is_capped_not_buffered(make: Any) -> None:
+    v, _ = make({"rules": [{"pattern": "HUGE", "action": "huge", "mb": 6}]},
+                "verifier.max_response_mb=1")
+    results = v.verify_all([item(" by HUGE"), item(" by simp")])
+    assert [r.status for r in results] == ["error", "pass"]
+    assert "longer than 1048576 bytes" in results[0].detail
+
+
+def test_a_lone_surrogate_is_one_items_error(make: Any) -> None:
+    """It used to abort the whole batch with UnicodeEncodeError."""
+    v, _ = make({})
+    bad = VerifyItem(statement=STATEMENT, proof=" by simp \ud800")
+    results = v.verify_all([item(" by simp"), bad, item(" by simp 2"), bad])
+    assert [r.status for r in results] == ["pass", "error", "pass", "error"]
+    assert "proof is not valid Unicode" in results[1].detail
+
+
+def test_hijacked_stream_is_caught_by_the_fresh_recheck(make: Any) -> None:
+    """After the trigger, every later answer of that process is a *consistent* forged pass with
+    the right nonce (what a rewritten stdout prints). Only a re-check in a process that ran no
+    earlier request can tell; without it the false proofs pass."""
+    spec = {"default": "fail", "rules": [{"pattern": "TRIGGER", "action": "hijack"},
+                                         {"pattern": "honest", "action": "pass"}]}
+    items = [item(" by TRIGGER"), item(" by false 1"), item(" by false 2"), item(" by honest")]
+    v, _ = make(spec, "verifier.pipeline_depth=1")
+    assert [r.status for r in v.verify_all(items)] == ["pass", "pass", "pass", "pass"]
+    v, log = make(spec, "verifier.pipeline_depth=1", "verifier.recheck_passes=true",
+                  "verifier.workers=2")
+    results = v.verify_all(items)
+    # the trigger passes everywhere (stopping it is the Lean side's job); the false proofs the
+    # hijacked worker passed are not confirmed; the honest one is confirmed
+    assert [r.status for r in results] == ["pass", "error", "error", "pass"]
+    assert results[1].reasons == results[2].reasons == ["recheck_disagreement"]
+    assert "re-check: fail" in results[1].detail
+    events = read_log(log)
+    per_pid = Counter(e["pid"] for e in events if e["ev"] == "check")
+    rechecked = [e for e in events if e["ev"] == "check" and "honest" in e["proof"]]
+    assert len(rechecked) == 2
+    assert per_pid[rechecked[1]["pid"]] == 1, "a re-check runs alone in its process"
+
+
+def test_recheck_runs_each_pass_in_a_process_with_no_earlier_request(make: Any) -> None:
+    v, log = make({"rules": [{"pattern": "bad", "action": "fail"}]},
+                  "verifier.recheck_passes=true", "verifier.workers=2")
+    results = v.verify_all([item(f" by {'bad' if i % 3 == 0 else 'simp'} {i}")
+                            for i in range(9)])
+    assert [r.status for r in results] == ["fail" if i % 3 == 0 else "pass" for i in range(9)]
+    events = read_log(log)
+    checks = [e for e in events if e["ev"] == "check"]
+    by_proof = Counter(e["proof"] for e in checks)
+    assert all(by_proof[f" by simp {i}"] == 2 for i in range(9) if i % 3)
+    assert all(by_proof[f" by bad {i}"] == 1 for i in range(9) if i % 3 == 0)
+    order: dict[int, list[str]] = {}
+    for e in checks:
+        order.setdefault(e["pid"], []).append(e["proof"])
+    second_runs = {}
+    for proof in by_proof:
+        pids = [e["pid"] for e in checks if e["proof"] == proof]
+        if len(pids) == 2:
+            second_runs[proof] = pids[1]
+    for proof, pid in second_runs.items():
+        assert order[pid] == [proof], f"re-check of {proof!r} shared its process"
+    assert v.backend.stats.rechecks == 6  # type: ignore[attr-defined]
+
+
+def test_start_timeout_logs_no_unretrieved_future(make: Any, caplog: Any) -> None:
+    """A checker that never becomes ready used to print asyncio's "Future exception was never
+    retrieved" once per failed start."""
+    v, _ = make({"start_delay_ms": 5000}, "verifier.start_timeout_s=0.3")
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        result = v.verify_all([item(" by simp")])[0]
+        v.close()
+        gc.collect()
+    assert result.status == "error" and "no Ready line" in result.detail
+    assert "never retrieved" not in caplog.text
+
+
+def test_untrusted_header_is_gated(make: Any, tmp_path: Path) -> None:
+    """Headers that come with the proofs (.lean files, JSONL records) are sent untrusted: the
+    checker's allow-list refuses `set_option debug.skipKernelTC` there; the default is trusted."""
+    v, _ = make({"untrusted_header_forbidden": "skipKernelTC"})
+    evil = "import Mathlib\nset_option debug.skipKernelTC true\n"
+    untrusted = VerifyItem(statement=STATEMENT, proof=" by simp", header=evil,
+                           header_trusted=False)
+    trusted = VerifyItem(statement=STATEMENT, proof=" by simp", header=evil)
+    results = v.verify_all([untrusted, trusted, item(" by simp")])
+    assert [r.status for r in results] == ["error", "pass", "pass"]
+    assert results[0].reasons == ["header_error"]
+
+
+def test_file_headers_are_untrusted_and_the_default_is_trusted(tmp_path: Path) -> None:
+    from stp.verify.cli import load_entries
+
+    lean = tmp_path / "p.lean"
+    lean.write_text("import Mathlib\n\ntheorem a : True := by trivial\n")
+    jsonl = tmp_path / "p.jsonl"
+    jsonl.write_text(json.dumps({"statement": "theorem b : True :=", "proof": " trivial",
+                                 "header": "import Mathlib\n"}) + "\n"
+                     + json.dumps({"statement": "theorem c : True :=", "proof": " trivial"})
+                     + "\n")
+    entries = load_entries([lean, jsonl], "import Mathlib\n")
+    assert [e.item.header_trusted for e in entries] == [False, False, True]
+
+
+def test_sandbox_contains_the_checker(tmp_path: Path) -> None:
+    """Under bwrap the checker cannot write the project tree, reach the network or read the
+    driver's environment; the same probe without the sandbox can do all three (so the test
+    means something)."""
+    import shutil
+
+    assert shutil.which("bwrap"), "bubblewrap must be installed (apt-get install bubblewrap)"
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    target = REPO / "python" / f".sandbox-probe-{os.getpid()}"
+    spec = {"rules": [{"pattern": "PROBE", "action": "probe"}], "probe_write": str(target),
+            "probe_connect": ["127.0.0.1", server.getsockname()[1]],
+            "probe_env": "STP_TEST_SECRET"}
+    os.environ["STP_TEST_SECRET"] = "hunter2"
+    binds = json.dumps(sorted({sys.prefix, sys.base_prefix, str(REPO / "python")}))
+    try:
+        outcomes = {}
+        for mode in ("none", "bwrap"):
+            cfg = config(tmp_path, f"verifier.sandbox='{mode}'", f"verifier.sandbox_binds={binds}")
+            with make_verifier(with_checker(cfg, standin_command(spec))) as v:
+                r = v.verify_all([item(" by PROBE")])[0]
+                tree = [p.pid for p in psutil.Process().children(recursive=True)]
+            assert r.status == "fail", r
+            # closing kills everything, inside the sandbox too (--die-with-parent: bwrap's own
+            # children die with it and are reaped by the system, within moments)
+            procs = [psutil.Process(pid) for pid in tree if psutil.pid_exists(pid)]
+            _, alive = psutil.wait_procs(procs, timeout=5)
+            assert tree and not alive, alive
+            outcomes[mode] = json.loads(r.errors[0].text)
+            escaped = target.exists()
+            target.unlink(missing_ok=True)
+            outcomes[mode]["file_outside"] = escaped
+    finally:
+        os.environ.pop("STP_TEST_SECRET", None)
+        server.close()
+        target.unlink(missing_ok=True)
+    assert outcomes["none"] == {"write": "ok", "connect": "ok", "env": "hunter2",
+                                "file_outside": True}
+    assert outcomes["bwrap"] == {"write": "OSError", "connect": "ConnectionRefusedError",
+                                 "env": "absent", "file_outside": False}
+
+
+def test_sandbox_bwrap_required_but_missing_is_an_environment_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stp.errors import EnvironmentSetupError
+    from stp.verify import sandbox
+
+    monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
+    cfg = with_checker(config(tmp_path, "verifier.sandbox='bwrap'"), standin_command({}))
+    with pytest.raises(EnvironmentSetupError, match="bubblewrap is not installed"):
+        make_verifier(cfg)
+
+
+def test_cli_never_starts_a_file_header_as_trusted(tmp_path: Path) -> None:
+    """The command line's start-up probe used the first file's header; it must use the trusted
+    default, and the file's header only ever reaches a checker as untrusted."""
+    from standin import checker_override
+
+    from stp.verify.cli import main
+
+    log = tmp_path / "log"
+    lean = tmp_path / "evil.lean"
+    lean.write_text("import Mathlib\nset_option debug.skipKernelTC true\n\n"
+                    "theorem a : True := by trivial\n")
+    code = main([str(lean), "--json", "--cache", str(tmp_path / "cache"),
+                 "--set", checker_override(standin_command(
+                     {"log": str(log), "untrusted_header_forbidden": "skipKernelTC"}))])
+    assert code == 1
+    starts = [e for e in read_log(log) if e["ev"] == "start"]
+    assert starts and all(not e["trusted"] for e in starts if "skipKernelTC" in e["header"])
+    assert any("skipKernelTC" in e["header"] for e in starts)
+
+
+def test_recheck_with_a_single_worker_slot(make: Any) -> None:
+    """With one slot, re-checks take turns with the normal worker (one slot freed at a time)."""
+    v, log = make({"rules": [{"pattern": "bad", "action": "fail"}]},
+                  "verifier.recheck_passes=true", "verifier.workers=1")
+    results = v.verify_all([item(f" by {'bad' if i % 2 else 'simp'} {i}") for i in range(6)])
+    assert [r.status for r in results] == ["pass", "fail"] * 3
+    checks = [e for e in read_log(log) if e["ev"] == "check"]
+    assert len(checks) == 9
+    stats = v.backend.stats  # type: ignore[attr-defined]
+    assert stats.rechecks == 3 and stats.recheck_rejections == 0

@@ -35,7 +35,7 @@ from stp.config import load_config
 from stp.metrics import describe_machine
 from stp.model.types import SampleRequest
 from stp.selfplay.loop import SelfPlay
-from stp.selfplay.records import Attempt, ConjectureInput, StatementRow
+from stp.selfplay.records import ConjectureInput, ProofAttempt, StatementRow, StatementTable
 
 
 class PeakRSS:
@@ -110,7 +110,7 @@ def synthesize(root: Path, n_dataset: int, n_conj: int, sps: int, n_lemmas: int,
         p[conj_sids] = rng.choice([0.0, 0.05, 0.1, 0.2, 0.6], size=k)
         writer = storage.ShardedJsonlWriter(str(rd / "attempts"))
         attempts = 0
-        batch: list[Attempt] = []
+        batch: list[ProofAttempt] = []
         for sid in np.concatenate([np.arange(n_dataset), conj_sids]):
             succ = rng.binomial(sps, p[sid])
             # Distinct failing/passing proofs with some repeats (multiplicity).
@@ -120,7 +120,7 @@ def synthesize(root: Path, n_dataset: int, n_conj: int, sps: int, n_lemmas: int,
                     count -= mult
                     body = ("nlinarith [sq_nonneg (x - y), sq_nonneg (x + y)]"
                             * int(rng.integers(1, 5)))
-                    batch.append(Attempt(
+                    batch.append(ProofAttempt(
                         sid=int(sid), proof=f"\n  {body} -- {rng.integers(1 << 30)}",
                         multiplicity=mult, passed=passed, status="pass" if passed else "fail",
                         premises=[f"Mathlib.Lemma{int(x)}" for x in rng.integers(0, n_lemmas, 3)]
@@ -195,7 +195,7 @@ def main() -> None:
         gc.collect()
         before = psutil.Process().memory_info().rss
         with PeakRSS() as m:
-            sp.rows = run_dir.statement_rows(last + 1)
+            sp.rows = StatementTable(run_dir.statement_rows(last + 1), n_dataset)
         print(f"statement table loaded: {len(sp.rows):,} rows in {m.seconds:.1f}s, "
               f"{(psutil.Process().memory_info().rss - before) / 2**20:.0f} MiB held")
         for r in range(last - history + 1, last):  # earlier window rounds: not timed

@@ -23,6 +23,7 @@ from stp.eval.config import EvalConfig
 from stp.extract.config import ExtractConfig
 from stp.lean.config import LeanConfig
 from stp.model.config import ModelConfig, SamplerConfig, TrainerConfig
+from stp.pipeline.config import PipelineConfig, SFTConfig
 from stp.ranges import NonNegativeInt, Seed
 from stp.selfplay.config import RetrainConfig, SelfPlayConfig
 from stp.verify.config import VerifierConfig
@@ -70,6 +71,8 @@ class STPConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     retrain: RetrainConfig = msgspec.field(default_factory=RetrainConfig)
     eval: EvalConfig = msgspec.field(default_factory=EvalConfig)
     extract: ExtractConfig = msgspec.field(default_factory=ExtractConfig)
+    sft: SFTConfig = msgspec.field(default_factory=SFTConfig)
+    pipeline: PipelineConfig = msgspec.field(default_factory=PipelineConfig)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -20,6 +20,7 @@ from stp.eval import log as evlog
 from stp.eval.loading import load_log
 from stp.eval.run import (
     RunSettings,
+    close_all,
     derive_seed,
     make_components,
     run_eval,
@@ -150,19 +151,145 @@ def test_end_to_end_with_the_tiny_model(tmp_path: Path, data_dir: Path, tiny_mod
     run_settings = settings_from_config(cfg, model=model, splits=["minif2f:test"], samples=2,
                                         out=str(out))
     # The stand-in fails proofs containing "sorry" and passes the rest.
-    sampler, verifier, prompt, extract = make_components(
+    sampler, verifiers, prompt, extract = make_components(
         with_checker(cfg, standin_command(RULES)), run_settings)
+    assert list(verifiers) == ["strict", "paper"]  # eval.profiles default
     try:
         result = run_eval(run_settings, statements(data_dir), sampler=sampler,
-                          verifier=verifier, prompt=prompt, extract=extract)
+                          verifier=verifiers, prompt=prompt, extract=extract)
     finally:
-        verifier.close()
+        close_all(verifiers)
         sampler.close()
     assert (result.planned, result.written) == (6, 6)
     attempts = list(evlog.iter_attempts(str(out)))
     assert sorted((a.statement_id, a.sample) for a in attempts) == sorted(
         (s.id, j) for s in statements(data_dir)["minif2f:test"] for j in range(2))
     assert all(a.status in ("pass", "fail") for a in attempts)
+    assert all(set(a.verdicts) == {"strict", "paper"} for a in attempts)
     assert len({a.seed for a in attempts}) == 6
     [s] = summarize_log(load_log(out), budgets=(1, 2), resamples=10)
     assert s.statements == 3 and s.attempts == 6
+
+
+# -- verifier profiles: both verdicts from one sampling run, side by side in summarize -------
+
+# The strict stand-in also rejects proofs using `native_decide` (an axiom the paper's check let
+# through); the paper stand-in only fails `sorry`.
+STRICT_RULES = {"rules": [{"pattern": "sorry", "action": "fail"},
+                          {"pattern": "simp", "action": "fail", "reasons": ["axiom"]}],
+                "default": "pass"}
+
+
+class ProfileSampler(SeedSampler):
+    def generate(self, requests: Sequence[SampleRequest]) -> list[list[str]]:
+        self.requests.extend(requests)
+        return [[(" by simp", " by sorry", " by norm_num")[r.seed % 3]] for r in requests]
+
+
+def test_both_profiles_are_stored_and_summarized_side_by_side(
+        tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from stp.eval.__main__ import main as eval_main
+
+    cfg = config(tmp_path)
+    out = tmp_path / "log"
+    sampler = ProfileSampler()
+    with make_verifier(with_checker(cfg, standin_command(STRICT_RULES))) as strict, \
+            make_verifier(with_checker(config(tmp_path), standin_command(RULES))) as paper:
+        result = run_eval(settings(out), statements(data_dir), sampler=sampler,
+                          verifier={"strict": strict, "paper": paper}, prompt=str,
+                          extract=str.strip)
+    assert result.written == 12 and len(sampler.requests) == 12  # one sampling run
+    attempts = list(evlog.iter_attempts(str(out)))
+    want = {"by simp": ("fail", "pass"), "by sorry": ("fail", "fail"),
+            "by norm_num": ("pass", "pass")}
+    for a in attempts:
+        assert (a.verdicts["strict"], a.verdicts["paper"]) == want[a.proof]
+        assert a.status == a.verdicts["strict"]
+        if a.proof == "by simp":
+            assert a.reasons == {"strict": ["axiom"]}
+    simp = sum(a.proof == "by simp" for a in attempts)
+    assert simp > 0
+    code = eval_main(["summarize", "--log", str(out), "--json",
+                      "--set", "eval.budgets=[1, 2, 4]", "--set", "eval.bootstrap_samples=0"])
+    payload = json.loads(capsys.readouterr().out)
+    assert code == 0 and set(payload["profiles"]) == {"strict", "paper"}
+    rows = {p: payload["profiles"][p]["minif2f:test"]["pass_at_k"] for p in ("strict", "paper")}
+    passes = {p: sum(a.verdicts[p] == "pass" for a in attempts) for p in ("strict", "paper")}
+    for p in ("strict", "paper"):
+        assert rows[p][0]["k"] == 1 and rows[p][0]["unbiased"]["mean"] == pytest.approx(
+            passes[p] / 12)
+    rej = payload["rejections"]["minif2f:test"]
+    assert rej["attempts"] == simp and rej["reasons"] == {"axiom": simp}
+    eval_main(["summarize", "--log", str(out), "--set", "eval.budgets=[1, 2, 4]",
+               "--set", "eval.bootstrap_samples=0"])
+    text = capsys.readouterr().out
+    assert "strict (chunks)" in text and "paper (chunks)" in text
+    assert f"strict rejects {simp} paper-passing attempts" in text
+
+
+def test_attempts_without_a_verdict_are_not_logged_and_a_rerun_redoes_them(
+        tmp_path: Path, data_dir: Path) -> None:
+    from stp.pipeline.shards import VerificationOutage
+
+    stmts = statements(data_dir)
+    dropped = stmts["minif2f:test"][0].name
+    down = {"rules": [{"pattern": rf"theorem {dropped}\b", "field": "statement",
+                       "action": "error"}, *RULES["rules"]], "default": "pass"}
+    out = tmp_path / "log"
+    with make_verifier(with_checker(config(tmp_path), standin_command(down))) as verifier, \
+            pytest.raises(VerificationOutage, match="4 of 12 attempts"):
+        run_eval(settings(out), stmts, sampler=SeedSampler(), verifier=verifier,
+                     prompt=str, extract=str.strip)
+    assert len(evlog.done_keys(str(out))) == 8
+    second = SeedSampler()
+    with make_verifier(with_checker(config(tmp_path), standin_command(RULES))) as verifier:
+        result = run_eval(settings(out), stmts, sampler=second, verifier=verifier,
+                          prompt=str, extract=str.strip)
+    assert (result.skipped, result.written, result.unverified) == (8, 4, 0)
+    assert {r.seed for r in second.requests} == {
+        derive_seed(1, stmts["minif2f:test"][0].id, j) for j in range(4)}
+
+
+def test_def_statements_are_evaluated_like_theorems(tmp_path: Path, data_dir: Path) -> None:
+    """ProofNet's `def` statements (7 of 186 in test) are loaded, prompted, verified, logged and
+    counted: nothing on the Python side drops or rejects them (#13: the checker accepts them
+    when the candidate declares the constant with the reference type)."""
+    import re
+
+    proofnet = load_dataset("proofnet", data_dir, split="test")
+    defs = [s for s in proofnet if re.match(r"\s*(noncomputable\s+)?(def|abbrev)\b",
+                                            s.statement)]
+    assert len(defs) == 7
+    rules = {"rules": [{"pattern": r"^\s*(noncomputable\s+)?(def|abbrev)\b", "field": "statement",
+                        "action": "pass"}], "default": "fail"}
+    # The defs and as many theorems, under one header (each distinct ProofNet header would start
+    # its own pool of stand-ins, which only costs time here).
+    import msgspec
+
+    theorems = [s for s in proofnet if s not in defs][:7]
+    chosen = [msgspec.structs.replace(s, header="") for s in proofnet
+              if s in defs or s in theorems]
+    out = tmp_path / "log"
+    run = RunSettings(model="double", splits=["proofnet:test"], samples=1, out=str(out), seed=1,
+                      temperature=1.0, top_p=1.0, max_tokens=64, prompt_format="stp",
+                      shard_size=64)
+    with make_verifier(with_checker(config(tmp_path), standin_command(rules))) as verifier:
+        result = run_eval(run, {"proofnet:test": chosen}, sampler=SeedSampler(),
+                          verifier=verifier, prompt=str, extract=str.strip)
+    assert result.written == 14
+    passed = {a.statement_id for a in evlog.iter_attempts(str(out)) if a.status == "pass"}
+    assert passed == {s.id for s in defs}
+    [s] = summarize_log(load_log(out), budgets=(1,), resamples=0)
+    assert s.solved == 7
+
+
+def test_statements_per_split_keeps_the_first_n_of_each_split(data_dir: Path) -> None:
+    from stp.eval.run import load_splits
+
+    full = load_splits(["minif2f"], data_dir)
+    few = load_splits(["minif2f"], data_dir, limit=5)
+    assert set(few) == set(full) == {"minif2f:valid", "minif2f:test"}
+    for split, recs in few.items():
+        assert [r.id for r in recs] == [r.id for r in full[split][:5]]

@@ -125,6 +125,24 @@ def test_lemma_dictionary_statements() -> None:
     assert entries["SemiconjBy.eq"].module == "Mathlib.Algebra.Group.Semiconj.Defs"
 
 
+def test_lemma_vocabulary_defaults_to_tactic_proofs(tmp_path: Path) -> None:
+    """The default vocabulary is the original's (theorems with tactic proofs); "all" keeps the
+    term-mode ones too."""
+    from stp.config import STPConfig
+    from stp.data.lemmas import load_lemma_dict, write_lemma_dict
+
+    theorems, _ = _fixture()
+    entries = lemma_entries(theorems)
+    tactic = {t.name for t in theorems if " by" in t.proof or "by\n" in t.proof}
+    assert {e.name for e in entries if e.tactic} == tactic
+    assert 0 < len(tactic) < len(entries)
+    path = str(tmp_path / "lemmas.jsonl.gz")
+    write_lemma_dict(path, entries)
+    assert STPConfig().data.lemma_vocabulary == "tactic"
+    assert set(load_lemma_dict(path, STPConfig().data.lemma_vocabulary)) == tactic
+    assert set(load_lemma_dict(path, "all")) == {e.name for e in entries}
+
+
 def test_roundtrip_verification_with_standin(tmp_path: Path) -> None:
     theorems, _ = _fixture()
     item = roundtrip_item(next(t for t in theorems if t.name == "SemiconjBy.eq_one_iff"))

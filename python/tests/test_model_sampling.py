@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from stp import storage
 from stp.errors import UsageError
 from stp.model.config import ModelConfig, SamplerConfig
 from stp.model.sampling import make_sampler
-from stp.model.sampling.common import cut_at_stop, truncate_prompt_ids
+from stp.model.sampling.common import SamplerStats, cut_at_stop, truncate_prompt_ids
 from stp.model.sampling.hf import HFSampler
 from stp.model.types import Sampler, SampleRequest
 
@@ -216,3 +217,70 @@ def test_ray_pool_split_keeps_order_and_balances_samples() -> None:
         s = split_by_samples(reqs, k)
         assert s[0][0] == 0 and s[-1][1] == len(reqs) and len(s) <= k
         assert all(a[1] == b[0] and a[0] < a[1] for a, b in itertools.pairwise(s))
+
+
+# -- the paper's context budget, through the arguments each backend hands its engine ----------
+
+def _paper_config() -> Any:
+    from stp.config import load_config
+
+    return load_config(Path(__file__).resolve().parents[2] / "configs" / "stp-7b.toml")
+
+
+class _RecordingParams:
+    """Stands in for vllm.SamplingParams: keeps the keyword arguments it was built with."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+
+
+class _CountingTokenizer:
+    """One token per whitespace-separated word; BOS id 1 first."""
+
+    bos_token_id = 1
+    pad_token_id = 0
+    eos_token_id = 2
+
+    def __call__(self, text: str) -> dict[str, list[int]]:
+        return {"input_ids": [1] + [5] * len(text.split())}
+
+
+def test_paper_config_budget_reaches_vllm_engine_and_sampling_params() -> None:
+    from stp.model.sampling.vllm import VLLMSampler, engine_arguments
+
+    cfg = _paper_config()
+    assert engine_arguments("m", cfg.model, cfg.sampler)["max_model_len"] == 1024
+    s = VLLMSampler.__new__(VLLMSampler)  # no engine: only the argument construction is tested
+    s.model_cfg, s.sampler_cfg, s.stats = cfg.model, cfg.sampler, SamplerStats()
+    s.tokenizer, s._SamplingParams = _CountingTokenizer(), _RecordingParams
+    req = SampleRequest(prompt="w " * 299, seed=1, n=2, max_tokens=cfg.sampler.max_tokens)
+    ids = s.encode_prompt(req.prompt)
+    assert len(ids) == 300
+    assert s._params(req, len(ids)).kwargs["max_tokens"] == 1024 - 300
+    long_ids = s.encode_prompt("w " * 1500)  # left-truncated to 1024 tokens: no room left
+    assert len(long_ids) == 1024 and long_ids[0] == 1 and s.stats.truncated_prompts == 1
+    assert s._params(req, len(long_ids)) is None
+
+
+def test_paper_config_budget_reaches_hf_generate(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    cfg = _paper_config()
+    seen: dict[str, Any] = {}
+
+    class FakeModel:
+        def generate(self, input_ids: Any, attention_mask: Any, **kwargs: Any) -> Any:
+            seen.update(kwargs, prompt_len=input_ids.shape[1])
+            return torch.cat([input_ids, torch.full((1, 3), 7)], dim=1)
+
+    class Tok(_CountingTokenizer):
+        def decode(self, row: Any, skip_special_tokens: bool = True) -> str:
+            return "x"
+
+    s = HFSampler.__new__(HFSampler)
+    s.model_cfg, s.sampler_cfg, s.stats = cfg.model, cfg.sampler, SamplerStats()
+    s.tokenizer, s.model, s.device = Tok(), FakeModel(), "cpu"
+    out = s.generate([SampleRequest(prompt="w " * 299, seed=1, n=1, temperature=0.0,
+                                    max_tokens=cfg.sampler.max_tokens)])
+    assert out == [["x"]]
+    assert seen["prompt_len"] == 300 and seen["max_new_tokens"] == 1024 - 300

@@ -14,9 +14,9 @@ from stp import storage
 from stp.data.records import TrainingExample
 from stp.errors import UsageError
 from stp.model.prompts import prover_training_example
-from stp.retrain import run_retrain
 from stp.selfplay.loop import run_selfplay
 from stp.selfplay.records import CorrectProof, StatementRow
+from stp.selfplay.retrain import run_retrain
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from standin import standin_command, with_checker
 from stp import storage
 from stp.data.records import TrainingExample
 from stp.selfplay.loop import run_selfplay
-from stp.selfplay.records import Attempt
+from stp.selfplay.records import ProofAttempt
 from stp.selfplay.rundir import STAGES
 
 # mathd_algebra statements always pass (solve rate 1: seeds for round 1); mathd_numbertheory
@@ -53,7 +53,7 @@ def test_two_rounds_with_tiny_model_and_resume(tmp_path: Path, tiny_model: str) 
     for r in (0, 1):
         rd = root / f"round-{r:04d}"
         assert list(json.loads((rd / "manifest.json").read_text())["stages"]) == list(STAGES)
-        attempts = list(storage.iter_sharded_jsonl(str(rd / "attempts"), type=Attempt))
+        attempts = list(storage.iter_sharded_jsonl(str(rd / "attempts"), type=ProofAttempt))
         stages = summaries[r].stages
         assert sum(a.multiplicity for a in attempts) == stages["proving"]["samples"] > 0
         assert {a.status for a in attempts} <= {"pass", "fail"}

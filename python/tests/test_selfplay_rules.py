@@ -9,19 +9,19 @@ import pytest
 
 from stp.data.records import TrainingExample, statement_key
 from stp.selfplay import rules
-from stp.selfplay.dataset import (
-    conjecturer_examples,
-    dedup_examples,
-    prover_examples,
-    retrain_proofs,
-    shuffled,
-)
 from stp.selfplay.records import (
     NO_LEMMA_STATEMENT,
     ConjectureExample,
     ConjectureInput,
     CorrectProof,
     StatementRow,
+)
+from stp.selfplay.training_sets import (
+    conjecturer_examples,
+    dedup_examples,
+    prover_examples,
+    retrain_proofs,
+    shuffled,
 )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import msgspec
 
+from stp.data.lemmas import LemmaVocabulary
 from stp.ranges import PositiveInt
 
 DATA_DIR_ENV = "STP_DATA_DIR"
@@ -29,6 +30,9 @@ class DataConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Lemma dictionary (full name -> statement) built by `python -m stp.extract sft`; empty
     # means <data_dir>/mathlib/lemmas.jsonl.gz.
     lemma_dict: str = ""
+    # Lemmas seeds are paired with: "tactic" = Mathlib theorems with a tactic proof (the
+    # original's ~59.7K), "all" = every extracted theorem, term-mode proofs included.
+    lemma_vocabulary: LemmaVocabulary = "tactic"
     # SFT set for stage 1 and the final re-training; empty = <data_dir>/mathlib/sft.jsonl.gz.
     sft: str = ""
     # Mathlib-only SFT examples re-added in the final re-training.

@@ -80,27 +80,26 @@ def strip_trailing_sorry(text: str) -> tuple[str, bool]:
 
 
 def normalise_ending(text: str, ending: Ending) -> tuple[str, str | None]:
-    """Make the statement end in exactly `:= by` (ending "by") or `:=` (ending "term").
-    Returns the new text and a description of the change (None when unchanged), or raises
-    ValueError when the statement has no `:=` ending at all."""
+    """Make the statement end in a tactic ending (`:=` then `by`, ending "by") or a term ending
+    (`:=`, ending "term"). Returns the new text and a description of the change (None when
+    unchanged), or raises ValueError when the statement has no `:=` ending at all.
+
+    Only the *kind* of ending is changed, never its spacing: LeanWorkbook's `…  :=  by` and
+    miniF2F's `:=\n  by` are kept verbatim, because the released and SFT models saw exactly that
+    text in their prompts (the original only cut the trailing `sorry` and stripped). Whitespace is
+    ignored where it must be — in the dedup key (`statement_key`) — and nowhere else."""
     text = text.rstrip()
     m = _ENDING.search(text)
     if m is None:
         raise ValueError(f"statement does not end in ':=' or ':= by': ...{text[-40:]!r}")
+    has_by = m.group(1) is not None
+    if has_by == (ending == "by"):
+        return text, None
     body = text[: m.start()].rstrip()
     sep = text[len(body): m.start()]
-    has_by = m.group(1) is not None
-    wanted = ":= by" if ending == "by" else ":="
-    # Keep the original spacing before `:=` (a newline there is meaningful layout), but collapse
-    # whitespace inside the ending itself (`:=\n  by` -> `:= by`).
-    new = body + sep + wanted
-    if new == text:
-        return text, None
-    if has_by and ending == "term":
-        return new, "tactic ending ':= by' turned into ':=' (dataset convention)"
-    if not has_by and ending == "by":
-        return new, "term ending ':=' turned into ':= by' (dataset convention)"
-    return new, f"ending whitespace normalised ({text[m.start():]!r} -> {wanted!r})"
+    if has_by:
+        return body + sep + ":=", "tactic ending ':= by' turned into ':=' (dataset convention)"
+    return text + " by", "term ending ':=' turned into ':= by' (dataset convention)"
 
 
 def split_leaked_docstring(text: str) -> tuple[str, str] | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stp.cli import (
     EXIT_FAILURES,
@@ -40,6 +40,9 @@ def _add_summary_arguments(p: argparse.ArgumentParser) -> None:
                    help="log format: ours, or the original generated_proofs_tests.jsonl.gz")
     p.add_argument("--allow-system-errors", action="store_true",
                    help="exit 0 even when infrastructure failures exceed the configured limit")
+    p.add_argument("--profile", default=None,
+                   help="count verdicts of this verifier profile only (strict, paper); default: "
+                        "every profile the log was judged under, side by side")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _summarize_one(cfg: STPConfig, args: argparse.Namespace, path: str, label: str | None
-                   ) -> tuple[LoadedLog, list[SplitSummary]]:
+def _summarize_one(cfg: STPConfig, args: argparse.Namespace, path: str, label: str | None,
+                   profile: str | None = None) -> tuple[LoadedLog, list[SplitSummary]]:
     from stp.eval.loading import load_log
     from stp.eval.summarize import summarize_log
 
@@ -86,7 +89,8 @@ def _summarize_one(cfg: STPConfig, args: argparse.Namespace, path: str, label: s
         raise UsageError(f"--max-iter must be >= 1, got {args.max_iter}")
     data_dir = resolve_data_dir(cfg.run.data_dir, args.data_dir)
     try:
-        loaded = load_log(path, args.format, data_dir, label)
+        loaded = load_log(path, args.format, data_dir, label,
+                          profile=profile or getattr(args, "profile", None))
     except CorruptRecordError as err:
         raise UsageError(f"corrupt log record: {err}") from None
     except ValueError as err:  # LogFormatError and friends name file and line
@@ -122,8 +126,46 @@ def _print(loaded: LoadedLog, summaries: list[SplitSummary], as_json: bool) -> N
     render_tables(loaded, summaries, Console())
 
 
+def _log_profiles(path: str) -> list[str]:
+    from stp import storage
+    from stp.eval import log as evlog
+
+    if not (storage.exists(path) and evlog.is_log_dir(path)):
+        return []
+    manifest = evlog.read_manifest(path)
+    return list(manifest.profiles) if manifest is not None else []
+
+
+def summarize_profiles(cfg: STPConfig, args: argparse.Namespace, path: str
+                       ) -> tuple[int, dict[str, Any]]:
+    """Summaries under every profile of a log, printed side by side (or as JSON)."""
+    from stp.eval.summarize import profile_rejections, render_profiles, summaries_json
+
+    profiles = _log_profiles(path)
+    by_profile: dict[str, list] = {}
+    loaded_by: dict[str, object] = {}
+    for p in profiles:
+        loaded_by[p], by_profile[p] = _summarize_one(cfg, args, path, None, p)
+    strict, lenient = ("strict", "paper") if {"strict", "paper"} <= set(profiles) else (
+        profiles[0], profiles[-1])
+    splits = [s.split for s in by_profile[profiles[0]]]
+    rejections = profile_rejections(path, strict, lenient, splits)
+    payload = {"profiles": {p: summaries_json(loaded_by[p], by_profile[p])  # type: ignore[arg-type]
+                            for p in profiles},
+               "rejections": {k: v.to_json() for k, v in rejections.items()}}
+    if args.json:
+        print(json.dumps(payload, indent=2))
+    else:
+        from rich.console import Console
+
+        render_profiles(by_profile, rejections, Console())
+    return _system_error_exit(cfg, by_profile[profiles[0]], args.allow_system_errors), payload
+
+
 def cmd_summarize(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    if args.profile is None and len(_log_profiles(args.log)) > 1:
+        return summarize_profiles(cfg, args, args.log)[0]
     loaded, summaries = _summarize_one(cfg, args, args.log, None)
     _print(loaded, summaries, args.json)
     return _system_error_exit(cfg, summaries, args.allow_system_errors)
@@ -163,6 +205,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = run_from_config(cfg, settings, data_dir=args.data_dir)
     print(f"{result.written} attempts written, {result.skipped} already logged, "
           f"statuses: {dict(result.by_status)}", file=sys.stderr)
+    args.split, args.max_iter, args.format, args.profile = None, None, "stp-eval", None
+    if len(_log_profiles(settings.out)) > 1:
+        return summarize_profiles(cfg, args, settings.out)[0]
     loaded = load_log(settings.out, "stp-eval", resolve_data_dir(cfg.run.data_dir, args.data_dir))
     summaries = summarize_log(loaded, None, budgets=tuple(cfg.eval.budgets),
                               resamples=cfg.eval.bootstrap_samples, seed=cfg.eval.seed)

@@ -81,7 +81,10 @@ def _label(path: str, manifest: evlog.Manifest | None) -> str:
 
 
 def load_log(path: str | os.PathLike[str], fmt: LogFormat = "auto",
-             data_dir: str | Path | None = None, label: str | None = None) -> LoadedLog:
+             data_dir: str | Path | None = None, label: str | None = None,
+             profile: str | None = None) -> LoadedLog:
+    """A log as columns; `profile` selects which verifier profile's verdicts count as the
+    status (logs judged under several, see `stp.eval.run`)."""
     path = os.fspath(path)
     if not storage.exists(path):
         raise FileNotFoundError(f"no such log: {path}")
@@ -119,7 +122,11 @@ def load_log(path: str | os.PathLike[str], fmt: LogFormat = "auto",
     elif kind == "stp-eval":
         evlog.require_log_dir(path)
         manifest = evlog.read_manifest(path)
-        evlog.check_unique_attempts(path, evlog.read_columns(path, builder))
+        if profile and (manifest is None or profile not in manifest.profiles):
+            have = ", ".join(manifest.profiles) if manifest is not None else ""
+            raise UsageError(f"{path}: no verdicts under profile {profile!r} in this log "
+                             f"(profiles: {have or 'none recorded'})")
+        evlog.check_unique_attempts(path, evlog.read_columns(path, builder, profile))
         if manifest is not None:
             for split, ids in manifest.splits.items():
                 universe_ids[split] = ids
@@ -145,6 +152,8 @@ def load_log(path: str | os.PathLike[str], fmt: LogFormat = "auto",
     for split, ids in universe_ids.items():
         universe[split] = np.asarray([builder.intern_statement(sid, split) for sid in ids],
                                      dtype=np.int64)
+    if profile:
+        label = f"{label or _label(path, manifest)} [{profile}]"
     return LoadedLog(path=path, format=kind, label=label or _label(path, manifest),
                      columns=builder.build(), universe=universe, universe_source=source,
                      unmatched_records=unmatched_records, unmatched_statements=unmatched,

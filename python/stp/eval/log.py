@@ -59,6 +59,11 @@ class Attempt(msgspec.Struct, kw_only=True, omit_defaults=True):
     errors: list[str] = msgspec.field(default_factory=list)
     multiplicity: int = 1
     seed: int | None = None
+    # Logs judged under several verifier profiles: profile -> status, and profile -> the
+    # checker's reasons for a non-pass (e.g. {"strict": ["axiom"]}); `status` is the first
+    # profile's verdict.
+    verdicts: dict[str, str] = msgspec.field(default_factory=dict)
+    reasons: dict[str, list[str]] = msgspec.field(default_factory=dict)
 
 
 class _Light(msgspec.Struct):
@@ -69,6 +74,7 @@ class _Light(msgspec.Struct):
     sample: int
     status: str
     multiplicity: int = 1
+    verdicts: dict[str, str] = {}
 
 
 class Manifest(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -83,6 +89,8 @@ class Manifest(msgspec.Struct, kw_only=True, omit_defaults=True):
     prompt_format: str = ""
     samples: int = 0
     splits: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    # Verifier profiles each attempt was judged under (empty: one unnamed verifier).
+    profiles: list[str] = msgspec.field(default_factory=list)
 
 
 class LogFormatError(InputFormatError):
@@ -306,8 +314,10 @@ def iter_attempts(path: str) -> Iterator[Attempt]:
             yield from decode_batch(file, numbers, lines, Attempt)
 
 
-def read_columns(path: str, builder: ColumnBuilder | None = None) -> AttemptColumns:
-    """The statistics-relevant fields of every attempt of a log, as numpy columns."""
+def read_columns(path: str, builder: ColumnBuilder | None = None,
+                 profile: str | None = None) -> AttemptColumns:
+    """The statistics-relevant fields of every attempt of a log, as numpy columns; with
+    `profile`, the status is that profile's verdict (records without one keep `status`)."""
     builder = builder or ColumnBuilder()
     shard = is_log_dir(path)
     for file in log_files(path):
@@ -317,7 +327,10 @@ def read_columns(path: str, builder: ColumnBuilder | None = None) -> AttemptColu
             stmt = [intern(r.statement_id, r.split) for r in records]
             codes = _STATUS_CODE
             try:
-                status = [codes[r.status] for r in records]
+                if profile:
+                    status = [codes[r.verdicts.get(profile, r.status)] for r in records]
+                else:
+                    status = [codes[r.status] for r in records]
             except KeyError:
                 for lineno, r in zip(numbers, records, strict=True):
                     status_code(r.status, f"{file}:{lineno}")

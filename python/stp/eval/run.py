@@ -16,10 +16,10 @@ import hashlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from stp import storage
 from stp.config import STPConfig, resolve_data_dir
@@ -43,9 +43,10 @@ def derive_seed(eval_seed: int, statement_id: str, sample: int) -> int:
     return int.from_bytes(digest, "little") & _SEED_MASK
 
 
-def load_splits(specs: Sequence[str], data_dir: str | Path | None
+def load_splits(specs: Sequence[str], data_dir: str | Path | None, limit: int = 0
                 ) -> dict[str, list[Statement]]:
-    """{"dataset:split": statements} for specs like "minif2f:test" or "putnam" (all splits)."""
+    """{"dataset:split": statements} for specs like "minif2f:test" or "putnam" (all splits);
+    `limit` > 0 keeps the first `limit` statements of each split."""
     out: dict[str, list[Statement]] = {}
     for spec in specs:
         dataset, sep, split = spec.partition(":")
@@ -54,6 +55,8 @@ def load_splits(specs: Sequence[str], data_dir: str | Path | None
             raise UsageError(f"split {spec!r} should look like dataset:split, e.g. minif2f:test")
         for rec in load_dataset(dataset, data_dir, split=split or None):
             out.setdefault(f"{dataset}:{rec.split}", []).append(rec)
+    if limit > 0:
+        out = {split: recs[:limit] for split, recs in out.items()}
     return out
 
 
@@ -88,8 +91,8 @@ def settings_from_config(cfg: STPConfig, *, model: str | None, splits: list[str]
     return settings
 
 
-def _reconcile_manifest(settings: RunSettings, statements: dict[str, list[Statement]]
-                        ) -> evlog.Manifest:
+def _reconcile_manifest(settings: RunSettings, statements: dict[str, list[Statement]],
+                        profiles: list[str] | None = None) -> evlog.Manifest:
     """The manifest to write: a new one, or the existing one extended by new splits/samples.
 
     Resuming with a different model or sampling settings would mix two experiments in one log,
@@ -97,11 +100,12 @@ def _reconcile_manifest(settings: RunSettings, statements: dict[str, list[Statem
     fresh = evlog.Manifest(model=settings.model, seed=settings.seed,
                            temperature=settings.temperature, max_tokens=settings.max_tokens,
                            prompt_format=settings.prompt_format, samples=settings.samples,
-                           splits={k: [s.id for s in v] for k, v in statements.items()})
+                           splits={k: [s.id for s in v] for k, v in statements.items()},
+                           profiles=list(profiles or []))
     old = evlog.read_manifest(settings.out) if storage.exists(settings.out) else None
     if old is None:
         return fresh
-    for name in ("model", "seed", "temperature", "max_tokens", "prompt_format"):
+    for name in ("model", "seed", "temperature", "max_tokens", "prompt_format", "profiles"):
         if getattr(old, name) != getattr(fresh, name):
             raise UsageError(
                 f"{settings.out} holds a run with {name}={getattr(old, name)!r}, not "
@@ -114,7 +118,8 @@ def _reconcile_manifest(settings: RunSettings, statements: dict[str, list[Statem
         splits[split] = ids
     return evlog.Manifest(model=old.model, seed=old.seed, temperature=old.temperature,
                           max_tokens=old.max_tokens, prompt_format=old.prompt_format,
-                          samples=max(old.samples, fresh.samples), splits=splits)
+                          samples=max(old.samples, fresh.samples), splits=splits,
+                          profiles=old.profiles)
 
 
 @dataclass
@@ -124,6 +129,8 @@ class RunResult:
     written: int
     by_status: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    # Attempts left without a verdict (not logged; a rerun redoes them).
+    unverified: int = 0
 
 
 def _errors_of(result: VerifyResult) -> list[str]:
@@ -134,15 +141,32 @@ def _errors_of(result: VerifyResult) -> list[str]:
     return [t[:_MAX_ERROR_CHARS] for t in texts[:_MAX_ERRORS]]
 
 
+Verifiers = Mapping[str, Any]
+
+
 def run_eval(settings: RunSettings, statements: dict[str, list[Statement]], *,
-             sampler: Sampler, verifier: object,
-             prompt: Callable[[Statement], str], extract: Callable[[str], str]) -> RunResult:
+             sampler: Sampler, verifier: Any | Verifiers,
+             prompt: Callable[[Statement], str], extract: Callable[[str], str],
+             retries: int = 1, max_unverified_fraction: float = 0.005,
+             metrics: Any = None) -> RunResult:
     """Sample, verify and log every missing (statement, sample) pair of `statements`.
 
-    `verifier` is a `stp.verify.Verifier` (anything with `verify_all(items)`); `prompt` builds the
-    prover prompt of a statement and `extract` turns a completion into the proof text."""
+    `verifier` is a `stp.verify.Verifier` (anything with `verify_all(items)`), or a mapping
+    profile -> verifier ({"strict": ..., "paper": ...}): each attempt is then judged by every
+    profile from the one sample, its `status` is the first profile's verdict and `verdicts` holds
+    all of them. `prompt` builds the prover prompt of a statement and `extract` turns a
+    completion into the proof text. Attempts that got no verdict under some profile after
+    `retries` re-verifications are not logged (a rerun redoes exactly those); above
+    `max_unverified_fraction` of this run's attempts the run fails with one line."""
+    from stp.pipeline.shards import NO_VERDICT, ShardRunner, check_outage, verify_with_retries
+
     start = time.monotonic()
-    manifest = _reconcile_manifest(settings, statements)
+    verifiers: dict[str, Any] = (dict(verifier) if isinstance(verifier, Mapping)
+                                 else {"": verifier})
+    if not verifiers:
+        raise UsageError("no verifier profile to evaluate with (eval.profiles is empty)")
+    profiles = [p for p in verifiers if p]
+    manifest = _reconcile_manifest(settings, statements, profiles)
     evlog.write_manifest(settings.out, manifest)
     done = evlog.done_keys(settings.out)
     # Sample-major order: an interrupted run leaves every statement with about the same n.
@@ -161,94 +185,121 @@ def run_eval(settings: RunSettings, statements: dict[str, list[Statement]], *,
         return result
     writer = evlog.AttemptLog(settings.out)
     prompts: dict[str, str] = {}
+    shards = [work[lo:lo + settings.shard_size]
+              for lo in range(0, len(work), settings.shard_size)]
+    Sampled = tuple[list[str], list[int]]
 
-    def verify_and_write(shard: list[tuple[str, Statement, int]], proofs: list[str],
-                         seeds: list[int]) -> None:
+    def draw(index: int) -> Sampled:
+        shard = shards[index]
+        seeds = [derive_seed(settings.seed, rec.id, k) for _, rec, k in shard]
+        requests = []
+        for (_, rec, _), seed in zip(shard, seeds, strict=True):
+            text = prompts.get(rec.id)
+            if text is None:
+                text = prompts[rec.id] = prompt(rec)
+            requests.append(SampleRequest(prompt=text, seed=seed, n=1,
+                                          temperature=settings.temperature,
+                                          top_p=settings.top_p, max_tokens=settings.max_tokens))
+        completions = sampler.generate(requests)
+        if len(completions) != len(requests):
+            raise RuntimeError(f"sampler returned {len(completions)} results for "
+                               f"{len(requests)} requests")
+        return [extract(c[0]) if c else "" for c in completions], seeds
+
+    def store(index: int, sampled: Sampled) -> int:
+        shard = shards[index]
+        proofs, seeds = sampled
         items = [VerifyItem(statement=rec.statement, proof=proof, header=rec.header,
                             name=rec.name) for (_, rec, _), proof in zip(shard, proofs,
                                                                         strict=True)]
-        verdicts = verifier.verify_all(items)  # type: ignore[attr-defined]
-        attempts = [evlog.Attempt(statement_id=rec.id, split=split, sample=sample,
-                                  status=v.status, proof=proof, seconds=v.seconds,
-                                  errors=_errors_of(v), seed=seed)
-                    for (split, rec, sample), proof, v, seed in zip(shard, proofs, verdicts,
-                                                                    seeds, strict=True)]
+        verdicts = {profile: verify_with_retries(v.verify_all, items, retries)[0]
+                    for profile, v in verifiers.items()}
+        attempts = []
+        for i, ((split, rec, k), proof, seed) in enumerate(zip(shard, proofs, seeds,
+                                                               strict=True)):
+            judged = {profile: results[i] for profile, results in verdicts.items()}
+            if any(v.status in NO_VERDICT for v in judged.values()):
+                result.unverified += 1  # not logged: a rerun samples and verifies it again
+                continue
+            main = next(iter(judged.values()))
+            attempts.append(evlog.Attempt(
+                statement_id=rec.id, split=split, sample=k, status=main.status, proof=proof,
+                seconds=main.seconds, errors=_errors_of(main), seed=seed,
+                verdicts={p: v.status for p, v in judged.items() if p},
+                reasons={p: list(v.reasons) for p, v in judged.items() if p and v.reasons}))
         writer.append(attempts)
         result.written += len(attempts)
         result.by_status.update(a.status for a in attempts)
         logger.info("logged %d attempts (%d/%d)", len(attempts), result.written, len(work))
+        return len(shard)
 
-    pending: Future[None] | None = None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="eval-verify") as pool:
-        try:
-            for lo in range(0, len(work), settings.shard_size):
-                shard = work[lo:lo + settings.shard_size]
-                seeds = [derive_seed(settings.seed, rec.id, sample) for _, rec, sample in shard]
-                requests = []
-                for (_, rec, _), seed in zip(shard, seeds, strict=True):
-                    text = prompts.get(rec.id)
-                    if text is None:
-                        text = prompts[rec.id] = prompt(rec)
-                    requests.append(SampleRequest(prompt=text, seed=seed, n=1,
-                                                  temperature=settings.temperature,
-                                                  top_p=settings.top_p,
-                                                  max_tokens=settings.max_tokens))
-                completions = sampler.generate(requests)
-                if len(completions) != len(requests):
-                    raise RuntimeError(f"sampler returned {len(completions)} results for "
-                                       f"{len(requests)} requests")
-                proofs = [extract(c[0]) if c else "" for c in completions]
-                if pending is not None:
-                    previous, pending = pending, None
-                    previous.result()  # surface verification errors before queueing more
-                pending = pool.submit(verify_and_write, shard, proofs, seeds)
-        except BaseException:
-            # Keep what was already sampled when sampling fails or is interrupted: the shard in
-            # verification is still written, so a resumed run does not redo it.
-            if pending is not None:
-                try:
-                    pending.result()
-                except Exception:
-                    logger.exception("verifying the last sampled shard failed as well")
-            raise
-        if pending is not None:
-            pending.result()
+    ShardRunner("eval", draw, store, metrics=metrics, event={"out": settings.out}).run(
+        0, len(shards), total, result.skipped)
     result.seconds = time.monotonic() - start
+    check_outage(f"evaluation {settings.out}", result.unverified, len(work),
+                 max_unverified_fraction)
     return result
 
 
+def profile_config(cfg: STPConfig, profile: str) -> STPConfig:
+    """`cfg` with `lean.profile` set. A profile other than strict gets its own verdict cache
+    (`<cache>-<profile>`), so the two profiles never answer from each other's verdicts."""
+    import msgspec
+
+    verifier = cfg.verifier
+    if profile != "strict" and verifier.cache_dir != "off":
+        base = verifier.cache_dir or storage.join(cfg.run.run_dir, "verify-cache")
+        verifier = msgspec.structs.replace(verifier, cache_dir=f"{base}-{profile}")
+    return msgspec.structs.replace(cfg, lean=msgspec.structs.replace(cfg.lean, profile=profile),
+                                   verifier=verifier)
+
+
 def make_components(cfg: STPConfig, settings: RunSettings
-                    ) -> tuple[Sampler, object, Callable[[Statement], str], Callable[[str], str]]:
-    """The production sampler, verifier and prompt functions for `settings`."""
+                    ) -> tuple[Sampler, dict[str, Any], Callable[[Statement], str],
+                               Callable[[str], str]]:
+    """The production sampler, one verifier per `eval.profiles` entry, and the prompt
+    functions for `settings`."""
     from stp.lean.toolchain import checker_command
     from stp.model.prompts import extract_proof, prover_prompt
     from stp.model.sampling import make_sampler
     from stp.verify import make_verifier
 
     checker_command(cfg.lean)  # fail before the model loads when Lean is missing
+    if not cfg.eval.profiles:
+        raise UsageError("eval.profiles is empty: name at least one of strict, paper")
     fmt = settings.prompt_format
-    model_cfg = cfg.model
-    sampler = make_sampler(settings.model, model_cfg, cfg.sampler)
+    sampler = make_sampler(settings.model, cfg.model, cfg.sampler)
+    verifiers: dict[str, Any] = {}
     try:
-        verifier = make_verifier(cfg)
+        for profile in cfg.eval.profiles:
+            verifiers[profile] = make_verifier(profile_config(cfg, profile))
     except BaseException:
+        close_all(verifiers)
         sampler.close()
         raise
 
     def prompt(rec: Statement) -> str:
         return prover_prompt(rec.statement, rec.header, fmt)
 
-    return sampler, verifier, prompt, extract_proof
+    return sampler, verifiers, prompt, extract_proof
 
 
-def run_from_config(cfg: STPConfig, settings: RunSettings, *, data_dir: str | None = None
-                    ) -> RunResult:
+def close_all(verifiers: Mapping[str, Any]) -> None:
+    for v in verifiers.values():
+        v.close()
+
+
+def run_from_config(cfg: STPConfig, settings: RunSettings, *, data_dir: str | None = None,
+                    metrics: Any = None) -> RunResult:
     root = resolve_data_dir(cfg.run.data_dir, data_dir)
-    statements = load_splits(settings.splits, root)
-    sampler, verifier, prompt, extract = make_components(cfg, settings)
+    statements = load_splits(settings.splits, root, cfg.eval.statements_per_split)
+    sampler, verifiers, prompt, extract = make_components(cfg, settings)
     try:
-        return run_eval(settings, statements, sampler=sampler, verifier=verifier,
-                        prompt=prompt, extract=extract)
+        return run_eval(settings, statements, sampler=sampler, verifier=verifiers,
+                        prompt=prompt, extract=extract,
+                        retries=cfg.verifier.unverified_retries,
+                        max_unverified_fraction=cfg.verifier.max_unverified_fraction,
+                        metrics=metrics)
     finally:
-        verifier.close()  # type: ignore[attr-defined]
+        close_all(verifiers)
         sampler.close()

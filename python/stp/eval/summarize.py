@@ -252,3 +252,84 @@ def render_tables(loaded: LoadedLog, summaries: list[SplitSummary], console: Any
                           f"({100 * s.system_error_fraction:.2f} %): {parts}")
         for note in s.notes:
             console.print(f"  note: {note}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Verifier profiles side by side (logs judged under several profiles, see stp.eval.run)
+
+
+@dataclass
+class ProfileRejections:
+    """Attempts that pass under `lenient` but not under `strict`, and the strict reasons."""
+
+    strict: str
+    lenient: str
+    attempts: int = 0
+    statements: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    examples: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"strict": self.strict, "lenient": self.lenient, "attempts": self.attempts,
+                "statements": self.statements, "reasons": self.reasons,
+                "examples": self.examples}
+
+
+def profile_rejections(path: str, strict: str = "strict", lenient: str = "paper",
+                       splits: list[str] | None = None) -> dict[str, ProfileRejections]:
+    """Per split: how many `lenient`-passes the `strict` profile rejects, counted by the strict
+    checker's reasons (one attempt can have several), with a few statement ids as examples."""
+    out: dict[str, ProfileRejections] = {}
+    statements: dict[str, set[str]] = {}
+    for a in evlog.iter_attempts(path):
+        if splits and a.split not in splits:
+            continue
+        if a.verdicts.get(lenient) != "pass" or a.verdicts.get(strict, "pass") == "pass":
+            continue
+        rej = out.setdefault(a.split, ProfileRejections(strict, lenient))
+        rej.attempts += a.multiplicity
+        for reason in a.reasons.get(strict) or [a.verdicts[strict]]:
+            rej.reasons[reason] = rej.reasons.get(reason, 0) + a.multiplicity
+        seen = statements.setdefault(a.split, set())
+        if a.statement_id not in seen:
+            seen.add(a.statement_id)
+            if len(rej.examples) < 5:
+                rej.examples.append(a.statement_id)
+        rej.statements = len(seen)
+    return out
+
+
+def render_profiles(by_profile: dict[str, list[SplitSummary]],
+                    rejections: dict[str, ProfileRejections], console: Any) -> None:
+    """One table per split: pass@k under each profile side by side (chunk estimator as the
+    paper reported it, and the unbiased one), then what the strict profile rejected and why."""
+    from rich.table import Table
+
+    profiles = list(by_profile)
+    first = by_profile[profiles[0]]
+    for i, s in enumerate(first):
+        table = Table(title=f"{s.split} — pass@k % by verifier profile ({s.statements} "
+                            f"statements, max_iter {s.max_iter})", title_justify="left")
+        table.add_column("k", justify="right")
+        for p in profiles:
+            table.add_column(f"{p} (chunks)", justify="right")
+            table.add_column(f"{p} (unbiased)", justify="right")
+        for j, k in enumerate(s.ks):
+            row = [str(k)]
+            for p in profiles:
+                other = by_profile[p][i]
+                ch = other.chunk[j] if j < len(other.chunk) else None
+                ub = other.unbiased[j] if j < len(other.unbiased) else None
+                row += ["—" if ch is None else _pct(ch.mean), "—" if ub is None else _pct(ub.mean)]
+            table.add_row(*row)
+        console.print(table)
+        solved = ", ".join(f"{p} {by_profile[p][i].solved}" for p in profiles)
+        console.print(f"  solved at least once: {solved}")
+        rej = rejections.get(s.split)
+        if rej is not None and rej.attempts:
+            why = ", ".join(f"{r} {n}" for r, n in sorted(rej.reasons.items(),
+                                                          key=lambda kv: -kv[1]))
+            console.print(f"  {rej.strict} rejects {rej.attempts} {rej.lenient}-passing attempts "
+                          f"({rej.statements} statements, e.g. {', '.join(rej.examples)}): {why}")
+        elif rej is not None or len(profiles) > 1:
+            console.print("  every paper-passing attempt also passes strict")

@@ -45,14 +45,16 @@ def is_tactic_proof(thm: ExtractedTheorem) -> bool:
 
 def lemma_entries(theorems: Iterable[ExtractedTheorem]) -> list[LemmaEntry]:
     """Full name -> statement (the declaration before its value, as the original's
-    theorem_dict gave it); the first record of a name wins."""
+    theorem_dict gave it), marked `tactic` when proved by tactics (the original's vocabulary;
+    `data.lemma_vocabulary` chooses at load time); the first record of a name wins."""
     seen: set[str] = set()
     out = []
     for thm in theorems:
         if thm.name in seen:
             continue
         seen.add(thm.name)
-        out.append(LemmaEntry(name=thm.name, statement=thm.lemma_statement, module=thm.module))
+        out.append(LemmaEntry(name=thm.name, statement=thm.lemma_statement, module=thm.module,
+                              tactic=is_tactic_proof(thm)))
     return out
 
 

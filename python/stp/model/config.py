@@ -26,8 +26,10 @@ class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     prompt_format: Literal["stp", "clean"] = "stp"
     # Prompts longer than this are left-truncated (the original used 1024).
     max_prompt_tokens: PositiveInt = 1024
-    # Prompt + completion context of the sampler (the original used 1024).
-    max_model_len: PositiveInt = 2048
+    # Prompt + completion context of the sampler, as the original's engine: a completion gets
+    # max_model_len - prompt tokens (capped by sampler.max_tokens). Raise it to give long prompts
+    # room, at the cost of comparability with the paper.
+    max_model_len: PositiveInt = 1024
     # "auto" (the checkpoint's own) is understood by the samplers only, not by training.
     dtype: Literal["bfloat16", "float16", "float32", "auto"] = "bfloat16"
 

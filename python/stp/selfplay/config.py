@@ -19,6 +19,11 @@ from stp.ranges import (
 
 class SelfPlayConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     rounds: PositiveInt = 12
+    # The paper's baselines as settings of the same loop: conjecturing = false is expert iteration
+    # (prove the dataset statements only; `RL/run_RL_expert_iter.sh`), train = false is repeated
+    # sampling (the model never changes; `RL/run_RL_sampling.sh`).
+    conjecturing: bool = True
+    train: bool = True
     samples_first_round: PositiveInt = 64
     samples_per_statement: PositiveInt = 32
     # 0 = every dataset statement each round.

@@ -13,12 +13,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import threading
 import time
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,24 +26,26 @@ from stp import storage
 from stp.config import STPConfig, resolve_data_dir, to_toml
 from stp.data.records import TrainingExample, statement_key
 from stp.errors import UsageError
-from stp.metrics import MetricsWriter
+from stp.metrics import MetricsWriter, progress
 from stp.model.types import Sampler, SampleRequest
+from stp.pipeline.shards import NO_VERDICT
 from stp.selfplay import rules
-from stp.selfplay.dataset import (
+from stp.selfplay.records import (
+    ConjectureExample,
+    ConjectureInput,
+    CorrectProof,
+    ProofAttempt,
+    RawConjecture,
+    StatementRow,
+    StatementTable,
+)
+from stp.selfplay.rundir import STAGES, RunDir
+from stp.selfplay.training_sets import (
     conjecturer_examples,
     dedup_examples,
     prover_examples,
     shuffled,
 )
-from stp.selfplay.records import (
-    Attempt,
-    ConjectureExample,
-    ConjectureInput,
-    CorrectProof,
-    RawConjecture,
-    StatementRow,
-)
-from stp.selfplay.rundir import STAGES, RunDir
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +117,13 @@ class SelfPlay:
         self._verifier: Any = None
         self._cluster = False
         self.metrics = MetricsWriter(self.run_dir.metrics)
-        self.rows: list[StatementRow] = []
+        # The statement table of the round being run (dataset rows, then conjectures).
+        self.rows = StatementTable([], 0)
         self.dataset_size = 0
         self.lemma_dict: dict[str, str] = {}
+        # Work done by this process (samples drawn, attempts re-verified, training steps): what a
+        # resumed run redoes is measurable, and the tests compare it with what was left.
+        self.counters: Counter[str] = Counter()
 
     # ------------------------------------------------------------------ resources
     def close(self) -> None:
@@ -175,7 +179,7 @@ class SelfPlay:
         lemma_path = cfg.data.lemma_dict or str(data_dir / "mathlib" / "lemmas.jsonl.gz")
         from stp.data.lemmas import load_lemma_dict
 
-        self.lemma_dict = load_lemma_dict(lemma_path)
+        self.lemma_dict = load_lemma_dict(lemma_path, cfg.data.lemma_vocabulary)
         dataset = list(storage.iter_jsonl(self.run_dir.dataset_statements, type=StatementRow))
         self.dataset_size = len(dataset)
 
@@ -219,24 +223,21 @@ class SelfPlay:
         model = self.model_for(r)
         summary = RoundSummary(round=r, model=model)
         manifest = self.run_dir.manifest(r)
-        self.rows = self.run_dir.statement_rows(r)
+        self.rows = StatementTable(self.run_dir.statement_rows(r), self.dataset_size)
         if "conjectures" in manifest.stages:  # this round's conjectures already have ids
-            self.rows.extend(storage.iter_jsonl(
-                self.run_dir.round_path(r, "statements.jsonl.gz"), type=StatementRow))
+            self.rows.add(storage.iter_jsonl(
+                self.run_dir.new_statements_path(r), type=StatementRow))
         if "done" in manifest.stages:
             summary.stages = {k: v.summary for k, v in manifest.stages.items()}
             return summary
         log.info("round %d (model %s)", r, model)
-        for stage in STAGES:
+        for stage, run_stage in self.stage_table(summary):
             manifest = self.run_dir.manifest(r)
             if stage in manifest.stages:
                 summary.stages[stage] = manifest.stages[stage].summary
                 continue
             start = time.monotonic()
-            if stage == "done":
-                result = self.stage_done(r, summary)
-            else:
-                result = getattr(self, f"stage_{stage}")(r, model)
+            result = run_stage(r, model)
             seconds = time.monotonic() - start
             # The event is logged before the stage is recorded: a crash in between repeats the
             # event on resume (the report reads the manifests) rather than losing it.
@@ -246,6 +247,24 @@ class SelfPlay:
             summary.stages[stage] = result
             self.hook(r, stage, None)
         return summary
+
+    def stage_table(self, summary: RoundSummary
+                    ) -> list[tuple[str, Callable[[int, str], dict[str, Any]]]]:
+        """The round's stages in order, each with its implementation (names: `rundir.STAGES`,
+        which the manifests and the report use)."""
+        table: list[tuple[str, Callable[[int, str], dict[str, Any]]]] = [
+            ("pairs", self.stage_pairs),
+            ("conjectures", self.stage_conjectures),
+            ("targets", self.stage_targets),
+            ("proving", self.stage_proving),
+            ("bookkeeping", self.stage_bookkeeping),
+            ("conjecture_examples", self.stage_conjecture_examples),
+            ("train_set", self.stage_train_set),
+            ("train", self.stage_train),
+            ("done", lambda r, model: self.stage_done(r, summary)),
+        ]
+        assert tuple(name for name, _ in table) == STAGES
+        return table
 
     def stage_done(self, r: int, summary: RoundSummary) -> dict[str, Any]:
         """Close the round: free the sampler and write the round's flattened metrics event."""
@@ -265,7 +284,7 @@ class SelfPlay:
         size = len(self.rows)
         if r == 0:
             return np.full(size, np.nan), np.zeros(size, dtype=bool)
-        state = self.run_dir.load_arrays(self.run_dir.round_path(r - 1, "state.npz"))
+        state = self.run_dir.load_arrays(self.run_dir.state_path(r - 1))
         return (rules.grow(state["best_rate"], size, np.nan),
                 rules.grow(state["solved"], size, False))
 
@@ -278,7 +297,7 @@ class SelfPlay:
         return np.sort(self.rng(r, "subset").choice(d, size=k, replace=False)).astype(np.int64)
 
     def is_conjecture(self) -> np.ndarray:
-        return np.array([row.conjecture for row in self.rows], dtype=bool)
+        return self.rows.is_conjecture()
 
     # ------------------------------------------------------------------ stages
     def stage_pairs(self, r: int, model: str) -> dict[str, Any]:
@@ -290,6 +309,10 @@ class SelfPlay:
         are millions of them.
         """
         n = len(self.round_subset(r))
+        if not self.sp.conjecturing:  # expert iteration: no pairs, so no conjectures
+            storage.write_jsonl(self.run_dir.pairs_path(r), [])
+            return {"seeds": 0, "pairs": 0, "distinct_lemmas": 0, "no_lemma_pairs": 0,
+                    "conjecturing": False}
         best, _ = self.previous_state(r)
         rate = np.nan_to_num(best, nan=0.0)
         conj = self.is_conjecture()
@@ -305,7 +328,7 @@ class SelfPlay:
                                    self.sp.no_lemma_probability, self.rng(r, "pair"))
         seeds = rules.stream_seed_pairs(candidates, pairer, self.rng(r, "select"), window=n)
         pairs = pairer.pairs
-        storage.write_jsonl(self.run_dir.round_path(r, "pairs.jsonl.gz"), pairs)
+        storage.write_jsonl(self.run_dir.pairs_path(r), pairs)
         lemmas = Counter(p.lemma for p in pairs)
         return {"seeds": seeds, "pairs": len(pairs), "distinct_lemmas": len(lemmas),
                 "no_lemma_pairs": lemmas.get("", 0)}
@@ -315,11 +338,11 @@ class SelfPlay:
         from stp.model import prompts
 
         n = len(self.round_subset(r))
-        pairs = list(storage.iter_jsonl(self.run_dir.round_path(r, "pairs.jsonl.gz"),
+        pairs = list(storage.iter_jsonl(self.run_dir.pairs_path(r),
                                         type=ConjectureInput))
         m = rules.conjecture_multiplier(n, len(pairs), self.sp.min_conjecture_samples,
                                         self.sp.max_conjecture_samples)
-        raw_dir = self.run_dir.round_path(r, "conjectures")
+        raw_dir = self.run_dir.raw_conjectures_dir(r)
         if pairs:
             requests = [
                 SampleRequest(
@@ -334,17 +357,22 @@ class SelfPlay:
             per_shard = max(1, self.cfg.sampler.shard_size // max(1, m))
             writer = storage.ShardedJsonlWriter(raw_dir)
             shards = _chunks(len(requests), per_shard)
-            for index in range(writer.next_index, len(shards)):
+            first = writer.next_index
+            for index in progress(range(first, len(shards)), total=len(shards) - first,
+                                  desc=f"round {r} conjectures"):
                 lo, hi = shards[index]
                 completions = self.sampler(model).generate(requests[lo:hi])
+                self.counters["conjecture_samples"] += sum(len(t) for t in completions)
                 records = []
                 for i, texts in zip(range(lo, hi), completions, strict=True):
                     for j, text in enumerate(texts):
-                        conj = prompts.parse_conjecture(text, self.fmt)
+                        conjecture = prompts.parse_conjecture(text, self.fmt)
                         records.append(RawConjecture(input_index=i, sample=j, completion=text,
-                                                     statement=conj.statement,
-                                                     reason=conj.reason))
+                                                     statement=conjecture.statement,
+                                                     reason=conjecture.reason))
                 writer.write(records)
+                self.metrics.log("progress", task=f"round {r} conjectures", round=r,
+                                 stage="conjectures", done=hi, total=len(requests))
                 self.hook(r, "conjectures", index)
         # Only parsed statements are held (completions can be long): position k in `raw_input`
         # is the k-th completion's pair index.
@@ -359,12 +387,12 @@ class SelfPlay:
                 parsed.append((k, c.statement, pairs[c.input_index].header))
         statements = {k: statement for k, statement, _ in parsed}
         dataset_keys = {statement_key(row.statement, row.header)
-                        for row in self.rows[: self.dataset_size]}
+                        for row in self.rows.dataset}
         kept = rules.dedup_conjectures(parsed, dataset_keys, n, self.rng(r, "conjecture"))
         # A conjecture generated again keeps its first id (and provenance); 16-byte hashes keep
         # this lookup small over ~1M earlier conjectures.
         known = {_statement_hash(row.statement, row.header): row.sid
-                 for row in self.rows[self.dataset_size:]}
+                 for row in self.rows.conjectures}
         new_rows: list[StatementRow] = []
         sids: list[int] = []
         for k in kept:
@@ -373,28 +401,28 @@ class SelfPlay:
             if key in known:
                 sids.append(known[key])
                 continue
-            row = StatementRow(sid=len(self.rows) + len(new_rows), statement=statements[k],
+            row = StatementRow(sid=self.rows.next_sid + len(new_rows), statement=statements[k],
                                header=pair.header, conjecture=True, round=r,
                                seed_sid=pair.seed_sid, lemma=pair.lemma, pair=raw_input[k])
             known[key] = row.sid
             new_rows.append(row)
             sids.append(row.sid)
-        storage.write_jsonl(self.run_dir.round_path(r, "statements.jsonl.gz"), new_rows)
-        self.run_dir.save_arrays(self.run_dir.round_path(r, "conjectures.npz"),
+        storage.write_jsonl(self.run_dir.new_statements_path(r), new_rows)
+        self.run_dir.save_arrays(self.run_dir.conjecture_sids_path(r),
                                  sids=np.array(sids, dtype=np.int64))
-        self.rows.extend(new_rows)
+        self.rows.add(new_rows)
         return {"multiplier": m, "generated": len(raw_input), "parsed": len(parsed),
                 "kept": len(sids), "new": len(new_rows), "parse_failures": dict(failures)}
 
     def stage_targets(self, r: int, model: str) -> dict[str, Any]:
         """Unsolved dataset statements and conjectures, plus a re-check sample of solved ones."""
         subset = self.round_subset(r)
-        conj = self.run_dir.load_arrays(self.run_dir.round_path(r, "conjectures.npz"))["sids"]
+        conj = self.run_dir.load_arrays(self.run_dir.conjecture_sids_path(r))["sids"]
         best, solved = self.previous_state(r)
         targets = rules.select_targets(subset, conj, solved, best, self.sp.recheck_probability,
                                        self.sp.seed_threshold, self.rng(r, "targets"))
         order = self.rng(r, "prove-order").permutation(len(targets))
-        self.run_dir.save_arrays(self.run_dir.round_path(r, "targets.npz"),
+        self.run_dir.save_arrays(self.run_dir.targets_path(r),
                                  sids=targets[order])
         n_conj = int(np.isin(targets, conj).sum())
         return {"targets": len(targets), "dataset_targets": len(targets) - n_conj,
@@ -405,63 +433,94 @@ class SelfPlay:
         return self.sp.samples_first_round if r == 0 else self.sp.samples_per_statement
 
     def stage_proving(self, r: int, model: str) -> dict[str, Any]:
-        """Sample proofs shard by shard; each shard is verified while the next one is sampled."""
+        """Sample proofs shard by shard; each shard is verified while the next one is sampled
+        (`stp.pipeline.shards`). Attempts left without a verdict by an earlier, failed run are
+        verified again first; above `verifier.max_unverified_fraction` the stage fails."""
         from stp.model import prompts
+        from stp.pipeline.shards import ShardRunner, check_outage, verify_with_retries
         from stp.verify import VerifyItem
 
-        targets = self.run_dir.load_arrays(self.run_dir.round_path(r, "targets.npz"))["sids"]
+        targets = self.run_dir.load_arrays(self.run_dir.targets_path(r))["sids"]
         sps = self.samples_per_statement(r)
         per_shard = max(1, self.cfg.sampler.shard_size // sps)
         shards = _chunks(len(targets), per_shard)
-        writer = storage.ShardedJsonlWriter(self.run_dir.round_path(r, "attempts"))
+        attempts_dir = self.run_dir.attempts_dir(r)
+        writer = storage.ShardedJsonlWriter(attempts_dir)
         first = writer.next_index
-        lock = threading.Lock()
+        retries = self.cfg.verifier.unverified_retries
 
-        def verify_and_store(index: int, sids: list[int], completions: list[list[str]]) -> None:
+        def item(sid: int, proof: str) -> VerifyItem:
+            return VerifyItem(statement=self.rows[sid].statement, proof=proof,
+                              header=self.rows[sid].header, premises=True)
+
+        def attempt(sid: int, proof: str, multiplicity: int, res: Any) -> ProofAttempt:
+            return ProofAttempt(sid=sid, proof=proof, multiplicity=multiplicity, passed=res.passed,
+                           status=res.status,
+                           premises=list(res.premises or []) if res.passed else [],
+                           seconds=res.seconds)
+
+        def sample(index: int) -> tuple[list[int], list[list[str]]]:
+            lo, hi = shards[index]
+            sids = [int(s) for s in targets[lo:hi]]
+            requests = [
+                SampleRequest(
+                    prompt=prompts.prover_prompt(self.rows[s].statement, self.rows[s].header,
+                                                 self.fmt),
+                    seed=rules.request_seed(self.cfg.run.seed, r, "prove", s, 0), n=sps,
+                    temperature=self.cfg.sampler.temperature, top_p=self.cfg.sampler.top_p,
+                    max_tokens=self.cfg.sampler.max_tokens,
+                    stop=tuple(prompts.prover_stop(self.fmt)))
+                for s in sids
+            ]
+            completions = self.sampler(model).generate(requests)
+            if len(completions) != len(requests):
+                raise RuntimeError(f"sampler returned {len(completions)} results for "
+                                   f"{len(requests)} requests")
+            return sids, completions
+
+        def store(index: int, sampled: tuple[list[int], list[list[str]]]) -> int:
+            sids, completions = sampled
             counts: Counter[tuple[int, str]] = Counter()
             for sid, texts in zip(sids, completions, strict=True):
                 for text in texts:
                     counts[(sid, prompts.extract_proof(text))] += 1
             keys = list(counts)
-            items = [VerifyItem(statement=self.rows[sid].statement, proof=proof,
-                                header=self.rows[sid].header, premises=True)
-                     for sid, proof in keys]
-            results = self.verifier().verify_all(items)
-            attempts = [Attempt(sid=sid, proof=proof, multiplicity=counts[(sid, proof)],
-                                passed=res.passed, status=res.status,
-                                premises=list(res.premises or []) if res.passed else [],
-                                seconds=res.seconds)
-                        for (sid, proof), res in zip(keys, results, strict=True)]
-            with lock:
-                writer.write(attempts)
+            results, _ = verify_with_retries(self.verifier().verify_all,
+                                             [item(sid, proof) for sid, proof in keys], retries)
+            writer.write([attempt(sid, proof, counts[(sid, proof)], res)
+                          for (sid, proof), res in zip(keys, results, strict=True)])
+            self.counters["proving_samples"] += sum(counts.values())
             self.hook(r, "proving", index)
+            return sum(counts.values())
 
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stp-verify")
-        pending: Future[None] | None = None
-        try:
-            for index in range(first, len(shards)):
-                lo, hi = shards[index]
-                sids = [int(s) for s in targets[lo:hi]]
-                requests = [
-                    SampleRequest(
-                        prompt=prompts.prover_prompt(self.rows[s].statement, self.rows[s].header,
-                                                     self.fmt),
-                        seed=rules.request_seed(self.cfg.run.seed, r, "prove", s, 0), n=sps,
-                        temperature=self.cfg.sampler.temperature, top_p=self.cfg.sampler.top_p,
-                        max_tokens=self.cfg.sampler.max_tokens,
-                        stop=tuple(prompts.prover_stop(self.fmt)))
-                    for s in sids
-                ]
-                completions = self.sampler(model).generate(requests)
-                if pending is not None:
-                    pending.result()
-                pending = pool.submit(verify_and_store, index, sids, completions)
-            if pending is not None:
-                pending.result()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        # A rerun after an outage: shards stored by the earlier run keep their verdicts; only
+        # their attempts without one are verified again (and the shard rewritten atomically).
+        unverified = total = 0
+        for index, path in enumerate(storage.list_shards(attempts_dir)):
+            stored = list(storage.iter_jsonl(path, type=ProofAttempt))
+            redo = [i for i, a in enumerate(stored) if a.status in NO_VERDICT]
+            if redo and index < first:
+                results, _ = verify_with_retries(
+                    self.verifier().verify_all,
+                    [item(stored[i].sid, stored[i].proof) for i in redo], retries)
+                for i, res in zip(redo, results, strict=True):
+                    stored[i] = attempt(stored[i].sid, stored[i].proof, stored[i].multiplicity,
+                                        res)
+                storage.write_jsonl(path, stored)
+                self.counters["reverified"] += len(redo)
+            total += sum(a.multiplicity for a in stored)
+        done_before = total
+        ShardRunner(f"round {r} proving", sample, store, metrics=self.metrics,
+                    event={"round": r, "stage": "proving"}).run(
+            first, len(shards), len(targets) * sps, done_before)
+        for path in storage.list_shards(attempts_dir):
+            for a in storage.iter_jsonl(path, type=ProofAttempt):
+                if a.status in NO_VERDICT:
+                    unverified += a.multiplicity
+        check_outage(f"round {r} proving", unverified, len(targets) * sps,
+                     self.cfg.verifier.max_unverified_fraction)
         return {"samples_per_statement": sps, "shards": len(shards),
-                "samples": len(targets) * sps}
+                "samples": len(targets) * sps, "unverified": unverified}
 
     def stage_bookkeeping(self, r: int, model: str) -> dict[str, Any]:
         """Per-round counts, best rates, the solved set, and this round's correct proofs."""
@@ -472,12 +531,14 @@ class SelfPlay:
         statuses: Counter[str] = Counter()
         lemma_use: Counter[str] = Counter()
         correct: list[CorrectProof] = []
-        for a in storage.iter_sharded_jsonl(self.run_dir.round_path(r, "attempts"),
-                                            type=Attempt):
+        for a in storage.iter_sharded_jsonl(self.run_dir.attempts_dir(r),
+                                            type=ProofAttempt):
+            statuses[a.status] += a.multiplicity
+            if a.status in NO_VERDICT:
+                continue  # no verdict (below the outage limit): neither a pass nor a failure
             sids.append(a.sid)
             mult.append(a.multiplicity)
             passed.append(a.passed)
-            statuses[a.status] += a.multiplicity
             if a.passed:
                 correct.append(CorrectProof(sid=a.sid, proof=a.proof, round=r,
                                             premises=a.premises, seconds=a.seconds,
@@ -490,10 +551,10 @@ class SelfPlay:
         rate = rules.solve_rates(attempts, successes)
         best, solved = self.previous_state(r)
         best, solved = rules.update_best(best, solved, rate)
-        storage.write_jsonl(self.run_dir.round_path(r, "correct.jsonl.gz"), correct)
-        self.run_dir.save_arrays(self.run_dir.round_path(r, "counts.npz"),
+        storage.write_jsonl(self.run_dir.correct_path(r), correct)
+        self.run_dir.save_arrays(self.run_dir.counts_path(r),
                                  attempts=attempts, successes=successes)
-        self.run_dir.save_arrays(self.run_dir.round_path(r, "state.npz"),
+        self.run_dir.save_arrays(self.run_dir.state_path(r),
                                  best_rate=best, solved=solved)
         d = self.dataset_size
         conj = self.is_conjecture()
@@ -521,7 +582,7 @@ class SelfPlay:
 
     def stage_conjecture_examples(self, r: int, model: str) -> dict[str, Any]:
         """Barely-provable conjectures, the elegance filter, and the re-weighting (§4.6-4.8)."""
-        counts = self.run_dir.load_arrays(self.run_dir.round_path(r, "counts.npz"))
+        counts = self.run_dir.load_arrays(self.run_dir.counts_path(r))
         rate = rules.solve_rates(counts["attempts"], counts["successes"])
         pairs: dict[int, list[ConjectureInput]] = {}
 
@@ -541,9 +602,9 @@ class SelfPlay:
                                                  sids).items():
                 ratios[sid] = min(ratios.get(sid, math.inf), value)
         filtered = rules.elegance_filter(raw, ratios, self.sp.elegance_drop_fraction)
-        state = self.run_dir.load_arrays(self.run_dir.round_path(r, "state.npz"))
+        state = self.run_dir.load_arrays(self.run_dir.state_path(r))
         solved = state["solved"]
-        unsolved = [row for row in self.rows[: self.dataset_size] if not solved[row.sid]]
+        unsolved = [row for row in self.rows.dataset if not solved[row.sid]]
         kept: list[ConjectureExample] = []
         if filtered and unsolved:
             sampler = self.sampler(model)
@@ -559,7 +620,7 @@ class SelfPlay:
         elif filtered:
             # Nothing left unsolved to match toward: every filtered conjecture keeps weight 1.
             kept = filtered
-        storage.write_jsonl(self.run_dir.round_path(r, "conjecture_examples.jsonl.gz"), kept)
+        storage.write_jsonl(self.run_dir.conjecture_examples_path(r), kept)
         return {"rewarded": len(raw), "lemma_invoking": sum(1 for e in raw if e.lemma),
                 "after_elegance": len(filtered), "weighted": len(kept),
                 "weight_sum": float(sum(e.weight for e in kept))}
@@ -573,7 +634,7 @@ class SelfPlay:
         attempts = np.zeros(size, dtype=np.int64)
         successes = np.zeros(size, dtype=np.int64)
         for prev in window:
-            counts = self.run_dir.load_arrays(self.run_dir.round_path(prev, "counts.npz"))
+            counts = self.run_dir.load_arrays(self.run_dir.counts_path(prev))
             attempts += rules.grow(counts["attempts"], size, 0)
             successes += rules.grow(counts["successes"], size, 0)
         window_rate = rules.solve_rates(attempts, successes)
@@ -597,11 +658,11 @@ class SelfPlay:
             rate_max=self.sp.prover_rate_max, length_penalty=self.sp.length_penalty,
             time_penalty=self.sp.time_penalty), seen))
         examples = storage.iter_jsonl(
-            self.run_dir.round_path(r, "conjecture_examples.jsonl.gz"), type=ConjectureExample)
+            self.run_dir.conjecture_examples_path(r), type=ConjectureExample)
         conj = list(dedup_examples(conjecturer_examples(examples, build_conj), seen))
         replay = self._replay(r, len(prover) + len(conj))
         train = shuffled(prover + conj + replay, self.rng(r, "dataset"))
-        storage.write_jsonl(self.run_dir.round_path(r, "train.jsonl.gz"), train)
+        storage.write_jsonl(self.run_dir.train_set_path(r), train)
         return {"prover_examples": len(prover), "conjecturer_examples": len(conj),
                 "replay_examples": len(replay), "examples": len(train),
                 "mean_target_chars": float(np.mean([len(e.target) for e in train]))
@@ -623,22 +684,29 @@ class SelfPlay:
 
     def stage_train(self, r: int, model: str) -> dict[str, Any]:
         """One weighted fine-tuning pass; the checkpoint drives the next round."""
-        train_path = self.run_dir.round_path(r, "train.jsonl.gz")
+        train_path = self.run_dir.train_set_path(r)
+        if not self.sp.train:  # repeated sampling: the model never changes
+            return {"model": model, "skipped": True, "steps": 0, "training": False}
         n = sum(1 for _ in storage.iter_jsonl(train_path, type=TrainingExample))
         if n == 0:
             log.warning("round %d: no training examples; the model is carried over", r)
             return {"model": model, "skipped": True, "steps": 0}
         self._close_sampler()  # free accelerator memory for the trainer
-        train_fn = self._train_fn
+        from stp.pipeline.devices import prepare_for_training
+
+        prepare_for_training()
+        train_fn: Any = self._train_fn
         if train_fn is None:
             from stp.model.training import train_weighted
 
             train_fn = train_weighted
         result = train_fn(model, str(storage.local_cache_path(train_path)),
-                          self.run_dir.round_path(r, "model"), self.cfg.trainer, self.cfg.model,
+                          self.run_dir.model_dir(r), self.cfg.trainer, self.cfg.model,
                           learning_rate=self.sp.learning_rate,
                           **({"max_steps": self.sp.max_train_steps}
                              if self.sp.max_train_steps > 0 else {}))
+        self.counters["train_runs"] += 1
+        self.counters["train_steps"] += int(result.steps)
         losses = list(getattr(result, "losses", []) or [])
         return {"model": str(result.hf_path), "skipped": False, "steps": int(result.steps),
                 "first_loss": float(losses[0]) if losses else None,
@@ -673,7 +741,3 @@ def _flatten(stages: dict[str, dict[str, Any]]) -> dict[str, Any]:
         for key, value in summary.items():
             out[f"{stage}.{key}"] = value
     return out
-
-
-def load_rows(run_dir: str, upto_round: int) -> Sequence[StatementRow]:
-    return RunDir(run_dir).statement_rows(upto_round)

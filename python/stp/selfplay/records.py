@@ -7,7 +7,11 @@ attempts is a `numpy.bincount` rather than a dict of strings.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
+from typing import overload
+
 import msgspec
+import numpy as np
 
 # The "no lemma" pairing: the original mapped "" to this placeholder lemma statement.
 NO_LEMMA = ""
@@ -33,7 +37,7 @@ class StatementRow(msgspec.Struct, kw_only=True, omit_defaults=True):
     pair: int = -1
 
 
-class Attempt(msgspec.Struct, kw_only=True, omit_defaults=True):
+class ProofAttempt(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Identical samples of one statement collapse into one attempt with a multiplicity."""
 
     sid: int
@@ -89,3 +93,51 @@ class ConjectureExample(msgspec.Struct, kw_only=True, omit_defaults=True):
     proof: str
     ratio: float = 0.0
     weight: float = 1.0
+
+
+class StatementTable(Sequence[StatementRow]):
+    """The run's growing statement table: the dataset's rows (sids 0..dataset_size-1), then the
+    conjectures in the order rounds created them; a row's `sid` is its index. One object holds
+    it for a round and grows only through `add` (the conjectures stage), which checks that."""
+
+    def __init__(self, rows: Iterable[StatementRow], dataset_size: int) -> None:
+        self._rows: list[StatementRow] = []
+        self.dataset_size = dataset_size
+        self.add(rows)
+
+    def add(self, rows: Iterable[StatementRow]) -> None:
+        for row in rows:
+            if row.sid != len(self._rows):
+                raise ValueError(f"statement table out of order: row {len(self._rows)} has sid "
+                                 f"{row.sid}")
+            self._rows.append(row)
+
+    @overload
+    def __getitem__(self, sid: int) -> StatementRow: ...
+
+    @overload
+    def __getitem__(self, sid: slice) -> list[StatementRow]: ...
+
+    def __getitem__(self, sid: int | slice) -> StatementRow | list[StatementRow]:
+        return self._rows[sid]
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __iter__(self) -> Iterator[StatementRow]:
+        return iter(self._rows)
+
+    @property
+    def dataset(self) -> Sequence[StatementRow]:
+        return self._rows[: self.dataset_size]
+
+    @property
+    def conjectures(self) -> Sequence[StatementRow]:
+        return self._rows[self.dataset_size:]
+
+    @property
+    def next_sid(self) -> int:
+        return len(self._rows)
+
+    def is_conjecture(self) -> np.ndarray:
+        return np.array([row.conjecture for row in self._rows], dtype=bool)

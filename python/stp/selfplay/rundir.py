@@ -28,7 +28,7 @@ class StageRecord(msgspec.Struct, kw_only=True):
     summary: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class Manifest(msgspec.Struct, kw_only=True):
+class RoundManifest(msgspec.Struct, kw_only=True):
     round: int
     stages: dict[str, StageRecord] = msgspec.field(default_factory=dict)
 
@@ -57,6 +57,51 @@ class RunDir:
     def round_path(self, r: int, name: str) -> str:
         return storage.join(self.round_dir(r), name)
 
+    # Every per-round file has one typed accessor; nothing else spells a round file's name.
+    def manifest_path(self, r: int) -> str:
+        return self.round_path(r, "manifest.json")
+
+    def pairs_path(self, r: int) -> str:
+        """`ConjectureInput`s of round r (pairs stage)."""
+        return self.round_path(r, "pairs.jsonl.gz")
+
+    def raw_conjectures_dir(self, r: int) -> str:
+        """Sharded `RawConjecture`s (conjectures stage)."""
+        return self.round_path(r, "conjectures")
+
+    def new_statements_path(self, r: int) -> str:
+        """The conjecture `StatementRow`s round r added to the statement table."""
+        return self.round_path(r, "statements.jsonl.gz")
+
+    def conjecture_sids_path(self, r: int) -> str:
+        """`sids` of round r's kept conjectures (npz)."""
+        return self.round_path(r, "conjectures.npz")
+
+    def targets_path(self, r: int) -> str:
+        return self.round_path(r, "targets.npz")
+
+    def attempts_dir(self, r: int) -> str:
+        """Sharded `ProofAttempt`s (proving stage)."""
+        return self.round_path(r, "attempts")
+
+    def correct_path(self, r: int) -> str:
+        return self.round_path(r, "correct.jsonl.gz")
+
+    def counts_path(self, r: int) -> str:
+        return self.round_path(r, "counts.npz")
+
+    def state_path(self, r: int) -> str:
+        return self.round_path(r, "state.npz")
+
+    def conjecture_examples_path(self, r: int) -> str:
+        return self.round_path(r, "conjecture_examples.jsonl.gz")
+
+    def train_set_path(self, r: int) -> str:
+        return self.round_path(r, "train.jsonl.gz")
+
+    def model_dir(self, r: int) -> str:
+        return self.round_path(r, "model")
+
     def rounds(self) -> list[int]:
         """Rounds that have a manifest, ascending."""
         try:
@@ -66,25 +111,22 @@ class RunDir:
         out = []
         for name in names:
             if name.startswith("round-") and name[6:].isdigit() and storage.exists(
-                    self.round_path(int(name[6:]), "manifest.json")):
+                    self.manifest_path(int(name[6:]))):
                 out.append(int(name[6:]))
         return sorted(out)
 
     # ------------------------------------------------------------------ manifests
-    def manifest(self, r: int) -> Manifest:
-        path = self.round_path(r, "manifest.json")
+    def manifest(self, r: int) -> RoundManifest:
+        path = self.manifest_path(r)
         if not storage.exists(path):
-            return Manifest(round=r)
-        return storage.read_json(path, type=Manifest)
+            return RoundManifest(round=r)
+        return storage.read_json(path, type=RoundManifest)
 
-    def mark_done(self, r: int, stage: str, seconds: float, summary: dict[str, Any]) -> Manifest:
+    def mark_done(self, r: int, stage: str, seconds: float, summary: dict[str, Any]) -> RoundManifest:
         manifest = self.manifest(r)
         manifest.stages[stage] = StageRecord(seconds=seconds, summary=summary)
-        storage.write_json(self.round_path(r, "manifest.json"), manifest)
+        storage.write_json(self.manifest_path(r), manifest)
         return manifest
-
-    def round_complete(self, r: int) -> bool:
-        return "done" in self.manifest(r).stages
 
     # ------------------------------------------------------------------ arrays
     def save_arrays(self, path: str, **arrays: np.ndarray) -> None:
@@ -101,7 +143,7 @@ class RunDir:
         """Dataset rows plus the conjectures created by rounds < `upto_round` (sid = index)."""
         rows = list(storage.iter_jsonl(self.dataset_statements, type=StatementRow))
         for r in range(upto_round):
-            path = self.round_path(r, "statements.jsonl.gz")
+            path = self.new_statements_path(r)
             if storage.exists(path):
                 rows.extend(storage.iter_jsonl(path, type=StatementRow))
         for i, row in enumerate(rows):
@@ -112,7 +154,7 @@ class RunDir:
 
     def pairs(self, r: int) -> list[ConjectureInput]:
         """Round r's (seed, lemma) pairs; a conjecture row's `pair` indexes this list."""
-        return list(storage.iter_jsonl(self.round_path(r, "pairs.jsonl.gz"), type=ConjectureInput))
+        return list(storage.iter_jsonl(self.pairs_path(r), type=ConjectureInput))
 
     def correct(self, r: int) -> Iterator[CorrectProof]:
-        return storage.iter_jsonl(self.round_path(r, "correct.jsonl.gz"), type=CorrectProof)
+        return storage.iter_jsonl(self.correct_path(r), type=CorrectProof)

@@ -8,7 +8,7 @@ import msgspec
 from msgspec import Meta
 
 from stp.lean.protocol import DEFAULT_MAX_RESPONSE_MB
-from stp.ranges import NonNegativeInt, PositiveFloat, PositiveInt
+from stp.ranges import NonNegativeInt, PositiveFloat, PositiveInt, UnitFloat
 
 Backend = Literal["local", "ray"]
 Sandbox = Literal["auto", "bwrap", "none"]
@@ -42,6 +42,12 @@ class VerifierConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     start_timeout_s: PositiveFloat = 600.0
     # A crashed check is retried this many times on a fresh worker before it is marked `crash`.
     crash_retries: NonNegativeInt = 1
+    # Outage guard of self-play proving and evaluation (stp.pipeline.shards): attempts that got no
+    # verdict (`error`, `crash`) are verified again this many times; if more than this fraction
+    # of a stage's attempts still has none, the stage fails and a rerun verifies only those (the
+    # original aborted a round above 0.5 %).
+    unverified_retries: NonNegativeInt = 1
+    max_unverified_fraction: UnitFloat = 0.005
     # Longest checker output line accepted (MiB); a longer one is a protocol error of the worker
     # and is never buffered beyond this.
     max_response_mb: PositiveInt = DEFAULT_MAX_RESPONSE_MB

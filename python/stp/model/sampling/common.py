@@ -91,6 +91,15 @@ def encode_prompt(tokenizer, prompt: str, max_prompt_tokens: int, stats: Sampler
     return ids
 
 
+def completion_budget(max_tokens: int, prompt_len: int, max_model_len: int) -> int:
+    """New tokens a request may generate: `max_tokens`, capped by what the context leaves.
+
+    `max_model_len` is prompt + completion, as the original's vLLM engine (`max_model_len=1024`
+    with prompts left-truncated to 1024 tokens), so a long prompt leaves a short completion and a
+    1024-token prompt none at all. Both backends use this one rule; <= 0 means no room."""
+    return min(max_tokens, max_model_len - prompt_len)
+
+
 def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     """Cut after the earliest stop string, keeping it (parse_conjecture needs the end tag)."""
     best: int | None = None

@@ -17,6 +17,7 @@ from stp.errors import UsageError
 from stp.model.config import ModelConfig, SamplerConfig
 from stp.model.sampling.common import (
     SamplerStats,
+    completion_budget,
     cut_at_stop,
     encode_prompt,
     log,
@@ -114,7 +115,7 @@ class HFSampler:
             raise ValueError(f"SampleRequest.n must be >= 1, got {req.n}")
         self.stats.requests += 1
         ids = self.encode_prompt(req.prompt)
-        budget = min(req.max_tokens, self.model_cfg.max_model_len - len(ids))
+        budget = completion_budget(req.max_tokens, len(ids), self.model_cfg.max_model_len)
         if budget <= 0:
             self.stats.no_room_prompts += 1
             log.warning("prompt of %d tokens leaves no room in max_model_len=%d",

@@ -27,6 +27,7 @@ from stp.errors import UsageError
 from stp.model.config import ModelConfig, SamplerConfig
 from stp.model.sampling.common import (
     SamplerStats,
+    completion_budget,
     encode_prompt,
     log,
     resolve_model_path,
@@ -53,6 +54,21 @@ def _import_vllm() -> Any:
     return vllm
 
 
+def engine_arguments(model_path: str, model_cfg: ModelConfig, sampler_cfg: SamplerConfig
+                     ) -> dict[str, Any]:
+    """Keyword arguments of `vllm.LLM`: `max_model_len` is the whole context (prompt +
+    completion), 1024 in the paper configs as in the original engine."""
+    return dict(
+        model=model_path,
+        tokenizer=resolve_model_path(model_cfg.tokenizer) if model_cfg.tokenizer else None,
+        tensor_parallel_size=sampler_cfg.tensor_parallel_size,
+        gpu_memory_utilization=sampler_cfg.gpu_memory_utilization,
+        max_model_len=model_cfg.max_model_len,
+        dtype=model_cfg.dtype,
+        seed=0,
+    )
+
+
 class VLLMSampler:
     """One vLLM engine in this process (tensor parallel over `tensor_parallel_size` GPUs)."""
 
@@ -65,15 +81,7 @@ class VLLMSampler:
         self.sampler_cfg = sampler_cfg
         self.model_path = resolve_model_path(model_path)
         self.tokenizer = load_tokenizer(self.model_path, model_cfg)
-        kwargs: dict[str, Any] = dict(
-            model=self.model_path,
-            tokenizer=resolve_model_path(model_cfg.tokenizer) if model_cfg.tokenizer else None,
-            tensor_parallel_size=sampler_cfg.tensor_parallel_size,
-            gpu_memory_utilization=sampler_cfg.gpu_memory_utilization,
-            max_model_len=model_cfg.max_model_len,
-            dtype=model_cfg.dtype,
-            seed=0,
-        )
+        kwargs = engine_arguments(self.model_path, model_cfg, sampler_cfg)
         kwargs.update(engine_kwargs or {})
         self.llm = vllm.LLM(**kwargs)
         self._SamplingParams = vllm.SamplingParams
@@ -83,7 +91,7 @@ class VLLMSampler:
         return encode_prompt(self.tokenizer, prompt, self.model_cfg.max_prompt_tokens, self.stats)
 
     def _params(self, req: SampleRequest, prompt_len: int) -> Any | None:
-        budget = min(req.max_tokens, self.model_cfg.max_model_len - prompt_len)
+        budget = completion_budget(req.max_tokens, prompt_len, self.model_cfg.max_model_len)
         if budget <= 0:
             return None
         greedy = req.temperature <= 0.0

@@ -1,0 +1,252 @@
+"""The paper's whole pipeline in one run directory: Stage-1 SFT → self-play rounds → final
+re-training → evaluation → report (`python -m stp.pipeline --config configs/stp-7b.toml`).
+
+Each stage is recorded in `<run_dir>/pipeline.json` once its outputs exist, so rerunning the
+same command skips finished stages; a stage that was interrupted resumes inside itself (the
+trainer from its last checkpoint, self-play from its last finished stage or shard, evaluation
+from its last logged shard), so a resume redoes only the work that was lost.
+
+Layout (self-play keeps the layout of `python -m stp.selfplay`, so its tools work unchanged):
+
+    <run_dir>/pipeline.json       finished stages and their summaries
+    <run_dir>/sft/                stage 1: train.jsonl.gz (when materialised) and the model
+    <run_dir>/round-NNNN/ ...     self-play rounds (docs/selfplay.md)
+    <run_dir>/retrain/            final re-training data and model (stp.selfplay retrain rules)
+    <run_dir>/eval/               evaluation log (both verifier profiles)
+    <run_dir>/report/             report.md, self-play plots, pass@k plots and table
+    <run_dir>/metrics.jsonl       one event stream for every stage (progress, stage, round, ...)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from stp import storage
+from stp.config import STPConfig, resolve_data_dir, to_toml
+from stp.errors import UsageError
+from stp.metrics import MetricsWriter
+from stp.model.types import Sampler
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "pipeline.json"
+# hook(stage): called after a pipeline stage is recorded. Tests raise from it to simulate a kill.
+PipelineHook = Callable[[str], None]
+
+
+class PipelineManifest(msgspec.Struct, kw_only=True):
+    stages: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+
+
+class Pipeline:
+    """One run directory's pipeline. `sampler_factory`, `train_fn` and `selfplay_hook` are seams
+    for tests (counting samplers, scripted trainers, simulated kills); production uses the
+    configured sampler and `stp.model.training.train_weighted`."""
+
+    def __init__(self, cfg: STPConfig, *, hook: PipelineHook | None = None,
+                 selfplay_hook: Any = None,
+                 sampler_factory: Callable[[str], Sampler] | None = None,
+                 train_fn: Any = None) -> None:
+        self.cfg = cfg
+        self.root = cfg.run.run_dir
+        self.hook = hook or (lambda stage: None)
+        self.selfplay_hook = selfplay_hook
+        self.sampler_factory = sampler_factory
+        self.train_fn = train_fn
+
+    # ------------------------------------------------------------------ manifest
+    @property
+    def manifest_path(self) -> str:
+        return storage.join(self.root, MANIFEST)
+
+    def manifest(self) -> PipelineManifest:
+        if not storage.exists(self.manifest_path):
+            return PipelineManifest()
+        return storage.read_json(self.manifest_path, type=PipelineManifest)
+
+    def path(self, *parts: str) -> str:
+        return storage.join(self.root, *parts)
+
+    # ------------------------------------------------------------------ driver
+    def run(self) -> PipelineManifest:
+        from stp.lean.toolchain import checker_command
+
+        checker_command(self.cfg.lean)  # without Lean nothing can be verified: fail first
+        from stp.lock import lock_dir
+
+        # One process per run directory (re-entrant: self-play takes the same lock inside).
+        with lock_dir(self.root, purpose="pipeline"):
+            return self._run()
+
+    def _run(self) -> PipelineManifest:
+        if not storage.exists(self.path("config.toml")):
+            storage.write_text(self.path("config.toml"), to_toml(self.cfg))
+        table: dict[str, Callable[[], dict[str, Any]]] = {
+            "sft": self.stage_sft, "selfplay": self.stage_selfplay,
+            "retrain": self.stage_retrain, "eval": self.stage_eval, "report": self.stage_report,
+        }
+        for stage in self.cfg.pipeline.stages:
+            manifest = self.manifest()
+            if stage in manifest.stages:
+                log.info("pipeline: %s already done", stage)
+                continue
+            start = time.monotonic()
+            log.info("pipeline: %s", stage)
+            summary = table[stage]()
+            summary["seconds"] = round(time.monotonic() - start, 3)
+            with MetricsWriter(self.path("metrics.jsonl")) as metrics:
+                metrics.log("pipeline", stage=stage, **summary)
+            manifest.stages[stage] = summary
+            storage.write_json(self.manifest_path, manifest)
+            self.hook(stage)
+        return self.manifest()
+
+    def _train(self) -> Any:
+        from stp.pipeline.devices import prepare_for_training
+
+        prepare_for_training()
+        if self.train_fn is not None:
+            return self.train_fn
+        from stp.model.training import train_weighted
+
+        return train_weighted
+
+    # ------------------------------------------------------------------ stages
+    def stage_sft(self) -> dict[str, Any]:
+        """Stage 1: `sft.base_model` fine-tuned on the SFT set with the original's recipe."""
+        sft = self.cfg.sft
+        data = self.sft_data()
+        trainer = msgspec.structs.replace(self.cfg.trainer, batch_size=sft.batch_size,
+                                          warmup_steps=sft.warmup_steps)
+        steps = {"min_steps": sft.steps, "max_steps": sft.steps} if sft.steps > 0 else {}
+        result = self._train()(sft.base_model, str(storage.local_cache_path(data)),
+                               self.path("sft", "model"), trainer, self.cfg.model,
+                               learning_rate=sft.learning_rate, epochs=sft.epochs, **steps)
+        losses = list(getattr(result, "losses", []) or [])
+        return {"model": str(result.hf_path), "data": data, "steps": int(result.steps),
+                "last_loss": float(losses[-1]) if losses else None}
+
+    def sft_data(self) -> str:
+        """The SFT examples as a file: `sft.data` as a path, or a released dataset written once
+        to `<run_dir>/sft/train.jsonl.gz`, or `data.sft` (the `stp.extract sft` output)."""
+        from stp.data import registry
+
+        name = self.cfg.sft.data
+        data_dir = resolve_data_dir(self.cfg.run.data_dir)
+        if not name:
+            path = self.cfg.data.sft or str(data_dir / "mathlib" / "sft.jsonl.gz")
+            if not storage.exists(path):
+                raise UsageError(f"sft.data is empty and the SFT set {path} is missing (build it "
+                                 "with `python -m stp.extract sft`, or set sft.data=\"stp_sft\")")
+            return path
+        if name in registry.DATASETS:
+            out = self.path("sft", "train.jsonl.gz")
+            if not storage.exists(out):
+                from stp.data import load_examples
+
+                storage.write_jsonl(out, load_examples(
+                    name, data_dir, "train", allow_download=self.cfg.data.allow_download))
+            return out
+        if not storage.exists(name):
+            raise UsageError(f"sft.data: no such file or dataset: {name}")
+        return name
+
+    def start_model(self) -> str:
+        """The model self-play starts from: Stage 1's when it ran, else `model.name`."""
+        sft = self.manifest().stages.get("sft")
+        return str(sft["model"]) if sft else self.cfg.model.name
+
+    def stage_selfplay(self) -> dict[str, Any]:
+        from stp.selfplay.loop import run_selfplay
+
+        cfg = msgspec.structs.replace(
+            self.cfg, model=msgspec.structs.replace(self.cfg.model, name=self.start_model()))
+        summaries = run_selfplay(cfg, hook=self.selfplay_hook,
+                                 sampler_factory=self.sampler_factory, train_fn=self.train_fn)
+        rounds = []
+        for s in summaries:
+            book = s.stages.get("bookkeeping", {})
+            rounds.append({"round": s.round, "model": s.model,
+                           "dataset_solved_this_round": book.get("dataset_solved_this_round"),
+                           "dataset_solved_total": book.get("dataset_solved_total"),
+                           "dataset_size": book.get("dataset_size"),
+                           "conjectures_solved": book.get("conjectures_solved")})
+        last = summaries[-1].stages.get("train", {}).get("model", summaries[-1].model)
+        return {"rounds": rounds, "model": str(last)}
+
+    def stage_retrain(self) -> dict[str, Any]:
+        from stp.selfplay.retrain import run_retrain
+
+        manifest = run_retrain(self.cfg, train_fn=self.train_fn)
+        return {"model": manifest["train"]["model"], "examples": manifest["data"]["examples"],
+                "selfplay_examples": manifest["data"]["selfplay_examples"]}
+
+    def final_model(self) -> str:
+        stages = self.manifest().stages
+        for stage in ("retrain", "selfplay", "sft"):
+            if stage in stages:
+                return str(stages[stage]["model"])
+        return self.cfg.model.name
+
+    def stage_eval(self) -> dict[str, Any]:
+        from stp.eval.run import run_from_config, settings_from_config
+
+        settings = settings_from_config(self.cfg, model=self.final_model(), splits=None,
+                                        samples=None, out=self.path(self.cfg.pipeline.eval_dir))
+        with MetricsWriter(self.path("metrics.jsonl")) as metrics:
+            if self.sampler_factory is None:
+                result = run_from_config(self.cfg, settings, metrics=metrics)
+            else:
+                result = self._eval_with_factory(settings, metrics)
+        log.info("evaluation: %d attempts written, %d were already logged", result.written,
+                 result.skipped)
+        # The summary describes the log (the same however often the stage was resumed).
+        from stp.eval import log as evlog
+
+        statuses: dict[str, int] = {}
+        for attempt in evlog.iter_attempts(settings.out):
+            for profile, status in (attempt.verdicts or {"": attempt.status}).items():
+                key = f"{profile}:{status}" if profile else status
+                statuses[key] = statuses.get(key, 0) + attempt.multiplicity
+        return {"model": settings.model, "log": settings.out, "attempts": result.planned,
+                "statuses": dict(sorted(statuses.items()))}
+
+    def _eval_with_factory(self, settings: Any, metrics: Any) -> Any:
+        from stp.eval.run import close_all, load_splits, profile_config, run_eval
+        from stp.model.prompts import extract_proof, prover_prompt
+        from stp.verify import make_verifier
+
+        assert self.sampler_factory is not None
+        statements = load_splits(settings.splits, resolve_data_dir(self.cfg.run.data_dir),
+                                 self.cfg.eval.statements_per_split)
+        sampler = self.sampler_factory(settings.model)
+        verifiers: dict[str, Any] = {p: make_verifier(profile_config(self.cfg, p))
+                                     for p in self.cfg.eval.profiles}
+        fmt = settings.prompt_format
+        try:
+            return run_eval(settings, statements, sampler=sampler, verifier=verifiers,
+                            prompt=lambda rec: prover_prompt(rec.statement, rec.header, fmt),
+                            extract=extract_proof,
+                            retries=self.cfg.verifier.unverified_retries,
+                            max_unverified_fraction=self.cfg.verifier.max_unverified_fraction,
+                            metrics=metrics)
+        finally:
+            close_all(verifiers)
+            sampler.close()
+
+    def stage_report(self) -> dict[str, Any]:
+        """report.md: solved counts per round, pass@k per verifier profile, and the plots."""
+        from stp.pipeline.report import write_pipeline_report
+
+        path = write_pipeline_report(self.cfg, self.manifest(), self.path("report"))
+        return {"report": str(path)}
+
+
+def run_pipeline(cfg: STPConfig, **kwargs: Any) -> PipelineManifest:
+    """Run (or continue) every stage of `cfg.pipeline.stages` in `cfg.run.run_dir`."""
+    return Pipeline(cfg, **kwargs).run()

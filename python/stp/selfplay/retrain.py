@@ -1,0 +1,130 @@
+"""The final re-training from the base model (reference §4.11); `python -m stp.retrain` and the
+pipeline's `retrain` stage run it.
+
+Collects every round of the self-play runs named by `retrain.merge_from` (default: `run.run_dir`):
+at most `retrain.max_proofs_per_statement` distinct correct proofs per statement across rounds —
+all dataset statements, and conjectures only where that round's solve rate was
+≤ `retrain.conjecture_rate_max` — as prover examples weighted exp(−a·len(proof)); adds the
+Mathlib SFT set; shuffles; and fine-tunes `retrain.base_model` on it once.
+
+    python -m stp.retrain --config configs/stp-7b.toml
+    python -m stp.retrain --config configs/tiny-cpu.toml --set 'retrain.merge_from=["runs/a"]'
+
+Outputs go to `<run.run_dir>/retrain/`: `train.jsonl.gz`, `manifest.json` (stages `data`, `train`;
+a rerun skips finished stages) and the checkpoint under `model/`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from stp import storage
+from stp.config import STPConfig, resolve_data_dir
+from stp.data.records import TrainingExample
+from stp.errors import UsageError
+from stp.metrics import MetricsWriter
+from stp.selfplay import rules
+from stp.selfplay.records import CorrectProof, StatementRow
+from stp.selfplay.rundir import RunDir
+from stp.selfplay.training_sets import dedup_examples, retrain_proofs, shuffled
+
+log = logging.getLogger(__name__)
+
+
+class RoundSource:
+    """One finished round of a run, as `retrain_proofs` reads it."""
+
+    def __init__(self, run_dir: RunDir, r: int, rows: list[StatementRow]) -> None:
+        self.run_dir, self.r, self.rows = run_dir, r, rows
+        counts = run_dir.load_arrays(run_dir.counts_path(r))
+        self.round_rate = rules.solve_rates(counts["attempts"], counts["successes"])
+
+    def correct(self) -> Iterable[CorrectProof]:
+        return self.run_dir.correct(self.r)
+
+
+def round_sources(run_dirs: list[str]) -> Iterator[RoundSource]:
+    for path in run_dirs:
+        rd = RunDir(path)
+        rounds = [r for r in rd.rounds() if "bookkeeping" in rd.manifest(r).stages]
+        if not rounds:
+            raise UsageError(f"{path}: no self-play round with finished bookkeeping to merge")
+        rows = rd.statement_rows(rounds[-1] + 1)
+        for r in rounds:
+            yield RoundSource(rd, r, rows)
+
+
+def sft_path(cfg: STPConfig) -> str:
+    return (cfg.data.sft_mathlib or cfg.data.sft
+            or str(resolve_data_dir(cfg.run.data_dir) / "mathlib" / "sft.jsonl.gz"))
+
+
+def build_retrain_set(cfg: STPConfig) -> tuple[list[TrainingExample], dict[str, Any]]:
+    from stp.model import prompts
+
+    rc = cfg.retrain
+    run_dirs = rc.merge_from or [cfg.run.run_dir]
+    proofs = retrain_proofs(round_sources(run_dirs), max_per_statement=rc.max_proofs_per_statement,
+                            include_conjectures=rc.include_conjectures,
+                            conjecture_rate_max=rc.conjecture_rate_max, seed=cfg.run.seed)
+    sft_file = sft_path(cfg)
+    if not storage.exists(sft_file):
+        raise UsageError(f"SFT set not found: {sft_file} (set data.sft_mathlib; build it with "
+                         "`python -m stp.extract sft`)")
+    sft = list(storage.iter_jsonl(sft_file, type=TrainingExample))
+    seen = {rules.dedup_key(e.prompt, e.target) for e in sft}
+    selfplay = [prompts.prover_training_example(statement, header, proof,
+                                                math.exp(-rc.length_penalty * len(proof)),
+                                                cfg.model.prompt_format)
+                for statement, header, proof in proofs]
+    selfplay = list(dedup_examples(selfplay, seen))
+    examples = shuffled(selfplay + sft, rules.stage_rng(cfg.run.seed, 0, "final-retrain"))
+    summary = {"runs": len(run_dirs), "selfplay_examples": len(selfplay),
+               "statements": len({(s, h) for s, h, _ in proofs}), "sft_examples": len(sft),
+               "examples": len(examples)}
+    return examples, summary
+
+
+def run_retrain(cfg: STPConfig, *, train_fn: Any = None) -> dict[str, Any]:
+    """Build the data (once) and train (once); returns the manifest's stage summaries."""
+    out = storage.join(cfg.run.run_dir, "retrain")
+    manifest_path = storage.join(out, "manifest.json")
+    manifest: dict[str, Any] = (storage.read_json(manifest_path)
+                                if storage.exists(manifest_path) else {})
+    metrics = MetricsWriter(storage.join(cfg.run.run_dir, "metrics.jsonl"))
+    train_path = storage.join(out, "train.jsonl.gz")
+    try:
+        if "data" not in manifest:
+            start = time.monotonic()
+            examples, summary = build_retrain_set(cfg)
+            storage.write_jsonl(train_path, examples)
+            summary["seconds"] = time.monotonic() - start
+            manifest["data"] = summary
+            storage.write_json(manifest_path, manifest)
+            metrics.log("retrain", stage="data", **summary)
+        if "train" not in manifest:
+            start = time.monotonic()
+            if train_fn is None:
+                from stp.model.training import train_weighted
+
+                train_fn = train_weighted
+            rc = cfg.retrain
+            result = train_fn(rc.base_model, str(storage.local_cache_path(train_path)),
+                              storage.join(out, "model"), cfg.trainer, cfg.model,
+                              learning_rate=rc.learning_rate, min_steps=rc.min_steps,
+                              epochs=rc.epochs,
+                              **({"max_steps": rc.max_steps} if rc.max_steps > 0 else {}))
+            losses = list(getattr(result, "losses", []) or [])
+            summary = {"model": str(result.hf_path), "steps": int(result.steps),
+                       "last_loss": float(losses[-1]) if losses else None,
+                       "seconds": time.monotonic() - start}
+            manifest["train"] = summary
+            storage.write_json(manifest_path, manifest)
+            metrics.log("retrain", stage="train", **summary)
+    finally:
+        metrics.close()
+    return manifest

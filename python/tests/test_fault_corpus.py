@@ -109,6 +109,8 @@ class SimpleWorkspace:
         """One argv per command and sub-command; each writes only under self.out."""
         out = str(self.out)
         return {
+            "stp.pipeline": ["--set", f"run.run_dir={json.dumps(out)}",
+                             "--set", checker_override(standin_command())],
             "stp.selfplay": ["--set", f"run.run_dir={json.dumps(out)}",
                              "--set", checker_override(standin_command())],
             "stp.selfplay report": ["report", "--run-dir", out],
@@ -131,7 +133,7 @@ def command_of(invocation: str) -> str:
 
 
 INVOCATIONS = [
-    "stp.selfplay", "stp.selfplay report", "stp.retrain", "stp.train", "stp.verify",
+    "stp.pipeline", "stp.selfplay", "stp.selfplay report", "stp.retrain", "stp.train", "stp.verify",
     "stp.extract run", "stp.extract sft", "stp.data info", "stp.eval summarize", "stp.eval run",
     "stp.eval plot", "stp.model.tiny"]
 

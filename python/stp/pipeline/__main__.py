@@ -9,13 +9,14 @@ report, in one run directory; rerunning the same command continues where it stop
 from __future__ import annotations
 
 import argparse
+import json
 
-from stp.cli import EXIT_OK, add_config_arguments, config_from_args, run_main, setup_logging
+from stp.cli import EXIT_OK, ArgumentParser, add_config_arguments, config_from_args, run_main, setup_logging
 from stp.pipeline.config import ALL_STAGES
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m stp.pipeline",
         description="The whole STP pipeline (SFT, self-play, re-training, evaluation, report) "
                     "in one resumable run directory.")
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.run_dir:
-        args.overrides.append(f'run.run_dir="{args.run_dir}"')
+        args.overrides.append(f"run.run_dir={json.dumps(args.run_dir)}")
     if args.stages:
         args.overrides.append("pipeline.stages=[" + ", ".join(f'"{s}"' for s in args.stages)
                               + "]")

@@ -11,7 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from stp.cli import EXIT_OK, ArgumentParser, add_config_arguments, config_from_args, run_main, setup_logging
+from stp.cli import (
+    EXIT_OK,
+    ArgumentParser,
+    add_config_arguments,
+    config_from_args,
+    run_main,
+    setup_logging,
+)
 from stp.pipeline.config import ALL_STAGES
 
 

@@ -30,6 +30,7 @@ __all__ = ["COMMANDS", "EXIT_FAILURES", "EXIT_OK", "EXIT_USAGE", "ArgumentParser
 # corpus (python/tests/test_fault_corpus.py) runs every command, and a new command that is not
 # listed here fails that test until it is.
 COMMANDS: dict[str, str] = {
+    "stp.pipeline": "stp.pipeline.__main__",
     "stp.selfplay": "stp.selfplay.__main__",
     "stp.retrain": "stp.retrain",
     "stp.train": "stp.train",

@@ -8,14 +8,19 @@ report, in one run directory; rerunning the same command continues where it stop
 
 from __future__ import annotations
 
-import argparse
-
-from stp.cli import EXIT_OK, add_config_arguments, config_from_args, run_main, setup_logging
+from stp.cli import (
+    EXIT_OK,
+    ArgumentParser,
+    add_config_arguments,
+    config_from_args,
+    run_main,
+    setup_logging,
+)
 from stp.pipeline.config import ALL_STAGES
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
         prog="python -m stp.pipeline",
         description="The whole STP pipeline (SFT, self-play, re-training, evaluation, report) "
                     "in one resumable run directory.")

@@ -109,12 +109,12 @@ class SimpleWorkspace:
         """One argv per command and sub-command; each writes only under self.out."""
         out = str(self.out)
         return {
-            "stp.pipeline": ["--set", f"run.run_dir={json.dumps(out)}",
-                             "--set", checker_override(standin_command())],
             "stp.selfplay": ["--set", f"run.run_dir={json.dumps(out)}",
                              "--set", checker_override(standin_command())],
             "stp.selfplay report": ["report", "--run-dir", out],
             "stp.retrain": ["--set", f"run.run_dir={json.dumps(out)}"],
+            "stp.pipeline": ["--set", f"run.run_dir={json.dumps(out)}", "--stages", "retrain",
+                             "--set", checker_override(standin_command())],
             "stp.train": ["--data", str(self.examples), "--out", out, "--model", str(self.model)],
             "stp.verify": [str(self.proofs), "--json",
                            "--set", checker_override(standin_command())],
@@ -133,7 +133,8 @@ def command_of(invocation: str) -> str:
 
 
 INVOCATIONS = [
-    "stp.pipeline", "stp.selfplay", "stp.selfplay report", "stp.retrain", "stp.train", "stp.verify",
+    "stp.pipeline", "stp.selfplay", "stp.selfplay report", "stp.retrain", "stp.train",
+    "stp.verify",
     "stp.extract run", "stp.extract sft", "stp.data info", "stp.eval summarize", "stp.eval run",
     "stp.eval plot", "stp.model.tiny"]
 

@@ -8,7 +8,6 @@ report, in one run directory; rerunning the same command continues where it stop
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from stp.cli import (
@@ -22,7 +21,7 @@ from stp.cli import (
 from stp.pipeline.config import ALL_STAGES
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="python -m stp.pipeline",
         description="The whole STP pipeline (SFT, self-play, re-training, evaluation, report) "

@@ -84,8 +84,6 @@ class Pipeline:
             return self._run()
 
     def _run(self) -> PipelineManifest:
-        if not storage.exists(self.path("config.toml")):
-            storage.write_text(self.path("config.toml"), to_toml(self.cfg))
         table: dict[str, Callable[[], dict[str, Any]]] = {
             "sft": self.stage_sft, "selfplay": self.stage_selfplay,
             "retrain": self.stage_retrain, "eval": self.stage_eval, "report": self.stage_report,
@@ -102,6 +100,8 @@ class Pipeline:
             with MetricsWriter(self.path("metrics.jsonl")) as metrics:
                 metrics.log("pipeline", stage=stage, **summary)
             manifest.stages[stage] = summary
+            if not storage.exists(self.path("config.toml")):  # the resolved config, once
+                storage.write_text(self.path("config.toml"), to_toml(self.cfg))
             storage.write_json(self.manifest_path, manifest)
             self.hook(stage)
         return self.manifest()

@@ -38,6 +38,22 @@ RULES: dict[str, Any] = {
 }
 
 
+def tiny_model_rules(premise: str) -> dict[str, Any]:
+    """Stand-in rules for the tiny-model runs (self-play e2e, the pipeline): mathd_algebra
+    statements always pass (solve rate 1: seeds for round 1); mathd_numbertheory statements pass
+    when statement + proof has even length (rate about 0.5: prover training data); passing proofs
+    report premises, `Nat.add_comm` and `premise` among them."""
+    return {
+        "rules": [
+            {"field": "statement", "pattern": "theorem mathd_algebra", "action": "pass",
+             "premises": ["Nat.add_comm", "Foo.bar"]},
+            {"field": "text", "pattern": r"^(?=[\s\S]*theorem mathd_numbertheory)(?:[\s\S]{2})*$",
+             "action": "pass", "premises": [premise]},
+        ],
+        "default": "fail",
+    }
+
+
 def write_lemmas(tmp: Path) -> Path:
     path = tmp / "lemmas.json"
     path.write_text(json.dumps(LEMMAS), encoding="utf-8")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selfplay_helpers import DATA_DIR, REPO_ROOT
+from selfplay_helpers import DATA_DIR, REPO_ROOT, tiny_model_rules
 from standin import count_checks, standin_command, with_checker
 
 from stp import storage
@@ -52,18 +52,7 @@ def test_paper_configs_carry_the_papers_values() -> None:
 
 # -- the tiny pipeline end to end --------------------------------------------------------------
 
-# mathd_algebra statements always pass (solve rate 1: seeds for round 1); mathd_numbertheory
-# statements pass when statement + proof has even length (rate ≈ 0.5: prover training data);
-# passing proofs report premises, one of them in the shipped lemma dictionary.
-RULES = {
-    "rules": [
-        {"field": "statement", "pattern": "theorem mathd_algebra", "action": "pass",
-         "premises": ["Nat.add_comm", "Foo.bar"]},
-        {"field": "text", "pattern": r"^(?=[\s\S]*theorem mathd_numbertheory)(?:[\s\S]{2})*$",
-         "action": "pass", "premises": ["sq_nonneg"]},
-    ],
-    "default": "fail",
-}
+RULES = tiny_model_rules("sq_nonneg")
 
 
 class Work:

@@ -8,7 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
-from selfplay_helpers import make_config, run_contents, run_crashing_once_everywhere
+from selfplay_helpers import (
+    make_config,
+    run_contents,
+    run_crashing_once_everywhere,
+    tiny_model_rules,
+)
 from standin import standin_command, with_checker
 
 from stp import storage
@@ -17,18 +22,7 @@ from stp.selfplay.loop import run_selfplay
 from stp.selfplay.records import ProofAttempt
 from stp.selfplay.rundir import STAGES
 
-# mathd_algebra statements always pass (solve rate 1: seeds for round 1); mathd_numbertheory
-# statements pass when statement + proof has even length (rate ≈ 0.5: prover training data);
-# passing proofs report premises, one of them in the lemma dictionary.
-E2E_RULES = {
-    "rules": [
-        {"field": "statement", "pattern": "theorem mathd_algebra", "action": "pass",
-         "premises": ["Nat.add_comm", "Foo.bar"]},
-        {"field": "text", "pattern": r"^(?=[\s\S]*theorem mathd_numbertheory)(?:[\s\S]{2})*$",
-         "action": "pass", "premises": ["Nat.mul_comm"]},
-    ],
-    "default": "fail",
-}
+E2E_RULES = tiny_model_rules("Nat.mul_comm")
 
 
 def e2e_config(tmp: Path, name: str, model: str):

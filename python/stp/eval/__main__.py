@@ -142,15 +142,15 @@ def summarize_profiles(cfg: STPConfig, args: argparse.Namespace, path: str
     from stp.eval.summarize import profile_rejections, render_profiles, summaries_json
 
     profiles = _log_profiles(path)
-    by_profile: dict[str, list] = {}
-    loaded_by: dict[str, object] = {}
+    by_profile: dict[str, list[SplitSummary]] = {}
+    loaded_by: dict[str, LoadedLog] = {}
     for p in profiles:
         loaded_by[p], by_profile[p] = _summarize_one(cfg, args, path, None, p)
     strict, lenient = ("strict", "paper") if {"strict", "paper"} <= set(profiles) else (
         profiles[0], profiles[-1])
     splits = [s.split for s in by_profile[profiles[0]]]
     rejections = profile_rejections(path, strict, lenient, splits)
-    payload = {"profiles": {p: summaries_json(loaded_by[p], by_profile[p])  # type: ignore[arg-type]
+    payload = {"profiles": {p: summaries_json(loaded_by[p], by_profile[p])
                             for p in profiles},
                "rejections": {k: v.to_json() for k, v in rejections.items()}}
     if args.json:

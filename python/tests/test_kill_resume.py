@@ -184,3 +184,54 @@ def test_eval_run_killed_after_a_shard_resumes_to_the_same_log(tmp_path: Path) -
     # Only what was left is sampled again, and the log equals the uninterrupted one.
     assert f"{total - partial} attempts written, {partial} already logged" in again.stderr
     assert attempts(out) == attempts(tmp_path / "ref")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_extract_run_killed_after_some_modules_resumes_without_redoing_them(
+        sig: signal.Signals, tmp_path: Path) -> None:
+    from test_extract_driver import FAKE, GOLDEN, _requested, _theorems, _tree
+
+    from stp import storage
+    from stp.extract.driver import done_modules
+
+    src = _tree(tmp_path / "src", 8)
+    modules = [f"Mathlib.Fake.M{i:02d}" for i in range(8)]
+
+    def command(out: Path, log: Path) -> list[str]:
+        return [sys.executable, "-m", "stp.extract", "run", "--mathlib-dir", str(src),
+                "--out", str(out), "--extractor-command",
+                f"{sys.executable} {FAKE} {GOLDEN} {log}", "--no-progress", "--workers", "1"]
+
+    # Each module takes the fake extractor 0.3 s, so the driver is mid-run for seconds.
+    env = {**_env(), "FAKE_EXTRACTOR_DELAY": "0.3"}
+    clean = tmp_path / "clean"
+    ref = subprocess.run(command(clean, tmp_path / "clean.log"), env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert ref.returncode == 0, ref.stderr
+    assert sorted(_requested(tmp_path / "clean.log")) == modules
+
+    out, log = tmp_path / "out", tmp_path / "out.log"
+    proc = subprocess.Popen(command(out, log), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(done_modules(str(out))) < 2:  # kill once two modules are written
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, "no two modules extracted within 120 s"
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0, "the run finished before the signal arrived"
+    done = done_modules(str(out))
+    assert 2 <= len(done) < len(modules), done
+    assert not (out / "summary.json").exists()  # it never reached the assembly
+    # A new log: after SIGKILL the orphaned extractor may still serve the request it holds.
+    log = tmp_path / "rerun.log"
+    again = subprocess.run(command(out, log), env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr
+    # Only the unfinished modules are served again, each once.
+    assert sorted(_requested(log)) == sorted(set(modules) - done)
+    assert f"{len(done)} already done, {len(modules) - len(done)} extracted now" in again.stdout
+    assert _theorems(out) == _theorems(clean)
+    assert (storage.read_json(str(out / "summary.json"))
+            == storage.read_json(str(clean / "summary.json")))

@@ -235,3 +235,56 @@ def test_extract_run_killed_after_some_modules_resumes_without_redoing_them(
     assert _theorems(out) == _theorems(clean)
     assert (storage.read_json(str(out / "summary.json"))
             == storage.read_json(str(clean / "summary.json")))
+
+
+@pytest.mark.slow
+def test_train_killed_after_a_checkpoint_resumes_from_it(tmp_path: Path,
+                                                         tiny_model: str) -> None:
+    data = tmp_path / "sft.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"theorem t{i} : {i} = {i} := by",
+                                        "target": "\n  rfl", "weight": 1 + i % 2}) + "\n"
+                            for i in range(6)))
+    steps = 8
+
+    def command(out: Path) -> list[str]:
+        return [sys.executable, "-m", "stp.train", "--data", str(data), "--model", tiny_model,
+                "--out", str(out), "--set", "model.dtype='float32'",
+                "--set", "trainer.mp='p=f32,c=f32'", "--set", "trainer.batch_size=4",
+                "--set", "trainer.per_device_batch_size=2", "--set", "trainer.max_seq_len=64",
+                "--set", "trainer.checkpoint_every_steps=2", "--min-steps", str(steps)]
+
+    ref = subprocess.run(command(tmp_path / "ref"), env=_env(), capture_output=True, text=True,
+                         timeout=300)
+    assert ref.returncode == 0, ref.stderr
+    reference = json.loads(ref.stdout)
+    assert reference["steps"] == steps and reference["resumed_from_step"] == 0
+
+    out = tmp_path / "sft"
+    proc = subprocess.Popen(command(out), env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    # Kill once Levanter has committed a checkpoint (its metadata is written last).
+    while not list((out / "checkpoints").glob("**/metadata.json")):
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, "no checkpoint written within 300 s"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "hf" / "config.json").exists()  # it never reached the export
+    killed = [r["step"] for r in metrics.read_metrics(out / "metrics.jsonl", "train_step")]
+    assert killed and killed[0] == 0 and max(killed) < steps - 1, killed
+    again = subprocess.run(command(out), env=_env(), capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr
+    resumed = json.loads(again.stdout)
+    start = resumed["resumed_from_step"]
+    assert 0 < start <= max(killed) + 1, (start, killed)
+    # The rerun's own train_step records begin at the checkpoint's step, not at step 0.
+    rerun = [r["step"] for r in metrics.read_metrics(out / "metrics.jsonl", "train_step")]
+    assert rerun[:len(killed)] == killed
+    assert rerun[len(killed)] == start and set(rerun[len(killed):]) == set(range(start, steps))
+    assert resumed["steps"] == steps and len(resumed["losses"]) == steps
+    assert (Path(resumed["hf_path"]) / "config.json").is_file()
+    # Same data plan, restored optimizer state: the losses match the uninterrupted run's.
+    assert resumed["losses"] == pytest.approx(reference["losses"], abs=1e-5)

@@ -184,3 +184,107 @@ def test_eval_run_killed_after_a_shard_resumes_to_the_same_log(tmp_path: Path) -
     # Only what was left is sampled again, and the log equals the uninterrupted one.
     assert f"{total - partial} attempts written, {partial} already logged" in again.stderr
     assert attempts(out) == attempts(tmp_path / "ref")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_extract_run_killed_after_some_modules_resumes_without_redoing_them(
+        sig: signal.Signals, tmp_path: Path) -> None:
+    from test_extract_driver import FAKE, GOLDEN, _requested, _theorems, _tree
+
+    from stp import storage
+    from stp.extract.driver import done_modules
+
+    src = _tree(tmp_path / "src", 8)
+    modules = [f"Mathlib.Fake.M{i:02d}" for i in range(8)]
+
+    def command(out: Path, log: Path) -> list[str]:
+        return [sys.executable, "-m", "stp.extract", "run", "--mathlib-dir", str(src),
+                "--out", str(out), "--extractor-command",
+                f"{sys.executable} {FAKE} {GOLDEN} {log}", "--no-progress", "--workers", "1"]
+
+    # Each module takes the fake extractor 0.3 s, so the driver is mid-run for seconds.
+    env = {**_env(), "FAKE_EXTRACTOR_DELAY": "0.3"}
+    clean = tmp_path / "clean"
+    ref = subprocess.run(command(clean, tmp_path / "clean.log"), env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert ref.returncode == 0, ref.stderr
+    assert sorted(_requested(tmp_path / "clean.log")) == modules
+
+    out, log = tmp_path / "out", tmp_path / "out.log"
+    proc = subprocess.Popen(command(out, log), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(done_modules(str(out))) < 2:  # kill once two modules are written
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, "no two modules extracted within 120 s"
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0, "the run finished before the signal arrived"
+    done = done_modules(str(out))
+    assert 2 <= len(done) < len(modules), done
+    assert not (out / "summary.json").exists()  # it never reached the assembly
+    # A new log: after SIGKILL the orphaned extractor may still serve the request it holds.
+    log = tmp_path / "rerun.log"
+    again = subprocess.run(command(out, log), env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr
+    # Only the unfinished modules are served again, each once.
+    assert sorted(_requested(log)) == sorted(set(modules) - done)
+    assert f"{len(done)} already done, {len(modules) - len(done)} extracted now" in again.stdout
+    assert _theorems(out) == _theorems(clean)
+    assert (storage.read_json(str(out / "summary.json"))
+            == storage.read_json(str(clean / "summary.json")))
+
+
+@pytest.mark.slow
+def test_train_killed_after_a_checkpoint_resumes_from_it(tmp_path: Path,
+                                                         tiny_model: str) -> None:
+    data = tmp_path / "sft.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"theorem t{i} : {i} = {i} := by",
+                                        "target": "\n  rfl", "weight": 1 + i % 2}) + "\n"
+                            for i in range(6)))
+    steps = 8
+
+    def command(out: Path) -> list[str]:
+        return [sys.executable, "-m", "stp.train", "--data", str(data), "--model", tiny_model,
+                "--out", str(out), "--set", "model.dtype='float32'",
+                "--set", "trainer.mp='p=f32,c=f32'", "--set", "trainer.batch_size=4",
+                "--set", "trainer.per_device_batch_size=2", "--set", "trainer.max_seq_len=64",
+                "--set", "trainer.checkpoint_every_steps=2", "--min-steps", str(steps)]
+
+    ref = subprocess.run(command(tmp_path / "ref"), env=_env(), capture_output=True, text=True,
+                         timeout=300)
+    assert ref.returncode == 0, ref.stderr
+    reference = json.loads(ref.stdout)
+    assert reference["steps"] == steps and reference["resumed_from_step"] == 0
+
+    out = tmp_path / "sft"
+    proc = subprocess.Popen(command(out), env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    # Kill once Levanter has committed a checkpoint (its metadata is written last).
+    while not list((out / "checkpoints").glob("**/metadata.json")):
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, "no checkpoint written within 300 s"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "hf" / "config.json").exists()  # it never reached the export
+    killed = [r["step"] for r in metrics.read_metrics(out / "metrics.jsonl", "train_step")]
+    assert killed and killed[0] == 0 and max(killed) < steps - 1, killed
+    again = subprocess.run(command(out), env=_env(), capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr
+    resumed = json.loads(again.stdout)
+    start = resumed["resumed_from_step"]
+    assert 0 < start <= max(killed) + 1, (start, killed)
+    # The rerun's own train_step records begin at the checkpoint's step, not at step 0.
+    rerun = [r["step"] for r in metrics.read_metrics(out / "metrics.jsonl", "train_step")]
+    assert rerun[:len(killed)] == killed
+    assert rerun[len(killed)] == start and set(rerun[len(killed):]) == set(range(start, steps))
+    assert resumed["steps"] == steps and len(resumed["losses"]) == steps
+    assert (Path(resumed["hf_path"]) / "config.json").is_file()
+    # Same data plan, restored optimizer state: the losses match the uninterrupted run's.
+    assert resumed["losses"] == pytest.approx(reference["losses"], abs=1e-5)

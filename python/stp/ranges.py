@@ -27,10 +27,12 @@ PositiveFloat = Annotated[float, Meta(gt=0)]
 NonNegativeFloat = Annotated[float, Meta(ge=0)]
 # Probabilities, thresholds and fractions.
 UnitFloat = Annotated[float, Meta(ge=0, le=1)]
+# Fractions that must keep something (0 would sample, cap or use nothing).
+PositiveUnitFloat = Annotated[float, Meta(gt=0, le=1)]
 # Fractions that must leave something (1.0 would drop or replace everything).
 UnitFloatBelowOne = Annotated[float, Meta(ge=0, lt=1)]
 # Random seeds (numpy and JAX accept only non-negative seeds).
 Seed = Annotated[int, Meta(ge=0)]
 
-__all__ = ["NonNegativeFloat", "NonNegativeInt", "PositiveFloat", "PositiveInt", "Seed",
-           "UnitFloat", "UnitFloatBelowOne"]
+__all__ = ["NonNegativeFloat", "NonNegativeInt", "PositiveFloat", "PositiveInt", "PositiveUnitFloat",
+           "Seed", "UnitFloat", "UnitFloatBelowOne"]

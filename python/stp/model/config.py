@@ -12,6 +12,7 @@ from stp.ranges import (
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    PositiveUnitFloat,
     Seed,
     UnitFloatBelowOne,
 )
@@ -39,12 +40,12 @@ class SamplerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     backend: Literal["vllm", "hf"] = "vllm"
     # 0 = greedy decoding.
     temperature: NonNegativeFloat = 1.0
-    top_p: Annotated[float, Meta(gt=0, le=1)] = 1.0
+    top_p: PositiveUnitFloat = 1.0
     max_tokens: PositiveInt = 1024
     # One engine per `tensor_parallel_size` accelerators; 0 engines = as many as fit.
     tensor_parallel_size: PositiveInt = 1
     num_engines: NonNegativeInt = 0
-    gpu_memory_utilization: Annotated[float, Meta(gt=0, le=1)] = 0.85
+    gpu_memory_utilization: PositiveUnitFloat = 0.85
     # Prompts handed to an engine at once (generation is streamed shard by shard).
     shard_size: PositiveInt = 65_536
     # Embedding of statements for the re-weighting (mean of the last hidden layer).

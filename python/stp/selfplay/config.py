@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import msgspec
-from msgspec import Meta
 
 from stp.ranges import (
     NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    PositiveUnitFloat,
     UnitFloat,
     UnitFloatBelowOne,
 )
@@ -34,7 +32,7 @@ class SelfPlayConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     conjecture_threshold: UnitFloat = 0.25
     no_lemma_probability: UnitFloat = 0.5
     # At most this fraction of N pairs per lemma per round.
-    lemma_cap_fraction: Annotated[float, Meta(gt=0, le=1)] = 0.1
+    lemma_cap_fraction: PositiveUnitFloat = 0.1
     # A conjecture is kept with between min and max samples (min <= max).
     min_conjecture_samples: PositiveInt = 3
     max_conjecture_samples: PositiveInt = 8

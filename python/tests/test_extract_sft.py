@@ -60,6 +60,26 @@ def test_sharing_pairs_order_and_scope() -> None:
     assert pairs == [("A", "p", "B"), ("B", "p", "C"), ("A", "p", "C"), ("A", "q", "C")]
 
 
+def test_shared_lemma_must_be_a_tactic_theorem() -> None:
+    """The original linked only premises that are keys of `theorem_dict` (theorems with tactic
+    proofs): a term-mode theorem used by two tactic theorems is not a shared lemma."""
+    from msgspec.structs import replace
+
+    def tactic(name: str, start: int, premises: list[str]) -> ExtractedTheorem:
+        return replace(_thm(name, "M", start, premises), proof=" by\n  simp")
+
+    term_lemma = replace(_thm("L", "M", 0, []), proof=" rfl")
+    tac_lemma = tactic("T", 5, [])
+    easy = tactic("E", 10, ["L", "T"])
+    hard = tactic("H", 20, ["L", "T"])
+    theorems = [term_lemma, tac_lemma, easy, hard]
+    sources = {"M": "x" * 40}
+    build = build_sft(theorems, sources, fmt="stp", eval_size=0, seed=0)
+    lemmas_used = [ex.prompt.split("<lemma>\n", 1)[1].split("\n", 1)[0] for ex in build.conjecture]
+    assert len(build.conjecture) == 1, lemmas_used
+    assert "T" in lemmas_used[0] and "L" not in lemmas_used[0]
+
+
 def test_stp_prover_format_is_file_prefix_and_full_text() -> None:
     theorems, sources = _fixture()
     thm = next(t for t in theorems if t.name == "SemiconjBy.mul_left")
@@ -105,10 +125,12 @@ def test_build_sft_counts_split_and_determinism() -> None:
     theorems, sources = _fixture()
     build = build_sft(theorems, sources, fmt="stp", eval_size=3, seed=0)
     assert len(build.lemmas) == 16
-    assert len(build.conjecture) == 1
+    # The fixture's one premise shared by two tactic theorems is a term-mode theorem, which the
+    # original's theorem_dict (tactic proofs only) did not link: no conjecture example.
+    assert len(build.conjecture) == 0
     tactic = [t for t in theorems if " by" in t.proof or "by\n" in t.proof]
     assert len(build.prove_train) + len(build.prove_eval) == len(tactic) == 12
-    assert len(build.prove_eval) == 3 and len(build.sft) == 1 + 9
+    assert len(build.prove_eval) == 3 and len(build.sft) == 9
     again = build_sft(theorems, sources, fmt="stp", eval_size=3, seed=0)
     assert again.sft == build.sft and again.prove_eval == build.prove_eval
     stats = length_stats(build.prove_train)

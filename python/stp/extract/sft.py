@@ -135,11 +135,11 @@ def build_sft(theorems: list[ExtractedTheorem], sources: dict[str, str], *, fmt:
     tactic = [t for t in theorems if is_tactic_proof(t)
               and (fmt == "stp" or t.val_kind == "term")]
     skipped = {"not_tactic_proof": len(theorems) - len(tactic)}
-    # Easy and hard theorems are tactic proofs as in the original; the shared lemma may be any
-    # extracted theorem (the original required it to be a tactic proof too, via theorem_dict).
+    # Easy theorem, shared lemma and hard theorem are all tactic proofs, as in the original
+    # (its premises were restricted to the keys of theorem_dict, the tactic-proof theorems).
     conjecture: list[TrainingExample] = []
     per_hard: dict[str, int] = {}
-    for easy, p, hard in sharing_pairs(tactic, set(by_name)):
+    for easy, p, hard in sharing_pairs(tactic, {t.name for t in tactic}):
         if max_pairs_per_theorem is not None:
             if per_hard.get(hard.name, 0) >= max_pairs_per_theorem:
                 continue

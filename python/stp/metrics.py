@@ -206,6 +206,15 @@ def read_metrics(path: storage.PathLike, event: str | None = None) -> list[dict[
     return records
 
 
+def train_losses(path: storage.PathLike) -> dict[int, float]:
+    """Loss per optimizer step from the `train_step` records of a training run's metrics file.
+
+    A run killed after logging a step but before that step's checkpoint was durable redoes the
+    step when resumed, so a step may be logged twice; the later record is the step that the
+    saved model continues from, so it wins."""
+    return {int(rec["step"]): float(rec["loss"]) for rec in read_metrics(path, "train_step")}
+
+
 def _progress_enabled(force: bool | None) -> bool:
     if force is not None:
         return force

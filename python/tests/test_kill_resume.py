@@ -284,6 +284,9 @@ def test_train_killed_after_a_checkpoint_resumes_from_it(tmp_path: Path,
     rerun = [r["step"] for r in metrics.read_metrics(out / "metrics.jsonl", "train_step")]
     assert rerun[:len(killed)] == killed
     assert rerun[len(killed)] == start and set(rerun[len(killed):]) == set(range(start, steps))
+    # The resume is recorded, so a reader knows which records of redone steps are superseded.
+    events = metrics.read_metrics(out / "metrics.jsonl", "train_resume")
+    assert [e["from_step"] for e in events] == [start]
     assert resumed["steps"] == steps and len(resumed["losses"]) == steps
     assert (Path(resumed["hf_path"]) / "config.json").is_file()
     # Same data plan, restored optimizer state: the losses match the uninterrupted run's.

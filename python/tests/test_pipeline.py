@@ -43,8 +43,12 @@ def test_paper_configs_carry_the_papers_values() -> None:
         ("lean_workbook", "", 1), ("minif2f", "valid", 256), ("proofnet", "valid", 256)]
     expit = load_config(REPO_ROOT / "configs" / "baseline-expert-iteration.toml")
     assert not expit.selfplay.conjecturing and expit.selfplay.train
+    assert expit.selfplay.round_training == "restart" and expit.selfplay.samples_per_statement == 64
+    assert expit.selfplay.recheck_probability == 0.0 and expit.selfplay.seed_threshold == 0.0
     sampling = load_config(REPO_ROOT / "configs" / "baseline-sampling.toml")
     assert sampling.selfplay.conjecturing is False and sampling.selfplay.train is False
+    assert sampling.selfplay.samples_per_statement == 64
+    assert sampling.selfplay.recheck_probability == 0.0 == sampling.selfplay.seed_threshold
     released = load_config(REPO_ROOT / "configs" / "released-0320.toml")
     assert released.pipeline.stages == ["sft", "eval", "report"]
     assert (released.sft.data, released.sft.steps, released.sft.epochs) == ("stp_0320", 0, 1.0)
@@ -242,6 +246,8 @@ def test_tiny_pipeline_end_to_end_then_killed_and_resumed(tmp_path: Path,
     report = (root / "report" / "report.md").read_text()
     assert "| 0 |" in report and "| strict |" in report and "| paper |" in report
     assert (root / "report" / "selfplay" / "solved.png").is_file()
+    assert "## Training" in report and "| `sft/model` |" in report
+    assert (root / "report" / "training_loss.png").is_file()
     assert list((root / "report" / "passk").glob("*.png"))
     events = [json.loads(x) for x in (root / "metrics.jsonl").read_text().splitlines()]
     progress = [e for e in events if e["event"] == "progress"]

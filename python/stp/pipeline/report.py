@@ -1,14 +1,22 @@
 """The pipeline's end report: solved counts per self-play round, pass@k of the final model under
 each verifier profile (rows side by side, paper's chunk estimator and the unbiased one), what the
-strict profile rejected of the paper-passes, and the plots of both."""
+strict profile rejected of the paper-passes, the training loss of every model trained in the run,
+and the plots of all of them."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 from stp import storage
 from stp.config import STPConfig, resolve_data_dir
+from stp.errors import import_optional
+from stp.metrics import train_losses
+
+# What stp.model.training writes next to a trained model: the HF export and the step log.
+HF_EXPORT_DIR = "hf"
+METRICS_FILE = "metrics.jsonl"
 
 
 def write_pipeline_report(cfg: STPConfig, manifest: Any, out_dir: str) -> str:
@@ -41,6 +49,8 @@ def write_pipeline_report(cfg: STPConfig, manifest: Any, out_dir: str) -> str:
                   f"({s['selfplay_examples']} from self-play) → `{s['model']}`.", ""]
     if "eval" in stages:
         lines += _eval_section(cfg, stages["eval"], out_dir)
+    if not storage.is_gcs(cfg.run.run_dir) and not storage.is_gcs(out_dir):
+        lines += training_section(Path(cfg.run.run_dir), out_dir)
     path = storage.join(out_dir, "report.md")
     storage.write_text(path, "\n".join(lines) + "\n")
     return path
@@ -77,3 +87,58 @@ def _eval_section(cfg: STPConfig, ev: dict[str, Any], out_dir: str) -> list[str]
         write_report(runs, storage.join(out_dir, "passk"))
         lines += ["pass@k plots: [passk/](passk/)", ""]
     return lines
+
+
+def training_runs(run_dir: Path) -> dict[str, dict[int, float]]:
+    """Loss per step of every model trained under `run_dir` (SFT, each self-play round, the
+    final re-training), keyed by the training directory relative to `run_dir`. A directory
+    counts when it holds both the HF export and the step log, so the layout of each stage need
+    not be known here."""
+    runs: dict[str, dict[int, float]] = {}
+    for metrics in sorted(run_dir.rglob(METRICS_FILE)):
+        if not (metrics.parent / HF_EXPORT_DIR).is_dir():
+            continue
+        losses = train_losses(metrics)
+        if losses:
+            runs[metrics.parent.relative_to(run_dir).as_posix()] = losses
+    return runs
+
+
+def training_section(run_dir: Path, out_dir: str) -> list[str]:
+    """A table (steps, first and last loss) and one loss-per-step figure of all trained models."""
+    runs = training_runs(run_dir)
+    if not runs:
+        return []
+    lines = ["## Training", "", "| model directory | steps | first loss | last loss |",
+             "|---|---:|---:|---:|"]
+    for name, losses in runs.items():
+        steps = sorted(losses)
+        lines.append(f"| `{name}` | {len(steps)} | {losses[steps[0]]:.4f} | "
+                     f"{losses[steps[-1]]:.4f} |")
+    lines += ["", f"Loss per step: [training_loss.png]({_plot_losses(runs, out_dir)})", ""]
+    return lines
+
+
+def _plot_losses(runs: dict[str, dict[int, float]], out_dir: str) -> str:
+    """`training_loss.png`/`.svg` in `out_dir`; returns the PNG's name (relative link)."""
+    matplotlib = import_optional("matplotlib", "plots", "training loss plots")
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.0, 4.2), dpi=120)
+    for name, losses in runs.items():
+        steps = sorted(losses)
+        ax.plot(steps, [losses[s] for s in steps], "-", marker="." if len(steps) < 50 else None,
+                label=name)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss (per target token)")
+    ax.set_title("training loss")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    for ext in ("png", "svg"):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=ext)
+        storage.write_bytes(storage.join(out_dir, f"training_loss.{ext}"), buffer.getvalue())
+    plt.close(fig)
+    return "training_loss.png"

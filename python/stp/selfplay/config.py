@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 
 from stp.ranges import (
@@ -22,6 +24,13 @@ class SelfPlayConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # sampling (the model never changes; `RL/run_RL_sampling.sh`).
     conjecturing: bool = True
     train: bool = True
+    # How each round's model is trained. "continue": the previous round's model on this round's
+    # window (self-play, RL_step2_train.py). "restart": the round-0 model (the SFT model) again,
+    # on the final re-training's selection (`retrain.max_proofs_per_statement`,
+    # `retrain.length_penalty`, `retrain.min_steps`) of the correct dataset proofs of every round
+    # so far, with `learning_rate` below: the expert-iteration baseline (run_RL_expert_iter.sh
+    # calling RL_step3_final_model.py without synthetic examples).
+    round_training: Literal["continue", "restart"] = "continue"
     samples_first_round: PositiveInt = 64
     samples_per_statement: PositiveInt = 32
     # 0 = every dataset statement each round.

@@ -44,6 +44,7 @@ from stp.selfplay.training_sets import (
     conjecturer_examples,
     dedup_examples,
     prover_examples,
+    retrain_proofs,
     shuffled,
 )
 
@@ -626,9 +627,12 @@ class SelfPlay:
                 "weight_sum": float(sum(e.weight for e in kept))}
 
     def stage_train_set(self, r: int, model: str) -> dict[str, Any]:
-        """Prover examples from the window + weighted conjecturer examples, deduped, shuffled."""
+        """Prover examples from the window + weighted conjecturer examples, deduped, shuffled
+        (`round_training = "restart"`: the expert-iteration set, `restart_train_set`)."""
         from stp.model import prompts
 
+        if self.sp.round_training == "restart":
+            return self.restart_train_set(r)
         size = len(self.rows)
         window = self.window_rounds(r)
         attempts = np.zeros(size, dtype=np.int64)
@@ -668,6 +672,32 @@ class SelfPlay:
                 "mean_target_chars": float(np.mean([len(e.target) for e in train]))
                 if train else 0.0}
 
+    def restart_train_set(self, r: int) -> dict[str, Any]:
+        """Expert iteration (RL_step3_final_model.py without `--include_synthetic_examples`):
+        at most `retrain.max_proofs_per_statement` distinct correct proofs per dataset statement
+        over rounds 0..r, weighted exp(−`retrain.length_penalty`·len(proof)), deduped, shuffled.
+        No conjecture is ever included and no SFT set is added."""
+        from stp.model import prompts
+        from stp.selfplay.retrain import RoundSource
+
+        rc = self.cfg.retrain
+        rows = list(self.rows)
+        proofs = retrain_proofs((RoundSource(self.run_dir, i, rows) for i in range(r + 1)),
+                                max_per_statement=rc.max_proofs_per_statement,
+                                include_conjectures=False, conjecture_rate_max=0.0,
+                                seed=self.cfg.run.seed)
+        examples = [prompts.prover_training_example(statement, header, proof,
+                                                    math.exp(-rc.length_penalty * len(proof)),
+                                                    self.fmt)
+                    for statement, header, proof in proofs]
+        train = shuffled(list(dedup_examples(examples, set())), self.rng(r, "dataset"))
+        storage.write_jsonl(self.run_dir.train_set_path(r), train)
+        return {"prover_examples": len(train), "conjecturer_examples": 0,
+                "replay_examples": 0, "examples": len(train),
+                "statements": len({(s, h) for s, h, _ in proofs}),
+                "mean_target_chars": float(np.mean([len(e.target) for e in train]))
+                if train else 0.0}
+
     def _replay(self, r: int, n: int) -> list[TrainingExample]:
         """`sft_replay_fraction · n` SFT examples mixed in (0 = the original: no replay)."""
         k = round(self.sp.sft_replay_fraction * n)
@@ -700,11 +730,16 @@ class SelfPlay:
             from stp.model.training import train_weighted
 
             train_fn = train_weighted
-        result = train_fn(model, str(storage.local_cache_path(train_path)),
+        # "restart" (expert iteration) trains the round-0 model again each round, for at least
+        # the final re-training's step count; "continue" trains the previous round's model.
+        restart = self.sp.round_training == "restart"
+        base = self.model_for(0) if restart else model
+        extra: dict[str, Any] = {"min_steps": self.cfg.retrain.min_steps} if restart else {}
+        if self.sp.max_train_steps > 0:
+            extra["max_steps"] = self.sp.max_train_steps
+        result = train_fn(base, str(storage.local_cache_path(train_path)),
                           self.run_dir.model_dir(r), self.cfg.trainer, self.cfg.model,
-                          learning_rate=self.sp.learning_rate,
-                          **({"max_steps": self.sp.max_train_steps}
-                             if self.sp.max_train_steps > 0 else {}))
+                          learning_rate=self.sp.learning_rate, **extra)
         self.counters["train_runs"] += 1
         self.counters["train_steps"] += int(result.steps)
         losses = list(getattr(result, "losses", []) or [])

@@ -37,7 +37,7 @@ import msgspec
 import numpy as np
 
 from stp import storage
-from stp.metrics import MetricsWriter, Progress, read_metrics
+from stp.metrics import MetricsWriter, Progress, train_losses
 from stp.model.config import ModelConfig, TrainerConfig
 from stp.model.location import is_hub_id, local_path
 from stp.model.training import schedule
@@ -162,6 +162,9 @@ def train_weighted(base_model: str, examples_path: str, out_dir: str,
         start = int(state.step)
         if start:
             logger.info("resuming %s at step %d of %d", out_dir, start, steps)
+            if is_main:
+                # Steps >= start logged before the kill are redone; readers keep the later record.
+                metrics.log("train_resume", from_step=start, steps=steps)
         checkpointer = lev_cfg.checkpointer.create(trainer.run_id)
         trainer.add_hook(checkpointer.on_step, every=1)
 
@@ -469,11 +472,8 @@ def _target_tokens(toks: TokenizedExamples, ids: np.ndarray) -> int:
 
 
 def _losses(out_dir: str, steps: int) -> list[float]:
-    by_step: dict[int, float] = {}
     path = storage.join(out_dir, "metrics.jsonl")
-    if storage.exists(path):
-        for rec in read_metrics(path, "train_step"):
-            by_step[int(rec["step"])] = float(rec["loss"])
+    by_step = train_losses(path) if storage.exists(path) else {}
     missing = [s for s in range(steps) if s not in by_step]
     if missing:
         logger.warning("no recorded loss for steps %s of %s", missing, out_dir)

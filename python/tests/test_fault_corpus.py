@@ -515,9 +515,9 @@ def test_read_only_output_location(invocation: str, tmp_path: Path, tiny_model: 
 FSIZE = 4096  # small files fit; a model, a plot or the dataset shard of a run does not
 
 
-# stp.train's full --out is reached only after a real training run (minutes in a fresh process
-# on 2 cores); its read-only case above and the shared write path (stp.storage) cover it.
-@pytest.mark.parametrize("invocation", ["stp.selfplay", "stp.eval plot", "stp.model.tiny"])
+# stp.train fills the disk at its first large file, the HF export after training (~30 s in a
+# fresh process on 2 cores); the half-written export directory must not stay.
+@pytest.mark.parametrize("invocation", OUTPUT_CASES)
 def test_full_disk_says_what_to_free_and_leaves_nothing_cut(invocation: str, tmp_path: Path,
                                                             tiny_model: str) -> None:
     command, argv = _output_cases(tmp_path, tiny_model)[invocation]

@@ -422,7 +422,13 @@ def _export(converter, model, hf_path: str, dtype: str) -> None:
     tmp = hf_path + ".tmp"
     if os.path.exists(tmp):
         storage.remove_tree(tmp)
-    converter.save_pretrained(model, tmp, save_tokenizer=True, dtype=jdtype)
+    try:
+        converter.save_pretrained(model, tmp, save_tokenizer=True, dtype=jdtype)
+    except BaseException:
+        # A full disk or a kill mid-export leaves no half-written weights behind; the rerun
+        # resumes from the last checkpoint and exports again.
+        storage.remove_tree(tmp)
+        raise
     if os.path.exists(hf_path):
         storage.remove_tree(hf_path)
     os.replace(tmp, hf_path)

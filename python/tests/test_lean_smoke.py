@@ -257,7 +257,7 @@ def test_replay_lines_in_the_smoke_file_are_well_formed() -> None:
 
 def test_runner_rejects_bad_replay_lines(tmp_path: Path) -> None:
     ok = {"statement": "theorem x : True :=", "export": {"from_proof": " trivial"}}
-    bad_lines = [
+    bad_lines: list[tuple[dict[str, Any], str]] = [
         ({"replay": ok, "request": {"statement": "theorem x : True :=", "proof": " trivial"}},
          "exactly one of 'request' and 'replay'"),
         ({"replay": {"statement": "theorem x : True :="}}, "missing field 'replay.export'"),

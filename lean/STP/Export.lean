@@ -172,7 +172,7 @@ def encConst (n : Name) (ci : ConstantInfo) : EncM Json := do
 
 /-- The EXPORT object of `consts` (what `newDependencies` returns for a passing candidate). -/
 def encode (consts : List (Name × ConstantInfo)) : Except String Json := do
-  let (cs, s) ← (consts.mapM fun (n, ci) => encConst n ci).run { : EncState }
+  let (cs, s) ← StateT.run (consts.mapM fun (n, ci) => encConst n ci) { : EncState }
   return Json.mkObj [("names", Json.arr s.names), ("levels", Json.arr s.levels),
                      ("exprs", Json.arr s.exprs), ("consts", Json.arr cs.toArray)]
 

@@ -241,7 +241,7 @@ def levelArg (t : Tables) (a : Array Json) (i : Nat) : Except String Level := do
 def exprArg (t : Tables) (a : Array Json) (i : Nat) : Except String Expr := do
   lookup t.exprs (← natArg a i) "expression"
 
-/-- The tag of a node, after checking that the node has exactly `1 + arity` elements. -/
+/-- The tag of a node (its first element, a string); `arity` then checks its length. -/
 def tagOf (a : Array Json) : Except String String := do
   match a[0]? with
   | some (Json.str s) => pure s

@@ -419,6 +419,7 @@ class RawChecker:
             self.proc.stdin.flush()
             line = self.lines.get(timeout=timeout or self.timeout)
         except (OSError, queue.Empty) as err:
+            self.proc.kill()  # a late answer must never be read as the next request's
             raise SmokeRunError(f"no answer from the checker ({type(err).__name__})") from None
         if line is None:
             raise SmokeRunError(f"the checker exited (status {self.proc.wait()})")
@@ -429,7 +430,10 @@ class RawChecker:
 
     def close(self) -> None:
         if self.proc.stdin is not None:
-            self.proc.stdin.close()
+            try:
+                self.proc.stdin.close()
+            except OSError:  # the process is already gone
+                pass
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -461,6 +465,8 @@ class ReplayRunner:
 
         cfg_over = case.get("config", {})
         key = (role, case.get("header", ""), json.dumps(cfg_over, sort_keys=True))
+        if key in self.workers and self.workers[key].proc.poll() is not None:
+            del self.workers[key]  # died or was killed after a timeout: start a new one
         if key not in self.workers:
             cfg = load_config(self.args.config, [*self.args.overrides,
                                                  *group_overrides(cfg_over, "")])

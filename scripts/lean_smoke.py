@@ -27,6 +27,7 @@ checker missing (or a malformed smoke file).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import itertools
 import json
@@ -430,10 +431,8 @@ class RawChecker:
 
     def close(self) -> None:
         if self.proc.stdin is not None:
-            try:
+            with contextlib.suppress(OSError):  # the process may already be gone
                 self.proc.stdin.close()
-            except OSError:  # the process is already gone
-                pass
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -13,7 +13,7 @@ def protocolVersion : Nat := 3
 def checkerVersion : String := "stp-check 0.3.0"
 
 /-- A `pass` whose encoded export would be larger than this (bytes of the compact JSON) carries
-`export_omitted: "too_large"` instead (protocol 3; mirrored in Python as `export_max_bytes`). -/
+`export_omitted: "too_large"` instead (protocol 3; mirrored in Python as `EXPORT_MAX_BYTES`). -/
 def exportMaxBytes : Nat := 8 * 1024 * 1024
 
 /-- A Lean message, positioned relative to the text we elaborated. -/
@@ -143,7 +143,8 @@ def CheckerConfig.parse (j : Json) : Except String CheckerConfig := do
     | "replay" => pure true
     | r => throw s!"field 'role' must be \"check\" or \"replay\", got \"{r}\""
   let wantExport ← need "export" (← getBool? j "export")
-  return { replayRole, wantExport, header, headerTrusted, maxHeartbeats, strict, paper, allowedAxioms }
+  return { replayRole, wantExport, header, headerTrusted, maxHeartbeats, strict, paper,
+           allowedAxioms }
 
 structure CheckRequest where
   id : String

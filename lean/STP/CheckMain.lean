@@ -3,8 +3,9 @@
 elaborates the header once, answers `ready`, then one `result` line per request line until EOF
 (exit 0). The config's `role` says which requests it answers: role "check" answers `check`
 (proof text), role "replay" answers `replay` (an EXPORT, never proof text); the other op gets
-`error`/`bad_request`. Protocol lines go only to the stdout stream captured before anything else ran; every
-elaboration of header, statement or proof text runs with isolated streams (`Compat.isolated`).
+`error`/`bad_request`. Protocol lines go only to the stdout stream captured before anything else
+ran; every elaboration of header, statement or proof text runs with isolated streams
+(`Compat.isolated`).
 -/
 import STP.Check
 

@@ -75,7 +75,8 @@ def hmEmpty {α β : Type} [BEq α] [Hashable α] : HMap α β := Lean.mkHashMap
 def hmFind? {α β : Type} [BEq α] [Hashable α] (m : HMap α β) (k : α) : Option β :=
   Lean.HashMap.find? m k
 
-def hmInsert {α β : Type} [BEq α] [Hashable α] (m : HMap α β) (k : α) (v : β) : HMap α β :=
+def hmInsert {α β : Type} [BEq α] [Hashable α] (m : HMap α β) (k : α) (v : β) :
+    HMap α β :=
   Lean.HashMap.insert m k v
 
 /-- Syntax kinds a tactic configuration value may be built from (`(config := v)`): literals and

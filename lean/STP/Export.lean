@@ -47,22 +47,25 @@ def tagged (tag : String) (args : List Json) : Json :=
 
 def idxJson (i : Nat) : Json := toJson i
 
+/- Each push reads the new index first and then uses every field of the state once, so the
+arrays and maps are updated in place (a second use of `s.exprs` after the push would copy it). -/
+
 def encName (n : Name) : EncM Nat := do
   if let some i := Compat.hmFind? (← get).nameIdx n then return i
   let j := Json.arr (nameComps n).toArray
   modifyGet fun s =>
-    (s.names.size, { s with names := s.names.push j,
-                            nameIdx := Compat.hmInsert s.nameIdx n s.names.size })
+    let i := s.names.size
+    (i, { s with names := s.names.push j, nameIdx := Compat.hmInsert s.nameIdx n i })
 
 def pushLevel (l : Level) (j : Json) : EncM Nat :=
   modifyGet fun s =>
-    (s.levels.size, { s with levels := s.levels.push j,
-                             levelIdx := Compat.hmInsert s.levelIdx l s.levels.size })
+    let i := s.levels.size
+    (i, { s with levels := s.levels.push j, levelIdx := Compat.hmInsert s.levelIdx l i })
 
 def pushExpr (e : Expr) (j : Json) : EncM Nat :=
   modifyGet fun s =>
-    (s.exprs.size, { s with exprs := s.exprs.push j,
-                            exprIdx := Compat.hmInsert s.exprIdx e s.exprs.size })
+    let i := s.exprs.size
+    (i, { s with exprs := s.exprs.push j, exprIdx := Compat.hmInsert s.exprIdx e i })
 
 partial def encLevel (l : Level) : EncM Nat := do
   if let some i := Compat.hmFind? (← get).levelIdx l then return i

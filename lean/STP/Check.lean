@@ -7,6 +7,7 @@ adds survives it.
 -/
 import Lean
 import STP.Compat
+import STP.Export
 import STP.Gate
 import STP.Protocol
 import STP.Session
@@ -93,14 +94,24 @@ def effectiveHeartbeats (session : Nat) (request : Option Nat) : Nat :=
 def sortStrings (xs : Array String) : List String :=
   (xs.qsort fun a b => a < b).toList
 
-/-- Same kind (theorem/definition), same type (`Expr` `==`: alpha-equivalence), same universe
-parameters, and a definition must be safe (not `unsafe`/`partial`). -/
-def matchesRef (ref : RefStatement) (ci : ConstantInfo) : Bool :=
+/-- Same kind (theorem/definition), same type (`Expr` `==`: alpha-equivalence) after `norm` on
+both sides, same universe parameters, and a definition must be safe (not `unsafe`/`partial`). -/
+def matchesRefWith (norm : Expr → Expr) (ref : RefStatement) (ci : ConstantInfo) : Bool :=
   let safe := match ci with
     | ConstantInfo.defnInfo v => v.safety == DefinitionSafety.safe
     | _ => true
-  constKind? ci == some ref.isDef && ci.type == ref.type && ci.levelParams == ref.levelParams &&
-    safe
+  constKind? ci == some ref.isDef && norm ci.type == norm ref.type &&
+    ci.levelParams == ref.levelParams && safe
+
+def matchesRef (ref : RefStatement) (ci : ConstantInfo) : Bool :=
+  matchesRefWith id ref ci
+
+/-- `e` without `mdata` nodes (an export drops them; `Expr` `==` does not ignore them).
+`Expr.replace` caches on pointers, so a DAG-shaped type is walked once per shared node. -/
+partial def stripMData (e : Expr) : Expr :=
+  e.replace fun x => match x with
+    | .mdata _ inner => some (stripMData inner)
+    | _ => none
 
 def hasText (haystack needle : String) : Bool :=
   (haystack.splitOn needle).length > 1
@@ -116,20 +127,29 @@ def paperReasons (errors warnings : List Msg) : List String :=
   (if warns.any (hasText ·.text "failed") then ["failed_warning"] else [])
 
 /-- Kernel replay of a passing candidate: every constant it added that the target depends on
-(`newDependencies`) is re-added on top of the header environment through the kernel
+(`deps` = `newDependencies`) is re-added on top of the header environment through the kernel
 (`Compat.replay`), then the target is looked up in the
 replayed environment and compared with the reference again. Catches declarations that entered
 the environment without the kernel (`addDeclWithoutChecking`, `debug.skipKernelTC`, environment
 edits by a metaprogram). `none` = confirmed; `some detail` = `replay_failed`. -/
-def replayProblem (c : CheckerSession) (ref : RefStatement) (env : Environment) :
+def replayProblem (c : CheckerSession) (ref : RefStatement) (deps : List (Name × ConstantInfo)) :
     IO (Option String) := do
   try
-    let replayed ← Compat.replay c.header.env (newDependencies c.header.env env ref.name)
+    let replayed ← Compat.replay c.header.env deps
     match replayed.find? ref.name with
     | some ci => return if matchesRef ref ci then none else some "replayed constant differs"
     | none => return some "the target constant is missing after the replay"
   catch e =>
     return some (toString e)
+
+/-- The export of a strict pass (protocol 3, `export: true`): `(exportJson?, exportOmitted?)`,
+or `.error` when a constant cannot be exported (the verdict becomes `fail`/`export_failed`). -/
+def exportFields (deps : List (Name × ConstantInfo)) :
+    Except String (Option Json × Option String) :=
+  match Export.encodeCapped deps with
+  | .ok (some j) => .ok (some j, none)
+  | .ok none => .ok (none, some "too_large")
+  | .error e => .error e
 
 /-! ### The check -/
 
@@ -189,13 +209,24 @@ def checkStrict (c : CheckerSession) (req : CheckRequest) (hb : Nat) : IO CheckR
   if axioms.contains "sorryAx" then reasons := reasons.push "sorry"
   if axioms.any (fun a => a != "sorryAx" && !c.config.allowedAxioms.contains a) then
     reasons := reasons.push "bad_axiom"
-  -- 6. Kernel replay, only for what would otherwise pass.
+  -- 6. Kernel replay, only for what would otherwise pass; then (protocol 3) its export.
   let mut replayErrors : List Msg := []
+  let mut exportJson? : Option Json := none
+  let mut exportOmitted? : Option String := none
   if reasons.isEmpty then
-    let problem ← replayProblem c ref env
+    let deps := newDependencies c.header.env env ref.name
+    let problem ← replayProblem c ref deps
     if let some detail := problem then
       reasons := reasons.push "replay_failed"
       replayErrors := [Msg.plain s!"kernel replay: {detail}"]
+    else if c.config.wantExport then
+      match exportFields deps with
+      | .ok (j?, omitted?) =>
+        exportJson? := j?
+        exportOmitted? := omitted?
+      | .error e =>
+        reasons := reasons.push "export_failed"
+        replayErrors := [Msg.plain s!"export: {e}"]
   -- 7. Premises: imported constants named in the proof text.
   let premises? :=
     if req.premises && errors.isEmpty then
@@ -206,7 +237,8 @@ def checkStrict (c : CheckerSession) (req : CheckRequest) (hb : Nat) : IO CheckR
     else none
   let verdict := if reasons.isEmpty then "pass" else "fail"
   return { id := req.id, nonce?, verdict, reasons := reasons.toList,
-           errors := errors ++ replayErrors, warnings, axioms, statementMatch?, premises? }
+           errors := errors ++ replayErrors, warnings, axioms, statementMatch?, premises?,
+           exportJson?, exportOmitted? }
 
 def checkRequest (c : CheckerSession) (req : CheckRequest) : IO CheckResponse := do
   let t0 ← IO.monoMsNow
@@ -215,6 +247,66 @@ def checkRequest (c : CheckerSession) (req : CheckRequest) : IO CheckResponse :=
       pure (errorResponse req.id (some req.nonce) "header_error")
     else if c.config.paper then checkPaper c req hb
     else checkStrict c req hb
+  return { r with ms := (← IO.monoMsNow) - t0 + 1 }
+
+/-! ### Replay role (protocol 3): kernel replay of an EXPORT, no proof text -/
+
+/-- Re-add `consts` on top of the header environment through the kernel. The header
+environment is an immutable value: every request starts from the very same one. -/
+def replayEnv (c : CheckerSession) (consts : List (Name × ConstantInfo)) :
+    IO (Except String Environment) := do
+  try
+    return .ok (← Compat.replay c.header.env consts)
+  catch e =>
+    return .error (toString e)
+
+/-- Steps 1-5 of a replay request (docs/protocol.md): reference from the statement (gated,
+elaborated from the header state, cached), decode and refuse, kernel replay, target match with
+`mdata` stripped on both sides, axioms. Only the header and `statement + " sorry"` are ever
+elaborated here. -/
+def replayStrict (c : CheckerSession) (req : ReplayRequest) (hb : Nat) : IO CheckResponse := do
+  let nonce? := some req.nonce
+  let fail (reasons : List String) : CheckResponse :=
+    { id := req.id, nonce?, verdict := "fail", reasons }
+  -- 1. The reference, exactly as a check computes it.
+  let refE ← referenceOf c req.statement hb
+  match refE with
+  | .error (.forbidden found) => return { fail ["forbidden"] with forbidden := found }
+  | .error (.invalid errs) => return { fail ["statement_error"] with errors := errs }
+  | .ok _ => pure ()
+  let .ok ref := refE | return fail ["statement_error"]
+  -- 2. Decode (bounds-checked, never panics) and refuse what must not reach the kernel.
+  let decoded := Export.decodeChecked c.header.env req.exportData
+  if let .error e := decoded then
+    return { fail ["replay_failed"] with errors := [Msg.plain s!"export: {e}"] }
+  let .ok consts := decoded | return fail ["replay_failed"]
+  -- 3. The kernel, from the immutable header environment.
+  let replayed ← replayEnv c consts
+  if let .error e := replayed then
+    return { fail ["replay_failed"] with errors := [Msg.plain s!"kernel replay: {e}"] }
+  let .ok env := replayed | return fail ["replay_failed"]
+  -- 4. The target is one of the exported constants and matches the reference.
+  if !consts.any (·.1 == ref.name) then return fail ["missing_theorem"]
+  let some ci := env.find? ref.name | return fail ["missing_theorem"]
+  if (constKind? ci).isNone then return fail ["missing_theorem"]
+  if !matchesRefWith stripMData ref ci then
+    return { fail ["statement_mismatch"] with statementMatch? := some false }
+  -- 5. Axioms of the replayed target, transitively.
+  let axioms := sortStrings ((Compat.collectAxioms env ref.name).map toString)
+  let mut reasons : Array String := #[]
+  if axioms.contains "sorryAx" then reasons := reasons.push "sorry"
+  if axioms.any (fun a => a != "sorryAx" && !c.config.allowedAxioms.contains a) then
+    reasons := reasons.push "bad_axiom"
+  let verdict := if reasons.isEmpty then "pass" else "fail"
+  return { id := req.id, nonce?, verdict, reasons := reasons.toList, axioms,
+           statementMatch? := some true }
+
+def replayRequest (c : CheckerSession) (req : ReplayRequest) : IO CheckResponse := do
+  let t0 ← IO.monoMsNow
+  let hb := effectiveHeartbeats c.config.maxHeartbeats req.maxHeartbeats?
+  let r ← if !c.header.errors.isEmpty then
+      pure (errorResponse req.id (some req.nonce) "header_error")
+    else replayStrict c req hb
   return { r with ms := (← IO.monoMsNow) - t0 + 1 }
 
 end STP

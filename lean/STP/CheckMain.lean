@@ -1,8 +1,11 @@
 /-
-`stp_check`: the proof checker. Protocol (version 2): docs/protocol.md. Reads a config line,
+`stp_check`: the proof checker. Protocol (version 3): docs/protocol.md. Reads a config line,
 elaborates the header once, answers `ready`, then one `result` line per request line until EOF
-(exit 0). Protocol lines go only to the stdout stream captured before anything else ran; every
-elaboration of header, statement or proof text runs with isolated streams (`Compat.isolated`).
+(exit 0). The config's `role` says which requests it answers: role "check" answers `check`
+(proof text), role "replay" answers `replay` (an EXPORT, never proof text); the other op gets
+`error`/`bad_request`. Protocol lines go only to the stdout stream captured before anything else
+ran; every elaboration of header, statement or proof text runs with isolated streams
+(`Compat.isolated`).
 -/
 import STP.Check
 
@@ -16,6 +19,12 @@ def safeCheck (c : CheckerSession) (req : CheckRequest) : IO CheckResponse := do
   catch e =>
     return errorResponse req.id (some req.nonce) "internal_error" (toString e)
 
+def safeReplay (c : CheckerSession) (req : ReplayRequest) : IO CheckResponse := do
+  try
+    replayRequest c req
+  catch e =>
+    return errorResponse req.id (some req.nonce) "internal_error" (toString e)
+
 /-- The answer to one request line. `id` and `nonce` are echoed whenever the line is JSON that
 has them, even when the rest of it is malformed. -/
 def answer (c : CheckerSession) (line : String) : IO CheckResponse := do
@@ -26,9 +35,17 @@ def answer (c : CheckerSession) (line : String) : IO CheckResponse := do
     let nonce? := match getStr? j "nonce" with | .ok (some n) => some n | _ => none
     match getStr? j "op" with
     | .ok (some "check") =>
+      if c.config.replayRole then
+        return errorResponse id nonce? "bad_request" "a replay worker answers only \"replay\""
       match CheckRequest.parse j with
       | .error e => return errorResponse id nonce? "bad_request" e
       | .ok req => safeCheck c req
+    | .ok (some "replay") =>
+      if !c.config.replayRole then
+        return errorResponse id nonce? "bad_request" "a check worker answers only \"check\""
+      match ReplayRequest.parse j with
+      | .error e => return errorResponse id nonce? "bad_request" e
+      | .ok req => safeReplay c req
     | .ok (some "config") => return errorResponse id nonce? "bad_request" "config was already given"
     | .ok (some op) => return errorResponse id nonce? "unknown_op" s!"unknown op \"{op}\""
     | .ok none => return errorResponse id nonce? "bad_request" "missing field 'op'"

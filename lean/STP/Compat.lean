@@ -65,6 +65,20 @@ def replay (base : Environment) (consts : List (Name × ConstantInfo)) : IO Envi
     m := m.insert n ci
   base.replay m
 
+/-- A hash map (the export encoder's memo tables). `Lean.HashMap` at v4.9 (module
+`Lean.Data.HashMap`: `mkHashMap`, `find?`, `insert`); deprecated for `Std.HashMap` (`get?`,
+`insert`) from ~v4.12 and removed later: change these four definitions there. -/
+abbrev HMap (α β : Type) [BEq α] [Hashable α] : Type := Lean.HashMap α β
+
+def hmEmpty {α β : Type} [BEq α] [Hashable α] : HMap α β := Lean.mkHashMap
+
+def hmFind? {α β : Type} [BEq α] [Hashable α] (m : HMap α β) (k : α) : Option β :=
+  Lean.HashMap.find? m k
+
+def hmInsert {α β : Type} [BEq α] [Hashable α] (m : HMap α β) (k : α) (v : β) :
+    HMap α β :=
+  Lean.HashMap.insert m k v
+
 /-- Syntax kinds a tactic configuration value may be built from (`(config := v)`): literals and
 structure instances of literals. Kind names of the v4.9 parser (`Lean/Parser/Term.lean`:
 `structInst`, `structInstField`, `structInstLVal`, `optEllipsis`, `dotIdent`; literal kinds

@@ -9,8 +9,12 @@ open Lean
 
 namespace STP
 
-def protocolVersion : Nat := 2
-def checkerVersion : String := "stp-check 0.2.0"
+def protocolVersion : Nat := 3
+def checkerVersion : String := "stp-check 0.3.0"
+
+/-- A `pass` whose encoded export would be larger than this (bytes of the compact JSON) carries
+`export_omitted: "too_large"` instead (protocol 3; mirrored in Python as `EXPORT_MAX_BYTES`). -/
+def exportMaxBytes : Nat := 8 * 1024 * 1024
 
 /-- A Lean message, positioned relative to the text we elaborated. -/
 structure Msg where
@@ -95,9 +99,15 @@ def getStrArray? (j : Json) (k : String) : Except String (Option (Array String))
 
 /-! ### Checker messages -/
 
-/-- Session settings. Protocol 2: every field is required; the checker holds no defaults of its
-own (Python sends the values of its configuration). -/
+/-- Session settings. Every field is required; the checker holds no defaults of its own (Python
+sends the values of its configuration). -/
 structure CheckerConfig where
+  /-- Protocol 3: role "check" (elaborates proofs) or "replay" (kernel replay of exports; never
+  sees proof text). -/
+  replayRole : Bool
+  /-- Wire field `export` (a Lean keyword, hence the name). Role "check": every strict `pass`
+  carries its EXPORT (or `export_omitted`). -/
+  wantExport : Bool
   header : String
   /-- false: the header goes through the allow-list gate before it is elaborated. -/
   headerTrusted : Bool
@@ -128,7 +138,13 @@ def CheckerConfig.parse (j : Json) : Except String CheckerConfig := do
     | "paper" => pure true
     | m => throw s!"field 'profile' must be \"strict\" or \"paper\", got \"{m}\""
   let allowedAxioms ← need "allowed_axioms" (← getStrArray? j "allowed_axioms")
-  return { header, headerTrusted, maxHeartbeats, strict, paper, allowedAxioms }
+  let replayRole ← match ← getStr j "role" with
+    | "check" => pure false
+    | "replay" => pure true
+    | r => throw s!"field 'role' must be \"check\" or \"replay\", got \"{r}\""
+  let wantExport ← need "export" (← getBool? j "export")
+  return { replayRole, wantExport, header, headerTrusted, maxHeartbeats, strict, paper,
+           allowedAxioms }
 
 structure CheckRequest where
   id : String
@@ -151,6 +167,29 @@ def CheckRequest.parse (j : Json) : Except String CheckRequest := do
   let maxHeartbeats? ← getNat? j "max_heartbeats"
   return { id, nonce, statement, proof, name?, premises, maxHeartbeats? }
 
+/-- Protocol 3, role "replay": re-add the constants of `export` (EXPORT, docs/protocol.md)
+through the kernel on top of the header and compare the target with the reference elaborated
+from `statement`. There is no proof text in this request, ever. -/
+structure ReplayRequest where
+  id : String
+  nonce : String
+  statement : String
+  /-- The EXPORT object as received (wire field `export`; `export` is a Lean keyword);
+  `STP.Export.decode` reads it. -/
+  exportData : Json
+  maxHeartbeats? : Option Nat := none
+
+def ReplayRequest.parse (j : Json) : Except String ReplayRequest := do
+  let id ← getStr j "id"
+  let nonce ← getStr j "nonce"
+  let statement ← getStr j "statement"
+  let exportData ← match j.getObjVal? "export" with
+    | .ok (Json.obj kvs) => pure (Json.obj kvs)
+    | .ok _ => throw "field 'export' must be an object"
+    | .error _ => throw "missing field 'export'"
+  let maxHeartbeats? ← getNat? j "max_heartbeats"
+  return { id, nonce, statement, exportData, maxHeartbeats? }
+
 def readyJson (ok : Bool) (leanVersion : String) (headerMs : Nat) (errors : List Msg) : Json :=
   Json.mkObj <|
     [("op", Json.str "ready"), ("protocol", toJson protocolVersion), ("ok", Json.bool ok),
@@ -170,6 +209,11 @@ structure CheckResponse where
   statementMatch? : Option Bool := none
   forbidden : List String := []
   premises? : Option (List String) := none
+  /-- Protocol 3, role "check" with `export: true`, strict `pass` only: the EXPORT object
+  (wire field `export`). -/
+  exportJson? : Option Json := none
+  /-- Instead of `exportJson?` when the encoded export is over `exportMaxBytes`: "too_large". -/
+  exportOmitted? : Option String := none
   ms : Nat := 0
 
 def CheckResponse.json (r : CheckResponse) : Json :=
@@ -186,6 +230,8 @@ def CheckResponse.json (r : CheckResponse) : Json :=
     ++ (match r.premises? with
         | some ps => [("premises", Json.arr (ps.map Json.str).toArray)]
         | none => [])
+    ++ (match r.exportJson? with | some e => [("export", e)] | none => [])
+    ++ (match r.exportOmitted? with | some o => [("export_omitted", Json.str o)] | none => [])
     ++ natField "ms" r.ms
 
 /-- An `error` verdict that names the problem (malformed line, header error, exception). -/

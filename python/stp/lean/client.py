@@ -39,6 +39,7 @@ from stp.lean.protocol import (
     CheckRequest,
     CheckResponse,
     Ready,
+    ReplayRequest,
     decode_checker_line,
     encoder,
 )
@@ -156,7 +157,7 @@ class CheckerProcess:
             )
         return ready
 
-    def send(self, requests: Sequence[CheckRequest]) -> None:
+    def send(self, requests: Sequence[CheckRequest | ReplayRequest]) -> None:
         """Queue request lines (one write for the whole batch)."""
         if self._dead or self._stdin is None or self._stdin.is_closing():
             return  # the exit callback reports the in-flight items

@@ -526,9 +526,8 @@ def decode_export(export: object) -> tuple[dict[tuple, tuple[str, int, int]], li
                 _index(a, i, "expr")
             if not isinstance(args[4], bool):
                 raise ExportError(f"bad nonDep in {e!r}")
-        elif tag == "nat" and not (isinstance(args[0], str) and args[0].isdigit()):
-            raise ExportError(f"bad literal {e!r}")
-        elif tag == "str" and not isinstance(args[0], str):
+        elif tag in ("nat", "str") and not (isinstance(args[0], str) and (
+                tag == "str" or re.fullmatch("[0-9]+", args[0]))):
             raise ExportError(f"bad literal {e!r}")
         elif tag == "prj":
             _index(args[0], len(names), "name")

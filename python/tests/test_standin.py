@@ -19,7 +19,8 @@ from stp.lean.protocol import (
 
 
 def config(header: str) -> CheckerConfig:
-    return CheckerConfig(header=header, header_trusted=True, max_heartbeats=400_000,
+    return CheckerConfig(role="check", export=False, header=header, header_trusted=True,
+                         max_heartbeats=400_000,
                          mode="strict", profile="strict", allowed_axioms=["propext"])
 
 

@@ -32,7 +32,7 @@ STATEMENT = "theorem t (n : ℕ) : n + 0 = n :="
 def config(tmp_path: Path, *overrides: str) -> STPConfig:
     return load_config(None, ["verifier.workers=1", "verifier.timeout_s=20",
                               "verifier.cache_dir='off'", "verifier.start_timeout_s=60",
-                              "verifier.recheck_passes=false",
+                              "verifier.recheck='off'",
                               f"run.run_dir={str(tmp_path / 'run')!r}", *overrides])
 
 
@@ -100,7 +100,7 @@ def test_hijacked_stream_is_caught_by_the_fresh_recheck(make: Any) -> None:
     items = [item(" by TRIGGER"), item(" by false 1"), item(" by false 2"), item(" by honest")]
     v, _ = make(spec, "verifier.pipeline_depth=1")
     assert [r.status for r in v.verify_all(items)] == ["pass", "pass", "pass", "pass"]
-    v, log = make(spec, "verifier.pipeline_depth=1", "verifier.recheck_passes=true",
+    v, log = make(spec, "verifier.pipeline_depth=1", "verifier.recheck='fresh'",
                   "verifier.workers=2")
     results = v.verify_all(items)
     # the trigger passes everywhere (stopping it is the Lean side's job); the false proofs the
@@ -117,7 +117,7 @@ def test_hijacked_stream_is_caught_by_the_fresh_recheck(make: Any) -> None:
 
 def test_recheck_runs_each_pass_in_a_process_with_no_earlier_request(make: Any) -> None:
     v, log = make({"rules": [{"pattern": "bad", "action": "fail"}]},
-                  "verifier.recheck_passes=true", "verifier.workers=2")
+                  "verifier.recheck='fresh'", "verifier.workers=2")
     results = v.verify_all([item(f" by {'bad' if i % 3 == 0 else 'simp'} {i}")
                             for i in range(9)])
     assert [r.status for r in results] == ["fail" if i % 3 == 0 else "pass" for i in range(9)]
@@ -255,7 +255,7 @@ def test_cli_never_starts_a_file_header_as_trusted(tmp_path: Path) -> None:
 def test_recheck_with_a_single_worker_slot(make: Any) -> None:
     """With one slot, re-checks take turns with the normal worker (one slot freed at a time)."""
     v, log = make({"rules": [{"pattern": "bad", "action": "fail"}]},
-                  "verifier.recheck_passes=true", "verifier.workers=1")
+                  "verifier.recheck='fresh'", "verifier.workers=1")
     results = v.verify_all([item(f" by {'bad' if i % 2 else 'simp'} {i}") for i in range(6)])
     assert [r.status for r in results] == ["pass", "fail"] * 3
     checks = [e for e in read_log(log) if e["ev"] == "check"]

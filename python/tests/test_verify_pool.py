@@ -20,7 +20,7 @@ STATEMENT = "theorem t (n : ℕ) : n + 0 = n :="
 def config(tmp_path: Path, **verifier: Any) -> STPConfig:
     # pass re-checks cost a process start per pass; the tests of re-checks turn them on
     settings = {"workers": 2, "timeout_s": 5.0, "cache_dir": "off", "start_timeout_s": 20.0,
-                "memory_check_s": 0.1, "recheck_passes": False, **verifier}
+                "memory_check_s": 0.1, "recheck": "off", **verifier}
     overrides = [f"verifier.{k}={v!r}" if isinstance(v, str) else f"verifier.{k}={v}"
                  for k, v in settings.items()]
     overrides = [o.replace("True", "true").replace("False", "false") for o in overrides]

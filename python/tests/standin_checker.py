@@ -50,6 +50,7 @@ Spec (every key optional):
   state_dir: directory for `times` counters
   header_error: regex; a header matching it gets Ready(ok=false) and every check "error"
   start_delay_ms: sleep before Ready (header import); start_crash: regex on the header → exit 3
+           (only for processes of role `start_crash_role` when that is given)
   checker_version / lean_version / protocol: what Ready reports
   untrusted_header_forbidden: regex; an untrusted header (`header_trusted: false`) with a line
            matching it gets Ready(ok=false) naming the command, as the real checker's allow-list
@@ -128,6 +129,7 @@ class StandIn:
         self.allowed_axioms = ["propext"]
         self.role = "check"
         self.export = False
+        self.profile = "strict"
 
     def log(self, **event: object) -> None:
         if not self.log_path:
@@ -152,10 +154,12 @@ class StandIn:
         if not isinstance(cfg, CheckerConfig):
             raise SystemExit("first line must be a config")
         burn(self.spec.get("start_cpu_ms", 0))
-        self.role, self.export = cfg.role, cfg.export
+        self.role, self.export, self.profile = cfg.role, cfg.export, cfg.profile
         self.log(ev="start", header=cfg.header, trusted=cfg.header_trusted, role=cfg.role,
                  export=cfg.export)
-        if self.spec.get("start_crash") and re.search(self.spec["start_crash"], cfg.header):
+        crash = self.spec.get("start_crash")
+        if crash and re.search(crash, cfg.header) and self.spec.get("start_crash_role",
+                                                                     cfg.role) == cfg.role:
             sys.stderr.write("stand-in: refusing this header\n")
             sys.stderr.flush()
             os._exit(3)
@@ -316,7 +320,7 @@ class StandIn:
         values: dict = {"nonce": req.nonce,
                         "axioms": sorted(set(self.allowed_axioms) & {"propext"}),
                         "statement_match": True, "ms": 1}
-        if self.role == "check" and self.export:
+        if self.role == "check" and self.export and self.profile == "strict":
             values["export"] = encode_export(req.statement, req.proof)
         values.update(fields)
         return CheckResponse(id=req.id, verdict="pass", **values)
@@ -353,8 +357,9 @@ class StandIn:
             self.send(self.consistent_pass(req))
         elif action == "no_export":
             self.send(self.consistent_pass(req, export=None))
-        elif action == "export_too_large":
-            self.send(self.consistent_pass(req, export=None, export_omitted="too_large"))
+        elif action == "export_too_large":  # only a process asked for exports says so
+            omitted = "too_large" if self.export and self.profile == "strict" else None
+            self.send(self.consistent_pass(req, export=None, export_omitted=omitted))
         elif action == "probe":
             self.send(CheckResponse(id=req.id, nonce=req.nonce, verdict="fail",
                                     reasons=["elab_error"],

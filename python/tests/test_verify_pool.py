@@ -260,3 +260,21 @@ def test_closing_kills_every_worker(verifier_factory: Any) -> None:
     v.close()
     for pid in pids + descendants:  # killed and reaped: no zombie left behind
         assert not psutil.pid_exists(pid), psutil.Process(pid).status()
+
+
+def test_a_replay_worker_that_cannot_start_confirms_nothing(verifier_factory: Any) -> None:
+    """Check workers start, the replay worker never does: after MAX_START_FAILURES attempts the
+    waiting passes become `error` (never a pass), fails stay fails, and the pool keeps working."""
+    from stp.verify.pool import MAX_START_FAILURES
+
+    spec = {"start_crash": ".*", "start_crash_role": "replay",
+            "rules": [{"pattern": "bad", "action": "fail"}]}
+    v, log = verifier_factory(spec, recheck="replay")
+    results = v.verify_all([item(" by simp"), item(" by bad")])
+    assert [r.status for r in results] == ["error", "fail"]
+    assert results[0].reasons == ["recheck_disagreement"]
+    assert "replay checker could not start" in results[0].detail
+    starts = [e for e in read_log(log) if e["ev"] == "start"]
+    assert sum(e["role"] == "replay" for e in starts) == MAX_START_FAILURES
+    assert v.backend.stats.start_failures == MAX_START_FAILURES  # type: ignore[attr-defined]
+    assert v.verify_all([item(" by bad 2")])[0].status == "fail"

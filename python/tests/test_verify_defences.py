@@ -395,3 +395,27 @@ def test_cache_fingerprint_names_the_recheck_mode(tmp_path: Path) -> None:
                                                      command), command)
               for mode in ("replay", "fresh", "off")}
     assert len(set(prints.values())) == 3
+
+
+def test_replay_ratio_script_measures_check_and_replay_ms(tmp_path: Path) -> None:
+    """benchmarks/replay_ratio.py (the measurement of r for the first machine with Lean) runs
+    end to end against the stand-in: it checks every proof, replays every pass from its export
+    and reports the replays that did not pass."""
+    import subprocess
+
+    from standin import checker_override
+
+    proofs = tmp_path / "proofs.jsonl"
+    proofs.write_text("".join(json.dumps({"statement": STATEMENT, "proof": p}) + "\n"
+                              for p in (" by simp", " by bad", " by simp 2", " by FORGED")))
+    spec = {"rules": [{"pattern": "bad", "action": "fail"},
+                      {"pattern": "FORGED", "action": "forge_consistent"}]}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "replay_ratio.py"), str(proofs),
+         "--set", checker_override(standin_command(spec))],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": ""})
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "4 proofs checked, 3 passed, 3 replayed, 0 exports omitted" in out
+    assert "r(passes) = 1.000   r(model) = 1.000" in out  # the stand-in answers ms = 1
+    assert out.count("replay did not pass") == 1 and "replay_failed" in out

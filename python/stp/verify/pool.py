@@ -3,8 +3,9 @@
 Every job ends in exactly one result delivered to its sink: a checker verdict, `timeout`, `memory`,
 `crash` (after `crash_retries` retries on another worker) or `error` (the checker cannot start for
 that header). The invariants that guarantee it:
-- a job is in exactly one place at a time: a pool's pending queue, a worker's in-flight queue, or
-  finished (`Job.done`);
+- a job is in exactly one place at a time: one of its pool's queues (`pending` for a first check,
+  `rechecks` for a fresh re-check, `replays` for a replay; `_HeaderPool.queue_of` decides), a
+  worker's in-flight queue, or finished (`Job.done`);
 - a worker is retired exactly once (`_retire`), and retiring hands back every in-flight job;
 - a response is accepted only if its id is the id of the oldest in-flight job of that worker
   (checkers answer in request order), it echoes that job's nonce, and a `pass` is consistent

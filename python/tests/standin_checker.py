@@ -36,8 +36,9 @@ Spec (every key optional):
            forged or adversarial answer is a false proof the kernel rejects). Its fails carry
            reason `replay_failed`.
   exports: a check process started with `export: true` attaches to each strict pass it prints
-           an EXPORT of the theorem (type `["str", statement]`, value `["str", proof]`, see
-           `encode_export`); actions `no_export` (a consistent pass without one: a protocol
+           an EXPORT of the theorem (type `["str", statement]`, value `["str", proof]`, and
+           the request's informational `name` as an opaque `_stp_standin.request_name` so that
+           rules on field "name" judge the replay too; see `encode_export`); actions `no_export` (a consistent pass without one: a protocol
            error), `export_too_large` (a pass with `export_omitted: "too_large"`) and
            `forge_consistent` (a consistent pass with an honest export, for a proof the replay
            role rejects) exercise the rest.
@@ -275,8 +276,10 @@ class StandIn:
         if value[0] != "str":
             fail("replay_failed", "the stand-in can only replay a proof encoded as a string")
             return
+        named = consts.get(NAME_CONSTANT)
+        name = exprs[named[2]][1] if named and exprs[named[2]][0] == "str" else None
         decoded = CheckRequest(id=req.id, nonce=req.nonce, statement=req.statement,
-                               proof=value[1])
+                               proof=value[1], name=name)
         action, spec = self.pick(decoded)
         if action == "fail":  # what a kernel rejection of the replayed declarations says
             spec = {**spec, "reasons": ["replay_failed"],
@@ -321,7 +324,7 @@ class StandIn:
                         "axioms": sorted(set(self.allowed_axioms) & {"propext"}),
                         "statement_match": True, "ms": 1}
         if self.role == "check" and self.export and self.profile == "strict":
-            values["export"] = encode_export(req.statement, req.proof)
+            values["export"] = encode_export(req.statement, req.proof, req.name)
         values.update(fields)
         return CheckResponse(id=req.id, verdict="pass", **values)
 
@@ -453,17 +456,27 @@ def target_name(statement: str) -> tuple[str | int, ...]:
     return tuple((m.group(1) if m else "_").split("."))
 
 
-def encode_export(statement: str, proof: str) -> dict:
+# The constant under which the stand-in's export carries the request's informational `name`, so
+# that rules on field "name" judge a replay as they judged the check (a real export has no such
+# thing: the stand-in's "proof term" is the proof text).
+NAME_CONSTANT = ("_stp_standin", "request_name")
+
+
+def encode_export(statement: str, proof: str, name: str | None = None) -> dict:
     """A structurally valid EXPORT of one theorem whose type and value are string literals
     holding the statement and the proof text (what the stand-in needs to judge it again); a
     universe-polymorphic `Sort`, an application and a binder are included so that every table
     is exercised. Indices point at earlier entries, as the real encoder's do."""
     target = list(target_name(statement))
-    names = [[], target, ["u"], ["Nat", "add"], ["x"]]
+    names = [[], target, ["u"], ["Nat", "add"], ["x"], list(NAME_CONSTANT)]
     levels = [["z"], ["p", 2], ["s", 1], ["max", 0, 2], ["imax", 1, 2]]
     exprs = [["str", statement], ["str", proof], ["so", 3], ["c", 3, []], ["nat", "0"],
              ["ap", 3, 4], ["lam", 4, "d", 2, 5], ["pi", 0, "i", 2, 2]]
     consts = [{"kind": "thm", "name": 1, "lps": [2], "type": 0, "value": 1}]
+    if name is not None:
+        exprs.append(["str", name])
+        consts.append({"kind": "opaque", "name": 5, "lps": [], "type": 7,
+                       "value": len(exprs) - 1})
     return {"names": names, "levels": levels, "exprs": exprs, "consts": consts}
 
 

@@ -536,7 +536,10 @@ class Engine:
             want = [p for p in self._pools.values() if self._wants_worker(p)]
             if not want:
                 break
-            pool = max(want, key=lambda p: len(p.pending) / (len(p.active_workers()) + 1))
+            # a pool without any worker first: step 3 frees a slot for exactly such a pool, so
+            # giving the slot to another pool on a fairness tie would retire and respawn forever
+            pool = max(want, key=lambda p: (not p.active_workers(),
+                                            len(p.pending) / (len(p.active_workers()) + 1)))
             self._spawn(pool)
             live += 1
         # 3. a pool with work but no worker at the cap: free a slot from another pool (or, for
@@ -657,9 +660,9 @@ class Engine:
         self._kick()
 
     def _start_failed(self, w: _Worker, detail: str) -> None:
-        self.stats.start_failures += 1
-        if w.state == "retired":
+        if w.state == "retired":  # retired while starting (killed on purpose): not a failure
             return
+        self.stats.start_failures += 1
         self._retire(w, requeue=True)
         pool = w.pool
         pool.last_error = detail

@@ -1,12 +1,15 @@
 """What the verifier's defences cost: throughput as a fraction of the ideal, per configuration.
 
     python benchmarks/verify_defences.py [--items 200] [--check-cpu-ms 500] [--start-cpu-ms 8000]
-                                         [--pass-rate 0.2] [--workers N] [--configs all]
+                                         [--replay-ratio 0.25] [--sweep 0.1,0.25,0.5]
+                                         [--pass-rate 0.2] [--workers N] [--configs ...]
 
 A stand-in checker spends CPU the way Lean does (`--check-cpu-ms` per check, `--start-cpu-ms`
-per worker start, i.e. the header import) and passes `--pass-rate` of the items. For each
-configuration (sandbox none/bwrap x pass re-check off/on) it pushes `--items` distinct items
-through the whole Verifier after a warm-up that starts the workers, and prints:
+per worker start, i.e. the header import, `--replay-ratio` x the check CPU per kernel replay)
+and passes `--pass-rate` of the items. For each configuration (none, sandbox, fresh re-check,
+replay re-check, sandbox + replay = every defence on, the latter again for each replay/check
+CPU ratio of `--sweep`) it pushes `--items` distinct items through the whole Verifier after a
+warm-up that starts the workers (the replay worker and fresh spares included), and prints:
 
 - throughput and its fraction of the ideal, ideal = workers / CPU per check (wall clock: honest
   only on an otherwise idle machine), and
@@ -16,7 +19,11 @@ through the whole Verifier after a warm-up that starts the workers, and prints:
   the same ratio measured in CPU seconds, so it stays meaningful on a machine shared with other
   work.
 
-The CPU model and core count are printed with the figures.
+- the analytic bound of the CPU efficiency: 1 without a re-check, 1 / (1 + p·(S/C + 1)) for the
+  fresh re-check (one start S and one check C per pass), 1 / (1 + p·r) for the replay re-check.
+
+The CPU model and core count are printed with the figures. The replay/check ratio r is a
+modelled parameter here: measure it on Lean with benchmarks/replay_ratio.py.
 """
 
 from __future__ import annotations
@@ -44,11 +51,13 @@ from stp.config import STPConfig, load_config  # noqa: E402
 from stp.verify import VerifyItem, make_verifier  # noqa: E402
 
 STATEMENT = "theorem t (n : ℕ) : n + 0 = n :="
+# name: (verifier.sandbox, verifier.recheck)
 CONFIGS = {
-    "plain": ("none", False),
-    "sandbox": ("bwrap", False),
-    "recheck": ("none", True),
-    "all": ("bwrap", True),
+    "none": ("none", "off"),
+    "sandbox": ("bwrap", "off"),
+    "fresh": ("none", "fresh"),
+    "replay": ("none", "replay"),
+    "all": ("bwrap", "replay"),
 }
 
 
@@ -94,26 +103,40 @@ class TreeCPU:
         self._thread.join()
 
 
-def run(name: str, args: argparse.Namespace) -> dict[str, float]:
+def bound(recheck: str, args: argparse.Namespace, ratio: float) -> float:
+    """Analytic CPU efficiency: useful check CPU / all CPU, per item."""
+    p = args.pass_rate
+    if recheck == "fresh":
+        return 1 / (1 + p * (args.start_cpu_ms / args.check_cpu_ms + 1))
+    if recheck == "replay":
+        return 1 / (1 + p * ratio)
+    return 1.0
+
+
+def run(name: str, args: argparse.Namespace, ratio: float) -> dict[str, float]:
     sandbox, recheck = CONFIGS[name]
     spec: dict[str, Any] = {"check_cpu_ms": args.check_cpu_ms, "start_cpu_ms": args.start_cpu_ms,
+                            "replay_cpu_ms": ratio * args.check_cpu_ms,
                             "default": "fail", "rules": [{"pattern": "PASS", "action": "pass"}]}
     binds = sorted({sys.prefix, sys.base_prefix, str(REPO / "python")})
     cfg: STPConfig = load_config(None, [
         f"verifier.workers={args.workers}", "verifier.cache_dir='off'",
         f"verifier.sandbox='{sandbox}'", f"verifier.sandbox_binds={json.dumps(binds)}",
-        f"verifier.recheck_passes={'true' if recheck else 'false'}",
+        f"verifier.recheck='{recheck}'",
         f"verifier.recheck_spares={args.spares}",
         "verifier.timeout_s=600", "verifier.start_timeout_s=600",
         "lean.checker_command=" + json.dumps(standin_command(spec))])
     every = max(1, round(1 / args.pass_rate)) if args.pass_rate > 0 else 0
     items = [VerifyItem(statement=STATEMENT,
-                        proof=f" by {'PASS' if every and i % every == 0 else 'simp'} {name} {i}")
+                        proof=f" by {'PASS' if every and i % every == 0 else 'simp'} {name} "
+                              f"{ratio} {i}")
              for i in range(args.items)]
-    warm = [VerifyItem(statement=STATEMENT, proof=f" by warm {name} {i}")
+    # the warm-up passes too, so that the replay worker (or the fresh spares) start untimed
+    warm = [VerifyItem(statement=STATEMENT, proof=f" by warm PASS {name} {ratio} {i}")
             for i in range(args.workers * 2)]
     with make_verifier(cfg) as verifier:
         verifier.verify_all(warm)  # start the normal workers outside the timing
+        warm_stats = dict(vars(verifier.backend.stats))  # type: ignore[attr-defined]
         sampler = TreeCPU()
         time.sleep(0.3)
         before = sampler.snapshot()
@@ -135,7 +158,10 @@ def run(name: str, args: argparse.Namespace) -> dict[str, float]:
     useful = len(items) * args.check_cpu_ms / 1000
     return {"throughput": throughput, "fraction": throughput / ideal, "cpu": cpu,
             "efficiency": useful / cpu if cpu else 0.0, "seconds": elapsed,
-            "starts": stats.spawned, "rechecks": stats.rechecks}
+            "starts": stats.spawned - warm_stats["spawned"],
+            "rechecks": stats.rechecks - warm_stats["rechecks"],
+            "replays": stats.replays - warm_stats["replays"],
+            "bound": bound(recheck, args, ratio)}
 
 
 def main() -> None:
@@ -146,24 +172,40 @@ def main() -> None:
     parser.add_argument("--pass-rate", type=float, default=0.2)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--spares", type=int, default=1, help="verifier.recheck_spares")
-    parser.add_argument("--configs", default="plain,sandbox,recheck,all",
+    parser.add_argument("--replay-ratio", type=float, default=0.25,
+                        help="replay CPU / check CPU (r) of the replay rows (modelled)")
+    parser.add_argument("--sweep", default="0.1,0.25,0.5",
+                        help="r values for extra rows of the every-defence config ('' = none)")
+    parser.add_argument("--configs", default="none,sandbox,fresh,replay,all",
                         help="comma-separated subset of " + ", ".join(CONFIGS))
     args = parser.parse_args()
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
+    rows = [(n, args.replay_ratio) for n in names]
+    if "all" in names:
+        sweep = [float(x) for x in args.sweep.split(",") if x.strip()]
+        at = rows.index(("all", args.replay_ratio))
+        rows[at:at + 1] = [("all", r) for r in sorted({args.replay_ratio, *sweep})]
     if any(CONFIGS[n][0] == "bwrap" for n in names) and shutil.which("bwrap") is None:
         raise SystemExit("bwrap not found: apt-get install bubblewrap (or drop the sandbox configs)")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores (load average {load:.1f} at start)")
     print(f"stand-in: {args.check_cpu_ms:g} ms CPU per check, {args.start_cpu_ms:g} ms CPU per "
-          f"worker start, pass rate {args.pass_rate:g}; {args.items} items, {args.workers} workers")
-    print(f"{'config':<8} {'sandbox':<7} {'recheck':<7} {'checks/s':>9} {'of ideal':>8} "
-          f"{'CPU eff.':>8} {'CPU s':>7} {'wall s':>7} {'starts':>6} {'rechecks':>8}")
-    for name in names:
-        r = run(name, args)
+          f"worker start, replay CPU = r x check CPU (modelled), pass rate {args.pass_rate:g}; "
+          f"{args.items} items, {args.workers} workers (+ 1 replay worker in replay rows)")
+    print("CPU eff. = check CPU needed / CPU spent (holds on a shared machine); wall = "
+          "throughput / (workers / check CPU) (honest only on an idle one); bound = analytic; "
+          "starts, rechecks, replays: in the timed window")
+    print(f"{'config':<8} {'sandbox':<7} {'recheck':<7} {'r':>5} {'checks/s':>9} {'wall':>6} "
+          f"{'CPU eff.':>8} {'bound':>6} {'CPU s':>7} {'wall s':>7} {'starts':>6} "
+          f"{'rechecks':>8} {'replays':>7}")
+    for name, ratio in rows:
+        r = run(name, args, ratio)
         sandbox, recheck = CONFIGS[name]
-        print(f"{name:<8} {sandbox:<7} {'on' if recheck else 'off':<7} {r['throughput']:>9.2f} "
-              f"{r['fraction']:>8.1%} {r['efficiency']:>8.1%} {r['cpu']:>7.1f} "
-              f"{r['seconds']:>7.1f} {r['starts']:>6.0f} {r['rechecks']:>8.0f}", flush=True)
+        shown = f"{ratio:g}" if recheck == "replay" else "-"
+        print(f"{name:<8} {sandbox:<7} {recheck:<7} {shown:>5} {r['throughput']:>9.2f} "
+              f"{r['fraction']:>6.1%} {r['efficiency']:>8.1%} {r['bound']:>6.1%} "
+              f"{r['cpu']:>7.1f} {r['seconds']:>7.1f} {r['starts']:>6.0f} "
+              f"{r['rechecks']:>8.0f} {r['replays']:>7.0f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@
 Usage: python standin_checker.py '<spec json>'   (build the argv with tests/standin.py)
 
 Spec (every key optional):
-  rules:   list of {pattern, field?, action, ms?, premises?, errors?, times?, reasons?}
+  rules:   list of {pattern, field?, action, ms?, premises?, errors?, times?, reasons?, role?,
+           replay?}
            the first rule whose regex `pattern` matches `field` ("proof" default, "statement",
            "name", "text" = statement + proof) decides; `times: n` applies the rule only to the
-           first n requests with that text across all processes (needs state_dir).
+           first n requests with that text across all processes (needs state_dir; such rules
+           are skipped by the replay role); `role: "check"|"replay"` limits a rule to one role.
   default: action when no rule matches ("pass")
   actions: pass | fail | error | hang | crash | leak | garbage | wrong_id | out_of_order | slow
            | burn | probe and the adversarial ones below.
@@ -24,7 +26,24 @@ Spec (every key optional):
            huge         a fail whose message is `mb` MiB long (one line)
            hijack       answers a consistent pass; from then on every answer of this process is
                         a consistent forged pass with the right nonce (a rewritten stdout)
+  replay role (protocol 3): a process started with `role: "replay"` answers only `replay`
+           requests (a `check` gets error/bad_request, and a `replay` sent to a check process
+           too). It decodes the request's EXPORT (bounds- and tag-checked, every index pointing
+           at an earlier entry, like the real decoder), finds the statement's theorem, requires
+           its type to be `["str", statement]`, takes its value `["str", proof]`, and judges that
+           proof with the rules as the replay role sees them: a rule's `replay` key if given,
+           else its action when it is pass/fail/error/hang/crash/slow/burn/leak, else `fail` (a
+           forged or adversarial answer is a false proof the kernel rejects). Its fails carry
+           reason `replay_failed`.
+  exports: a check process started with `export: true` attaches to each strict pass it prints
+           an EXPORT of the theorem (type `["str", statement]`, value `["str", proof]`, and
+           the request's informational `name` as an opaque `_stp_standin.request_name` so that
+           rules on field "name" judge the replay too; see `encode_export`); actions `no_export` (a consistent pass without one: a protocol
+           error), `export_too_large` (a pass with `export_omitted: "too_large"`) and
+           `forge_consistent` (a consistent pass with an honest export, for a proof the replay
+           role rejects) exercise the rest.
   check_cpu_ms: CPU every check spends before answering (like Lean elaborating a proof)
+  replay_cpu_ms: CPU every replay spends before answering (the kernel re-check of the export)
   start_cpu_ms: CPU spent before Ready (like Lean importing the header)
   premises: list returned for requests that ask for premises (per rule or global)
   log:     file getting one JSON line per event: {"ev": "start"|"check", "pid", "id", "cpu", ...}
@@ -32,6 +51,7 @@ Spec (every key optional):
   state_dir: directory for `times` counters
   header_error: regex; a header matching it gets Ready(ok=false) and every check "error"
   start_delay_ms: sleep before Ready (header import); start_crash: regex on the header → exit 3
+           (only for processes of role `start_crash_role` when that is given)
   checker_version / lean_version / protocol: what Ready reports
   untrusted_header_forbidden: regex; an untrusted header (`header_trusted: false`) with a line
            matching it gets Ready(ok=false) naming the command, as the real checker's allow-list
@@ -62,10 +82,14 @@ from stp.lean.protocol import (
     CheckResponse,
     LeanMessage,
     Ready,
+    ReplayRequest,
     Verdict,
     checker_input_decoder,
     encoder,
 )
+
+# What the replay role does with a rule's action; anything else is judged `fail`.
+REPLAY_ACTIONS = {"pass", "fail", "error", "hang", "crash", "slow", "burn", "leak"}
 
 
 class Rule:
@@ -74,6 +98,10 @@ class Rule:
         self.field = spec.get("field", "proof")
         self.action = spec["action"]
         self.spec = spec
+
+    def applies_to(self, role: str) -> bool:
+        return self.spec.get("role", role) == role and not (
+            role == "replay" and "times" in self.spec)
 
     def matches(self, req: CheckRequest) -> bool:
         if self.field == "statement":
@@ -100,6 +128,9 @@ class StandIn:
         self.hog: list[bytearray] = []
         self.hijacked = False
         self.allowed_axioms = ["propext"]
+        self.role = "check"
+        self.export = False
+        self.profile = "strict"
 
     def log(self, **event: object) -> None:
         if not self.log_path:
@@ -124,8 +155,12 @@ class StandIn:
         if not isinstance(cfg, CheckerConfig):
             raise SystemExit("first line must be a config")
         burn(self.spec.get("start_cpu_ms", 0))
-        self.log(ev="start", header=cfg.header, trusted=cfg.header_trusted)
-        if self.spec.get("start_crash") and re.search(self.spec["start_crash"], cfg.header):
+        self.role, self.export, self.profile = cfg.role, cfg.export, cfg.profile
+        self.log(ev="start", header=cfg.header, trusted=cfg.header_trusted, role=cfg.role,
+                 export=cfg.export)
+        crash = self.spec.get("start_crash")
+        if crash and re.search(crash, cfg.header) and self.spec.get("start_crash_role",
+                                                                     cfg.role) == cfg.role:
             sys.stderr.write("stand-in: refusing this header\n")
             sys.stderr.flush()
             os._exit(3)
@@ -149,8 +184,13 @@ class StandIn:
 
     def pick(self, req: CheckRequest) -> tuple[str, dict]:
         for rule in self.rules:
-            if rule.matches(req) and self.take(rule, req):
+            if rule.applies_to(self.role) and rule.matches(req) and self.take(rule, req):
+                if self.role == "replay":
+                    action = rule.spec.get("replay", rule.action)
+                    return (action if action in REPLAY_ACTIONS else "fail"), rule.spec
                 return rule.action, rule.spec
+        if self.role == "replay":
+            return (self.default if self.default in REPLAY_ACTIONS else "fail"), {}
         return self.default, {}
 
     def take(self, rule: Rule, req: CheckRequest) -> bool:
@@ -174,8 +214,17 @@ class StandIn:
                                     errors=[LeanMessage(severity="error", line=0, column=0,
                                                         text=str(err))]))
             return
+        if isinstance(req, ReplayRequest):
+            if self.role != "replay":
+                self.send(self.bad_request(req.id, req.nonce, "replay request to a check worker"))
+                return
+            self.replay(req, sorted(json.loads(line)))
+            return
         if not isinstance(req, CheckRequest):
             self.send(CheckResponse(id="", verdict="error", reasons=["unknown_op"]))
+            return
+        if self.role == "replay":
+            self.send(self.bad_request(req.id, req.nonce, "check request to a replay worker"))
             return
         if self.header_ok:
             burn(self.spec.get("check_cpu_ms", 0))
@@ -188,13 +237,64 @@ class StandIn:
             self.send(self.consistent_pass(req))
             return
         action, spec = self.pick(req)
+        self.act(req, action, spec)
+
+    def bad_request(self, ident: str, nonce: str, text: str) -> CheckResponse:
+        return CheckResponse(id=ident, nonce=nonce, verdict="error", reasons=["bad_request"],
+                             errors=[LeanMessage(severity="error", line=0, column=0, text=text)])
+
+    def replay(self, req: ReplayRequest, fields: list[str]) -> None:
+        """Judge a pass from its EXPORT alone, as the real replay worker does (no proof text)."""
+        if self.header_ok:
+            burn(self.spec.get("replay_cpu_ms", 0))
+        self.log(ev="replay", id=req.id, statement=req.statement, fields=fields)
+        if not self.header_ok:
+            self.send(CheckResponse(id=req.id, nonce=req.nonce, verdict="error",
+                                    reasons=["header_error"]))
+            return
+
+        def fail(reason: str, text: str, match: bool | None = None) -> None:
+            self.send(CheckResponse(id=req.id, nonce=req.nonce, verdict="fail", reasons=[reason],
+                                    errors=[LeanMessage(severity="error", line=0, column=0,
+                                                        text=text)],
+                                    statement_match=match, ms=1))
+
+        try:
+            consts, exprs = decode_export(req.export)
+        except ExportError as err:
+            fail("replay_failed", f"export: {err}")
+            return
+        target = target_name(req.statement)
+        if target not in consts:
+            fail("missing_theorem", f"the export has no constant {'.'.join(map(str, target))}")
+            return
+        _kind, type_ix, value_ix = consts[target]
+        if exprs[type_ix] != ["str", req.statement]:
+            fail("statement_mismatch", "the exported type differs from the statement", False)
+            return
+        value = exprs[value_ix]
+        if value[0] != "str":
+            fail("replay_failed", "the stand-in can only replay a proof encoded as a string")
+            return
+        named = consts.get(NAME_CONSTANT)
+        name = exprs[named[2]][1] if named and exprs[named[2]][0] == "str" else None
+        decoded = CheckRequest(id=req.id, nonce=req.nonce, statement=req.statement,
+                               proof=value[1], name=name)
+        action, spec = self.pick(decoded)
+        if action == "fail":  # what a kernel rejection of the replayed declarations says
+            spec = {**spec, "reasons": ["replay_failed"],
+                    "errors": [{"severity": "error", "line": 0, "column": 0,
+                                "text": "(kernel) the stand-in's replay rejects this proof"}]}
+        self.act(decoded, action, spec)
+
+    def act(self, req: CheckRequest, action: str, spec: dict) -> None:
         if action == "slow":
             time.sleep(spec.get("ms", 100) / 1000)
             action = spec.get("then", "pass")
         if action == "burn":
             burn(spec.get("cpu_ms", 500))
             action = spec.get("then", "pass")
-        if self.adversarial(req, action, spec):
+        if self.role == "check" and self.adversarial(req, action, spec):
             return
         if action == "hang":
             while True:
@@ -218,10 +318,14 @@ class StandIn:
         self.send(self.verdict(req, action, spec))
 
     def consistent_pass(self, req: CheckRequest, **fields: object) -> CheckResponse:
-        """A pass that satisfies every consistency rule (what an honest checker sends)."""
+        """A pass that satisfies every consistency rule (what an honest checker sends); a check
+        process asked for exports attaches the EXPORT of the request's theorem."""
         values: dict = {"nonce": req.nonce,
                         "axioms": sorted(set(self.allowed_axioms) & {"propext"}),
-                        "statement_match": True, "ms": 1, **fields}
+                        "statement_match": True, "ms": 1}
+        if self.role == "check" and self.export and self.profile == "strict":
+            values["export"] = encode_export(req.statement, req.proof, req.name)
+        values.update(fields)
         return CheckResponse(id=req.id, verdict="pass", **values)
 
     def raw(self, obj_text: str) -> None:
@@ -252,6 +356,13 @@ class StandIn:
         elif action == "hijack":
             self.hijacked = True
             self.send(self.consistent_pass(req))
+        elif action == "forge_consistent":
+            self.send(self.consistent_pass(req))
+        elif action == "no_export":
+            self.send(self.consistent_pass(req, export=None))
+        elif action == "export_too_large":  # only a process asked for exports says so
+            omitted = "too_large" if self.export and self.profile == "strict" else None
+            self.send(self.consistent_pass(req, export=None, export_omitted=omitted))
         elif action == "probe":
             self.send(CheckResponse(id=req.id, nonce=req.nonce, verdict="fail",
                                     reasons=["elab_error"],
@@ -316,7 +427,7 @@ class StandIn:
         self.start(first)
         for line in stdin:
             if line.strip():
-                self.check(line)
+                self.check(line)  # a check or a replay request
         if self.held is not None:
             self.out.write(self.held)
             self.out.flush()
@@ -329,6 +440,139 @@ def header_gate(header: str, forbidden: str) -> tuple[int, str] | None:
         if text and re.search(forbidden, text):
             return n, text.split()[0]
     return None
+
+
+class ExportError(ValueError):
+    """A malformed EXPORT (the real decoder's failures become reason `replay_failed`)."""
+
+
+BINDER_INFOS = {"d", "i", "s", "c"}
+REFUSED_CONSTANTS = {("Lean", "reduceBool"), ("Lean", "reduceNat")}
+
+
+def target_name(statement: str) -> tuple[str | int, ...]:
+    """The name the statement declares (`theorem Foo.bar ...` -> ("Foo", "bar"))."""
+    m = re.match(r"\s*(?:theorem|lemma|def|abbrev)\s+([^\s:(\[{]+)", statement)
+    return tuple((m.group(1) if m else "_").split("."))
+
+
+# The constant under which the stand-in's export carries the request's informational `name`, so
+# that rules on field "name" judge a replay as they judged the check (a real export has no such
+# thing: the stand-in's "proof term" is the proof text).
+NAME_CONSTANT = ("_stp_standin", "request_name")
+
+
+def encode_export(statement: str, proof: str, name: str | None = None) -> dict:
+    """A structurally valid EXPORT of one theorem whose type and value are string literals
+    holding the statement and the proof text (what the stand-in needs to judge it again); a
+    universe-polymorphic `Sort`, an application and a binder are included so that every table
+    is exercised. Indices point at earlier entries, as the real encoder's do."""
+    target = list(target_name(statement))
+    names = [[], target, ["u"], ["Nat", "add"], ["x"], list(NAME_CONSTANT)]
+    levels = [["z"], ["p", 2], ["s", 1], ["max", 0, 2], ["imax", 1, 2]]
+    exprs = [["str", statement], ["str", proof], ["so", 3], ["c", 3, []], ["nat", "0"],
+             ["ap", 3, 4], ["lam", 4, "d", 2, 5], ["pi", 0, "i", 2, 2]]
+    consts = [{"kind": "thm", "name": 1, "lps": [2], "type": 0, "value": 1}]
+    if name is not None:
+        exprs.append(["str", name])
+        consts.append({"kind": "opaque", "name": 5, "lps": [], "type": 7,
+                       "value": len(exprs) - 1})
+    return {"names": names, "levels": levels, "exprs": exprs, "consts": consts}
+
+
+def _index(value: object, below: int, what: str) -> int:
+    if type(value) is not int or not 0 <= value < below:
+        raise ExportError(f"{what} index {value!r} out of range (< {below})")
+    return value
+
+
+def decode_export(export: object) -> tuple[dict[tuple, tuple[str, int, int]], list[list]]:
+    """Check an EXPORT the way the real decoder does (one forward pass, every index pointing at
+    an earlier entry, every tag known); returns {name: (kind, type, value)} and the exprs."""
+    if not isinstance(export, dict) or set(export) != {"names", "levels", "exprs", "consts"}:
+        raise ExportError("EXPORT must be an object with names, levels, exprs, consts")
+    tables = [export[k] for k in ("names", "levels", "exprs", "consts")]
+    if not all(isinstance(t, list) for t in tables):
+        raise ExportError("every EXPORT table must be a list")
+    names: list[tuple] = []
+    for comps in export["names"]:
+        if not isinstance(comps, list) or not all(
+                isinstance(c, str) or (type(c) is int and c >= 0) for c in comps):
+            raise ExportError(f"bad name {comps!r}")
+        names.append(tuple(comps))
+    arity = {"z": (), "s": ("l",), "max": ("l", "l"), "imax": ("l", "l"), "p": ("n",)}
+    for i, lvl in enumerate(export["levels"]):
+        if not isinstance(lvl, list) or not lvl or lvl[0] not in arity \
+                or len(lvl) != 1 + len(arity[lvl[0]]):
+            raise ExportError(f"bad level {lvl!r}")
+        for kind, arg in zip(arity[lvl[0]], lvl[1:], strict=True):
+            _index(arg, i if kind == "l" else len(names), "level" if kind == "l" else "name")
+    nl = len(export["levels"])
+    exprs: list[list] = export["exprs"]
+    for i, e in enumerate(exprs):
+        if not isinstance(e, list) or not e or not isinstance(e[0], str):
+            raise ExportError(f"bad expr {e!r}")
+        tag, args = e[0], e[1:]
+        shape = {"bv": 1, "so": 1, "c": 2, "ap": 2, "lam": 4, "pi": 4, "let": 5, "nat": 1,
+                 "str": 1, "prj": 3}
+        if tag not in shape or len(args) != shape[tag]:
+            raise ExportError(f"bad expr {e!r}")
+        if tag == "bv" and not (type(args[0]) is int and args[0] >= 0):
+            raise ExportError(f"bad bound variable {e!r}")
+        elif tag == "so":
+            _index(args[0], nl, "level")
+        elif tag == "c":
+            _index(args[0], len(names), "name")
+            if names[args[0]] in REFUSED_CONSTANTS:
+                raise ExportError(f"uses the refused constant {'.'.join(names[args[0]])}")
+            if not isinstance(args[1], list):
+                raise ExportError(f"bad levels in {e!r}")
+            for lv in args[1]:
+                _index(lv, nl, "level")
+        elif tag == "ap":
+            _index(args[0], i, "expr")
+            _index(args[1], i, "expr")
+        elif tag in ("lam", "pi"):
+            _index(args[0], len(names), "name")
+            if args[1] not in BINDER_INFOS:
+                raise ExportError(f"bad binder info in {e!r}")
+            _index(args[2], i, "expr")
+            _index(args[3], i, "expr")
+        elif tag == "let":
+            _index(args[0], len(names), "name")
+            for a in args[1:4]:
+                _index(a, i, "expr")
+            if not isinstance(args[4], bool):
+                raise ExportError(f"bad nonDep in {e!r}")
+        elif tag in ("nat", "str") and not (isinstance(args[0], str) and (
+                tag == "str" or re.fullmatch("[0-9]+", args[0]))):
+            raise ExportError(f"bad literal {e!r}")
+        elif tag == "prj":
+            _index(args[0], len(names), "name")
+            if not (type(args[1]) is int and args[1] >= 0):
+                raise ExportError(f"bad projection index {e!r}")
+            _index(args[2], i, "expr")
+    consts: dict[tuple, tuple[str, int, int]] = {}
+    for c in export["consts"]:
+        if not isinstance(c, dict) or c.get("kind") not in ("thm", "def", "opaque"):
+            raise ExportError(f"bad constant {c!r}")
+        keys = {"kind", "name", "lps", "type", "value"} | ({"hints"} if c["kind"] == "def"
+                                                             else set())
+        if set(c) != keys:
+            raise ExportError(f"constant fields {sorted(c)} should be {sorted(keys)}")
+        name = names[_index(c["name"], len(names), "name")]
+        if not isinstance(c["lps"], list):
+            raise ExportError(f"bad lps in {c!r}")
+        for n in c["lps"]:
+            _index(n, len(names), "name")
+        if c["kind"] == "def" and not (c["hints"] in ("opaque", "abbrev")
+                                       or (type(c["hints"]) is int and c["hints"] >= 0)):
+            raise ExportError(f"bad hints in {c!r}")
+        if name in consts:
+            raise ExportError(f"duplicate constant {'.'.join(map(str, name))}")
+        consts[name] = (c["kind"], _index(c["type"], len(exprs), "expr"),
+                        _index(c["value"], len(exprs), "expr"))
+    return consts, exprs
 
 
 def burn(cpu_ms: float) -> None:

@@ -104,7 +104,7 @@ def tiny_config(tmp: Path, name: str, model: str, log: Path) -> STPConfig:
         f'sft.data="{tiny / "sft.jsonl"}"', f'data.lemma_dict="{tiny / "lemmas.jsonl"}"',
         f'data.sft_mathlib="{tiny / "sft.jsonl"}"', "verifier.workers=1",
         # Checks are counted one per attempt and profile: no second check of each pass.
-        "verifier.recheck_passes=false",
+        "verifier.recheck='off'",
         "verifier.cache_dir='off'", "sampler.max_tokens=24", "sampler.shard_size=16",
         "run.seed=3", "selfplay.statements_per_round=8", "selfplay.max_train_steps=1", "retrain.max_steps=1",
         "trainer.batch_size=4", "trainer.per_device_batch_size=4", "trainer.min_steps=1",

@@ -63,8 +63,44 @@ def test_checker_input_golden_roundtrips() -> None:
     assert {m.mode for m in configs} == {"strict", "lenient"}
     assert {m.profile for m in configs} == {"strict", "paper"}
     assert {m.header_trusted for m in configs} == {True, False}
-    assert all(m.protocol == P.PROTOCOL_VERSION == 2 for m in configs)
+    assert all(m.protocol == P.PROTOCOL_VERSION == 3 for m in configs)
+    assert {m.role for m in configs} == {"check", "replay"}
+    assert {m.export for m in configs if m.role == "check"} == {True, False}
+    assert all(not m.export for m in configs if m.role == "replay")
     assert all(len(r.nonce) == 32 for r in reqs)
+    replays = [m for m in msgs if isinstance(m, P.ReplayRequest)]
+    assert replays and any(r.max_heartbeats for r in replays)
+    assert all(len(r.nonce) == 32 for r in replays)
+    assert "proof" not in P.ReplayRequest.__struct_fields__  # never proof text, by construction
+
+
+def test_golden_exports_follow_the_export_grammar() -> None:
+    """Every EXPORT in the golden files decodes with the stand-in's decoder (which checks tags,
+    arities and that every index points at an earlier entry, as the spec requires), and the
+    malformed one is refused; the two examples together use every tag of the grammar."""
+    from standin_checker import ExportError, decode_export
+
+    exports = {}
+    for name in ("checker_in.jsonl", "checker_out.jsonl"):
+        for line in _lines(GOLDEN / name):
+            obj = json.loads(line)
+            if isinstance(obj.get("export"), dict):
+                exports[(name, obj["id"])] = obj["export"]
+    bad = exports.pop(("checker_in.jsonl", "32"))
+    with pytest.raises(ExportError, match="out of range"):
+        decode_export(bad)
+    tags: set[str] = set()
+    kinds: set[str] = set()
+    for export in exports.values():
+        consts, exprs = decode_export(export)
+        assert consts
+        tags |= {e[0] for e in exprs} | {lvl[0] for lvl in export["levels"]}
+        kinds |= {c["kind"] for c in export["consts"]}
+    assert tags == {"bv", "so", "c", "ap", "lam", "pi", "let", "nat", "str", "prj",
+                    "z", "s", "max", "imax", "p"}
+    assert kinds == {"thm", "def", "opaque"}
+    assert exports[("checker_in.jsonl", "30")] == exports[("checker_out.jsonl", "0")], (
+        "the replay request forwards the check's export unchanged")
 
 
 def test_checker_output_golden_roundtrips_and_covers_every_reason() -> None:
@@ -82,12 +118,15 @@ def test_checker_output_golden_roundtrips_and_covers_every_reason() -> None:
     severities = {m.severity for r in results for m in r.errors + r.warnings}
     assert severities == {"error", "warning", "info"}
     paper = {"20", "21"}  # answers of the paper-profile session
+    replay = {"30", "31", "32"}  # answers of the replay session
+    assert any(r.export for r in results) and any(r.export_omitted for r in results)
     for r in results:  # the invariants docs/protocol.md states
         assert (r.verdict == "pass") == (not r.reasons)
         if r.id:
             assert r.nonce is not None
             assert P.pass_problem(r, r.nonce, ["propext", "Classical.choice", "Quot.sound"],
-                                  "paper" if r.id in paper else "strict") is None, r.id
+                                  "paper" if r.id in paper else "strict",
+                                  export_requested=r.id not in paper | replay) is None, r.id
         if "sorry" in r.reasons:
             assert "sorryAx" in r.axioms
         if r.forbidden:
@@ -244,6 +283,22 @@ def test_pass_consistency_rules() -> None:
                           "n", allowed, "paper") is not None
     assert P.pass_problem(P.CheckResponse(id="1", nonce="n", verdict="fail", reasons=["sorry"]),
                           "n", allowed, "paper") is not None  # nothing in the messages says so
+    # protocol 3: exports on exactly the strict passes of a check worker that asked for them
+    export = {"names": [], "levels": [], "exprs": [], "consts": []}
+    with_export = msgspec.structs.replace(good, export=export)
+    omitted = msgspec.structs.replace(good, export_omitted="too_large")
+    assert P.pass_problem(with_export, "n", allowed, export_requested=True) is None
+    assert P.pass_problem(omitted, "n", allowed, export_requested=True) is None
+    assert "without export" in str(P.pass_problem(good, "n", allowed, export_requested=True))
+    assert P.pass_problem(good, "n", allowed) is None  # not requested: none needed
+    for resp in (with_export, omitted):
+        assert P.pass_problem(resp, "n", allowed) is not None  # not requested (replay worker)
+        assert P.pass_problem(resp, "n", allowed, "paper", export_requested=True) is not None
+    both = msgspec.structs.replace(with_export, export_omitted="too_large")
+    assert P.pass_problem(both, "n", allowed, export_requested=True) is not None
+    fail = P.CheckResponse(id="1", nonce="n", verdict="fail", reasons=["elab_error"],
+                           export=export)
+    assert "fail" in str(P.pass_problem(fail, "n", allowed, export_requested=True))
     info = P.LeanMessage(severity="info", line=1, column=0, text="attempt failed: 3")
     assert P.pass_problem(P.CheckResponse(id="1", nonce="n", verdict="pass", warnings=[info]),
                           "n", allowed, "paper") is None  # info messages do not count

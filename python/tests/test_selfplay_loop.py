@@ -295,7 +295,7 @@ def test_outage_fails_the_stage_and_a_rerun_verifies_only_the_missing(tmp_path: 
     from stp.pipeline.shards import VerificationOutage
 
     cfg = _outage_config(tmp_path, "outage", "verifier.cache_dir='off'",
-                         "verifier.recheck_passes=false")  # one check per attempt, counted
+                         "verifier.recheck='off'")  # one check per attempt, counted
     down = _rules({"pattern": DROPPED, "field": "statement", "action": "error"})
     with pytest.raises(VerificationOutage) as err:
         run_selfplay(with_checker(cfg, standin_command(down)), sampler_factory=ScriptedSampler,

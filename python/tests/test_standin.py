@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import msgspec
 from standin import read_log, standin_command
 
 from stp.lean.protocol import (
@@ -19,7 +20,8 @@ from stp.lean.protocol import (
 
 
 def config(header: str) -> CheckerConfig:
-    return CheckerConfig(header=header, header_trusted=True, max_heartbeats=400_000,
+    return CheckerConfig(role="check", export=False, header=header, header_trusted=True,
+                         max_heartbeats=400_000,
                          mode="strict", profile="strict", allowed_axioms=["propext"])
 
 
@@ -74,3 +76,36 @@ def test_standin_header_error_and_out_of_order(tmp_path: Path) -> None:
                           timeout=30, check=True)
     ids = [checker_output_decoder.decode(x).id for x in proc.stdout.splitlines()[1:]]
     assert ids == ["2", "1"]
+
+
+def test_standin_replay_role_judges_the_export_alone(tmp_path: Path) -> None:
+    """A check process asked for exports attaches one to its passes; a replay process decodes
+    it (refusing malformed ones), re-judges the decoded proof and refuses check requests."""
+    from stp.lean.protocol import ReplayRequest
+
+    spec = {"rules": [{"pattern": "bad", "action": "forge_consistent"}]}
+    statement = "theorem x : True :="
+    check_cfg = msgspec.structs.replace(config(""), export=True)
+    lines = [encode_line(check_cfg),
+             encode_line(CheckRequest(id="a", nonce="na", statement=statement, proof=" trivial")),
+             encode_line(CheckRequest(id="b", nonce="nb", statement=statement, proof=" bad"))]
+    proc = subprocess.run(standin_command(spec), input=b"".join(lines), capture_output=True,
+                          timeout=30, check=True)
+    passes = [checker_output_decoder.decode(x) for x in proc.stdout.splitlines()[1:]]
+    assert all(isinstance(p, CheckResponse) and p.verdict == "pass" and p.export for p in passes)
+    exports = [p.export for p in passes if isinstance(p, CheckResponse)]
+    broken = {**exports[0], "exprs": [["ap", 0, 0]]}
+    other = {**exports[0], "exprs": [["str", "theorem y : False :="], *exports[0]["exprs"][1:]]}
+    replay_cfg = msgspec.structs.replace(config(""), role="replay")
+    lines = [encode_line(replay_cfg)] + [
+        encode_line(ReplayRequest(id=str(i), nonce=f"n{i}", statement=statement, export=e))
+        for i, e in enumerate([exports[0], exports[1], broken, other])]
+    lines.append(encode_line(CheckRequest(id="c", nonce="nc", statement=statement,
+                                          proof=" trivial")))
+    proc = subprocess.run(standin_command(spec), input=b"".join(lines), capture_output=True,
+                          timeout=30, check=True)
+    out = [checker_output_decoder.decode(x) for x in proc.stdout.splitlines()[1:]]
+    assert [(r.verdict, r.reasons) for r in out if isinstance(r, CheckResponse)] == [
+        ("pass", []), ("fail", ["replay_failed"]), ("fail", ["replay_failed"]),
+        ("fail", ["statement_mismatch"]), ("error", ["bad_request"])]
+    assert all(isinstance(r, CheckResponse) and r.export is None for r in out)

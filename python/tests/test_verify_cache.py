@@ -18,7 +18,7 @@ SPEC_RULES = [{"pattern": "bad", "action": "fail"}, {"pattern": "HANG", "action"
 
 def make(tmp_path: Path, log: Path, cache: str | None = None,  # type: ignore[no-untyped-def]
          extra: tuple[str, ...] = (), **spec: Any):
-    overrides = ["verifier.workers=2", "verifier.timeout_s=1.0", "verifier.recheck_passes=false",
+    overrides = ["verifier.workers=2", "verifier.timeout_s=1.0", "verifier.recheck='off'",
                  f"run.run_dir={str(tmp_path / 'run')!r}", *extra]
     if cache is not None:
         overrides.append(f"verifier.cache_dir={cache!r}")
@@ -147,7 +147,7 @@ def test_cache_entries_do_not_outlive_the_policy(tmp_path: Path) -> None:
     assert count_checks(log) == 1
     changes = [("lean.mode='lenient'",), ("lean.allowed_axioms=['propext']",),
                ("lean.max_heartbeats=1000",), ("lean.profile='paper'",),
-               ("verifier.recheck_passes=true",)]
+               ("verifier.recheck='fresh'",), ("verifier.recheck='replay'",)]
     for n, change in enumerate(changes, start=2):
         with make(tmp_path, log, cache=cache, extra=change) as v:
             result = v.verify_all([it])[0]
@@ -172,7 +172,7 @@ def test_a_changed_checker_file_invalidates_the_cache(tmp_path: Path) -> None:
     it = VerifyItem(statement="theorem t : True :=", proof=" by simp")
 
     def verifier():  # type: ignore[no-untyped-def]
-        cfg: STPConfig = load_config(None, ["verifier.workers=1", "verifier.recheck_passes=false",
+        cfg: STPConfig = load_config(None, ["verifier.workers=1", "verifier.recheck='off'",
                                  f"verifier.cache_dir={cache!r}"])
         return make_verifier(with_checker(cfg, [sys.executable, str(copy),
                                                 json.dumps({"log": str(log)})]))

@@ -37,7 +37,7 @@ class FakeBackend:
 def test_only_passing_proofs_are_cross_checked_and_disagreements_reported(
         tmp_path: Path) -> None:
     cfg: STPConfig = load_config(None, ["verifier.workers=1", "verifier.cache_dir='off'",
-                             "verifier.recheck_passes=false"])
+                             "verifier.recheck='off'"])
     spec = {"rules": [{"pattern": "bad", "action": "fail"}]}
     engine_verifier = make_verifier(with_checker(cfg, standin_command(spec)))
     fake = FakeBackend(explode_on="boom")
@@ -94,7 +94,7 @@ def test_disagreements_are_not_cached_and_old_hits_are_cross_checked(tmp_path: P
     cross-checked is cross-checked when it is served with the cross-check on."""
     from stp.verify.cache import ResultCache
 
-    cfg: STPConfig = load_config(None, ["verifier.workers=1", "verifier.recheck_passes=false",
+    cfg: STPConfig = load_config(None, ["verifier.workers=1", "verifier.recheck='off'",
                              f"verifier.cache_dir={str(tmp_path / 'cache')!r}"])
     items = [VerifyItem(statement="theorem a : True :=", proof=" by native_decide"),
              VerifyItem(statement="theorem b : True :=", proof=" trivial")]

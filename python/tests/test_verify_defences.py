@@ -32,7 +32,7 @@ STATEMENT = "theorem t (n : ℕ) : n + 0 = n :="
 def config(tmp_path: Path, *overrides: str) -> STPConfig:
     return load_config(None, ["verifier.workers=1", "verifier.timeout_s=20",
                               "verifier.cache_dir='off'", "verifier.start_timeout_s=60",
-                              "verifier.recheck_passes=false",
+                              "verifier.recheck='off'",
                               f"run.run_dir={str(tmp_path / 'run')!r}", *overrides])
 
 
@@ -100,7 +100,7 @@ def test_hijacked_stream_is_caught_by_the_fresh_recheck(make: Any) -> None:
     items = [item(" by TRIGGER"), item(" by false 1"), item(" by false 2"), item(" by honest")]
     v, _ = make(spec, "verifier.pipeline_depth=1")
     assert [r.status for r in v.verify_all(items)] == ["pass", "pass", "pass", "pass"]
-    v, log = make(spec, "verifier.pipeline_depth=1", "verifier.recheck_passes=true",
+    v, log = make(spec, "verifier.pipeline_depth=1", "verifier.recheck='fresh'",
                   "verifier.workers=2")
     results = v.verify_all(items)
     # the trigger passes everywhere (stopping it is the Lean side's job); the false proofs the
@@ -117,7 +117,7 @@ def test_hijacked_stream_is_caught_by_the_fresh_recheck(make: Any) -> None:
 
 def test_recheck_runs_each_pass_in_a_process_with_no_earlier_request(make: Any) -> None:
     v, log = make({"rules": [{"pattern": "bad", "action": "fail"}]},
-                  "verifier.recheck_passes=true", "verifier.workers=2")
+                  "verifier.recheck='fresh'", "verifier.workers=2")
     results = v.verify_all([item(f" by {'bad' if i % 3 == 0 else 'simp'} {i}")
                             for i in range(9)])
     assert [r.status for r in results] == ["fail" if i % 3 == 0 else "pass" for i in range(9)]
@@ -255,10 +255,167 @@ def test_cli_never_starts_a_file_header_as_trusted(tmp_path: Path) -> None:
 def test_recheck_with_a_single_worker_slot(make: Any) -> None:
     """With one slot, re-checks take turns with the normal worker (one slot freed at a time)."""
     v, log = make({"rules": [{"pattern": "bad", "action": "fail"}]},
-                  "verifier.recheck_passes=true", "verifier.workers=1")
+                  "verifier.recheck='fresh'", "verifier.workers=1")
     results = v.verify_all([item(f" by {'bad' if i % 2 else 'simp'} {i}") for i in range(6)])
     assert [r.status for r in results] == ["pass", "fail"] * 3
     checks = [e for e in read_log(log) if e["ev"] == "check"]
     assert len(checks) == 9
     stats = v.backend.stats  # type: ignore[attr-defined]
     assert stats.rechecks == 3 and stats.recheck_rejections == 0
+
+
+# -- protocol 3: the kernel-replay re-check ----------------------------------------------------
+
+REPLAY = "verifier.recheck='replay'"
+
+
+def _events(log: Path, ev: str) -> list[dict[str, Any]]:
+    return [e for e in read_log(log) if e["ev"] == ev]
+
+
+def test_replay_confirms_honest_passes_without_ever_seeing_proof_text(make: Any) -> None:
+    """Strict passes are confirmed by one long-lived replay worker (outside the `workers` cap)
+    from the export alone: its request lines carry no `proof` field, and check workers are
+    started with `export: true`. No fresh worker is started."""
+    v, log = make({"rules": [{"pattern": "bad", "action": "fail"}]}, REPLAY, "verifier.workers=2")
+    items = [item(f" by {'bad' if i % 3 == 0 else 'simp'} {i}") for i in range(9)]
+    results = v.verify_all(items)
+    assert [r.status for r in results] == ["fail" if i % 3 == 0 else "pass" for i in range(9)]
+    starts = _events(log, "start")
+    roles = Counter((e["role"], e["export"]) for e in starts)
+    assert roles == {("check", True): 2, ("replay", False): 1}, roles
+    replays = _events(log, "replay")
+    assert sorted(int(e["id"]) for e in replays) == sorted(
+        int(e["id"]) for e in _events(log, "check") if "simp" in e["proof"])
+    assert all(e["fields"] == ["export", "id", "nonce", "op", "statement"] for e in replays)
+    replay_pid = next(e["pid"] for e in starts if e["role"] == "replay")
+    assert {e["pid"] for e in replays} == {replay_pid}, "one long-lived replay worker"
+    assert replay_pid not in {e["pid"] for e in _events(log, "check")}
+    stats = v.backend.stats  # type: ignore[attr-defined]
+    assert stats.replays == stats.rechecks == 6 and stats.recheck_rejections == 0
+    # the first check's result stands (a replay answer has no premises or messages)
+    assert results[1].seconds == 0.001 and results[1].axioms == ["propext"]
+
+
+def test_replay_rejects_a_consistent_forged_pass(make: Any) -> None:
+    """A check worker prints a consistent pass (right nonce, honest export of the false proof):
+    every Python-side consistency rule holds, only the replay can tell, and it says no."""
+    v, _ = make({"rules": [{"pattern": "FALSE", "action": "forge_consistent"}]}, REPLAY)
+    results = v.verify_all([item(" by simp"), item(" by FALSE"), item(" by simp 2")])
+    assert [r.status for r in results] == ["pass", "error", "pass"]
+    assert results[1].reasons == ["recheck_disagreement"]
+    assert "not confirmed by the kernel replay (re-check: fail, replay_failed)" in results[1].detail
+    assert v.backend.stats.recheck_rejections == 1  # type: ignore[attr-defined]
+
+
+def test_replay_catches_a_persistent_exploit(make: Any) -> None:
+    """After the trigger the check worker passes everything (a rewritten stdout, with honest
+    exports of the false proofs); the replay worker, whose state no proof text reaches, still
+    rejects the false ones, long after the trigger."""
+    spec = {"default": "fail", "rules": [
+        {"pattern": "TRIGGER", "action": "hijack", "replay": "pass"},
+        {"pattern": "honest", "action": "pass"}]}
+    items = [item(" by TRIGGER"), *(item(f" by false {i}") for i in range(4)), item(" by honest")]
+    v, log = make(spec, REPLAY, "verifier.pipeline_depth=1")
+    results = v.verify_all(items)
+    assert [r.status for r in results] == ["pass", "error", "error", "error", "error", "pass"]
+    assert all(r.reasons == ["recheck_disagreement"] for r in results[1:5])
+    checks = _events(log, "check")
+    assert len({e["pid"] for e in checks}) == 1, "the hijacked worker checked them all"
+    assert len(_events(log, "replay")) == 6
+
+
+def test_export_omitted_falls_back_to_a_fresh_recheck(make: Any) -> None:
+    v, log = make({"rules": [{"pattern": "BIG", "action": "export_too_large"}]}, REPLAY,
+                  "verifier.workers=2")
+    results = v.verify_all([item(" by BIG"), item(" by simp")])
+    assert [r.status for r in results] == ["pass", "pass"]
+    stats = v.backend.stats  # type: ignore[attr-defined]
+    assert stats.export_omitted == 1 and stats.rechecks == 2 and stats.replays == 1
+    checks = _events(log, "check")
+    big = [e for e in checks if "BIG" in e["proof"]]
+    assert len(big) == 2, "checked, then re-checked from the proof text"
+    assert sum(e["pid"] == big[1]["pid"] for e in checks) == 1, "by a fresh worker"
+    assert all("BIG" not in json.dumps(e) for e in _events(log, "replay"))
+
+
+def test_a_pass_without_its_export_is_a_protocol_error(make: Any) -> None:
+    v, log = make({"rules": [{"pattern": "NOEXP", "action": "no_export"}]}, REPLAY)
+    results = v.verify_all([item(" by NOEXP"), item(" by simp")])
+    assert [r.status for r in results] == ["error", "pass"]
+    assert results[0].reasons == ["protocol_error"]
+    assert "pass without export or export_omitted" in results[0].detail
+    assert sum("NOEXP" in e["proof"] for e in _events(log, "check")) == 2, "retried once"
+
+
+@pytest.mark.parametrize("action, status", [("crash", "crash"), ("hang", "timeout")])
+def test_a_replay_that_crashes_or_hangs_is_never_a_pass(make: Any, action: str,
+                                                        status: str) -> None:
+    """The check passes, the replay worker crashes (retried on a new replay worker, then
+    `error`) or hangs (killed at the timeout, `error`); honest items keep being confirmed."""
+    spec = {"rules": [{"pattern": "ODD", "role": "replay", "action": action}]}
+    v, log = make(spec, REPLAY, "verifier.timeout_s=2")
+    results = v.verify_all([item(" by simp 1"), item(" by ODD"), item(" by simp 2")])
+    assert [r.status for r in results] == ["pass", "error", "pass"]
+    assert results[1].reasons == ["recheck_disagreement"]
+    assert f"(re-check: {status})" in results[1].detail
+    odd_ids = {c["id"] for c in _events(log, "check") if "ODD" in c["proof"]}
+    odd = [e for e in _events(log, "replay") if e["id"] in odd_ids]
+    assert len(odd) == (2 if action == "crash" else 1), "a crash is retried once (crash_retries)"
+    assert len({e["pid"] for e in odd}) == len(odd)
+
+
+def test_replay_workers_are_recycled(make: Any) -> None:
+    v, log = make({}, REPLAY, "verifier.recycle_after=2", "verifier.workers=1")
+    results = v.verify_all([item(f" by simp {i}") for i in range(5)])
+    assert all(r.passed for r in results)
+    pids = Counter(e["pid"] for e in _events(log, "replay"))
+    assert sorted(pids.values()) == [1, 2, 2]
+
+
+def test_recheck_off_and_paper_profile_never_replay(make: Any) -> None:
+    """`off`: no re-check, no export asked; paper profile under `replay`: passes go to the fresh
+    re-check (the paper rule compares no statement, there is nothing to replay against)."""
+    v, log = make({}, "verifier.recheck='off'")
+    assert v.verify_all([item(" by simp")])[0].passed
+    assert [e["export"] for e in _events(log, "start")] == [False]
+    assert not _events(log, "replay") and v.backend.stats.rechecks == 0  # type: ignore[attr-defined]
+    v, log = make({}, REPLAY, "lean.profile='paper'", "verifier.workers=2")
+    assert v.verify_all([item(" by simp")])[0].passed
+    assert not _events(log, "replay")
+    assert sum("simp" in e["proof"] for e in _events(log, "check")) == 2
+    assert v.backend.stats.rechecks == 1  # type: ignore[attr-defined]
+
+
+def test_cache_fingerprint_names_the_recheck_mode(tmp_path: Path) -> None:
+    from stp.verify.service import checker_fingerprint
+
+    command = standin_command({})
+    prints = {mode: checker_fingerprint(with_checker(config(tmp_path, f"verifier.recheck='{mode}'"),
+                                                     command), command)
+              for mode in ("replay", "fresh", "off")}
+    assert len(set(prints.values())) == 3
+
+
+def test_replay_ratio_script_measures_check_and_replay_ms(tmp_path: Path) -> None:
+    """benchmarks/replay_ratio.py (the measurement of r for the first machine with Lean) runs
+    end to end against the stand-in: it checks every proof, replays every pass from its export
+    and reports the replays that did not pass."""
+    import subprocess
+
+    from standin import checker_override
+
+    proofs = tmp_path / "proofs.jsonl"
+    proofs.write_text("".join(json.dumps({"statement": STATEMENT, "proof": p}) + "\n"
+                              for p in (" by simp", " by bad", " by simp 2", " by FORGED")))
+    spec = {"rules": [{"pattern": "bad", "action": "fail"},
+                      {"pattern": "FORGED", "action": "forge_consistent"}]}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "replay_ratio.py"), str(proofs),
+         "--set", checker_override(standin_command(spec))],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": ""})
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "4 proofs checked, 3 passed, 3 replayed, 0 exports omitted" in out
+    assert "r(passes) = 1.000   r(model) = 1.000" in out  # the stand-in answers ms = 1
+    assert out.count("replay did not pass") == 1 and "replay_failed" in out

@@ -20,7 +20,7 @@ STATEMENT = "theorem t (n : ℕ) : n + 0 = n :="
 def config(tmp_path: Path, **verifier: Any) -> STPConfig:
     # pass re-checks cost a process start per pass; the tests of re-checks turn them on
     settings = {"workers": 2, "timeout_s": 5.0, "cache_dir": "off", "start_timeout_s": 20.0,
-                "memory_check_s": 0.1, "recheck_passes": False, **verifier}
+                "memory_check_s": 0.1, "recheck": "off", **verifier}
     overrides = [f"verifier.{k}={v!r}" if isinstance(v, str) else f"verifier.{k}={v}"
                  for k, v in settings.items()]
     overrides = [o.replace("True", "true").replace("False", "false") for o in overrides]
@@ -260,3 +260,103 @@ def test_closing_kills_every_worker(verifier_factory: Any) -> None:
     v.close()
     for pid in pids + descendants:  # killed and reaped: no zombie left behind
         assert not psutil.pid_exists(pid), psutil.Process(pid).status()
+
+
+def test_a_replay_worker_that_cannot_start_confirms_nothing(verifier_factory: Any) -> None:
+    """Check workers start, the replay worker never does: after MAX_START_FAILURES attempts the
+    waiting passes become `error` (never a pass), fails stay fails, and the pool keeps working."""
+    from stp.verify.pool import MAX_START_FAILURES
+
+    spec = {"start_crash": ".*", "start_crash_role": "replay",
+            "rules": [{"pattern": "bad", "action": "fail"}]}
+    v, log = verifier_factory(spec, recheck="replay")
+    results = v.verify_all([item(" by simp"), item(" by bad")])
+    assert [r.status for r in results] == ["error", "fail"]
+    assert results[0].reasons == ["recheck_disagreement"]
+    assert "replay checker could not start" in results[0].detail
+    starts = [e for e in read_log(log) if e["ev"] == "start"]
+    assert sum(e["role"] == "replay" for e in starts) == MAX_START_FAILURES
+    assert v.backend.stats.start_failures == MAX_START_FAILURES  # type: ignore[attr-defined]
+    assert v.verify_all([item(" by bad 2")])[0].status == "fail"
+
+
+def test_replay_under_load_answers_every_item_once(verifier_factory: Any) -> None:
+    """Hundreds of items over two headers with the replay re-check on, recycling of check and
+    replay workers, replay crashes and replay rejections mixed in: one answer per index, passes
+    only where both the check and the replay pass, one replay worker per header at a time."""
+    spec = {"rules": [{"pattern": "omega", "action": "fail"},
+                      {"pattern": "CRASH", "role": "replay", "action": "crash"},
+                      {"pattern": "FORGE", "action": "forge_consistent"}]}
+    v, log = verifier_factory(spec, recheck="replay", recycle_after=50, workers=2)
+    kinds = ["simp", "omega", "simp", "FORGE", "simp", "CRASH"]
+    items = [item(f" by {kinds[i % 6]} {i}", header="" if i % 2 else "import Other\n")
+             for i in range(600)]
+    seen: Counter[int] = Counter()
+    results = {}
+    for index, result in v.verify(items):
+        seen[index] += 1
+        results[index] = result
+    assert sorted(seen) == list(range(len(items))) and set(seen.values()) == {1}
+    expected = {"simp": "pass", "omega": "fail", "FORGE": "error", "CRASH": "error"}
+    for i in range(len(items)):
+        assert results[i].status == expected[kinds[i % 6]], (i, results[i])
+    events = read_log(log)
+    replay_starts = [e for e in events if e["ev"] == "start" and e["role"] == "replay"]
+    assert len({e["header"] for e in replay_starts}) == 2, "one replay worker per header pool"
+    replays = [e for e in events if e["ev"] == "replay"]
+    assert all("proof" not in e["fields"] for e in replays)
+    stats = v.backend.stats  # type: ignore[attr-defined]
+    assert stats.recycled > 0 and stats.replays >= 400
+
+
+def test_a_fairness_tie_does_not_retire_and_respawn_forever(verifier_factory: Any) -> None:
+    """Two headers, two slots, pending 2:1: the second slot used to go to the first pool on the
+    tie (200/2 == 100/1), the pool without a worker then freed it by retiring that starting
+    worker, and the two steps repeated — hundreds of process starts (each lingering until its
+    start timeout) for one batch. A pool without any worker now gets the slot first."""
+    v, _ = verifier_factory({}, workers=2)
+    items = [item(f" by simp {i}", header="import A\n" if i < 200 else "import B\n")
+             for i in range(300)]
+    results: list[Any] = []
+    runner = threading.Thread(target=lambda: results.extend(v.verify_all(items)), daemon=True)
+    runner.start()
+    runner.join(60)
+    spawned = v.backend.stats.spawned  # type: ignore[attr-defined]
+    assert not runner.is_alive(), f"no result within 60 s; {spawned} process starts"
+    assert len(results) == 300 and all(r.passed for r in results)
+    assert spawned == 2
+
+
+def test_a_worker_killed_while_being_created_does_not_linger() -> None:
+    """kill() before the process had a pid could not signal it: the process started anyway and
+    lived, ignored, until its start timeout (hundreds of them in a retire/respawn storm). Now
+    start() kills it as soon as the pid exists and fails at once."""
+    import asyncio
+    import time
+
+    import psutil
+
+    from stp.lean.client import CheckerProcess, CheckerStartError
+    from stp.lean.protocol import CheckerConfig
+
+    class Quiet:
+        def on_responses(self, responses: Any) -> None: ...
+        def on_protocol_error(self, detail: str, kind: Any = "crash") -> None: ...
+        def on_exit(self, detail: str) -> None: ...
+
+    cfg = CheckerConfig(role="check", export=False, header="", header_trusted=True,
+                        max_heartbeats=0, mode="strict", profile="strict", allowed_axioms=[])
+
+    async def scenario() -> tuple[float, int | None]:
+        proc = CheckerProcess(standin_command({}), Quiet())
+        task = asyncio.ensure_future(proc.start(cfg, 30.0))
+        proc.kill()  # the pool retires a worker still being created
+        started = time.monotonic()
+        with pytest.raises(CheckerStartError, match="killed while starting"):
+            await task
+        await proc.wait_closed(5.0)
+        return time.monotonic() - started, proc.pid
+
+    elapsed, pid = asyncio.run(scenario())
+    assert elapsed < 10
+    assert pid is not None and not psutil.pid_exists(pid)

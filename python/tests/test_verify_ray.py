@@ -25,7 +25,7 @@ def test_ray_backend_verifies_like_the_local_pool(tmp_path: Path) -> None:
         f"verifier.cache_dir={str(tmp_path / 'cache')!r}",
         "cluster.num_cpus=2", "cluster.reserved_cpus=0",
         # one process start per pass would dominate; re-checks are tested on the local pool
-        "verifier.recheck_passes=false",
+        "verifier.recheck='off'",
     ])
     spec = {"log": str(log), "rules": [{"pattern": "bad", "action": "fail"},
                                        {"pattern": "CRASH", "action": "crash"},

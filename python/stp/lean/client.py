@@ -39,6 +39,7 @@ from stp.lean.protocol import (
     CheckRequest,
     CheckResponse,
     Ready,
+    ReplayRequest,
     decode_checker_line,
     encoder,
 )
@@ -138,6 +139,9 @@ class CheckerProcess:
             raise CheckerStartError(f"cannot run {self.command[0]!r}: {err}") from err
         self._transport = transport
         self.pid = transport.get_pid()
+        if self._dead:  # kill() came while the process was being created (no pid to kill then)
+            kill_group(self.pid)
+            raise CheckerStartError("killed while starting")
         # duck-typed: under uvloop (Ray installs it) pipe transports are not asyncio classes
         self._stdin = transport.get_pipe_transport(0)
         self._stdin.write(encoder.encode(config) + b"\n")
@@ -156,7 +160,7 @@ class CheckerProcess:
             )
         return ready
 
-    def send(self, requests: Sequence[CheckRequest]) -> None:
+    def send(self, requests: Sequence[CheckRequest | ReplayRequest]) -> None:
         """Queue request lines (one write for the whole batch)."""
         if self._dead or self._stdin is None or self._stdin.is_closing():
             return  # the exit callback reports the in-flight items

@@ -8,10 +8,12 @@ Field names are snake_case on both sides. Optional fields are omitted when absen
 Lean's: `line` is 1-based, `column` is 0-based and counts Unicode code points; byte offsets
 (`*_byte`) are UTF-8 offsets into the text the program was given.
 
-Checker session (protocol version 2):
-    -> CheckerConfig            (first line: header, trust, limits, mode, profile, axioms)
+Checker session (protocol version 3):
+    -> CheckerConfig            (first line: role, export, header, trust, limits, mode, profile,
+                                 axioms)
     <- Ready                    (header elaborated once; errors reported here)
-    -> CheckRequest ...         (any number)
+    -> CheckRequest ...         (role "check": any number)
+    -> ReplayRequest ...        (role "replay": any number; statement + EXPORT, never proof text)
     <- CheckResponse ...        (exactly one per request line, same `id`, in request order)
 A line that is not valid JSON, lacks a field or names an unknown op gets a CheckResponse with
 verdict "error" (id echoed when it could be read, else "") and the process keeps serving.
@@ -19,6 +21,13 @@ verdict "error" (id echoed when it could be read, else "") and the process keeps
 Stdout of a checker is untrusted (proof text is adversarial and may have run code inside it):
 every response echoes the request's random `nonce`, and Python accepts a `pass` only when it is
 consistent (`pass_problem`); JSON objects with duplicate keys are rejected (`decode_checker_line`).
+
+Protocol 3 adds the kernel-replay re-check: a check worker started with `export: true` attaches
+to every strict `pass` an EXPORT (the declarations the proof added, as a table of names, levels,
+expressions and constants; docs/protocol.md) or `export_omitted: "too_large"`; a separate
+replay worker (`role: "replay"`) that never sees proof text re-adds those declarations through
+the kernel on its pristine header environment and answers like a check. Python keeps EXPORT
+opaque (a JSON object it forwards).
 
 Extractor session: ExtractRequest lines in, for each module a stream of ExtractCommand and
 ExtractDecl lines, closed by exactly one ExtractDone (or ExtractFailed) line for that module.
@@ -32,7 +41,12 @@ from typing import Any, Literal
 
 import msgspec
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
+
+# The largest EXPORT a check worker attaches to a pass (mirrors `exportMaxBytes` in
+# lean/STP/Protocol.lean); above it the pass carries `export_omitted: "too_large"` instead and
+# Python re-checks that item with a fresh worker.
+EXPORT_MAX_BYTES = 8 * 1024 * 1024
 
 # Wire-level size cap on one checker output line (the default of verifier.max_response_mb).
 DEFAULT_MAX_RESPONSE_MB = 16
@@ -43,6 +57,9 @@ Mode = Literal["strict", "lenient"]
 # "strict": our checker's full judgement; "paper": what the original STP counted (no error, no
 # `sorry`, no warning containing "declaration uses 'sorry'" or "failed"), for comparable numbers.
 Profile = Literal["strict", "paper"]
+# "check": elaborates proofs (answers `check`); "replay": re-adds exported declarations through
+# the kernel (answers `replay`), never elaborating proof text.
+Role = Literal["check", "replay"]
 
 # Machine-readable reasons a CheckResponse may carry (several can apply at once).
 REASONS: dict[str, str] = {
@@ -63,6 +80,9 @@ REASONS: dict[str, str] = {
     "internal_error": "an exception inside the checker; the message is in `errors`",
     "failed_warning": "(paper profile) a warning whose text contains `failed`, as the original "
                       "STP verifier rejected",
+    "export_failed": "the passing declarations could not be exported for the replay re-check "
+                     "(an fvar/mvar/level mvar in a term, or a kind other than a safe "
+                     "theorem/definition/opaque)",
 }
 
 
@@ -90,9 +110,15 @@ class CheckerConfig(msgspec.Struct, tag_field="op", tag="config", omit_defaults=
     Every policy field is required: the Lean side holds no defaults of its own, Python sends the
     configuration's values (each defined once, in stp.lean.config). `header_trusted = false`
     makes the checker apply its header allow-list (import/open/universe/namespace/section/end/
-    variable and a few safe set_options) before elaborating the header."""
+    variable and a few safe set_options) before elaborating the header.
+
+    `role` "check" answers CheckRequests; "replay" answers ReplayRequests only (the header is
+    elaborated the same way). `export` (role "check"): attach an EXPORT, or `export_omitted`, to
+    every strict pass; role "replay" ignores it (Python sends false)."""
 
     protocol: int = PROTOCOL_VERSION
+    role: Role
+    export: bool
     header: str
     header_trusted: bool
     max_heartbeats: int
@@ -134,6 +160,22 @@ class CheckRequest(msgspec.Struct, tag_field="op", tag="check", omit_defaults=Tr
     max_heartbeats: int | None = None
 
 
+class ReplayRequest(msgspec.Struct, tag_field="op", tag="replay", omit_defaults=True,
+                    forbid_unknown_fields=True, kw_only=True):
+    """Re-check a pass by kernel replay (role "replay"): re-add the constants of `export` on the
+    header environment and compare the target with `statement`'s own reference type.
+
+    There is no proof text in this request, by design: the replay worker never elaborates
+    anything a proof wrote, so no exploit in the text can reach its state. `export` is the EXPORT
+    object of the check worker's pass, forwarded unchanged (Python does not interpret it)."""
+
+    id: str
+    nonce: str
+    statement: str
+    export: dict[str, Any]
+    max_heartbeats: int | None = None
+
+
 class CheckResponse(msgspec.Struct, tag_field="op", tag="result", omit_defaults=True,
                     forbid_unknown_fields=True, kw_only=True):
     """Lean's verdict on one request.
@@ -159,9 +201,14 @@ class CheckResponse(msgspec.Struct, tag_field="op", tag="result", omit_defaults=
     # Present only when requested and the proof elaborated.
     premises: list[str] | None = None
     ms: int = 0
+    # Role "check" with `export: true`, strict pass only: the EXPORT of the declarations the
+    # proof added (target included), or why it was left out ("too_large": over
+    # EXPORT_MAX_BYTES). Exactly one of the two on such a pass; never on anything else.
+    export: dict[str, Any] | None = None
+    export_omitted: str | None = None
 
 
-CheckerInput = CheckerConfig | CheckRequest
+CheckerInput = CheckerConfig | CheckRequest | ReplayRequest
 CheckerOutput = Ready | CheckResponse
 
 
@@ -310,15 +357,30 @@ def paper_verdict(resp: CheckResponse) -> bool:
 
 
 def pass_problem(resp: CheckResponse, nonce: str, allowed_axioms: Iterable[str],
-                 profile: Profile = "strict") -> str | None:
+                 profile: Profile = "strict", export_requested: bool = False) -> str | None:
     """Why a response cannot be accepted as it stands, or None when it is consistent.
 
     Checked for every response: the nonce. Checked for a `pass` (strict profile): no reasons, no
     error messages, nothing forbidden, `statement_match` true, every axiom allowed (never
     `sorryAx`). Paper profile: the verdict must equal the paper rule re-derived from the
-    messages, and a pass carries no reasons. Any problem is a protocol error of the worker."""
+    messages, and a pass carries no reasons. The same rule holds for check and replay answers.
+
+    Exports (protocol 3): `export_requested` is true for answers of a check worker started with
+    `export: true`. Then a strict pass must carry exactly one of `export` / `export_omitted`;
+    no other answer (fail, error, paper profile, replay worker, a worker not asked) may carry
+    either. Any problem is a protocol error of the worker."""
     if resp.nonce != nonce:
         return f"nonce {resp.nonce!r} does not match the request's"
+    has_export = resp.export is not None
+    omitted = resp.export_omitted is not None
+    if has_export or omitted:
+        if not export_requested or profile != "strict" or resp.verdict != "pass":
+            field = "export" if has_export else "export_omitted"
+            return f"{field} on a {profile} {resp.verdict} that may not carry one"
+        if has_export and omitted:
+            return "pass with both export and export_omitted"
+    elif export_requested and profile == "strict" and resp.verdict == "pass":
+        return "pass without export or export_omitted (export was requested)"
     if profile == "paper":
         if resp.verdict in ("pass", "fail") and (resp.verdict == "pass") != paper_verdict(resp):
             return f"paper verdict {resp.verdict!r} disagrees with its messages"

@@ -12,6 +12,11 @@ from stp.ranges import NonNegativeInt, PositiveFloat, PositiveInt, UnitFloat
 
 Backend = Literal["local", "ray"]
 Sandbox = Literal["auto", "bwrap", "none"]
+# How a pass is confirmed before it is cached, rewarded or counted (docs/verify.md):
+# "replay": a long-lived replay worker, which never sees proof text, re-adds the declarations the
+# check worker exported through the kernel on its pristine header environment; "fresh": the proof
+# is re-checked by a freshly started worker (one header import per pass); "off": no re-check.
+Recheck = Literal["replay", "fresh", "off"]
 # -1 = derived (see rlimit_as_mb), 0 = none, else MiB.
 AddressSpaceMB = Annotated[int, Meta(ge=-1)]
 
@@ -57,10 +62,15 @@ class VerifierConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     sandbox: Sandbox = "auto"
     # Extra paths bound read-only into the sandbox (e.g. the interpreter of a checker_command).
     sandbox_binds: list[str] = msgspec.field(default_factory=list)
-    # Confirm every pass in a fresh worker that has run no earlier request before it is cached,
-    # rewarded or counted (a disagreement makes the item `error`).
-    recheck_passes: bool = True
-    # Fresh workers kept started per header pool, ready for pass re-checks (each runs one).
+    # Confirm every pass before it is cached, rewarded or counted (a disagreement makes the item
+    # `error`). "replay" falls back to "fresh" for passes without an export (too large) and for
+    # the paper profile.
+    recheck: Recheck = "replay"
+    # Replay workers per header pool (recheck = "replay"), started on demand, long-lived; NOT
+    # counted in `workers` (they idle most of the time: a replay is a fraction of a check).
+    replay_workers: PositiveInt = 1
+    # Fresh workers kept started per header pool, ready for fresh pass re-checks (each runs one);
+    # used by recheck = "fresh", and by "replay" only under the paper profile.
     recheck_spares: NonNegativeInt = 1
     # Persistent result cache (SQLite, local); empty = <run_dir>/verify-cache; "off" = none.
     cache_dir: str = ""

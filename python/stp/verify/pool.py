@@ -3,15 +3,27 @@
 Every job ends in exactly one result delivered to its sink: a checker verdict, `timeout`, `memory`,
 `crash` (after `crash_retries` retries on another worker) or `error` (the checker cannot start for
 that header). The invariants that guarantee it:
-- a job is in exactly one place at a time: a pool's pending queue, a worker's in-flight queue, or
-  finished (`Job.done`);
+- a job is in exactly one place at a time: one of its pool's queues (`pending` for a first check,
+  `rechecks` for a fresh re-check, `replays` for a replay; `_HeaderPool.queue_of` decides), a
+  worker's in-flight queue, or finished (`Job.done`);
 - a worker is retired exactly once (`_retire`), and retiring hands back every in-flight job;
 - a response is accepted only if its id is the id of the oldest in-flight job of that worker
   (checkers answer in request order), it echoes that job's nonce, and a `pass` is consistent
   (`stp.lean.protocol.pass_problem`); anything else kills the worker. An inconsistent answer is
   retried once on another worker, then the item is `error`: it is never a pass;
-- with `recheck_passes`, a pass is only final once a fresh worker (a process that has run no
-  earlier request) also passes it; each fresh worker runs exactly one re-check and is retired.
+- with `recheck` on, a pass is only final once it is confirmed, and a re-check that is not a
+  consistent pass (fail, error, timeout, memory, crash after retries) makes the item `error`
+  (`recheck_disagreement`), never a pass:
+  - "replay": a strict pass carrying an EXPORT goes to its pool's replay worker (role "replay",
+    `replay_workers` per pool, started on demand, long-lived, outside the `workers` cap) as a
+    ReplayRequest, which carries the statement and the export and never the proof text; the
+    replay worker answers from its immutable header environment, so no earlier request can have
+    changed its verdict;
+  - "fresh" (and, under "replay", passes with `export_omitted` and paper-profile passes): a fresh
+    worker (a process that has run no earlier request) checks the proof again; each fresh worker
+    runs exactly one re-check and is retired;
+- a check worker is started with `export` on exactly when `recheck` is "replay"; a replay worker
+  only ever receives ReplayRequests, a normal or fresh worker only CheckRequests.
 
 Throughput: up to `pipeline_depth` requests are in flight per worker, requests are written in one
 batch per loop iteration, results are handed to the caller's thread in batches, and timeouts and
@@ -43,6 +55,7 @@ from stp.lean.protocol import (
     CheckResponse,
     Mode,
     Profile,
+    ReplayRequest,
     pass_problem,
 )
 from stp.verify.types import VerifyItem, VerifyResult, encoding_problem
@@ -57,8 +70,10 @@ PROTOCOL_RETRIES = 1
 
 WorkerState = Literal["starting", "ready", "draining", "retired"]
 FailureKind = Literal["timeout", "memory", "crash", "protocol"]
-# A worker's role: "normal" serves the pool's queue; "fresh" runs exactly one pass re-check.
-WorkerRole = Literal["normal", "fresh"]
+# A worker's role: "normal" serves the pool's queue; "fresh" runs exactly one pass re-check;
+# "replay" (wire role "replay") serves the pool's kernel-replay re-checks.
+WorkerRole = Literal["normal", "fresh", "replay"]
+Recheck = Literal["replay", "fresh", "off"]
 
 
 def join_proof(statement: str, proof: str) -> str:
@@ -97,7 +112,8 @@ class PoolSettings:
     recycle_after: int
     max_header_pools: int
     crash_retries: int
-    recheck_passes: bool
+    recheck: Recheck
+    replay_workers: int
     recheck_spares: int
     max_heartbeats: int
     mode: Mode
@@ -145,16 +161,27 @@ class Job:
     done: bool = False
     # The nonce of the latest request sent for this job (a new one per attempt).
     nonce: str = ""
-    # Set once the first check passed: the job then waits for its re-check by a fresh worker.
+    # Set once the first check passed: the job then waits for its re-check.
     first_pass: VerifyResult | None = None
+    # The first pass's EXPORT when it is re-checked by kernel replay (else a fresh re-check).
+    export: dict[str, Any] | None = None
 
     @property
     def rechecking(self) -> bool:
         return self.first_pass is not None
 
-    def request(self) -> CheckRequest:
+    @property
+    def replaying(self) -> bool:
+        return self.first_pass is not None and self.export is not None
+
+    def request(self) -> CheckRequest | ReplayRequest:
         it = self.item
         self.nonce = secrets.token_hex(16)
+        if self.replaying:
+            assert self.export is not None
+            # never the proof text: the replay worker sees only the statement and the export
+            return ReplayRequest(id=str(self.id), nonce=self.nonce, statement=it.statement,
+                                 export=self.export)
         return CheckRequest(id=str(self.id), nonce=self.nonce, statement=it.statement,
                             proof=join_proof(it.statement, it.proof), name=it.name,
                             premises=it.premises)
@@ -174,6 +201,10 @@ class EngineStats:
     protocol_errors: int = 0
     rechecks: int = 0
     recheck_rejections: int = 0
+    # of `rechecks`: those done by kernel replay, and first passes sent to a fresh re-check
+    # because their export was omitted (too large)
+    replays: int = 0
+    export_omitted: int = 0
     header_seconds: list[float] = field(default_factory=list)
 
 
@@ -200,7 +231,10 @@ class _Worker:
 
     async def run_start(self) -> None:
         s = self.engine.settings
-        cfg = CheckerConfig(header=self.pool.header, header_trusted=self.pool.trusted,
+        replay = self.role == "replay"
+        cfg = CheckerConfig(role="replay" if replay else "check",
+                            export=self.role == "normal" and s.recheck == "replay",
+                            header=self.pool.header, header_trusted=self.pool.trusted,
                             max_heartbeats=s.max_heartbeats, mode=s.mode, profile=s.profile,
                             allowed_axioms=list(s.allowed_axioms))
         try:
@@ -237,8 +271,11 @@ class _HeaderPool:
         self.pending: deque[Job] = deque()
         # Jobs whose first check passed, waiting for a fresh worker to re-check them.
         self.rechecks: deque[Job] = deque()
+        # Jobs whose first check passed with an export, waiting for the replay worker.
+        self.replays: deque[Job] = deque()
         self.workers: list[_Worker] = []
         self.start_failures = 0
+        self.replay_start_failures = 0
         self.last_error = ""
 
     def active_workers(self, role: WorkerRole = "normal") -> list[_Worker]:
@@ -253,10 +290,15 @@ class _HeaderPool:
         """Put jobs back at the front of their queue, order kept."""
         for job in reversed(jobs):
             if not job.done:
-                (self.rechecks if job.rechecking else self.pending).appendleft(job)
+                self.queue_of(job).appendleft(job)
+
+    def queue_of(self, job: Job) -> deque[Job]:
+        if job.replaying:
+            return self.replays
+        return self.rechecks if job.rechecking else self.pending
 
     def busy(self) -> bool:
-        return (bool(self.pending) or bool(self.rechecks)
+        return (bool(self.pending) or bool(self.rechecks) or bool(self.replays)
                 or any(w.inflight for w in self.workers))
 
 
@@ -381,6 +423,8 @@ class Engine:
                 pool.pending = deque(j for j in pool.pending if not j.sink.cancelled)
             if any(j.sink.cancelled for j in pool.rechecks):
                 pool.rechecks = deque(j for j in pool.rechecks if not j.sink.cancelled)
+            if any(j.sink.cancelled for j in pool.replays):
+                pool.replays = deque(j for j in pool.replays if not j.sink.cancelled)
 
     async def _versions(self, key: PoolKey) -> tuple[str, str]:
         if self.checker_version is not None and self.lean_version is not None:
@@ -450,9 +494,39 @@ class Engine:
                 w.head_since = time.monotonic()
                 w.inflight.append(job)
                 w.proc.send([job.request()])
+        # 1c. replay workers take the pool's replays (pipelined like normal workers); a pool
+        # with replays waiting and fewer than `replay_workers` replay workers starts one. They
+        # are outside the `workers` cap: a replay costs a fraction of a check.
+        for pool in self._pools.values():
+            if not pool.replays:
+                continue
+            for w in sorted(pool.active_workers("replay"), key=lambda w: len(w.inflight)):
+                if w.state != "ready":
+                    continue
+                room = s.pipeline_depth - len(w.inflight)
+                if s.recycle_after:
+                    room = min(room, s.recycle_after - w.served - len(w.inflight))
+                batch = []
+                while room > 0 and pool.replays:
+                    job = pool.replays.popleft()
+                    if job.sink.cancelled:
+                        job.done = True
+                        continue
+                    batch.append(job)
+                    room -= 1
+                if batch:
+                    if not w.inflight:
+                        w.head_since = time.monotonic()
+                    w.inflight.extend(batch)
+                    w.proc.send([j.request() for j in batch])
+                if not pool.replays:
+                    break
+            if pool.replays and len(pool.active_workers("replay")) < s.replay_workers:
+                self._spawn(pool, "replay")
         # 2. start workers where work waits, fairest pool first, within the global cap; fresh
         # workers (re-checks) first: their jobs are one step from done
-        live = sum(1 for p in self._pools.values() for w in p.workers if w.state != "retired")
+        live = sum(1 for p in self._pools.values() for w in p.workers
+                   if w.state != "retired" and w.role != "replay")
         while live < s.workers:
             fresh_want = [p for p in self._pools.values() if self._wants_fresh(p)]
             if fresh_want:
@@ -462,7 +536,10 @@ class Engine:
             want = [p for p in self._pools.values() if self._wants_worker(p)]
             if not want:
                 break
-            pool = max(want, key=lambda p: len(p.pending) / (len(p.active_workers()) + 1))
+            # a pool without any worker first: step 3 frees a slot for exactly such a pool, so
+            # giving the slot to another pool on a fairness tie would retire and respawn forever
+            pool = max(want, key=lambda p: (not p.active_workers(),
+                                            len(p.pending) / (len(p.active_workers()) + 1)))
             self._spawn(pool)
             live += 1
         # 3. a pool with work but no worker at the cap: free a slot from another pool (or, for
@@ -491,14 +568,17 @@ class Engine:
 
     def _wants_fresh(self, pool: _HeaderPool) -> bool:
         """A fresh worker is wanted for every waiting re-check, and `recheck_spares` are kept
-        started ahead while the pool has work that may pass (hiding the start latency)."""
+        started ahead while the pool has work that may pass (hiding the start latency) when
+        passes are re-checked fresh: recheck "fresh", or "replay" under the paper profile (under
+        the strict profile only passes whose export was omitted need one: no spares then)."""
         s = self.settings
-        if not s.recheck_passes:
+        if s.recheck == "off":
             return False
         fresh = len(pool.active_workers("fresh"))
         waiting = len(pool.rechecks)
-        spares = s.recheck_spares if (pool.pending or any(w.inflight for w in pool.workers)) \
-            else 0
+        fresh_mode = s.recheck == "fresh" or s.profile == "paper"
+        spares = s.recheck_spares if fresh_mode and (
+            pool.pending or any(w.inflight for w in pool.workers)) else 0
         # never let spares take the last slot a pool with queued work and no worker needs
         if not waiting and pool.pending and not pool.active_workers():
             return False
@@ -566,7 +646,10 @@ class Engine:
             w.proc.kill()
             return
         w.state = "ready"
-        w.pool.start_failures = 0
+        if w.role == "replay":
+            w.pool.replay_start_failures = 0
+        else:
+            w.pool.start_failures = 0
         self.stats.header_seconds.append(seconds)
         if self.checker_version is None:
             self.checker_version, self.lean_version = checker_version, lean_version
@@ -577,13 +660,28 @@ class Engine:
         self._kick()
 
     def _start_failed(self, w: _Worker, detail: str) -> None:
-        self.stats.start_failures += 1
-        if w.state == "retired":
+        if w.state == "retired":  # retired while starting (killed on purpose): not a failure
             return
+        self.stats.start_failures += 1
         self._retire(w, requeue=True)
         pool = w.pool
-        pool.start_failures += 1
         pool.last_error = detail
+        if w.role == "replay":
+            # counted apart: a pool whose checks start fine must not loop on a broken replay
+            pool.replay_start_failures += 1
+            log.warning("replay checker failed to start (%d in a row): %s",
+                        pool.replay_start_failures, detail)
+            if pool.replay_start_failures >= MAX_START_FAILURES:
+                pool.replay_start_failures = 0
+                while pool.replays:
+                    job = pool.replays.popleft()
+                    assert job.first_pass is not None
+                    self.stats.recheck_rejections += 1
+                    self._finish(job, _not_confirmed(
+                        job, "error", [], f"replay checker could not start: {detail}"))
+            self._kick()
+            return
+        pool.start_failures += 1
         log.warning("checker failed to start (%d in a row): %s", pool.start_failures, detail)
         if pool.start_failures < MAX_START_FAILURES:
             if self._versions_waiters and not pool.active_workers():
@@ -591,7 +689,7 @@ class Engine:
         else:
             pool.start_failures = 0
             result_detail = f"checker could not start for this header: {detail}"
-            for waiting in (pool.pending, pool.rechecks):
+            for waiting in (pool.pending, pool.rechecks, pool.replays):
                 while waiting:
                     self._finish(waiting.popleft(), VerifyResult(status="error",
                                                                  detail=result_detail))
@@ -612,7 +710,10 @@ class Engine:
                     w, "crash", f"misbehaving checker: response id {resp.id!r}, expected {expected}")
                 return
             job = w.inflight[0]
-            problem = pass_problem(resp, job.nonce, s.allowed_axioms, s.profile)
+            # a replay is always the strict judgement (paper passes are never replayed)
+            profile: Profile = "strict" if w.role == "replay" else s.profile
+            export_requested = w.role == "normal" and s.recheck == "replay"
+            problem = pass_problem(resp, job.nonce, s.allowed_axioms, profile, export_requested)
             if problem is not None:
                 self._worker_failed(w, "protocol", f"inconsistent checker answer: {problem}")
                 return
@@ -620,7 +721,7 @@ class Engine:
             w.head_since = time.monotonic()
             w.served += 1
             self.stats.checks += 1
-            self._judged(job, response_to_result(resp))
+            self._judged(job, resp)
         if w.role == "fresh" and w.served >= 1 and not w.inflight:
             self._retire(w, requeue=True)  # a fresh worker runs exactly one re-check
             self._kick()
@@ -634,23 +735,33 @@ class Engine:
             self._retire(w, requeue=True)
         self._kick()
 
-    def _judged(self, job: Job, result: VerifyResult) -> None:
-        """A consistent verdict: final, or (a first pass with re-checks on) sent to re-check."""
+    def _judged(self, job: Job, resp: CheckResponse) -> None:
+        """A consistent verdict: final, or (a first pass with re-checks on) sent to re-check:
+        to the replay worker when it carries an export, else to a fresh worker."""
         s = self.settings
+        result = response_to_result(resp)
         if job.first_pass is None:
-            if result.passed and s.recheck_passes:
+            if result.passed and s.recheck != "off":
                 job.first_pass = result
                 job.attempts = job.protocol_attempts = 0
-                self._pool((job.item.header, job.item.header_trusted)).rechecks.append(job)
+                if s.recheck == "replay" and resp.export is not None:
+                    job.export = resp.export
+                elif resp.export_omitted is not None:
+                    self.stats.export_omitted += 1
+                pool = self._pool((job.item.header, job.item.header_trusted))
+                pool.queue_of(job).append(job)
                 return
             self._finish(job, result)
             return
         self.stats.rechecks += 1
+        if job.replaying:
+            self.stats.replays += 1
         if result.passed:
-            self._finish(job, result)
+            # a replay answer carries no premises or messages: the first check's result stands
+            self._finish(job, job.first_pass if job.replaying else result)
             return
         self.stats.recheck_rejections += 1
-        self._finish(job, _not_confirmed(job.first_pass, result.status, result.reasons))
+        self._finish(job, _not_confirmed(job, result.status, result.reasons))
 
     def _worker_failed(self, w: _Worker, kind: FailureKind, detail: str) -> None:
         """The worker must go: the oldest in-flight job is charged, the rest are requeued."""
@@ -673,10 +784,9 @@ class Engine:
                     self._finish(head, VerifyResult(status="error", reasons=["protocol_error"],
                                                     detail=detail))
             elif head.rechecking and kind in ("timeout", "memory"):
-                # a pass a fresh checker could not confirm is not a pass
+                # a pass the re-check could not confirm is not a pass
                 self.stats.recheck_rejections += 1
-                assert head.first_pass is not None
-                self._finish(head, _not_confirmed(head.first_pass, kind, [], detail))
+                self._finish(head, _not_confirmed(head, kind, [], detail))
             elif kind == "timeout":
                 self.stats.timeouts += 1
                 self._finish(head, VerifyResult(status="timeout",
@@ -688,6 +798,11 @@ class Engine:
                 head.attempts += 1
                 self.stats.retries += 1
                 w.pool.requeue([head])
+            elif head.rechecking:
+                # the re-check crashed on every try: still not a pass
+                self.stats.crashes += 1
+                self.stats.recheck_rejections += 1
+                self._finish(head, _not_confirmed(head, "crash", [], detail))
             else:
                 self.stats.crashes += 1
                 self._finish(head, VerifyResult(status="crash", detail=detail))
@@ -733,10 +848,12 @@ class Engine:
                 self._kick()
 
 
-def _not_confirmed(first: VerifyResult, status: str, reasons: list[str],
-                   detail: str = "") -> VerifyResult:
-    """The result of a pass the fresh re-check did not reproduce: `error`, never a pass."""
-    why = f"pass not confirmed by a fresh checker (re-check: {status}"
+def _not_confirmed(job: Job, status: str, reasons: list[str], detail: str = "") -> VerifyResult:
+    """The result of a pass the re-check did not reproduce: `error`, never a pass."""
+    first = job.first_pass
+    assert first is not None
+    by = "the kernel replay" if job.replaying else "a fresh checker"
+    why = f"pass not confirmed by {by} (re-check: {status}"
     why += f", {', '.join(reasons)})" if reasons else ")"
     if detail:
         why += f"; {detail}"

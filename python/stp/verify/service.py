@@ -258,8 +258,9 @@ def pool_settings(cfg: STPConfig, command: Sequence[str], cwd: str | None,
         memory_check_s=v.memory_check_s, rlimit_as_mb=rlimit_as_mb,
         max_line_bytes=v.max_response_mb * 1024 * 1024,
         recycle_after=v.recycle_after, max_header_pools=v.max_header_pools,
-        crash_retries=v.crash_retries, recheck_passes=v.recheck_passes,
-        recheck_spares=v.recheck_spares, max_heartbeats=session_heartbeats(lean),
+        crash_retries=v.crash_retries, recheck=v.recheck,
+        replay_workers=v.replay_workers, recheck_spares=v.recheck_spares,
+        max_heartbeats=session_heartbeats(lean),
         mode=lean.mode, profile=lean.profile, allowed_axioms=tuple(lean.allowed_axioms),
     )
 
@@ -274,14 +275,14 @@ def _file_digest(path: Path) -> str:
 
 def checker_fingerprint(cfg: STPConfig, command: Sequence[str]) -> str:
     """What a cached verdict depends on besides the item: the checking policy (profile, mode,
-    allowed axioms, heartbeats, pass re-check), the toolchain and Mathlib revision of the
+    allowed axioms, heartbeats, pass re-check mode), the toolchain and Mathlib revision of the
     workspace, and the checker build (a hash of the binary; for `lean.checker_command`, of the
     argv and of every file it names). Computed from the files, never from a version string."""
     lean = cfg.lean
     parts: list[str] = [
         f"profile={lean.profile}", f"mode={lean.mode}",
         "axioms=" + json.dumps(sorted(set(lean.allowed_axioms))),
-        f"heartbeats={session_heartbeats(lean)}", f"recheck={cfg.verifier.recheck_passes}",
+        f"heartbeats={session_heartbeats(lean)}", f"recheck={cfg.verifier.recheck}",
     ]
     from stp.lean import toolchain
 

@@ -458,26 +458,8 @@ class Engine:
             if not pool.pending:
                 continue
             for w in sorted(pool.workers, key=lambda w: len(w.inflight)):
-                if w.state != "ready" or w.role != "normal":
-                    continue
-                room = s.pipeline_depth - len(w.inflight)
-                if s.recycle_after:  # never send more than the worker may still serve
-                    room = min(room, s.recycle_after - w.served - len(w.inflight))
-                if room <= 0:
-                    continue
-                batch = []
-                while room > 0 and pool.pending:
-                    job = pool.pending.popleft()
-                    if job.sink.cancelled:
-                        job.done = True
-                        continue
-                    batch.append(job)
-                    room -= 1
-                if batch:
-                    if not w.inflight:
-                        w.head_since = time.monotonic()
-                    w.inflight.extend(batch)
-                    w.proc.send([j.request() for j in batch])
+                if w.state == "ready" and w.role == "normal":
+                    self._feed(w, pool.pending)
                 if not pool.pending:
                     break
         # 1b. each fresh worker gets exactly one re-check, oldest first
@@ -501,24 +483,8 @@ class Engine:
             if not pool.replays:
                 continue
             for w in sorted(pool.active_workers("replay"), key=lambda w: len(w.inflight)):
-                if w.state != "ready":
-                    continue
-                room = s.pipeline_depth - len(w.inflight)
-                if s.recycle_after:
-                    room = min(room, s.recycle_after - w.served - len(w.inflight))
-                batch = []
-                while room > 0 and pool.replays:
-                    job = pool.replays.popleft()
-                    if job.sink.cancelled:
-                        job.done = True
-                        continue
-                    batch.append(job)
-                    room -= 1
-                if batch:
-                    if not w.inflight:
-                        w.head_since = time.monotonic()
-                    w.inflight.extend(batch)
-                    w.proc.send([j.request() for j in batch])
+                if w.state == "ready":
+                    self._feed(w, pool.replays)
                 if not pool.replays:
                     break
             if pool.replays and len(pool.active_workers("replay")) < s.replay_workers:
@@ -554,6 +520,27 @@ class Engine:
                     freeing = True
         # 4. LRU bound on warm pools (pools with work are never evicted)
         self._evict_idle_pools()
+
+    def _feed(self, w: _Worker, waiting: deque[Job]) -> None:
+        """Send a ready worker as many of `waiting`'s jobs as its pipeline has room for, in one
+        write, never more than it may still serve before `recycle_after` retires it."""
+        s = self.settings
+        room = s.pipeline_depth - len(w.inflight)
+        if s.recycle_after:
+            room = min(room, s.recycle_after - w.served - len(w.inflight))
+        batch = []
+        while room > 0 and waiting:
+            job = waiting.popleft()
+            if job.sink.cancelled:
+                job.done = True
+                continue
+            batch.append(job)
+            room -= 1
+        if batch:
+            if not w.inflight:
+                w.head_since = time.monotonic()
+            w.inflight.extend(batch)
+            w.proc.send([j.request() for j in batch])
 
     def _wants_worker(self, pool: _HeaderPool) -> bool:
         if not pool.pending:

@@ -209,24 +209,33 @@ def checkStrict (c : CheckerSession) (req : CheckRequest) (hb : Nat) : IO CheckR
   if axioms.contains "sorryAx" then reasons := reasons.push "sorry"
   if axioms.any (fun a => a != "sorryAx" && !c.config.allowedAxioms.contains a) then
     reasons := reasons.push "bad_axiom"
-  -- 6. Kernel replay, only for what would otherwise pass; then (protocol 3) its export.
+  -- 6. Only for what would otherwise pass: (protocol 3) the export, and the kernel replay in
+  -- this process unless an export goes out. An exported pass is re-added through the kernel by
+  -- a replay worker the proof never ran in, which is strictly stronger; replaying it here too
+  -- would only spend the same kernel time twice per pass. Without an export (not requested,
+  -- or omitted as too large: Python then re-checks in a fresh process) it is replayed here.
   let mut replayErrors : List Msg := []
   let mut exportJson? : Option Json := none
   let mut exportOmitted? : Option String := none
   if reasons.isEmpty then
     let deps := newDependencies c.header.env env ref.name
-    let problem ← replayProblem c ref deps
-    if let some detail := problem then
-      reasons := reasons.push "replay_failed"
-      replayErrors := [Msg.plain s!"kernel replay: {detail}"]
-    else if c.config.wantExport then
+    let mut replayHere := true
+    if c.config.wantExport then
       match exportFields deps with
       | .ok (j?, omitted?) =>
         exportJson? := j?
         exportOmitted? := omitted?
+        replayHere := j?.isNone
       | .error e =>
         reasons := reasons.push "export_failed"
         replayErrors := [Msg.plain s!"export: {e}"]
+        replayHere := false
+    if replayHere then
+      let problem ← replayProblem c ref deps
+      if let some detail := problem then
+        reasons := reasons.push "replay_failed"
+        replayErrors := [Msg.plain s!"kernel replay: {detail}"]
+        exportOmitted? := none  -- a failing answer carries neither export field
   -- 7. Premises: imported constants named in the proof text.
   let premises? :=
     if req.premises && errors.isEmpty then

@@ -12,6 +12,15 @@ from stp.lean.protocol import LeanMessage
 # pass/fail/error come from the checker; timeout/memory/crash are decided by the pool.
 Status = Literal["pass", "fail", "error", "timeout", "memory", "crash"]
 INFRASTRUCTURE_FAILURES: frozenset[str] = frozenset({"error", "timeout", "memory", "crash"})
+# Reasons the verifier itself gives an `error` result, beyond the checker's own
+# (`stp.lean.protocol.REASONS`, whose `bad_request` it also uses for an item it cannot send): a
+# checker that broke the protocol, a pass the re-check or the cross-check did not confirm.
+DRIVER_REASONS: dict[str, str] = {
+    "protocol_error": "the checker's answers broke the protocol twice (forged or inconsistent "
+                      "pass, wrong nonce, duplicate keys, oversized line)",
+    "recheck_disagreement": "a pass the re-check (replay worker or fresh process) did not confirm",
+    "crosscheck_disagreement": "a pass the lean-interact cross-check did not confirm",
+}
 
 
 def length_prefixed(*fields: str | bytes) -> bytes:

@@ -3,7 +3,7 @@
 
     python scripts/lean_smoke.py                         # real checker (needs `lake build`)
     python scripts/lean_smoke.py --only id1,id2          # a subset
-    python scripts/lean_smoke.py --checker-command "python python/tests/standin_checker.py '{}'"
+    python scripts/lean_smoke.py --checker-command "python python/tests/standin_checker.py '{\"default\":\"pass\"}'"
 
 Each smoke line is {"id", "header"?, "config"?, "group"?, "request", "expect"} (docs/lean.md
 describes the format). Lines are grouped by (header, config, group) and each group goes through

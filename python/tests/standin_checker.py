@@ -9,7 +9,9 @@ Spec (every key optional):
            "name", "text" = statement + proof) decides; `times: n` applies the rule only to the
            first n requests with that text across all processes (needs state_dir; such rules
            are skipped by the replay role); `role: "check"|"replay"` limits a rule to one role.
-  default: action when no rule matches ("pass")
+  default: action when no rule matches — REQUIRED: the stand-in never passes by default, so a
+           bare invocation (or a spec that forgot it) cannot pass anything; tests/standin.py's
+           `standin_command` fills in "pass" explicitly for tests that want it
   actions: pass | fail | error | hang | crash | leak | garbage | wrong_id | out_of_order | slow
            | burn | probe and the adversarial ones below.
            `slow` waits `ms` then passes (or gives `then`); `leak` allocates ~`mb_per_s` MiB/s
@@ -119,7 +121,7 @@ class StandIn:
     def __init__(self, spec: dict) -> None:
         self.spec = spec
         self.rules = [Rule(r) for r in spec.get("rules", [])]
-        self.default = spec.get("default", "pass")
+        self.default = spec["default"]
         self.log_path = spec.get("log")
         self.state_dir = spec.get("state_dir")
         self.out = sys.stdout.buffer
@@ -586,5 +588,19 @@ def burn(cpu_ms: float) -> None:
             x += 1
 
 
+def parse_spec(argv: list[str]) -> dict:
+    """The spec of argv[1]; exits 2 with one line unless it is a JSON object with a `default`
+    action (a test fixture that answered pass when started bare would be a pass-everything
+    checker one config line away)."""
+    try:
+        spec = json.loads(argv[1]) if len(argv) > 1 else None
+    except json.JSONDecodeError as err:
+        sys.exit(f"standin_checker: the spec is not JSON: {err}")
+    if not isinstance(spec, dict) or "default" not in spec:
+        sys.exit('standin_checker: a test fixture; it needs a spec with an explicit "default" '
+                 "action (build the argv with tests/standin.py's standin_command)")
+    return spec
+
+
 if __name__ == "__main__":
-    StandIn(json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}).serve()
+    StandIn(parse_spec(sys.argv)).serve()

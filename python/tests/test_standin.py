@@ -109,3 +109,23 @@ def test_standin_replay_role_judges_the_export_alone(tmp_path: Path) -> None:
         ("pass", []), ("fail", ["replay_failed"]), ("fail", ["replay_failed"]),
         ("fail", ["statement_mismatch"]), ("error", ["bad_request"])]
     assert all(isinstance(r, CheckResponse) and r.export is None for r in out)
+
+
+def test_standin_never_passes_by_default() -> None:
+    """Started bare, or with a spec that names no `default` action, the stand-in answers
+    nothing: it exits with one line instead of being a pass-everything checker."""
+    import json
+    import sys
+
+    from standin import STANDIN
+
+    session = encode_line(config("")) + encode_line(CheckRequest(
+        id="1", nonce="n" * 32, statement="theorem t : 1 = 2 :=", proof=" by simp"))
+    for argv in ([], ["{}"], [json.dumps({"rules": []})], ["not json"]):
+        proc = subprocess.run([sys.executable, str(STANDIN), *argv], input=session,
+                              capture_output=True, timeout=60)
+        assert proc.returncode != 0 and proc.stdout == b"", (argv, proc.stdout)
+        assert len(proc.stderr.decode().strip().splitlines()) == 1, proc.stderr
+        assert b"default" in proc.stderr or b"JSON" in proc.stderr
+    # The test helper asks for "pass" explicitly.
+    assert json.loads(standin_command()[-1])["default"] == "pass"

@@ -175,7 +175,7 @@ def test_a_changed_checker_file_invalidates_the_cache(tmp_path: Path) -> None:
         cfg: STPConfig = load_config(None, ["verifier.workers=1", "verifier.recheck='off'",
                                  f"verifier.cache_dir={cache!r}"])
         return make_verifier(with_checker(cfg, [sys.executable, str(copy),
-                                                json.dumps({"log": str(log)})]))
+                                                json.dumps({"log": str(log), "default": "pass"})]))
 
     with verifier() as v:
         assert not v.verify_all([it])[0].cached

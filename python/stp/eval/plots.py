@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from stp import storage
 from stp.errors import import_optional
@@ -35,15 +36,35 @@ def _splits(runs: list[RunSummaries]) -> list[str]:
     return list(seen)
 
 
+def pyplot(what: str) -> Any:
+    """`matplotlib.pyplot` on the Agg backend (cluster nodes have no display); without the
+    `plots` extra, one line naming `what` the figure was for."""
+    matplotlib = import_optional("matplotlib", "plots", what)
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, out_dir: str, stem: str) -> list[str]:
+    """`<out_dir>/<stem>.png` and `.svg` through `stp.storage` (so `out_dir` may be gs://);
+    returns the written paths."""
+    written = []
+    for ext in ("png", "svg"):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=ext)
+        path = storage.join(out_dir, f"{stem}.{ext}")
+        storage.write_bytes(path, buffer.getvalue())
+        written.append(path)
+    return written
+
+
 def plot_pass_at_k(runs: list[RunSummaries], out_dir: str) -> list[str]:
     """Write `passk_<split>.png` and `.svg` per split; returns the written paths.
 
     The unbiased estimate is the line with its bootstrap interval shaded; the original chunk
     estimate is drawn as markers (with its ± std as error bars where defined) for comparison."""
-    matplotlib = import_optional("matplotlib", "plots", "pass@k plots")
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
+    plt = pyplot("pass@k plots")
     written: list[str] = []
     for split in _splits(runs):
         fig, ax = plt.subplots(figsize=(6.0, 4.2), dpi=120)
@@ -74,12 +95,7 @@ def plot_pass_at_k(runs: list[RunSummaries], out_dir: str) -> list[str]:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        for ext in ("png", "svg"):
-            buffer = io.BytesIO()
-            fig.savefig(buffer, format=ext)
-            path = storage.join(out_dir, f"passk_{_slug(split)}.{ext}")
-            storage.write_bytes(path, buffer.getvalue())
-            written.append(path)
+        written += save_figure(fig, out_dir, f"passk_{_slug(split)}")
         plt.close(fig)
     return written
 

@@ -5,13 +5,11 @@ and the plots of all of them."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 from stp import storage
 from stp.config import STPConfig, resolve_data_dir
-from stp.errors import import_optional
 from stp.metrics import train_losses
 
 # What stp.model.training writes next to a trained model: the HF export and the step log.
@@ -121,10 +119,9 @@ def training_section(run_dir: Path, out_dir: str) -> list[str]:
 
 def _plot_losses(runs: dict[str, dict[int, float]], out_dir: str) -> str:
     """`training_loss.png`/`.svg` in `out_dir`; returns the PNG's name (relative link)."""
-    matplotlib = import_optional("matplotlib", "plots", "training loss plots")
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    from stp.eval.plots import pyplot, save_figure
 
+    plt = pyplot("training loss plots")
     fig, ax = plt.subplots(figsize=(6.0, 4.2), dpi=120)
     for name, losses in runs.items():
         steps = sorted(losses)
@@ -136,9 +133,6 @@ def _plot_losses(runs: dict[str, dict[int, float]], out_dir: str) -> str:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    for ext in ("png", "svg"):
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format=ext)
-        storage.write_bytes(storage.join(out_dir, f"training_loss.{ext}"), buffer.getvalue())
+    save_figure(fig, out_dir, "training_loss")
     plt.close(fig)
     return "training_loss.png"

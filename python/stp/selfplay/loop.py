@@ -44,7 +44,6 @@ from stp.selfplay.training_sets import (
     conjecturer_examples,
     dedup_examples,
     prover_examples,
-    retrain_proofs,
     shuffled,
 )
 
@@ -677,20 +676,13 @@ class SelfPlay:
         at most `retrain.max_proofs_per_statement` distinct correct proofs per dataset statement
         over rounds 0..r, weighted exp(−`retrain.length_penalty`·len(proof)), deduped, shuffled.
         No conjecture is ever included and no SFT set is added."""
-        from stp.model import prompts
-        from stp.selfplay.retrain import RoundSource
+        from stp.selfplay.retrain import RoundSource, retrain_examples
 
-        rc = self.cfg.retrain
         rows = list(self.rows)
-        proofs = retrain_proofs((RoundSource(self.run_dir, i, rows) for i in range(r + 1)),
-                                max_per_statement=rc.max_proofs_per_statement,
-                                include_conjectures=False, conjecture_rate_max=0.0,
-                                seed=self.cfg.run.seed)
-        examples = [prompts.prover_training_example(statement, header, proof,
-                                                    math.exp(-rc.length_penalty * len(proof)),
-                                                    self.fmt)
-                    for statement, header, proof in proofs]
-        train = shuffled(list(dedup_examples(examples, set())), self.rng(r, "dataset"))
+        examples, proofs = retrain_examples(
+            self.cfg, (RoundSource(self.run_dir, i, rows) for i in range(r + 1)),
+            include_conjectures=False, seen=set())
+        train = shuffled(examples, self.rng(r, "dataset"))
         storage.write_jsonl(self.run_dir.train_set_path(r), train)
         return {"prover_examples": len(train), "conjecturer_examples": 0,
                 "replay_examples": 0, "examples": len(train),

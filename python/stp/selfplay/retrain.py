@@ -48,14 +48,23 @@ class RoundSource:
 
 
 def round_sources(run_dirs: list[str]) -> Iterator[RoundSource]:
+    """The finished rounds of `run_dirs`, read one at a time. Every run is checked when this is
+    called (a run without a finished round is a UsageError then), before any round is read."""
+    runs = []
     for path in run_dirs:
         rd = RunDir(path)
         rounds = [r for r in rd.rounds() if "bookkeeping" in rd.manifest(r).stages]
         if not rounds:
             raise UsageError(f"{path}: no self-play round with finished bookkeeping to merge")
-        rows = rd.statement_rows(rounds[-1] + 1)
-        for r in rounds:
-            yield RoundSource(rd, r, rows)
+        runs.append((rd, rounds))
+
+    def read() -> Iterator[RoundSource]:
+        for rd, rounds in runs:
+            rows = rd.statement_rows(rounds[-1] + 1)
+            for r in rounds:
+                yield RoundSource(rd, r, rows)
+
+    return read()
 
 
 def sft_path(cfg: STPConfig) -> str:
@@ -63,25 +72,38 @@ def sft_path(cfg: STPConfig) -> str:
             or str(resolve_data_dir(cfg.run.data_dir) / "mathlib" / "sft.jsonl.gz"))
 
 
-def build_retrain_set(cfg: STPConfig) -> tuple[list[TrainingExample], dict[str, Any]]:
+def retrain_examples(cfg: STPConfig, sources: Iterable[RoundSource], *,
+                     include_conjectures: bool, seen: set[bytes]
+                     ) -> tuple[list[TrainingExample], list[tuple[str, str, str]]]:
+    """The RL_step3_final_model.py selection of `sources` (`retrain_proofs` with the `[retrain]`
+    limits) as prover examples weighted exp(−`length_penalty`·len(proof)), deduplicated against
+    `seen`; also the selected (statement, header, proof) triples. The final re-training and the
+    expert-iteration rounds (`selfplay.round_training = "restart"`) both build their sets here."""
     from stp.model import prompts
 
     rc = cfg.retrain
-    run_dirs = rc.merge_from or [cfg.run.run_dir]
-    proofs = retrain_proofs(round_sources(run_dirs), max_per_statement=rc.max_proofs_per_statement,
-                            include_conjectures=rc.include_conjectures,
+    proofs = retrain_proofs(sources, max_per_statement=rc.max_proofs_per_statement,
+                            include_conjectures=include_conjectures,
                             conjecture_rate_max=rc.conjecture_rate_max, seed=cfg.run.seed)
+    examples = [prompts.prover_training_example(statement, header, proof,
+                                                math.exp(-rc.length_penalty * len(proof)),
+                                                cfg.model.prompt_format)
+                for statement, header, proof in proofs]
+    return list(dedup_examples(examples, seen)), proofs
+
+
+def build_retrain_set(cfg: STPConfig) -> tuple[list[TrainingExample], dict[str, Any]]:
+    rc = cfg.retrain
+    run_dirs = rc.merge_from or [cfg.run.run_dir]
+    sources = round_sources(run_dirs)  # checks the runs first: their error is the one to report
     sft_file = sft_path(cfg)
     if not storage.exists(sft_file):
         raise UsageError(f"SFT set not found: {sft_file} (set data.sft_mathlib; build it with "
                          "`python -m stp.extract sft`)")
     sft = list(storage.iter_jsonl(sft_file, type=TrainingExample))
     seen = {rules.dedup_key(e.prompt, e.target) for e in sft}
-    selfplay = [prompts.prover_training_example(statement, header, proof,
-                                                math.exp(-rc.length_penalty * len(proof)),
-                                                cfg.model.prompt_format)
-                for statement, header, proof in proofs]
-    selfplay = list(dedup_examples(selfplay, seen))
+    selfplay, proofs = retrain_examples(cfg, sources,
+                                        include_conjectures=rc.include_conjectures, seen=seen)
     examples = shuffled(selfplay + sft, rules.stage_rng(cfg.run.seed, 0, "final-retrain"))
     summary = {"runs": len(run_dirs), "selfplay_examples": len(selfplay),
                "statements": len({(s, h) for s, h, _ in proofs}), "sft_examples": len(sft),

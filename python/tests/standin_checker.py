@@ -156,6 +156,10 @@ class StandIn:
         cfg = checker_input_decoder.decode(line)
         if not isinstance(cfg, CheckerConfig):
             raise SystemExit("first line must be a config")
+        # As stp_check (`need "protocol"`): the version must be on the wire, and be ours.
+        if json.loads(line).get("protocol") != PROTOCOL_VERSION:
+            raise SystemExit(f"config line without protocol {PROTOCOL_VERSION}: the checker "
+                             "refuses it")
         burn(self.spec.get("start_cpu_ms", 0))
         self.role, self.export, self.profile = cfg.role, cfg.export, cfg.profile
         self.log(ev="start", header=cfg.header, trusted=cfg.header_trusted, role=cfg.role,

@@ -65,6 +65,9 @@ def test_checker_input_golden_roundtrips() -> None:
     assert {m.profile for m in configs} == {"strict", "paper"}
     assert {m.header_trusted for m in configs} == {True, False}
     assert all(m.protocol == P.PROTOCOL_VERSION == 3 for m in configs)
+    # Every config field is required by stp_check: Python must send each one, defaults included.
+    for m in configs:
+        assert json.loads(P.encode_line(m))["protocol"] == 3
     assert {m.role for m in configs} == {"check", "replay"}
     assert {m.export for m in configs if m.role == "check"} == {True, False}
     assert all(not m.export for m in configs if m.role == "replay")

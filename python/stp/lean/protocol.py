@@ -102,7 +102,7 @@ class LeanMessage(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True
 # ---------------------------------------------------------------------------------------------
 
 
-class CheckerConfig(msgspec.Struct, tag_field="op", tag="config", omit_defaults=True,
+class CheckerConfig(msgspec.Struct, tag_field="op", tag="config", omit_defaults=False,
                     forbid_unknown_fields=True, kw_only=True):
     """First line of a checker session. The header is imports followed by any commands
     (`open`, `set_option`, `namespace`, ...) that every checked statement runs under.
@@ -114,7 +114,10 @@ class CheckerConfig(msgspec.Struct, tag_field="op", tag="config", omit_defaults=
 
     `role` "check" answers CheckRequests; "replay" answers ReplayRequests only (the header is
     elaborated the same way). `export` (role "check"): attach an EXPORT, or `export_omitted`, to
-    every strict pass; role "replay" ignores it (Python sends false)."""
+    every strict pass; role "replay" ignores it (Python sends false).
+
+    Every field goes on the wire (`omit_defaults=False`): the checker requires `protocol`, which
+    a default-omitting encoder would leave out exactly when it has its default value."""
 
     protocol: int = PROTOCOL_VERSION
     role: Role

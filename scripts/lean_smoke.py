@@ -48,6 +48,13 @@ if str(REPO / "python") not in sys.path:
     sys.path.insert(0, str(REPO / "python"))
 
 from stp.cli import UsageError, add_config_arguments, config_from_args, run_main  # noqa: E402
+from stp.lean.protocol import (  # noqa: E402
+    CheckerConfig,
+    CheckRequest,
+    ReplayRequest,
+    Role,
+    encode_line,
+)
 
 TOP_KEYS = {"id", "header", "config", "group", "request", "replay", "expect"}
 REQUEST_KEYS = {"statement", "proof", "name", "premises"}
@@ -395,7 +402,7 @@ def mutate_export(export: dict[str, Any], target: list[str], mutate: dict[str, A
 class RawChecker:
     """One `stp_check` process driven with raw JSON lines (a smoke runner, not product code)."""
 
-    def __init__(self, argv: list[str], cwd: str | None, config: dict[str, Any],
+    def __init__(self, argv: list[str], cwd: str | None, config: CheckerConfig,
                  timeout: float) -> None:
         self.timeout = timeout
         self.proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -405,7 +412,7 @@ class RawChecker:
         ready = self.ask(config, timeout=max(timeout, 600.0))
         if ready.get("op") != "ready" or not ready.get("ok"):
             self.close()
-            raise SmokeRunError(f"the {config['role']} worker is not ready: {json.dumps(ready)}")
+            raise SmokeRunError(f"the {config.role} worker is not ready: {json.dumps(ready)}")
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -413,10 +420,12 @@ class RawChecker:
             self.lines.put(line)
         self.lines.put(None)
 
-    def ask(self, message: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+    def ask(self, message: CheckerConfig | CheckRequest | ReplayRequest,
+            timeout: float | None = None) -> dict[str, Any]:
+        """Send one protocol line (encoded as the pool encodes it) and read the raw answer."""
         assert self.proc.stdin is not None
         try:
-            self.proc.stdin.write(json.dumps(message, ensure_ascii=False) + "\n")
+            self.proc.stdin.write(encode_line(message).decode("utf-8"))
             self.proc.stdin.flush()
             line = self.lines.get(timeout=timeout or self.timeout)
         except (OSError, queue.Empty) as err:
@@ -440,14 +449,14 @@ class RawChecker:
             self.proc.wait()
 
 
-def worker_config(cfg: Any, header: str, trusted: bool, role: str) -> dict[str, Any]:
-    """The protocol-3 config line of a raw worker, from the run's configuration."""
+def worker_config(cfg: Any, header: str, trusted: bool, role: Role) -> CheckerConfig:
+    """The config line of a raw worker, from the run's configuration (export on for checks)."""
     from stp.lean.config import session_header, session_heartbeats
 
-    return {"op": "config", "protocol": 3, "role": role, "export": role == "check",
-            "header": header or session_header(cfg.lean), "header_trusted": trusted,
-            "max_heartbeats": session_heartbeats(cfg.lean), "mode": cfg.lean.mode,
-            "profile": cfg.lean.profile, "allowed_axioms": list(cfg.lean.allowed_axioms)}
+    return CheckerConfig(role=role, export=role == "check",
+                         header=header or session_header(cfg.lean), header_trusted=trusted,
+                         max_heartbeats=session_heartbeats(cfg.lean), mode=cfg.lean.mode,
+                         profile=cfg.lean.profile, allowed_axioms=list(cfg.lean.allowed_axioms))
 
 
 class ReplayRunner:
@@ -458,7 +467,7 @@ class ReplayRunner:
         self.checker_cmd = checker_cmd
         self.workers: dict[tuple[str, str, str], RawChecker] = {}
 
-    def worker(self, case: dict[str, Any], role: str) -> RawChecker:
+    def worker(self, case: dict[str, Any], role: Role) -> RawChecker:
         from stp.config import load_config
         from stp.lean.toolchain import checker_command
 
@@ -482,9 +491,8 @@ class ReplayRunner:
 
     def export_of(self, case: dict[str, Any], statement: str, proof: str) -> dict[str, Any]:
         """The export of a passing check of statement + proof (role "check", export on)."""
-        resp = self.worker(case, "check").ask(
-            {"op": "check", "id": case["id"], "nonce": secrets.token_hex(16),
-             "statement": statement, "proof": proof})
+        resp = self.worker(case, "check").ask(CheckRequest(
+            id=case["id"], nonce=secrets.token_hex(16), statement=statement, proof=proof))
         if resp.get("verdict") != "pass" or not isinstance(resp.get("export"), dict):
             raise SmokeRunError(f"the source proof did not pass with an export: "
                                 f"{json.dumps(resp)[:300]}")
@@ -504,9 +512,9 @@ class ReplayRunner:
                     donor = self.export_of(case, mut["statement"], mut["proof"])
                 export = mutate_export(export, declared_name(source), mut, donor,
                                        declared_name(mut.get("statement", source)))
-        return self.worker(case, "replay").ask(
-            {"op": "replay", "id": case["id"], "nonce": secrets.token_hex(16),
-             "statement": rep["statement"], "export": export}, timeout=self.timeout(case))
+        return self.worker(case, "replay").ask(ReplayRequest(
+            id=case["id"], nonce=secrets.token_hex(16), statement=rep["statement"],
+            export=export), timeout=self.timeout(case))
 
     def close(self) -> None:
         for w in self.workers.values():

@@ -22,3 +22,20 @@ def test_no_limit_leaves_the_command_alone() -> None:
     argv = [sys.executable, "-c", PRINT_LIMIT]
     assert with_address_space_limit(argv, 0) == argv
     assert with_address_space_limit(["prog", "a b", "$HOME"], 1)[-3:] == ["prog", "a b", "$HOME"]
+
+
+def test_killing_an_extractor_with_unsent_input_is_quiet() -> None:
+    """A stop (Ctrl-C, a failed module) can kill the extractor while a request still sits in its
+    stdin buffer; closing that pipe flushes into a dead process. kill() must still reap it and
+    free its pipes instead of raising BrokenPipeError (seen as a flaky CI failure)."""
+    import sys
+
+    from stp.lean.extractor import ExtractorProcess
+
+    ex = ExtractorProcess([sys.executable, "-c", "pass"], None, None)
+    proc = ex._start()
+    proc.wait(timeout=30)
+    assert proc.stdin is not None
+    proc.stdin.write(b"x" * 100)  # buffered, not yet flushed: the reader is gone
+    ex.kill()
+    assert ex.proc is None and proc.stdin.closed and proc.returncode is not None

@@ -19,6 +19,7 @@ and the next module starts a fresh process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import threading
@@ -109,7 +110,10 @@ class ExtractorProcess:
         proc.wait()
         for pipe in (proc.stdin, proc.stdout):
             if pipe is not None:
-                pipe.close()
+                # A request still in stdin's buffer is flushed into the dead process on close;
+                # it was meant for that process only, and the file is closed all the same.
+                with contextlib.suppress(BrokenPipeError):
+                    pipe.close()
         if self._drain is not None:
             self._drain.join(timeout=5)
             self._drain = None

@@ -85,7 +85,7 @@ def emitAnswer (out : IO.FS.Stream) (r : CheckResponse) : IO Unit := do
       emitTo out r.json
     else
       let pieces := chunkText text exportChunkBytes
-      emitTo out { r with exportJson? := none, exportChunks := pieces.size }.json
+      emitTo out (CheckResponse.json { r with exportJson? := none, exportChunks := pieces.size })
       let nonce := r.nonce?.getD ""
       let mut index := 0
       for piece in pieces do

@@ -22,11 +22,11 @@ namespace STP
 
 /-- What a process serves: a session that elaborates (roles `check`, `statement`) or the judge. -/
 inductive Worker where
-  | elab (c : CheckerSession)
+  | elaborating (c : CheckerSession)
   | judge (j : JudgeSession)
 
 def Worker.role : Worker → Role
-  | .elab c => c.config.role
+  | .elaborating c => c.config.role
   | .judge _ => Role.replay
 
 /-- Any exception of one request becomes that request's `error`/`internal_error`. -/
@@ -44,7 +44,7 @@ def answerOwn (w : Worker) (j : Json) (id : String) (nonce? : Option String) :
     match ReplayRequest.parse j with
     | .error e => return errorResponse id nonce? "bad_request" e
     | .ok req => guarded req.id req.nonce (replayRequest js req)
-  | .elab c =>
+  | .elaborating c =>
     if c.config.role == Role.statement then
       match ReferenceRequest.parse j with
       | .error e => return errorResponse id nonce? "bad_request" e
@@ -138,5 +138,5 @@ unsafe def main (_args : List String) : IO UInt32 := do
     let header ← loadHeader cfg.header cfg.maxHeartbeats cfg.headerTrusted
     emitTo out (readyJson header.errors.isEmpty Lean.versionString header.ms header.errors)
     let refs ← IO.mkRef (#[] : Array ((String × Nat) × Except RefProblem RefStatement))
-    serve out (.elab { config := cfg, header, refs }) stdin
+    serve out (.elaborating { config := cfg, header, refs }) stdin
   return 0

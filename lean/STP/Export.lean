@@ -551,7 +551,7 @@ def constValue? : ConstantInfo → Option Expr
 
 /-- Why `consts` must not reach the kernel on top of `base`, or `none`: a duplicate name, a name
 the imported environment already has, a constant other than a safe theorem/definition/opaque,
-or a type or value that uses one of `kernelEvalConstants`. -/
+a type or value with a loose bound variable, or one that uses a `kernelEvalConstants` constant. -/
 def refusal (base : Environment) (consts : List (Name × ConstantInfo)) : Option String := Id.run do
   let mut seen : NameSet := {}
   for (n, ci) in consts do
@@ -564,6 +564,11 @@ def refusal (base : Environment) (consts : List (Name × ConstantInfo)) : Option
       | ConstantInfo.opaqueInfo v => !v.isUnsafe
       | _ => false
     if !safe then return some s!"{n}: not a safe theorem, definition or opaque constant"
+    -- A closed constant has no loose bound variable; the kernel has mis-handled such terms
+    -- (lean4#10577: uninitialized memory read on loose `bvar`s under `let`), and no elaborated
+    -- constant has one, so refusing them costs nothing (`looseBVarRange` is cached per node).
+    if ci.type.hasLooseBVars || ((constValue? ci).map (·.hasLooseBVars)).getD false then
+      return some s!"{n}: a type or value with a loose bound variable"
     let used := ci.type.getUsedConstants ++ ((constValue? ci).map (·.getUsedConstants)).getD #[]
     if let some bad := used.find? (kernelEvalConstants.contains ·) then
       return some s!"{n}: uses {bad} (the kernel would run compiled code)"
@@ -579,6 +584,7 @@ def decodeChecked (base : Environment) (j : Json) :
 /-- Decode a REFERENCE and refuse one whose type uses a `kernelEvalConstants` constant. -/
 def decodeReferenceChecked (j : Json) : Except String Reference := do
   let r ← decodeReference j
+  if r.type.hasLooseBVars then throw "the reference type has a loose bound variable"
   if let some bad := kernelEvalIn? r.type then
     throw s!"the reference type uses {bad}"
   return r

@@ -38,13 +38,18 @@ structure JudgeSession where
   errors : List Msg
   ms : Nat
 
-/-- A module name as Python sends it (`"Mathlib"`, `"Mathlib.Tactic"`): dot-separated,
-non-empty components of letters, digits, `_` and `'`. Anything else is refused (the judge does
-not guess). -/
+/-- A module name as Python sends it (`"Mathlib"`, `"Mathlib.Tactic"`): dot-separated
+components, each an ASCII letter or `_` followed by letters, digits, `_`, `'`, `!`, `?` (the
+grammar of Python's `stp.verify.imports`). Anything else is refused (the judge does not
+guess). -/
 def parseModuleName (s : String) : Except String Name := do
   let comps := s.splitOn "."
+  let rest (ch : Char) : Bool :=
+    ch.isAlphanum || ch == '_' || ch == '\'' || ch == '!' || ch == '?'
   let ok (c : String) : Bool :=
-    !c.isEmpty && c.all fun ch => ch.isAlphanum || ch == '_' || ch == '\''
+    match c.toList with
+    | first :: more => (first.isAlpha || first == '_') && more.all rest
+    | [] => false
   if s.isEmpty || !comps.all ok then
     throw s!"imports: \"{s}\" is not a module name"
   return comps.foldl (fun n c => Name.mkStr n c) Name.anonymous

@@ -104,12 +104,12 @@ def elabReference (c : CheckerSession) (statement : String) (maxHeartbeats : Nat
   if !commandShapeOk true cmds then
     return .error (.invalid [Msg.plain "the statement is not exactly one theorem/lemma/def/abbrev"])
   let s ← runText (c.header.stateWith maxHeartbeats true) text "<statement>"
-  let errs ← (s.commandState.messages.toList.filter isErrorMsg).mapM Msg.ofMessage
-  if !errs.isEmpty then return .error (.invalid errs)
   let added := newConstants c.header.env s.commandState.env
   let constFound ← constantGateProblems c.header.env s.commandState.env (infoTreesOf s)
     (added.map (·.1))
   if !constFound.isEmpty then return .error (.forbidden constFound)
+  let errs ← (s.commandState.messages.toList.filter isErrorMsg).mapM Msg.ofMessage
+  if !errs.isEmpty then return .error (.invalid errs)
   let decls := added.filter fun (n, ci) => (constKind? ci).isSome && !n.isInternal
   match decls with
   | [(n, ci)] =>

@@ -59,7 +59,7 @@ a header error: `ready` says `ok: false` and every request is answered `header_e
 def loadJudge (cfg : CheckerConfig) : IO JudgeSession := do
   let t0 ← IO.monoMsNow
   let fail (msg : String) : IO JudgeSession := do
-    return { config := cfg, env := ← mkEmptyEnvironment, errors := [Msg.plain msg],
+    return { config := cfg, env := (← mkEmptyEnvironment), errors := [Msg.plain msg],
              ms := (← IO.monoMsNow) - t0 }
   match cfg.imports.mapM parseModuleName with
   | .error e => fail e

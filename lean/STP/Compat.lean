@@ -159,8 +159,8 @@ def declarationRanges? (env : Environment) (n : Name) : IO (Option DeclarationRa
 `importModules imports {} 0`); later versions add optional arguments after `trustLevel`, so the
 positional call stays valid. Throws when a module's `.olean` is missing. -/
 def importModules (modules : List Name) : IO Environment := do
-  let imports : Array Lean.Import :=
-    (#[`Init] ++ (modules.filter (· != `Init)).toArray).map fun m => ({ module := m } : Lean.Import)
+  let names : Array Name := #[`Init] ++ (modules.filter (· != `Init)).toArray
+  let imports : Array Lean.Import := names.map fun m => ({ module := m } : Lean.Import)
   Lean.importModules imports {} 0
 
 /-- Byte offset of a `String.Pos` (`String.Pos.Raw` from v4.32; both have `byteIdx`). -/

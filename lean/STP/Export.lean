@@ -593,9 +593,10 @@ def decodeReferenceChecked (j : Json) : Except String Reference := do
 
 /-- `n` is `<target>.match_<k>` (k a decimal numeral ≥ 1): the name the elaborator gives the
 matcher of a `match` (also `fun ⟨a, b⟩ => …`, `intro ⟨a, b⟩`) inside the declaration `target`.
-At v4.9.0-rc1 `Lean.Elab.Term.mkAuxName `match` = `Lean.mkAuxName (declName ++ `match) 1`, and
-`Lean.mkAuxName base i` is the first of `base.appendIndexAfter i, i+1, …` not yet in the
-environment (`appendIndexAfter` turns `match` into `match_1`). lean/API_SOURCES.md has where
+At v4.9.0-rc1 the matcher's name is `Lean.Elab.Term.mkAuxName` applied to the suffix
+`match`, i.e. `Lean.mkAuxName (declName ++ match) 1`: the first of
+`base.appendIndexAfter i`, `i+1`, … not yet in the environment (`appendIndexAfter` turns
+`match` into `match_1`). lean/API_SOURCES.md has where
 this was read. -/
 def isMatcherOf (target n : Name) : Bool :=
   match n with

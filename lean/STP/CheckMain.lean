@@ -14,6 +14,7 @@ Protocol (version 4): docs/protocol.md. Reads a config line, then by its `role`:
 A request for another role's op gets `error`/`bad_request`. Every process exits 0 on EOF.
 Protocol lines go only to the stdout stream captured before anything else ran; every
 elaboration of header, statement or proof text runs with isolated streams (`Compat.isolated`).
+The process makes itself non-dumpable first (`setNonDumpable`).
 -/
 
 open Lean
@@ -118,10 +119,19 @@ partial def readConfig (out : IO.FS.Stream) (stdin : IO.FS.Stream) :
     emitTo out (errorResponse "" none "bad_request" e).json
     readConfig out stdin
 
+/-- `prctl(PR_SET_DUMPABLE, 0)` (`lean/c/nondumpable.c`, linked through the lakefile's
+`extern_lib`; a no-op off Linux): no other process of the same user can open this process's
+`/proc/<pid>/mem` or attach to it. Throws when the call fails (the checker then does not
+start). -/
+@[extern "stp_set_nondumpable"]
+opaque setNonDumpable : IO Unit
+
 end STP
 
 open STP in
 unsafe def main (_args : List String) : IO UInt32 := do
+  -- Non-dumpable before anything else runs (issue #20).
+  setNonDumpable
   -- The protocol channel: the real stdout and stdin, taken before any Lean code of ours or of
   -- the user's ran. Everything after this writes protocol lines to `out` only.
   let out ← IO.getStdout

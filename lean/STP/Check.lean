@@ -39,6 +39,10 @@ structure RefStatement where
   isDef : Bool
   type : Expr
   levelParams : List Name
+  /-- The constants the header's commands added (not its imports) that the statement depends
+  on, e.g. ProofNet's `def is_topology …`: the judge imports modules only, so the REFERENCE
+  carries them (protocol 4 amendment L1-6). -/
+  headerConsts : List (Name × ConstantInfo) := []
 
 /-- Why a statement cannot be used: a gate refused it (verdict `fail`, `forbidden`), it does
 not parse (`parse_error` in role `statement`, `statement_error` in a check), or it does not
@@ -115,8 +119,10 @@ def elabReference (c : CheckerSession) (statement : String) (maxHeartbeats : Nat
   | [(n, ci)] =>
     if ci.type.getUsedConstants.contains ``sorryAx then
       return .error (.invalid [Msg.plain "the statement's type uses sorry"])
+    let headerConsts := (newDependencies c.header.importEnv s.commandState.env n).filter
+      fun (m, _) => m != n && c.header.env.contains m
     return .ok { name := n, isDef := (constKind? ci).getD false, type := ci.type,
-                 levelParams := ci.levelParams }
+                 levelParams := ci.levelParams, headerConsts }
   | _ => return .error (.invalid
       [Msg.plain "the statement does not declare exactly one theorem or definition"])
 
@@ -312,7 +318,7 @@ def referenceAnswer (c : CheckerSession) (req : ReferenceRequest) (hb : Nat) :
   | .error (.parse errs) => return { fail ["parse_error"] with errors := errs }
   | .error (.invalid errs) => return { fail ["statement_error"] with errors := errs }
   | .ok ref =>
-    match Export.encodeReference ref.name ref.levelParams ref.type ref.isDef with
+    match Export.encodeReference ref.name ref.levelParams ref.type ref.isDef ref.headerConsts with
     | .ok j => return { id := req.id, nonce?, verdict := "pass", referenceJson? := some j }
     | .error e => return { fail ["statement_error"] with errors := [Msg.plain s!"reference: {e}"] }
 

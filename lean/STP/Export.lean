@@ -189,15 +189,19 @@ def encode (consts : List (Name × ConstantInfo)) : Except String Json := do
 
 /-- The REFERENCE object of a statement (protocol 4): the same tables as an EXPORT, then
 `name`, `lps`, `type` (indices) and `kind` (`"thm"`, or `"def"` for a `def`/`abbrev`
-statement, whose `type` is the definition's type). -/
-def encodeReference (name : Name) (lps : List Name) (type : Expr) (isDef : Bool) :
-    Except String Json := do
+statement, whose `type` is the definition's type); when the header's own commands defined
+constants the statement depends on, also `consts` (CONST objects as in an EXPORT; amendment
+L1-6), omitted when there are none. -/
+def encodeReference (name : Name) (lps : List Name) (type : Expr) (isDef : Bool)
+    (headerConsts : List (Name × ConstantInfo) := []) : Except String Json := do
   let enc : EncM (List (String × Json)) := do
     let ni ← encName name
     let lpis ← lps.mapM encName
     let ti ← encExpr type
+    let cs ← headerConsts.mapM fun (n, ci) => encConst n ci
     return [("name", idxJson ni), ("lps", Json.arr (lpis.map idxJson).toArray),
-            ("type", idxJson ti), ("kind", Json.str (if isDef then "def" else "thm"))]
+            ("type", idxJson ti), ("kind", Json.str (if isDef then "def" else "thm"))] ++
+      (if cs.isEmpty then [] else [("consts", Json.arr cs.toArray)])
   let (fields, s) ← StateT.run enc { : EncState }
   return Json.mkObj ([("names", Json.arr s.names), ("levels", Json.arr s.levels),
                       ("exprs", Json.arr s.exprs)] ++ fields)
@@ -515,6 +519,8 @@ structure Reference where
   type : Expr
   /-- `kind = "def"` (a `def`/`abbrev` statement); `false` = `"thm"`. -/
   isDef : Bool
+  /-- The header's own constants the statement depends on (optional field `consts`). -/
+  consts : List (Name × ConstantInfo) := []
 
 /-- REFERENCE → `Reference`, bounds-checked like `decode`. -/
 def decodeReference (j : Json) : Except String Reference := do
@@ -530,7 +536,17 @@ def decodeReference (j : Json) : Except String Reference := do
     | Json.str "thm" => pure false
     | Json.str "def" => pure true
     | _ => throw "field 'kind' must be \"thm\" or \"def\""
-  return { name, levelParams, type, isDef }
+  let constsJ ← match j.getObjVal? "consts" with
+    | .ok v => arrOf v "field 'consts'"
+    | .error _ => pure #[]
+  let mut consts : Array (Name × ConstantInfo) := #[]
+  let mut k := 0
+  for cj in constsJ do
+    match decodeConst t cj with
+    | .ok c => consts := consts.push c
+    | .error e => throw s!"consts[{k}]: {e}"
+    k := k + 1
+  return { name, levelParams, type, isDef, consts := consts.toList }
 
 /-! ### Refusal before the kernel -/
 
@@ -581,12 +597,14 @@ def decodeChecked (base : Environment) (j : Json) :
   if let some why := refusal base consts then throw why
   return consts
 
-/-- Decode a REFERENCE and refuse one whose type uses a `kernelEvalConstants` constant. -/
-def decodeReferenceChecked (j : Json) : Except String Reference := do
+/-- Decode a REFERENCE and refuse one whose type has a loose bound variable or uses a
+`kernelEvalConstants` constant, or whose header constants `refusal` refuses on top of `base`. -/
+def decodeReferenceChecked (base : Environment) (j : Json) : Except String Reference := do
   let r ← decodeReference j
   if r.type.hasLooseBVars then throw "the reference type has a loose bound variable"
   if let some bad := kernelEvalIn? r.type then
     throw s!"the reference type uses {bad}"
+  if let some why := refusal base r.consts then throw why
   return r
 
 /-! ### Which `def`/`opaque` constants may reach the judge's kernel -/

@@ -15,13 +15,16 @@ the judge only ever hands decoded constants to the kernel.
 
 Steps of a `replay` request (PROTOCOL4 item 5, docs/lean.md):
 a. decode REFERENCE and EXPORT (bounds-checked, quasi-linear numerals) and refuse
-   `Lean.reduceBool`/`reduceNat`/`ofReduceBool`/`ofReduceNat` anywhere, duplicates and names
-   the imported environment has (`replay_failed`);
+   `Lean.reduceBool`/`reduceNat`/`ofReduceBool`/`ofReduceNat` anywhere, loose bound variables,
+   duplicates and names the imported environment has (`replay_failed`); the REFERENCE may carry
+   the constants the statement's header defined (`consts`, e.g. ProofNet's `def is_topology`),
+   which the EXPORT may not repeat;
 b. cheap, before any kernel work: the target (the REFERENCE's name) is exported, with the
    REFERENCE's kind (`missing_theorem`);
 c. no exported `def`/`opaque` but the target of a `def` REFERENCE and the target's matchers
    (`forbidden_declaration`; `Export.forbiddenDeclaration`);
-d. kernel replay (`Compat.replay`) on the pristine imported environment (`replay_failed`);
+d. kernel replay (`Compat.replay`) of the header's constants and the EXPORT on the pristine
+   imported environment (`replay_failed`);
 e. the replayed target's type (mdata stripped) and universe parameters equal the REFERENCE's
    (`statement_mismatch`);
 f. axioms of the replayed target (`sorry`, `bad_axiom`).
@@ -101,7 +104,7 @@ def judge (j : JudgeSession) (req : ReplayRequest) : IO CheckResponse := do
   let fail (reasons : List String) : CheckResponse :=
     { id := req.id, nonce?, verdict := "fail", reasons }
   -- a. Decode both objects and refuse what must not reach the kernel.
-  let refE := Export.decodeReferenceChecked req.referenceData
+  let refE := Export.decodeReferenceChecked j.env req.referenceData
   if let .error e := refE then
     return { fail ["replay_failed"] with errors := [Msg.plain s!"reference: {e}"] }
   let .ok ref := refE | return fail ["replay_failed"]
@@ -109,6 +112,10 @@ def judge (j : JudgeSession) (req : ReplayRequest) : IO CheckResponse := do
   if let .error e := decoded then
     return { fail ["replay_failed"] with errors := [Msg.plain s!"export: {e}"] }
   let .ok consts := decoded | return fail ["replay_failed"]
+  -- The header's constants come with the REFERENCE only; the EXPORT may not redefine them.
+  if let some (n, _) := (consts.find? fun (m, _) => ref.consts.any (·.1 == m)) then
+    let why := s!"export: {n}: a constant of the statement's header"
+    return { fail ["replay_failed"] with errors := [Msg.plain why] }
   -- b. Cheap: the target is exported, with the reference's kind.
   match consts.find? (·.1 == ref.name) with
   | some (_, ci) => if !kindMatches ref ci then return fail ["missing_theorem"]
@@ -117,8 +124,9 @@ def judge (j : JudgeSession) (req : ReplayRequest) : IO CheckResponse := do
   if let some bad := Export.forbiddenDeclaration ref.name ref.isDef consts then
     let why := s!"export: {bad} is a definition or opaque constant that is not the target's own"
     return { fail ["forbidden_declaration"] with errors := [Msg.plain why] }
-  -- d. The kernel, from the pristine imported environment.
-  let replayed ← replayOn j.env consts
+  -- d. The kernel, from the pristine imported environment: the header's constants (from the
+  -- REFERENCE) and the EXPORT (`Environment.replay` adds each constant after its dependencies).
+  let replayed ← replayOn j.env (ref.consts ++ consts)
   if let .error e := replayed then
     return { fail ["replay_failed"] with errors := [Msg.plain s!"kernel replay: {e}"] }
   let .ok env := replayed | return fail ["replay_failed"]

@@ -487,12 +487,16 @@ def worker_config(cfg: Any, header: str, trusted: bool, role: Role) -> CheckerCo
     fields: dict[str, Any] = {"header": text}
     if PROTOCOL4:
         from stp.verify.imports import (  # type: ignore[import-not-found,unused-ignore]
+            HeaderImportsError,
             header_imports,
         )
 
         judge = role == "replay"
-        fields = {"header": "" if judge else text,
-                  "imports": header_imports(text) if judge else []}
+        try:
+            imports = header_imports(text) if judge else []
+        except HeaderImportsError as err:  # this line cannot be judged as written
+            raise SmokeRunError(f"the header's imports cannot be read: {err}") from None
+        fields = {"header": "" if judge else text, "imports": imports}
     return CheckerConfig(role=role, export=role == "check", header_trusted=trusted,
                          max_heartbeats=session_heartbeats(cfg.lean), mode=cfg.lean.mode,
                          profile=cfg.lean.profile, allowed_axioms=list(cfg.lean.allowed_axioms),

@@ -14,11 +14,13 @@ checker process, in file order (one worker, never recycled): the persistence pai
 that an exploit cannot change the verdict of the next request on the same worker.
 
 Replay lines {"id", "header"?, "config"?, "replay": {"statement", "export", "mutate"?}, "expect"}
-bypass the pool: the runner writes protocol-3 lines itself to a role-"replay" checker, so that
+bypass the pool: the runner writes protocol lines itself to a role-"replay" checker, so that
 hand-made and mutated EXPORTs (which the pool never sends) reach the replay worker. `export` is an
 EXPORT object, or {"from_proof": proof, "statement"?: s}: a role-"check" worker with `export: true`
 checks `s` (default: the replay statement) + proof, and its pass's export is used, after
-`mutate` (MUTATIONS below) when given.
+`mutate` (MUTATIONS below) when given. Protocol 4 (when `stp.lean.protocol` speaks it): the
+replay statement goes to a role-"statement" worker, whose REFERENCE (or, when the statement is
+refused, whose answer) is used, and the judge gets REFERENCE + EXPORT and the header's imports.
 
 Exit status: 0 all match, 1 some mismatch (or a line this build cannot run), 2 Lean or the built
 checker missing (or a malformed smoke file).
@@ -48,6 +50,7 @@ if str(REPO / "python") not in sys.path:
     sys.path.insert(0, str(REPO / "python"))
 
 from stp.cli import UsageError, add_config_arguments, config_from_args, run_main  # noqa: E402
+from stp.lean import protocol as _protocol  # noqa: E402
 from stp.lean.protocol import (  # noqa: E402
     CheckerConfig,
     CheckRequest,
@@ -55,6 +58,12 @@ from stp.lean.protocol import (  # noqa: E402
     Role,
     encode_line,
 )
+
+# Protocol 4 (issue #20): statement workers make REFERENCEs, the judge gets no text at all.
+# Until both sides of the merge speak it, the runner builds the version-specific requests
+# through `Any` (the protocol-3 path goes when the Python side is at protocol 4 everywhere).
+PROTOCOL4 = _protocol.PROTOCOL_VERSION >= 4
+_ANY_REPLAY_REQUEST: Any = ReplayRequest
 
 TOP_KEYS = {"id", "header", "config", "group", "request", "replay", "expect"}
 REQUEST_KEYS = {"statement", "proof", "name", "premises"}
@@ -397,7 +406,7 @@ def mutate_export(export: dict[str, Any], target: list[str], mutate: dict[str, A
     return e
 
 
-# --- Raw protocol-3 workers (replay lines bypass the pool) -------------------------------------
+# --- Raw workers (replay lines bypass the pool) -------------------------------------------------
 
 class RawChecker:
     """One `stp_check` process driven with raw JSON lines (a smoke runner, not product code)."""
@@ -420,8 +429,7 @@ class RawChecker:
             self.lines.put(line)
         self.lines.put(None)
 
-    def ask(self, message: CheckerConfig | CheckRequest | ReplayRequest,
-            timeout: float | None = None) -> dict[str, Any]:
+    def ask(self, message: Any, timeout: float | None = None) -> dict[str, Any]:
         """Send one protocol line (encoded as the pool encodes it) and read the raw answer."""
         assert self.proc.stdin is not None
         try:
@@ -436,7 +444,28 @@ class RawChecker:
         answer = json.loads(line)
         if not isinstance(answer, dict):
             raise SmokeRunError(f"not a JSON object: {line[:200]!r}")
+        if isinstance(answer.get("export_chunks"), int):
+            answer["export"] = self._read_chunks(answer, timeout)
         return answer
+
+    def _read_chunks(self, answer: dict[str, Any], timeout: float | None) -> Any:
+        """Protocol 4: the `export_chunks` lines that follow a result line, joined and parsed."""
+        pieces: list[str] = []
+        for index in range(answer["export_chunks"]):
+            try:
+                line = self.lines.get(timeout=timeout or self.timeout)
+            except queue.Empty:
+                self.proc.kill()
+                raise SmokeRunError("an export chunk did not arrive") from None
+            if line is None:
+                raise SmokeRunError(f"the checker exited (status {self.proc.wait()})")
+            chunk = json.loads(line)
+            if (chunk.get("op") != "export_chunk" or chunk.get("index") != index
+                    or chunk.get("id") != answer.get("id")
+                    or chunk.get("nonce") != answer.get("nonce")):
+                raise SmokeRunError(f"bad export chunk {index}: {line[:200]!r}")
+            pieces.append(chunk["data"])
+        return json.loads("".join(pieces))
 
     def close(self) -> None:
         if self.proc.stdin is not None:
@@ -450,13 +479,28 @@ class RawChecker:
 
 
 def worker_config(cfg: Any, header: str, trusted: bool, role: Role) -> CheckerConfig:
-    """The config line of a raw worker, from the run's configuration (export on for checks)."""
+    """The config line of a raw worker, from the run's configuration (export on for checks).
+    Protocol 4: the judge (role "replay") gets `header: ""` and the header's imports."""
     from stp.lean.config import session_header, session_heartbeats
 
-    return CheckerConfig(role=role, export=role == "check",
-                         header=header or session_header(cfg.lean), header_trusted=trusted,
+    text = header or session_header(cfg.lean)
+    fields: dict[str, Any] = {"header": text}
+    if PROTOCOL4:
+        from stp.verify.imports import (  # type: ignore[import-not-found,unused-ignore]
+            HeaderImportsError,
+            header_imports,
+        )
+
+        judge = role == "replay"
+        try:
+            imports = header_imports(text) if judge else []
+        except HeaderImportsError as err:  # this line cannot be judged as written
+            raise SmokeRunError(f"the header's imports cannot be read: {err}") from None
+        fields = {"header": "" if judge else text, "imports": imports}
+    return CheckerConfig(role=role, export=role == "check", header_trusted=trusted,
                          max_heartbeats=session_heartbeats(cfg.lean), mode=cfg.lean.mode,
-                         profile=cfg.lean.profile, allowed_axioms=list(cfg.lean.allowed_axioms))
+                         profile=cfg.lean.profile, allowed_axioms=list(cfg.lean.allowed_axioms),
+                         **fields)
 
 
 class ReplayRunner:
@@ -467,7 +511,7 @@ class ReplayRunner:
         self.checker_cmd = checker_cmd
         self.workers: dict[tuple[str, str, str], RawChecker] = {}
 
-    def worker(self, case: dict[str, Any], role: Role) -> RawChecker:
+    def worker(self, case: dict[str, Any], role: Any) -> RawChecker:
         from stp.config import load_config
         from stp.lean.toolchain import checker_command
 
@@ -512,9 +556,22 @@ class ReplayRunner:
                     donor = self.export_of(case, mut["statement"], mut["proof"])
                 export = mutate_export(export, declared_name(source), mut, donor,
                                        declared_name(mut.get("statement", source)))
-        return self.worker(case, "replay").ask(ReplayRequest(
-            id=case["id"], nonce=secrets.token_hex(16), statement=rep["statement"],
-            export=export), timeout=self.timeout(case))
+        if not PROTOCOL4:
+            return self.worker(case, "replay").ask(_ANY_REPLAY_REQUEST(
+                id=case["id"], nonce=secrets.token_hex(16), statement=rep["statement"],
+                export=export), timeout=self.timeout(case))
+        import msgspec
+
+        reference_request: Any = _protocol.ReferenceRequest  # type: ignore[attr-defined,unused-ignore]
+        ref = self.worker(case, "statement").ask(reference_request(
+            id=case["id"], nonce=secrets.token_hex(16), statement=rep["statement"]),
+            timeout=self.timeout(case))
+        if ref.get("verdict") != "pass" or not isinstance(ref.get("reference"), dict):
+            return ref  # the statement itself is refused: that is the line's answer
+        raw = lambda x: msgspec.Raw(json.dumps(x, ensure_ascii=False).encode())  # noqa: E731
+        return self.worker(case, "replay").ask(_ANY_REPLAY_REQUEST(
+            id=case["id"], nonce=secrets.token_hex(16), reference=raw(ref["reference"]),
+            export=raw(export)), timeout=self.timeout(case))
 
     def close(self) -> None:
         for w in self.workers.values():

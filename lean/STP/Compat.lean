@@ -1,11 +1,14 @@
-/-
+import Lean
+import Lean.Replay
+
+/-!
+# Version-specific names
+
 Every Lean name whose spelling or signature differs between the pinned toolchain
 (`v4.9.0-rc1`) and modern Lean (`v4.32.0`) is used here and only here. Porting the programs to
 a new toolchain means editing this file (docs/lean.md lists what changes); the other modules use
 only names that are stable across both pins. Sources of every name: lean/API_SOURCES.md.
 -/
-import Lean
-import Lean.Replay
 
 open Lean Elab
 
@@ -148,6 +151,17 @@ def declarationRanges? (env : Environment) (n : Name) : IO (Option DeclarationRa
   let ctx : Core.Context := { fileName := "", fileMap := default }
   let (r, _) ← Core.CoreM.toIO (findDeclarationRanges? n) ctx { env := env }
   return r
+
+/-- The environment of `modules` (plus `Init`, which every non-`prelude` Lean file imports:
+`Lean.Elab.headerToImports`), with no header command elaborated: what the judge replays on.
+`Lean.importModules (imports : Array Import) (opts : Options) (trustLevel : UInt32 := 0)
+(leakEnv := false) : IO Environment` at v4.9.0-rc1 (the REPL @v4.9.0-rc1 calls
+`importModules imports {} 0`); later versions add optional arguments after `trustLevel`, so the
+positional call stays valid. Throws when a module's `.olean` is missing. -/
+def importModules (modules : List Name) : IO Environment := do
+  let names : Array Name := #[`Init] ++ (modules.filter (· != `Init)).toArray
+  let imports : Array Lean.Import := names.map fun m => ({ module := m } : Lean.Import)
+  Lean.importModules imports {} 0
 
 /-- Byte offset of a `String.Pos` (`String.Pos.Raw` from v4.32; both have `byteIdx`). -/
 def byteIdx (p : String.Pos) : Nat := p.byteIdx

@@ -1,20 +1,30 @@
-/-
-The JSON-lines wire protocol (docs/protocol.md; mirrored in python/stp/lean/protocol.py).
-Field names are snake_case. Optional fields are omitted when absent, empty lists and zero `ms`
-are omitted (the Python structs use `omit_defaults`), so a line we write re-encodes unchanged.
--/
 import Lean
+
+/-!
+# The wire protocol (version 4)
+
+The JSON-lines wire protocol (docs/protocol.md, /work contract `PROTOCOL4.md`; mirrored in
+python/stp/lean/protocol.py). Field names are snake_case. Optional fields are omitted when
+absent, empty lists and zero `ms` are omitted (the Python structs use `omit_defaults`), so a
+line we write re-encodes unchanged.
+
+Protocol 4: three roles (`check`, `statement`, `replay` = the judge), `imports` in the config,
+`reference` requests (statement role) and `replay` requests that carry a REFERENCE and an
+EXPORT (never text); an EXPORT over `exportChunkBytes` travels in `export_chunk` lines.
+-/
 
 open Lean
 
 namespace STP
 
-def protocolVersion : Nat := 3
-def checkerVersion : String := "stp-check 0.3.0"
+def protocolVersion : Nat := 4
+def checkerVersion : String := "stp-check 0.4.0"
 
-/-- A `pass` whose encoded export would be larger than this (bytes of the compact JSON) carries
-`export_omitted: "too_large"` instead (protocol 3; mirrored in Python as `EXPORT_MAX_BYTES`). -/
-def exportMaxBytes : Nat := 8 * 1024 * 1024
+/-- Protocol 4: a strict pass whose compact EXPORT text is longer than this (bytes) carries
+`export_chunks: N` instead of `export` and is followed by N `export_chunk` lines, each with a
+piece of at most this many bytes (cut at a character boundary). Mirrored in Python as
+`EXPORT_CHUNK_BYTES`. Exports are never omitted. -/
+def exportChunkBytes : Nat := 4 * 1024 * 1024
 
 /-- A Lean message, positioned relative to the text we elaborated. -/
 structure Msg where
@@ -99,16 +109,37 @@ def getStrArray? (j : Json) (k : String) : Except String (Option (Array String))
 
 /-! ### Checker messages -/
 
+/-- Which requests a process answers (protocol 4). `check` and `statement` elaborate model
+text (their answers are claims); `replay` is the judge and never parses or elaborates text. -/
+inductive Role where
+  | check
+  | statement
+  | replay
+  deriving BEq, Inhabited
+
+def Role.name : Role → String
+  | .check => "check"
+  | .statement => "statement"
+  | .replay => "replay"
+
+/-- The op a role answers: `check`, `reference`, `replay`. -/
+def Role.op : Role → String
+  | .check => "check"
+  | .statement => "reference"
+  | .replay => "replay"
+
 /-- Session settings. Every field is required; the checker holds no defaults of its own (Python
 sends the values of its configuration). -/
 structure CheckerConfig where
-  /-- Protocol 3: role "check" (elaborates proofs) or "replay" (kernel replay of exports; never
-  sees proof text). -/
-  replayRole : Bool
+  role : Role
   /-- Wire field `export` (a Lean keyword, hence the name). Role "check": every strict `pass`
-  carries its EXPORT (or `export_omitted`). -/
+  carries its EXPORT (inline, or in chunks above `exportChunkBytes`). -/
   wantExport : Bool
+  /-- Elaborated by roles `check` and `statement`; sent as "" to the judge, which ignores it. -/
   header : String
+  /-- Module names the judge imports (`importModules`; no header command is elaborated there).
+  `[]` for the roles that elaborate `header`. -/
+  imports : List String
   /-- false: the header goes through the allow-list gate before it is elaborated. -/
   headerTrusted : Bool
   maxHeartbeats : Nat
@@ -127,6 +158,7 @@ def CheckerConfig.parse (j : Json) : Except String CheckerConfig := do
   if p != protocolVersion then
     throw s!"protocol {p} requested, this checker speaks {protocolVersion}"
   let header ← getStr j "header"
+  let imports ← need "imports" (← getStrArray? j "imports")
   let headerTrusted ← need "header_trusted" (← getBool? j "header_trusted")
   let maxHeartbeats ← need "max_heartbeats" (← getNat? j "max_heartbeats")
   let strict ← match ← getStr j "mode" with
@@ -138,13 +170,14 @@ def CheckerConfig.parse (j : Json) : Except String CheckerConfig := do
     | "paper" => pure true
     | m => throw s!"field 'profile' must be \"strict\" or \"paper\", got \"{m}\""
   let allowedAxioms ← need "allowed_axioms" (← getStrArray? j "allowed_axioms")
-  let replayRole ← match ← getStr j "role" with
-    | "check" => pure false
-    | "replay" => pure true
-    | r => throw s!"field 'role' must be \"check\" or \"replay\", got \"{r}\""
+  let role ← match ← getStr j "role" with
+    | "check" => pure Role.check
+    | "statement" => pure Role.statement
+    | "replay" => pure Role.replay
+    | r => throw s!"field 'role' must be \"check\", \"statement\" or \"replay\", got \"{r}\""
   let wantExport ← need "export" (← getBool? j "export")
-  return { replayRole, wantExport, header, headerTrusted, maxHeartbeats, strict, paper,
-           allowedAxioms }
+  return { role, wantExport, header, imports := imports.toList, headerTrusted, maxHeartbeats,
+           strict, paper, allowedAxioms }
 
 structure CheckRequest where
   id : String
@@ -167,13 +200,36 @@ def CheckRequest.parse (j : Json) : Except String CheckRequest := do
   let maxHeartbeats? ← getNat? j "max_heartbeats"
   return { id, nonce, statement, proof, name?, premises, maxHeartbeats? }
 
-/-- Protocol 3, role "replay": re-add the constants of `export` (EXPORT, docs/protocol.md)
-through the kernel on top of the header and compare the target with the reference elaborated
-from `statement`. There is no proof text in this request, ever. -/
-structure ReplayRequest where
+/-- Protocol 4, role "statement": the REFERENCE of one statement (gated, then
+`statement ++ " sorry"` elaborated from the header state). -/
+structure ReferenceRequest where
   id : String
   nonce : String
   statement : String
+  maxHeartbeats? : Option Nat := none
+
+def ReferenceRequest.parse (j : Json) : Except String ReferenceRequest := do
+  let id ← getStr j "id"
+  let nonce ← getStr j "nonce"
+  let statement ← getStr j "statement"
+  let maxHeartbeats? ← getNat? j "max_heartbeats"
+  return { id, nonce, statement, maxHeartbeats? }
+
+/-- An object-valued field, as received. -/
+def getObj (j : Json) (k : String) : Except String Json :=
+  match j.getObjVal? k with
+  | .ok (Json.obj kvs) => pure (Json.obj kvs)
+  | .ok _ => throw s!"field '{k}' must be an object"
+  | .error _ => throw s!"missing field '{k}'"
+
+/-- Protocol 4, role "replay" (the judge): re-add the constants of `export` (EXPORT) through the
+kernel on the imported environment and compare the target with `reference` (REFERENCE). There
+is no statement and no proof text in this request, ever. -/
+structure ReplayRequest where
+  id : String
+  nonce : String
+  /-- The REFERENCE object as received; `STP.Export.decodeReference` reads it. -/
+  referenceData : Json
   /-- The EXPORT object as received (wire field `export`; `export` is a Lean keyword);
   `STP.Export.decode` reads it. -/
   exportData : Json
@@ -182,13 +238,10 @@ structure ReplayRequest where
 def ReplayRequest.parse (j : Json) : Except String ReplayRequest := do
   let id ← getStr j "id"
   let nonce ← getStr j "nonce"
-  let statement ← getStr j "statement"
-  let exportData ← match j.getObjVal? "export" with
-    | .ok (Json.obj kvs) => pure (Json.obj kvs)
-    | .ok _ => throw "field 'export' must be an object"
-    | .error _ => throw "missing field 'export'"
+  let referenceData ← getObj j "reference"
+  let exportData ← getObj j "export"
   let maxHeartbeats? ← getNat? j "max_heartbeats"
-  return { id, nonce, statement, exportData, maxHeartbeats? }
+  return { id, nonce, referenceData, exportData, maxHeartbeats? }
 
 def readyJson (ok : Bool) (leanVersion : String) (headerMs : Nat) (errors : List Msg) : Json :=
   Json.mkObj <|
@@ -209,11 +262,14 @@ structure CheckResponse where
   statementMatch? : Option Bool := none
   forbidden : List String := []
   premises? : Option (List String) := none
-  /-- Protocol 3, role "check" with `export: true`, strict `pass` only: the EXPORT object
-  (wire field `export`). -/
+  /-- Role "check" with `export: true`, strict `pass` only: the EXPORT object (wire field
+  `export`). `CheckMain` sends it inline or, above `exportChunkBytes`, as `export_chunks` +
+  chunk lines. -/
   exportJson? : Option Json := none
-  /-- Instead of `exportJson?` when the encoded export is over `exportMaxBytes`: "too_large". -/
-  exportOmitted? : Option String := none
+  /-- Set by `CheckMain` instead of `exportJson?` when the export travels in chunk lines. -/
+  exportChunks : Nat := 0
+  /-- Role "statement", `pass` only: the REFERENCE object. -/
+  referenceJson? : Option Json := none
   ms : Nat := 0
 
 def CheckResponse.json (r : CheckResponse) : Json :=
@@ -231,8 +287,31 @@ def CheckResponse.json (r : CheckResponse) : Json :=
         | some ps => [("premises", Json.arr (ps.map Json.str).toArray)]
         | none => [])
     ++ (match r.exportJson? with | some e => [("export", e)] | none => [])
-    ++ (match r.exportOmitted? with | some o => [("export_omitted", Json.str o)] | none => [])
+    ++ natField "export_chunks" r.exportChunks
+    ++ (match r.referenceJson? with | some e => [("reference", e)] | none => [])
     ++ natField "ms" r.ms
+
+/-- The pieces of `text`, each at most `limit` bytes (`limit ≥ 4`), cut only at UTF-8 character
+boundaries (never before a continuation byte `10xxxxxx`), in order; their concatenation is
+`text`. One pass over the bytes. -/
+def chunkText (text : String) (limit : Nat) : Array String := Id.run do
+  let bytes := text.toUTF8
+  let n := bytes.size
+  let limit := max limit 4
+  let mut out : Array String := #[]
+  let mut start := 0
+  while start < n do
+    let mut stop := min n (start + limit)
+    while stop < n && stop > start + 1 && (bytes.get! stop &&& 0xC0) == 0x80 do
+      stop := stop - 1
+    out := out.push (String.extract text ⟨start⟩ ⟨stop⟩)
+    start := stop
+  return out
+
+/-- One `export_chunk` line (protocol 4). -/
+def exportChunkJson (id nonce : String) (index : Nat) (data : String) : Json :=
+  Json.mkObj [("op", Json.str "export_chunk"), ("id", Json.str id), ("nonce", Json.str nonce),
+              ("index", toJson index), ("data", Json.str data)]
 
 /-- An `error` verdict that names the problem (malformed line, header error, exception). -/
 def errorResponse (id : String) (nonce? : Option String) (reason : String)

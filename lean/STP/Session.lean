@@ -1,12 +1,17 @@
-/-
-Elaborating text from Lean: the header once, then any snippet on top of the saved header state.
-`Lean.Environment` and `Command.State` are persistent values, so every snippet starts from the
-very same header state and nothing one snippet adds can be seen by the next.
--/
 import Lean
 import STP.Compat
 import STP.Gate
 import STP.Protocol
+
+/-!
+# Elaborating text (roles `check` and `statement`; never the judge)
+
+The header once, then any snippet on top of the saved header state. `Lean.Environment` and
+`Command.State` are persistent values, so every snippet starts from the very same header state
+and nothing one snippet adds can be seen by the next. The environment right after the imports
+is kept too (`SessionHeader.importEnv`): what the header's own commands added is what a
+statement process puts into a REFERENCE for the judge, which imports modules only.
+-/
 
 open Lean Elab
 
@@ -55,6 +60,9 @@ structure SessionHeader where
   state : Command.State
   /-- The environment after the header, to tell which constants a snippet added. -/
   env : Environment
+  /-- The environment after the imports only (before the header's commands): what the judge
+  has; the constants `env` has beyond it are the header's own (`def`s of ProofNet headers). -/
+  importEnv : Environment
   errors : List Msg
   ms : Nat
 
@@ -143,8 +151,8 @@ def loadHeader (header : String) (maxHeartbeats : Nat) (trusted : Bool) : IO Ses
     else
       elabGatedCommands st0 (String.extract header ps.pos header.endPos) #[]
   let st := resetOptions st maxHeartbeats
-  return { state := st, env := st.env, errors := importErrs ++ cmdErrs.toList,
-           ms := (← IO.monoMsNow) - t0 }
+  return { state := st, env := st.env, importEnv := env,
+           errors := importErrs ++ cmdErrs.toList, ms := (← IO.monoMsNow) - t0 }
 
 /-- The header state with a different heartbeat limit and info trees on or off. -/
 def SessionHeader.stateWith (h : SessionHeader) (maxHeartbeats : Nat) (infoTrees : Bool) :

@@ -51,6 +51,10 @@ def termKinds : List (Name × String) := [
   (`Lean.Parser.Term.subst, "▸"), (`Lean.Parser.Term.noindex, "no_index"),
   (`Lean.Parser.Term.inaccessible, ".(e)"), (`Lean.Parser.Term.namedPattern, "x@p"),
   (`Lean.Parser.Term.open, "open … in"),
+  -- targets of the `if … then … else` macros (`let_mvar% ?m := c; wait_if_type_mvar% ?m; …`)
+  (`Lean.Parser.Term.letMVar, "let_mvar%"), (`Lean.Parser.Term.waitIfTypeMVar, "wait_if_type_mvar%"),
+  (`Lean.Parser.Term.waitIfTypeContainsMVar, "wait_if_type_contains_mvar%"),
+  (`Lean.Parser.Term.waitIfContainsMVar, "wait_if_contains_mvar%"),
   -- `↑e`, `⇑e`, `↥e` (`Init/Coe.lean`, `(name := coeNotation)` …; spelled both ways)
   (`coeNotation, "↑"), (`coeFunNotation, "⇑"), (`coeSortNotation, "↥"),
   (`Lean.Parser.Term.coeNotation, "↑"), (`Lean.Parser.Term.coeFunNotation, "⇑"),

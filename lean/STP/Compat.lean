@@ -168,7 +168,8 @@ def runMacro (env : Environment) (m : Macro) (stx : Syntax) : Except Macro.Excep
   let methods := Macro.mkMethods {
     expandMacro? := fun s => do
       match (← Lean.Elab.expandMacroImpl? env s) with
-      | some (_, s?) => liftExcept s?
+      | some (_, .ok s') => return some s'
+      | some (_, .error e) => throw e
       | none => return none
     hasDecl := fun n => return env.contains n
     getCurrNamespace := return Name.anonymous

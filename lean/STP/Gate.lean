@@ -23,6 +23,7 @@ deny list. Design, what each layer admits and the corpus figure: docs/lean.md, "
 -/
 
 open Lean
+open Lean.Elab (Info InfoTree)
 
 namespace STP
 
@@ -395,24 +396,21 @@ whose name, binders and type contain term syntax only (allow-list walk in statem
 syntax kind, atom or identifier. -/
 def statementGateProblems (env : Environment) (cmds : Array Syntax) : IO (List String) := do
   let mut found : Array String := (forbiddenIn cmds ["sorry"]).toArray
-  match cmds.toList with
-  | [cmd] =>
-    match declParts? cmd with
-    | none =>
-      found := found.push ("statement: command " ++ cmd.getKind.toString ++
-        " (only one theorem/lemma/def/abbrev)")
-    | some (mods, sig, val, rest) =>
-      found := found ++ (modifierProblems mods).toArray
-      let s := sig.foldl (fun s x => walk env true #[] x s) ({} : WalkState)
-      found := found ++ s.found
-      let body := val.getArg 1
-      let valueIsSorry := val.getKind == GateAllowList.declValSimpleKind &&
-        body.getKind == GateAllowList.sorryTermKind &&
-        (val.getArgs.toList.drop 2).all hasNoTokens
-      if !valueIsSorry then found := found.push "statement: value other than the appended sorry"
-      if !rest.all hasNoTokens then found := found.push "statement: deriving clause"
-  | _ => found := found.push "statement: not exactly one command"
-  return (found.toList.eraseDups)
+  let some cmd := (if cmds.size == 1 then cmds[0]? else none)
+    | return (found.push "statement: not exactly one command").toList.eraseDups
+  let some (mods, sig, val, rest) := declParts? cmd
+    | return (found.push ("statement: command " ++ cmd.getKind.toString ++
+        " (only one theorem/lemma/def/abbrev)")).toList.eraseDups
+  found := found ++ (modifierProblems mods).toArray
+  let s := sig.foldl (fun s x => walk env true #[] x s) ({} : WalkState)
+  found := found ++ s.found
+  let body := val.getArg 1
+  let valueIsSorry := val.getKind == GateAllowList.declValSimpleKind &&
+    body.getKind == GateAllowList.sorryTermKind &&
+    (val.getArgs.toList.drop 2).all hasNoTokens
+  if !valueIsSorry then found := found.push "statement: value other than the appended sorry"
+  if !rest.all hasNoTokens then found := found.push "statement: deriving clause"
+  return found.toList.eraseDups
 
 /-- The proof gate: `cmds` is the checked text `statement ++ proof`, parsed. Admitted (`[]`)
 when it passes the deny layer and every command is a `theorem`/`lemma`/`def`/`abbrev` (how many
@@ -453,8 +451,8 @@ def constantProblem (env : Environment) (n : Name) : Option String :=
     else if hasEffectType ci then some (n.toString ++ " (effect type)")
     else
       let compiled := Compat.isExternConst env n || Compat.isImplementedBy env n
-      let opaque := match ci with | ConstantInfo.opaqueInfo _ => true | _ => false
-      if compiled && opaque then some (n.toString ++ " (extern/implemented_by)") else none
+      let isOpaque := match ci with | ConstantInfo.opaqueInfo _ => true | _ => false
+      if compiled && isOpaque then some (n.toString ++ " (extern/implemented_by)") else none
 
 /-- The constant gate: every constant that the info trees' term infos (`TermInfo.expr`) and the
 types and values of `newConsts` mention directly, checked by `constantProblem`: nothing from

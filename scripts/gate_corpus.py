@@ -51,7 +51,7 @@ class CorpusError(Exception):
 
 # --- The allow-list, as the estimator sees it ---------------------------------------------
 
-ENTRY = re.compile(r'\(`([^\s,()]+),\s*"((?:[^"\\]|\\.)*)"\)')
+ENTRY = re.compile(r'\(`((?:«[^»]*»|[^\s,()«])+),\s*"((?:[^"\\]|\\.)*)"\)')
 
 
 def allowed_keywords(path: Path = ALLOWLIST) -> dict[str, list[str]]:

@@ -63,6 +63,12 @@ def termKinds : List (Name × String) := [
   (`Lean.Parser.Term.modCast, "mod_cast"), (`Lean.Elab.Tactic.NormCast.modCast, "mod_cast"),
   -- `calc` (namespace `Lean`: `syntax (name := calc) "calc" calcSteps : term`)
   (`Lean.calc, "calc"), (`Lean.Parser.Term.calc, "calc"),
+  -- Mathlib term elaborators of statement syntax: `Type*`/`Sort*` (`Mathlib/Tactic/TypeStar.lean`,
+  -- root namespace), `fbinop%` (target of `s ×ˢ t`, `Mathlib/Tactic/FBinop.lean`), the
+  -- partially applied coercions `(↑)`, `(⇑)`, `(↥)` (`Mathlib/Tactic/Coe.lean`)
+  (`«termType*», "Type*"), (`«termSort*», "Sort*"), (`FBinopElab.prodSyntax, "fbinop%"),
+  (`Lean.Elab.Term.CoeImpl.«term(↑)», "(↑)"), (`Lean.Elab.Term.CoeImpl.«term(⇑)», "(⇑)"),
+  (`Lean.Elab.Term.CoeImpl.«term(↥)», "(↥)"),
   -- literals
   (`num, "numeral"), (`str, "string"), (`scientific, "decimal"), (`char, "char")]
 

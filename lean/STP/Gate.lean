@@ -440,13 +440,16 @@ def deniedByName (n : Name) : Bool :=
 def hasEffectType (ci : ConstantInfo) : Bool :=
   ci.type.getUsedConstants.any (GateAllowList.effectTypes.contains ·)
 
-/-- Why the constant `n` may not appear in a checked proof (`none` = it may). -/
+/-- Why the constant `n` may not appear in a checked proof (`none` = it may). A theorem never
+does: a proof of a proposition runs nothing, and the proof terms of `omega`, `simp` or
+`norm_num` cite lemmas from namespaces whose definitions are denied. -/
 def constantProblem (env : Environment) (n : Name) : Option String :=
-  if deniedByName n then some n.toString else
   match env.find? n with
-  | none => none
+  | none => if deniedByName n then some n.toString else none
+  | some (ConstantInfo.thmInfo _) => none
   | some ci =>
-    if ci.isUnsafe then some (n.toString ++ " (unsafe)")
+    if deniedByName n then some n.toString
+    else if ci.isUnsafe then some (n.toString ++ " (unsafe)")
     else if ci.isPartial then some (n.toString ++ " (partial)")
     else if hasEffectType ci then some (n.toString ++ " (effect type)")
     else
@@ -459,7 +462,8 @@ types and values of `newConsts` mention directly, checked by `constantProblem`: 
 `IO`/`EIO`/`BaseIO`/`EStateM.run`/`timeit`/`IO.FS`/`IO.Process`/`Lean.Elab`/`Lean.Meta`/
 `Lean.Core`/`ST.Ref`/… (`GateAllowList.deniedConstantPrefixes`), no `unsafe` or `partial`
 constant, no constant whose type mentions an effect type, no opaque `extern`/`implemented_by`
-constant, none of `Lean.reduceBool`/`reduceNat`/`ofReduceBool`/`ofReduceNat`. The new
+constant, none of `Lean.reduceBool`/`reduceNat`/`ofReduceBool`/`ofReduceNat` (theorems are
+exempt: see `constantProblem`). The new
 constants themselves are checked too. Dot-identifiers resolved from an expected type
 (`timeit "" (.FS.writeFile …)`) are seen here, where the syntax gate saw only `.FS.writeFile`.
 This runs after elaboration: it keeps such a proof from passing, while the syntax gate is what

@@ -15,15 +15,14 @@ Three layers, all allow-lists except the first:
   (`STP.GateAllowList`), a structural node of a reviewed kind's grammar (no elaborator and no
   macro of its own), or a macro whose every expansion passes; statements admit term syntax only;
   tactic configurations must be plain literals;
-* `constantGateProblems` (after elaboration): no resolved constant from the effect and
-  metaprogramming namespaces, no `unsafe`/`partial` constant, no `extern`/`implemented_by`
-  constant that is opaque or has an effect type.
+* `constantGateProblems` (after elaboration): no resolved constant (theorems aside) from the
+  effect and metaprogramming namespaces, no `unsafe`/`partial` constant, none whose type
+  mentions an effect type, no opaque `extern`/`implemented_by` constant.
 The untrusted-header gate (`headerCommandProblem`) is unchanged: a command allow-list plus the
 deny list. Design, what each layer admits and the corpus figure: docs/lean.md, "Syntax gate".
 -/
 
 open Lean
-open Lean.Elab (Info InfoTree)
 
 namespace STP
 
@@ -468,13 +467,13 @@ constants themselves are checked too. Dot-identifiers resolved from an expected 
 (`timeit "" (.FS.writeFile …)`) are seen here, where the syntax gate saw only `.FS.writeFile`.
 This runs after elaboration: it keeps such a proof from passing, while the syntax gate is what
 keeps evaluating syntax from running at all. `headerEnv` tells which constants are new. -/
-def constantGateProblems (headerEnv env : Environment) (trees : Array InfoTree)
+def constantGateProblems (headerEnv env : Environment) (trees : Array Elab.InfoTree)
     (newConsts : List Name) : IO (List String) := do
   let mut names : Array Name := #[]
   for t in trees do
     names := t.foldInfo (init := names) fun _ info acc =>
       match info with
-      | Info.ofTermInfo ti => acc ++ ti.expr.getUsedConstants
+      | Elab.Info.ofTermInfo ti => acc ++ ti.expr.getUsedConstants
       | _ => acc
   for n in newConsts do
     names := names.push n

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -165,7 +166,7 @@ def strip_comments_and_strings(text: str) -> str:
 
 def proof_body(text: str) -> str | None:
     """The text after the `:=` of the first theorem/lemma/example (None when there is none)."""
-    m = re.search(r"^\s*(theorem|lemma|example)\b", text, re.M)
+    m = re.search(r"^[ \t]*(theorem|lemma|example)\b", text, re.M)
     if not m:
         return None
     rest = text[m.start():]
@@ -227,7 +228,7 @@ def read_kimina(root: Path) -> Iterator[Proof]:
         code = rec.get("correct_proof")
         if not isinstance(code, str):
             raise CorpusError(f"{path}:{lineno}: field 'correct_proof' missing or not a string")
-        m = re.search(r"^\s*(theorem|lemma)\b", code, re.M)
+        m = re.search(r"^[ \t]*(theorem|lemma)\b", code, re.M)
         if not m:
             continue
         header, decl = code[:m.start()], code[m.start():]
@@ -370,6 +371,8 @@ def exact(proofs: list[Proof], args: argparse.Namespace) -> dict[str, Any]:
     from stp.verify import VerifyItem, make_verifier
 
     cfg = load_config(args.config, ['verifier.cache_dir="off"', *args.set])
+    if args.checker_command:
+        cfg.lean.checker_command = shlex.split(args.checker_command)
     checker_command(cfg.lean)  # exit 2 with the fix when Lean or the checker is missing
     items = [VerifyItem(statement=p.statement, proof=p.text[len(p.statement):],
                         header=p.header, name=f"{p.source}:{p.name}") for p in proofs]
@@ -404,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exact", action="store_true", help="run the real checker (Lean)")
     parser.add_argument("--config", type=Path, default=None, help="TOML config (exact mode)")
     parser.add_argument("--set", action="append", default=[], help="config override")
+    parser.add_argument("--checker-command", default=None,
+                        help="run this command instead of the built checker (self-tests)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     try:

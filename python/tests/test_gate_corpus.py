@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -114,3 +115,48 @@ def test_malformed_sample_is_one_line_naming_file_and_line(tmp_path: Path) -> No
     proc = _run("--sample", str(sample))
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {sample}:2: field 'tactics' must be a list of strings"
+
+
+def test_exact_mode_counts_forbidden_verdicts_of_the_checker(tmp_path: Path) -> None:
+    """Exact mode sends every raw proof through `stp.verify` (here the stand-in checker, told
+    to refuse one of them as `forbidden`), splitting header, statement and proof."""
+    from standin import standin_command
+
+    corpus = tmp_path / "solved.jsonl"
+    rows = [{"name": "a", "correct_proof": "import Mathlib\nopen Real\n\n"
+                                           "theorem a (x : ℕ) : x = x := by\n  rfl"},
+            {"name": "b", "correct_proof": "import Mathlib\n\n"
+                                           "theorem b (x : ℕ) : x = x := by\n  apply_rules [rfl]"}]
+    corpus.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    spec = {"rules": [{"pattern": "apply_rules", "field": "text", "action": "fail",
+                       "reasons": ["forbidden"]}], "default": "pass"}
+    proc = _run("--exact", "--json", "--kimina", str(corpus),
+                "--checker-command", shlex.join(standin_command(spec)))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["mode"] == "exact"
+    assert report["proofs"] == 2
+    assert report["rejected"] == ["kimina-minif2f-test:b"]
+    assert report["verdicts"] == {"pass": 1, "fail": 1}
+
+
+def test_raw_corpus_readers_split_header_statement_and_proof(tmp_path: Path) -> None:
+    corpus = tmp_path / "solved.jsonl"
+    corpus.write_text(json.dumps({"name": "a", "correct_proof":
+                                  "import Mathlib\n\ntheorem a : 1 = 1 := by\n  rfl"}) + "\n",
+                      encoding="utf-8")
+    (proof,) = list(gc.read_kimina(corpus))
+    assert proof.header == "import Mathlib\n\n"
+    assert proof.statement == "theorem a : 1 = 1 :="
+    assert proof.text[len(proof.statement):] == " by\n  rfl"
+    out = tmp_path / "internlm"
+    out.mkdir()
+    (out / "results__x__0.json").write_text(json.dumps({"results": [
+        {"example": {"statement": "theorem t (a : ℕ) : a = a"},
+         "attempt_results": [{"theorem": "t", "success": True, "proof": ["intro", "rfl"]},
+                             {"theorem": "t", "success": True, "proof": ["intro", "rfl"]},
+                             {"theorem": "t", "success": False, "proof": ["simp"]}]}]}),
+        encoding="utf-8")
+    proofs = list(gc.read_internlm(out))
+    assert [p.text for p in proofs] == ["theorem t (a : ℕ) : a = a := by\n  intro\n  rfl"]
+    assert gc.words_of(proofs[0]) == ["by", "intro", "rfl"]

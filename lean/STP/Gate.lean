@@ -310,13 +310,21 @@ def configProblemsAt (args : Array Syntax) (s : WalkState) : WalkState := Id.run
       s := s.add label
   return s
 
-/-- Reviewed kinds with a restriction on their arguments: Aesop's clauses can name a tactic or
-a declaration that Aesop evaluates (`(add safe tactic t)`), so `aesop` is admitted without
-clauses only. -/
+/-- Reviewed kinds with a restriction on their arguments.
+* Aesop's clauses can name a tactic or a declaration that Aesop evaluates
+  (`(add safe tactic t)`), so `aesop` is admitted without clauses only.
+* `open … in` (tactic and term) may open only `GateAllowList.openableNamespaces` (`Classical`,
+  which `by_cases` expands to): opening a namespace activates its `scoped` macros, and the
+  gate expands macros with the table of the header environment, where those are not active. -/
 def restrictedArgsProblem (kind : SyntaxNodeKind) (args : Array Syntax) : Option String :=
   if GateAllowList.noClauseKinds.contains kind &&
       (args.toList.drop 1).any (fun a => !(collectTokens a {}).atoms.isEmpty) then
     some (kind.toString ++ " (clauses)")
+  else if GateAllowList.openKinds.contains kind then
+    let t := collectTokens (args.getD 1 Syntax.missing) {}
+    if t.atoms.isEmpty && !t.idents.isEmpty &&
+        t.idents.all (GateAllowList.openableNamespaces.contains ·) then none
+    else some ("open … in (" ++ toString (t.idents.toList.map toString) ++ ")")
   else none
 
 /-- The allow-list walk. `statement`: term syntax only (every tactic-block kind refused).

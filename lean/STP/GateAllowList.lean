@@ -181,6 +181,13 @@ def allowedKinds : NameSet :=
 `(add safe tactic t)`, `(rule_sets := …)`): admitted only with no clauses. -/
 def noClauseKinds : List Name := [`Aesop.Frontend.Parser.aesopTactic]
 
+/-- `open … in` as a tactic and as a term: `[keyword, openDecl, "in", body]`. -/
+def openKinds : List Name := [`Lean.Parser.Tactic.open, `Lean.Parser.Term.open]
+
+/-- What `open … in` may open (`openSimple`, identifiers only): `Classical`, the target of the
+`by_cases` macro (`open Classical in refine if h : p then ?pos else ?neg`). -/
+def openableNamespaces : List Name := [`Classical]
+
 /-- Kinds that open a tactic block: refused anywhere in a statement (term syntax only), along
 with every kind that has a tactic elaborator. `binderTactic` is an auto-param
 `(h : p := by tac)`, whose tactic runs wherever the statement is used. -/

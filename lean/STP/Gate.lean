@@ -147,7 +147,9 @@ block, a name of a definition, `{ c with … }`, a field abbreviation) is compil
 partial def isPlainLiteral (stx : Syntax) : Bool :=
   match stx with
   | Syntax.atom _ _ => true
-  | Syntax.ident _ _ n _ => n == `true || n == `false
+  | Syntax.ident _ _ n _ =>
+    -- A configuration a macro writes carries macro scopes on its identifiers (hygiene).
+    n.eraseMacroScopes == `true || n.eraseMacroScopes == `false
   | Syntax.node _ k args =>
     if k == Compat.structInstFieldKind then
       args.size == 3 && isPlainFieldName (args.getD 0 Syntax.missing) &&
@@ -315,7 +317,8 @@ def configProblemsAt (args : Array Syntax) (s : WalkState) : WalkState := Id.run
   (`(add safe tactic t)`), so `aesop` is admitted without clauses only.
 * `open … in` (tactic and term) may open only `GateAllowList.openableNamespaces` (`Classical`,
   which `by_cases` expands to): opening a namespace activates its `scoped` macros, and the
-  gate expands macros with the table of the header environment, where those are not active. -/
+  gate expands macros with the table of the header environment, where those are not active.
+  (Identifiers written by a macro carry macro scopes, hence `eraseMacroScopes`.) -/
 def restrictedArgsProblem (kind : SyntaxNodeKind) (args : Array Syntax) : Option String :=
   if GateAllowList.noClauseKinds.contains kind &&
       (args.toList.drop 1).any (fun a => !(collectTokens a {}).atoms.isEmpty) then
@@ -323,7 +326,7 @@ def restrictedArgsProblem (kind : SyntaxNodeKind) (args : Array Syntax) : Option
   else if GateAllowList.openKinds.contains kind then
     let t := collectTokens (args.getD 1 Syntax.missing) {}
     if t.atoms.isEmpty && !t.idents.isEmpty &&
-        t.idents.all (GateAllowList.openableNamespaces.contains ·) then none
+        t.idents.all (GateAllowList.openableNamespaces.contains ·.eraseMacroScopes) then none
     else some ("open … in (" ++ toString (t.idents.toList.map toString) ++ ")")
   else none
 

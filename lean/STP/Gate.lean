@@ -326,7 +326,8 @@ def restrictedArgsProblem (kind : SyntaxNodeKind) (args : Array Syntax) : Option
   else if GateAllowList.openKinds.contains kind then
     let t := collectTokens (args.getD 1 Syntax.missing) {}
     if t.atoms.isEmpty && !t.idents.isEmpty &&
-        t.idents.all (fun n => GateAllowList.openableNamespaces.contains n.eraseMacroScopes) then none
+        t.idents.all (fun n =>
+          GateAllowList.openableNamespaces.contains n.eraseMacroScopes) then none
     else some ("open … in (" ++ toString (t.idents.toList.map toString) ++ ")")
   else none
 

@@ -52,7 +52,8 @@ def termKinds : List (Name × String) := [
   (`Lean.Parser.Term.inaccessible, ".(e)"), (`Lean.Parser.Term.namedPattern, "x@p"),
   (`Lean.Parser.Term.open, "open … in"),
   -- targets of the `if … then … else` macros (`let_mvar% ?m := c; wait_if_type_mvar% ?m; …`)
-  (`Lean.Parser.Term.letMVar, "let_mvar%"), (`Lean.Parser.Term.waitIfTypeMVar, "wait_if_type_mvar%"),
+  (`Lean.Parser.Term.letMVar, "let_mvar%"),
+  (`Lean.Parser.Term.waitIfTypeMVar, "wait_if_type_mvar%"),
   (`Lean.Parser.Term.waitIfTypeContainsMVar, "wait_if_type_contains_mvar%"),
   (`Lean.Parser.Term.waitIfContainsMVar, "wait_if_contains_mvar%"),
   -- `↑e`, `⇑e`, `↥e` (`Init/Coe.lean`, `(name := coeNotation)` …; spelled both ways)
@@ -67,7 +68,8 @@ def termKinds : List (Name × String) := [
   -- root namespace), `fbinop%` (target of `s ×ˢ t`, `Mathlib/Tactic/FBinop.lean`), the
   -- partially applied coercions `(↑)`, `(⇑)`, `(↥)` (`Mathlib/Tactic/Coe.lean`)
   (`«termType*», "Type*"), (`«termSort*», "Sort*"), (`FBinopElab.prodSyntax, "fbinop%"),
-  (`Lean.Elab.Term.CoeImpl.«term(↑)», "(↑)"), (`Lean.Elab.Term.CoeImpl.«term(⇑)», "(⇑)"),
+  (`Lean.Elab.Term.CoeImpl.«term(↑)», "(↑)"),
+  (`Lean.Elab.Term.CoeImpl.«term(⇑)», "(⇑)"),
   (`Lean.Elab.Term.CoeImpl.«term(↥)», "(↥)"),
   -- literals
   (`num, "numeral"), (`str, "string"), (`scientific, "decimal"), (`char, "char")]

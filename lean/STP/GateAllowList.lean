@@ -83,6 +83,7 @@ def coreTacticKinds : List (Name × String) := [
   (`Lean.cdot, "·"), (`Lean.Parser.Tactic.paren, "(tacs)"),
   (`Lean.Parser.Tactic.withAnnotateState, "with_annotate_state"),
   (`Lean.Parser.Tactic.intro, "intro"), (`Lean.Parser.Tactic.intros, "intros"),
+  (`Lean.Parser.Tactic.introMatch, "intro |"), (`Lean.Parser.Tactic.match, "match"),
   (`Lean.Parser.Tactic.rename, "rename"), (`Lean.Parser.Tactic.revert, "revert"),
   (`Lean.Parser.Tactic.clear, "clear"), (`Lean.Parser.Tactic.subst, "subst"),
   (`Lean.Parser.Tactic.substVars, "subst_vars"), (`Lean.Parser.Tactic.substEqs, "subst_eqs"),

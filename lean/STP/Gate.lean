@@ -441,6 +441,30 @@ def proofGateProblems (env : Environment) (cmds : Array Syntax) : IO (List Strin
       if !rest.all hasNoTokens then found := found.push "deriving"
   return (found ++ s.found).toList.eraseDups
 
+/-! ### Untrusted headers, with the allow-list -/
+
+/-- `headerCommandProblem` plus the allow-list walk (proof mode: tactics and terms, macro
+expansion, literal configurations) over what a header command elaborates: the signature and
+value of a plain `def`/`abbrev` and the binders of a `variable`. `headerCommandProblem` alone
+sees only the deny list, which misses evaluating syntax such as Mathlib's `trace <term>` in
+`def d : True := by trace …; trivial` (the header's `def` body runs while the header is
+elaborated). Takes the environment the command will be elaborated in (for its macro and
+elaborator tables); meant to replace `headerCommandProblem` in `Session.elabGatedCommands`. -/
+def headerCommandProblemIn (env : Environment) (cmd : Syntax) : Option String :=
+  match headerCommandProblem cmd with
+  | some p => some p
+  | none =>
+    let parts : Array Syntax :=
+      match declParts? cmd with
+      | some (mods, sig, val, _) => (sig.push val).push mods
+      | none =>
+        if cmd.getKind == Name.mkStr `Lean.Parser.Command "variable" then #[cmd.getArg 1]
+        else #[]
+    let s := parts.foldl (fun s x => walk env false #[] x s) ({} : WalkState)
+    if s.found.isEmpty then none
+    else some ("untrusted header: not admitted " ++ toString s.found.toList ++ " in `" ++
+      firstAtom cmd ++ "`")
+
 /-! ### Constant gate (after elaboration) -/
 
 /-- Is `n` inside one of the denied namespaces (or one of the denied constants)? -/

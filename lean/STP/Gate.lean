@@ -456,7 +456,7 @@ def headerCommandProblemIn (env : Environment) (cmd : Syntax) : Option String :=
   | none =>
     let parts : Array Syntax :=
       match declParts? cmd with
-      | some (mods, sig, val, _) => (sig.push val).push mods
+      | some (_, sig, val, _) => sig.push val
       | none =>
         if cmd.getKind == Name.mkStr `Lean.Parser.Command "variable" then #[cmd.getArg 1]
         else #[]

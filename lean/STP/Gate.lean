@@ -356,9 +356,9 @@ partial def walk (env : Environment) (statement : Bool) (path : Array Syntax) (s
     else if GateAllowList.refusedKinds.contains kind then s.add kind.toString
     else if statement && isTacticKind env kind then s.add kind.toString
     else if GateAllowList.allowedKinds.contains kind then
-      match restrictedArgsProblem kind args with
-      | some p => s.add p
-      | none => walkArgs s
+      (match restrictedArgsProblem kind args with
+       | some p => s.add p
+       | none => walkArgs s)
     else if hasElaborator env kind then s.add kind.toString
     else if (Elab.macroAttribute.getEntries env kind).isEmpty then walkArgs s  -- structural
     -- A macro node already being expanded on this path (`trivial` ⇒ `… <;> trivial`,
@@ -455,11 +455,11 @@ def headerCommandProblemIn (env : Environment) (cmd : Syntax) : Option String :=
   | some p => some p
   | none =>
     let parts : Array Syntax :=
-      match declParts? cmd with
-      | some (_, sig, val, _) => sig.push val
-      | none =>
-        if cmd.getKind == Name.mkStr `Lean.Parser.Command "variable" then #[cmd.getArg 1]
-        else #[]
+      (match declParts? cmd with
+       | some (_, sig, val, _) => sig.push val
+       | none =>
+         if cmd.getKind == Name.mkStr `Lean.Parser.Command "variable" then #[cmd.getArg 1]
+         else #[])
     let s := parts.foldl (fun s x => walk env false #[] x s) ({} : WalkState)
     if s.found.isEmpty then none
     else some ("untrusted header: not admitted " ++ toString s.found.toList ++ " in `" ++
@@ -489,7 +489,7 @@ def constantProblem (env : Environment) (n : Name) : Option String :=
     else if hasEffectType ci then some (n.toString ++ " (effect type)")
     else
       let compiled := Compat.isExternConst env n || Compat.isImplementedBy env n
-      let isOpaque := match ci with | ConstantInfo.opaqueInfo _ => true | _ => false
+      let isOpaque := (match ci with | ConstantInfo.opaqueInfo _ => true | _ => false)
       if compiled && isOpaque then some (n.toString ++ " (extern/implemented_by)") else none
 
 /-- The constant gate: every constant that the info trees' term infos (`TermInfo.expr`) and the

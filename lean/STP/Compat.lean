@@ -167,3 +167,51 @@ def importModules (modules : List Name) : IO Environment := do
 def byteIdx (p : String.Pos) : Nat := p.byteIdx
 
 end STP.Compat
+
+/-! ### Gate (issue #20, helper L2): macro expansion and compiler attributes -/
+
+namespace STP.Compat
+
+/-- Run the macro `m` on `stx` outside any elaborator, with the methods `Lean.Elab.liftMacroM`
+gives a macro at v4.9 (`Lean/Elab/Util.lean`: nested `expandMacro?` through
+`expandMacroImpl? env`, `hasDecl` from `env`, name resolution from the root namespace with no
+`open`s, since the gate runs before the text's own scope exists). `MacroM` is
+`ReaderT Macro.Context (EStateM Macro.Exception Macro.State)` in every version read; the
+`Macro.Context` fields `currRecDepth`/`maxRecDepth` keep their defaults. -/
+def runMacro (env : Environment) (m : Macro) (stx : Syntax) : Except Macro.Exception Syntax :=
+  let methods := Macro.mkMethods {
+    expandMacro? := fun s => do
+      match (← Lean.Elab.expandMacroImpl? env s) with
+      | some (_, .ok s') => return some s'
+      | some (_, .error e) => throw e
+      | none => return none
+    hasDecl := fun n => return env.contains n
+    getCurrNamespace := return Name.anonymous
+    resolveNamespace := fun n => return ResolveName.resolveNamespace env Name.anonymous [] n
+    resolveGlobalName := fun n => return ResolveName.resolveGlobalName env Name.anonymous [] n
+  }
+  let ctx : Macro.Context :=
+    { methods, ref := stx, currMacroScope := 1, mainModule := env.mainModule }
+  match m stx ctx { macroScope := 2 } with
+  | EStateM.Result.ok s _ => .ok s
+  | EStateM.Result.error e _ => .error e
+
+/-- `.c` in a structure instance: children `[".", ident]` (`Lean/Parser/Term.lean`,
+`dotIdent := leading_parser "." >> checkNoWsBefore >> rawIdent`). -/
+def dotIdentKind : Name := `Lean.Parser.Term.dotIdent
+
+/-- The field list of a structure instance, a node of its own in versions that wrap it
+(`structInstFields`); absent at v4.9, where the fields sit in a `null` node. -/
+def structInstFieldsKind : Name := `Lean.Parser.Term.structInstFields
+
+/-- `@[extern]` (`Lean/Compiler/ExternAttr.lean`: `def isExtern (env : Environment) (fn : Name)
+: Bool := getExternAttrData? env fn |>.isSome`). -/
+def isExternConst (env : Environment) (n : Name) : Bool := Lean.isExtern env n
+
+/-- `@[implemented_by]` (`Lean/Compiler/ImplementedByAttr.lean`:
+`def getImplementedBy? (env : Environment) (declName : Name) : Option Name :=
+implementedByAttr.getParam? env declName`). -/
+def isImplementedBy (env : Environment) (n : Name) : Bool :=
+  (Lean.Compiler.getImplementedBy? env n).isSome
+
+end STP.Compat

@@ -94,7 +94,8 @@ def resetOptions (st : Command.State) (maxHeartbeats : Nat) : Command.State :=
 
 /-- Elaborate an untrusted header's commands one at a time, each one gated before it runs.
 The next command is cut out of `rest` (its text up to where the parser stopped), parsed again
-on its own from the current state, gated (`headerCommandProblem`), and only then elaborated:
+on its own from the current state, gated (`headerCommandProblemIn`: the command allow-list plus
+the syntax allow-list walk over `def` bodies and `variable` binders), and only then elaborated:
 the syntax that was gated is exactly the syntax that is elaborated, even when an earlier
 `open`/`namespace` changed which notations are active. Message positions are relative to the
 command's own text. -/
@@ -113,7 +114,7 @@ partial def elabGatedCommands (st : Command.State) (rest : String) (msgs : Array
   if !reparseErrs.isEmpty then return (st, msgs ++ reparseErrs.toArray)
   match cmds.toList with
   | [one] =>
-    if let some problem := headerCommandProblem one then
+    if let some problem := headerCommandProblemIn st.env one then
       return (st, msgs.push (Msg.plain problem))
     let s ← runText st cmdText "<header>"
     let errs ← (s.commandState.messages.toList.filter isErrorMsg).mapM Msg.ofMessage

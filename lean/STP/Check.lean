@@ -41,7 +41,7 @@ structure RefStatement where
   levelParams : List Name
   /-- The constants the header's commands added (not its imports) that the statement depends
   on, e.g. ProofNet's `def is_topology …`: the judge imports modules only, so the REFERENCE
-  carries them (protocol 4 amendment L1-6). -/
+  carries them (docs/lean.md, header constants in the REFERENCE). -/
   headerConsts : List (Name × ConstantInfo) := []
 
 /-- Why a statement cannot be used: a gate refused it (verdict `fail`, `forbidden`), it does
@@ -169,7 +169,7 @@ def paperReasons (errors warnings : List Msg) : List Reason :=
   (if warns.any (hasText ·.text "declaration uses 'sorry'") then [Reason.usesSorry] else []) ++
   (if warns.any (hasText ·.text "failed") then [Reason.failedWarning] else [])
 
-/-- Strict mode (protocol 4 item 7): the `def`/`opaque` constants the candidate added besides
+/-- Strict mode (protocol 4, `extra_declaration`): the `def`/`opaque` constants the candidate added besides
 the target of a `def` statement and the target's matchers (`Export.isMatcherOf`): `where` and
 `let rec` helpers, `def`s of any kind. Internal names the target does not depend on
 (`_cstage*`, `_unsafe_rec`: the compiler's, never exported) are not counted; an internal
@@ -264,7 +264,7 @@ def checkStrict (c : CheckerSession) (req : CheckRequest) (hb : Nat) : IO CheckR
   if axioms.any (fun a => a != "sorryAx" && !c.config.allowedAxioms.contains a) then
     reasons := reasons.push .badAxiom
   let deps := newDependencies c.header.env env ref.name
-  -- 7. Strict mode: no user definitions (kernel-bug mitigation, protocol 4 item 7).
+  -- 7. Strict mode: no user definitions (kernel-bug mitigation, docs/lean.md).
   let extra := if c.config.mode == .strict then extraDeclarations ref added deps else []
   if !extra.isEmpty then reasons := reasons.push .extraDeclaration
   -- 8. Only for what would otherwise pass: the EXPORT (always complete: chunked by `CheckMain`

@@ -13,7 +13,7 @@ the parser or the elaborator. A request carries two JSON objects made by process
 model text (a statement process's REFERENCE, a check process's EXPORT); both are claims, and
 the judge only ever hands decoded constants to the kernel.
 
-Steps of a `replay` request (PROTOCOL4 item 5, docs/lean.md):
+Steps of a `replay` request (docs/protocol.md, judge; docs/lean.md):
 a. decode REFERENCE and EXPORT (bounds-checked, quasi-linear numerals) and refuse
    `Lean.reduceBool`/`reduceNat`/`ofReduceBool`/`ofReduceNat` anywhere, loose bound variables,
    duplicates and names the imported environment has (`replay_failed`); the REFERENCE may carry

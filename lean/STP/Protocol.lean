@@ -3,7 +3,7 @@ import Lean
 /-!
 # The wire protocol (version 4)
 
-The JSON-lines wire protocol (docs/protocol.md, /work contract `PROTOCOL4.md`; mirrored in
+The JSON-lines wire protocol (docs/protocol.md; mirrored in
 python/stp/lean/protocol.py). Field names are snake_case. Optional fields are omitted when
 absent, empty lists and zero `ms` are omitted (the Python structs use `omit_defaults`), so a
 line we write re-encodes unchanged.

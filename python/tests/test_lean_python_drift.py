@@ -51,6 +51,7 @@ _WIRE_LINE = re.compile(r'^  \| \.(\w+) => "([^"\n]*)"$', re.MULTILINE)
 _INDUCTIVE = re.compile(r"^inductive (\w+) where\n((?:  \| \w+\n)+)  deriving ", re.MULTILINE)
 _ALL_LIST = re.compile(r"^def (\w+)\.all : List \1 := \[([^\]\n]*)\]$", re.MULTILINE)
 _PROTOCOL_VERSION = re.compile(r"^def protocolVersion : Nat := (\d+)$", re.MULTILINE)
+_CHUNK_BYTES = re.compile(r"^def exportChunkBytes : Nat := ([\d *]+)$", re.MULTILINE)
 
 
 def lean_wire_tables(text: str) -> dict[str, list[tuple[str, str]]]:
@@ -74,6 +75,31 @@ def lean_protocol_version(text: str) -> int:
     m = _PROTOCOL_VERSION.search(text)
     assert m, f"{LEAN_PROTOCOL}: no `def protocolVersion : Nat := N` line"
     return int(m.group(1))
+
+
+def lean_export_chunk_bytes(text: str) -> int:
+    """`def exportChunkBytes : Nat := 4 * 1024 * 1024` (a product of literals)."""
+    m = _CHUNK_BYTES.search(text)
+    assert m, f"{LEAN_PROTOCOL}: no `def exportChunkBytes : Nat := a * b * …` line"
+    value = 1
+    for factor in m.group(1).split("*"):
+        value *= int(factor)
+    return value
+
+
+def constant_drift(lean_text: str, python_protocol: int, python_chunk_bytes: int | None) -> list[str]:
+    """Protocol constants written on both sides: the version and the export chunk size
+    (Python's `EXPORT_CHUNK_BYTES` exists from protocol 4 on)."""
+    lean_version = lean_protocol_version(lean_text)
+    if python_protocol == 3 and lean_version == 4:
+        return [] if python_chunk_bytes is None else ["EXPORT_CHUNK_BYTES at protocol 3"]
+    problems = []
+    if lean_version != python_protocol:
+        problems.append(f"protocol version: Lean {lean_version}, Python {python_protocol}")
+    lean_chunk = lean_export_chunk_bytes(lean_text)
+    if lean_chunk != python_chunk_bytes:
+        problems.append(f"export chunk bytes: Lean {lean_chunk}, Python {python_chunk_bytes}")
+    return problems
 
 
 def table_problems(text: str) -> list[str]:
@@ -192,3 +218,13 @@ def test_other_sets_and_tables_are_checked_too(lean_text: str) -> None:
 def test_protocol_versions_must_agree(lean_text: str) -> None:
     version = lean_protocol_version(lean_text)
     assert drift(lean_text, python_sets(), version + 1)[0].startswith("protocol version")
+
+
+def test_protocol_constants_agree(lean_text: str) -> None:
+    chunk = getattr(P, "EXPORT_CHUNK_BYTES", None)
+    assert constant_drift(lean_text, P.PROTOCOL_VERSION, chunk) == []
+    assert lean_export_chunk_bytes(lean_text) == 4 * 1024 * 1024
+    # Once both sides speak protocol 4, a chunk size changed on one side only is caught.
+    version = lean_protocol_version(lean_text)
+    assert constant_drift(lean_text, version, 8 * 1024 * 1024)[0].startswith("export chunk")
+    assert constant_drift(lean_text, version, lean_export_chunk_bytes(lean_text)) == []

@@ -41,7 +41,7 @@ structure RefStatement where
   levelParams : List Name
   /-- The constants the header's commands added (not its imports) that the statement depends
   on, e.g. ProofNet's `def is_topology …`: the judge imports modules only, so the REFERENCE
-  carries them (protocol 4 amendment L1-6). -/
+  carries them (docs/lean.md, header constants in the REFERENCE). -/
   headerConsts : List (Name × ConstantInfo) := []
 
 /-- Why a statement cannot be used: a gate refused it (verdict `fail`, `forbidden`), it does
@@ -163,13 +163,13 @@ def hasText (haystack needle : String) : Bool :=
 containing `declaration uses 'sorry'` or `failed`), as reason codes Python can re-derive from
 the messages alone: `elab_error` (any error), `sorry` (a warning with the sorry text),
 `failed_warning` (a warning containing `failed`). Only severity `warning` counts, as there. -/
-def paperReasons (errors warnings : List Msg) : List String :=
-  let warns := warnings.filter (·.severity == "warning")
-  (if errors.isEmpty then [] else ["elab_error"]) ++
-  (if warns.any (hasText ·.text "declaration uses 'sorry'") then ["sorry"] else []) ++
-  (if warns.any (hasText ·.text "failed") then ["failed_warning"] else [])
+def paperReasons (errors warnings : List Msg) : List Reason :=
+  let warns := warnings.filter (·.severity == .warning)
+  (if errors.isEmpty then [] else [Reason.elabError]) ++
+  (if warns.any (hasText ·.text "declaration uses 'sorry'") then [Reason.usesSorry] else []) ++
+  (if warns.any (hasText ·.text "failed") then [Reason.failedWarning] else [])
 
-/-- Strict mode (protocol 4 item 7): the `def`/`opaque` constants the candidate added besides
+/-- Strict mode (protocol 4, `extra_declaration`): the `def`/`opaque` constants the candidate added besides
 the target of a `def` statement and the target's matchers (`Export.isMatcherOf`): `where` and
 `let rec` helpers, `def`s of any kind. Internal names the target does not depend on
 (`_cstage*`, `_unsafe_rec`: the compiler's, never exported) are not counted; an internal
@@ -208,32 +208,32 @@ def checkPaper (c : CheckerSession) (req : CheckRequest) (hb : Nat) : IO CheckRe
   let errors ← (msgs.filter isErrorMsg).mapM Msg.ofMessage
   let warnings ← (msgs.filter (!isErrorMsg ·)).mapM Msg.ofMessage
   let reasons := paperReasons errors warnings
-  let verdict := if reasons.isEmpty then "pass" else "fail"
+  let verdict := if reasons.isEmpty then Verdict.pass else Verdict.fail
   return { id := req.id, nonce? := some req.nonce, verdict, reasons, errors, warnings }
 
 def checkStrict (c : CheckerSession) (req : CheckRequest) (hb : Nat) : IO CheckResponse := do
   let nonce? := some req.nonce
-  let fail (reasons : List String) : CheckResponse :=
-    { id := req.id, nonce?, verdict := "fail", reasons }
+  let fail (reasons : List Reason) : CheckResponse :=
+    { id := req.id, nonce?, verdict := .fail, reasons }
   let text := req.statement ++ req.proof
   -- 1. Proof gate on the checked text (statement included), before any elaboration.
   let (cmds, parseMsgs) := parseSnippet c.header.state text "<proof>"
   let forbidden ← proofGateProblems c.header.env cmds
   if !forbidden.isEmpty then
-    return { fail ["forbidden"] with forbidden := forbidden }
+    return { fail [.forbidden] with forbidden := forbidden }
   let parseErrs ← (parseMsgs.filter isErrorMsg).mapM Msg.ofMessage
   if !parseErrs.isEmpty then
-    return { fail ["parse_error"] with errors := parseErrs }
-  if !commandShapeOk c.config.strict cmds then
-    return fail ["extra_declaration"]
+    return { fail [.parseError] with errors := parseErrs }
+  if !commandShapeOk (c.config.mode == .strict) cmds then
+    return fail [.extraDeclaration]
   -- 2. Reference of the statement on its own (statement gate inside, cached).
   let refE ← referenceOf c req.statement hb
   match refE with
-  | .error (.forbidden found) => return { fail ["forbidden"] with forbidden := found }
-  | .error (.parse errs) => return { fail ["statement_error"] with errors := errs }
-  | .error (.invalid errs) => return { fail ["statement_error"] with errors := errs }
+  | .error (.forbidden found) => return { fail [.forbidden] with forbidden := found }
+  | .error (.parse errs) => return { fail [.statementError] with errors := errs }
+  | .error (.invalid errs) => return { fail [.statementError] with errors := errs }
   | .ok _ => pure ()
-  let .ok ref := refE | return fail ["statement_error"]
+  let .ok ref := refE | return fail [.statementError]
   -- 3. Elaborate the candidate from the header state (streams isolated, info trees kept).
   let s ← runText (c.header.stateWith hb true) text "<proof>"
   let env := s.commandState.env
@@ -241,12 +241,12 @@ def checkStrict (c : CheckerSession) (req : CheckRequest) (hb : Nat) : IO CheckR
   -- 4. Constant gate: what the elaboration resolved and what it added.
   let constFound ← constantGateProblems c.header.env env (infoTreesOf s) (added.map (·.1))
   if !constFound.isEmpty then
-    return { fail ["forbidden"] with forbidden := constFound }
+    return { fail [.forbidden] with forbidden := constFound }
   let msgs := s.commandState.messages.toList
   let errors ← (msgs.filter isErrorMsg).mapM Msg.ofMessage
   let warnings ← (msgs.filter (!isErrorMsg ·)).mapM Msg.ofMessage
-  let mut reasons : Array String := #[]
-  if !errors.isEmpty then reasons := reasons.push "elab_error"
+  let mut reasons : Array Reason := #[]
+  if !errors.isEmpty then reasons := reasons.push .elabError
   -- 5. The declared constant is new and has exactly the reference kind, type and universes.
   let found := if c.header.env.contains ref.name then none else env.find? ref.name
   let (statementMatch?, axioms) := match found with
@@ -257,16 +257,16 @@ def checkStrict (c : CheckerSession) (req : CheckRequest) (hb : Nat) : IO CheckR
       else (none, [])
     | none => (none, [])
   match statementMatch? with
-  | none => reasons := reasons.push "missing_theorem"
-  | some false => reasons := reasons.push "statement_mismatch"
+  | none => reasons := reasons.push .missingTheorem
+  | some false => reasons := reasons.push .statementMismatch
   | some true => pure ()
-  if axioms.contains "sorryAx" then reasons := reasons.push "sorry"
+  if axioms.contains "sorryAx" then reasons := reasons.push .usesSorry
   if axioms.any (fun a => a != "sorryAx" && !c.config.allowedAxioms.contains a) then
-    reasons := reasons.push "bad_axiom"
+    reasons := reasons.push .badAxiom
   let deps := newDependencies c.header.env env ref.name
-  -- 7. Strict mode: no user definitions (kernel-bug mitigation, protocol 4 item 7).
-  let extra := if c.config.strict then extraDeclarations ref added deps else []
-  if !extra.isEmpty then reasons := reasons.push "extra_declaration"
+  -- 7. Strict mode: no user definitions (kernel-bug mitigation, docs/lean.md).
+  let extra := if c.config.mode == .strict then extraDeclarations ref added deps else []
+  if !extra.isEmpty then reasons := reasons.push .extraDeclaration
   -- 8. Only for what would otherwise pass: the EXPORT (always complete: chunked by `CheckMain`
   -- when large, never omitted), or without `export` the kernel replay in this process.
   let mut replayErrors : List Msg :=
@@ -277,12 +277,12 @@ def checkStrict (c : CheckerSession) (req : CheckRequest) (hb : Nat) : IO CheckR
       match Export.encode deps with
       | .ok j => exportJson? := some j
       | .error e =>
-        reasons := reasons.push "export_failed"
+        reasons := reasons.push .exportFailed
         replayErrors := [Msg.plain s!"export: {e}"]
     else
       let problem ← replayProblem c ref deps
       if let some detail := problem then
-        reasons := reasons.push "replay_failed"
+        reasons := reasons.push .replayFailed
         replayErrors := [Msg.plain s!"kernel replay: {detail}"]
   -- 9. Premises: imported constants named in the proof text.
   let premises? :=
@@ -292,7 +292,7 @@ def checkStrict (c : CheckerSession) (req : CheckRequest) (hb : Nat) : IO CheckR
         text.utf8ByteSize fun n => n != ref.name && (base.getModuleIdxFor? n).isSome).toList.map
         toString)
     else none
-  let verdict := if reasons.isEmpty then "pass" else "fail"
+  let verdict := if reasons.isEmpty then Verdict.pass else Verdict.fail
   return { id := req.id, nonce?, verdict, reasons := reasons.toList,
            errors := errors ++ replayErrors, warnings, axioms, statementMatch?, premises?,
            exportJson? }
@@ -301,8 +301,8 @@ def checkRequest (c : CheckerSession) (req : CheckRequest) : IO CheckResponse :=
   let t0 ← IO.monoMsNow
   let hb := effectiveHeartbeats c.config.maxHeartbeats req.maxHeartbeats?
   let r ← if !c.header.errors.isEmpty then
-      pure (errorResponse req.id (some req.nonce) "header_error")
-    else if c.config.paper then checkPaper c req hb
+      pure (errorResponse req.id (some req.nonce) .headerError)
+    else if c.config.profile == .paper then checkPaper c req hb
     else checkStrict c req hb
   return { r with ms := (← IO.monoMsNow) - t0 + 1 }
 
@@ -311,22 +311,22 @@ def checkRequest (c : CheckerSession) (req : CheckRequest) : IO CheckResponse :=
 def referenceAnswer (c : CheckerSession) (req : ReferenceRequest) (hb : Nat) :
     IO CheckResponse := do
   let nonce? := some req.nonce
-  let fail (reasons : List String) : CheckResponse :=
-    { id := req.id, nonce?, verdict := "fail", reasons }
+  let fail (reasons : List Reason) : CheckResponse :=
+    { id := req.id, nonce?, verdict := .fail, reasons }
   match ← referenceOf c req.statement hb with
-  | .error (.forbidden found) => return { fail ["forbidden"] with forbidden := found }
-  | .error (.parse errs) => return { fail ["parse_error"] with errors := errs }
-  | .error (.invalid errs) => return { fail ["statement_error"] with errors := errs }
+  | .error (.forbidden found) => return { fail [.forbidden] with forbidden := found }
+  | .error (.parse errs) => return { fail [.parseError] with errors := errs }
+  | .error (.invalid errs) => return { fail [.statementError] with errors := errs }
   | .ok ref =>
     match Export.encodeReference ref.name ref.levelParams ref.type ref.isDef ref.headerConsts with
-    | .ok j => return { id := req.id, nonce?, verdict := "pass", referenceJson? := some j }
-    | .error e => return { fail ["statement_error"] with errors := [Msg.plain s!"reference: {e}"] }
+    | .ok j => return { id := req.id, nonce?, verdict := .pass, referenceJson? := some j }
+    | .error e => return { fail [.statementError] with errors := [Msg.plain s!"reference: {e}"] }
 
 def referenceRequest (c : CheckerSession) (req : ReferenceRequest) : IO CheckResponse := do
   let t0 ← IO.monoMsNow
   let hb := effectiveHeartbeats c.config.maxHeartbeats req.maxHeartbeats?
   let r ← if !c.header.errors.isEmpty then
-      pure (errorResponse req.id (some req.nonce) "header_error")
+      pure (errorResponse req.id (some req.nonce) .headerError)
     else referenceAnswer c req hb
   return { r with ms := (← IO.monoMsNow) - t0 + 1 }
 

@@ -35,7 +35,7 @@ def guarded (id nonce : String) (x : IO CheckResponse) : IO CheckResponse := do
   try
     x
   catch e =>
-    return errorResponse id (some nonce) "internal_error" (toString e)
+    return errorResponse id (some nonce) .internalError (toString e)
 
 /-- The answer to a request line whose `op` is this process's own. -/
 def answerOwn (w : Worker) (j : Json) (id : String) (nonce? : Option String) :
@@ -43,37 +43,37 @@ def answerOwn (w : Worker) (j : Json) (id : String) (nonce? : Option String) :
   match w with
   | .judge js =>
     match ReplayRequest.parse j with
-    | .error e => return errorResponse id nonce? "bad_request" e
+    | .error e => return errorResponse id nonce? .badRequest e
     | .ok req => guarded req.id req.nonce (replayRequest js req)
   | .elaborating c =>
     if c.config.role == Role.statement then
       match ReferenceRequest.parse j with
-      | .error e => return errorResponse id nonce? "bad_request" e
+      | .error e => return errorResponse id nonce? .badRequest e
       | .ok req => guarded req.id req.nonce (referenceRequest c req)
     else
       match CheckRequest.parse j with
-      | .error e => return errorResponse id nonce? "bad_request" e
+      | .error e => return errorResponse id nonce? .badRequest e
       | .ok req => guarded req.id req.nonce (checkRequest c req)
 
 /-- The answer to one request line. `id` and `nonce` are echoed whenever the line is JSON that
 has them, even when the rest of it is malformed. -/
 def answer (w : Worker) (line : String) : IO CheckResponse := do
   match Json.parse line with
-  | .error e => return errorResponse "" none "bad_request" s!"invalid JSON: {e}"
+  | .error e => return errorResponse "" none .badRequest s!"invalid JSON: {e}"
   | .ok j =>
     let id := match getStr? j "id" with | .ok (some i) => i | _ => ""
     let nonce? := match getStr? j "nonce" with | .ok (some n) => some n | _ => none
     let role := w.role
     match getStr? j "op" with
-    | .ok (some "config") => return errorResponse id nonce? "bad_request" "config was already given"
+    | .ok (some "config") => return errorResponse id nonce? .badRequest "config was already given"
     | .ok (some op) =>
       if op == role.op then answerOwn w j id nonce?
-      else if op == "check" || op == "reference" || op == "replay" then
-        return errorResponse id nonce? "bad_request"
-          s!"a {role.name} process answers only \"{role.op}\""
-      else return errorResponse id nonce? "unknown_op" s!"unknown op \"{op}\""
-    | .ok none => return errorResponse id nonce? "bad_request" "missing field 'op'"
-    | .error e => return errorResponse id nonce? "bad_request" e
+      else if Role.all.any (·.op == op) then
+        return errorResponse id nonce? .badRequest
+          s!"a {role.wire} process answers only \"{role.op}\""
+      else return errorResponse id nonce? .unknownOp s!"unknown op \"{op}\""
+    | .ok none => return errorResponse id nonce? .badRequest "missing field 'op'"
+    | .error e => return errorResponse id nonce? .badRequest e
 
 /-- Write one answer. An EXPORT whose compact text is over `exportChunkBytes` goes as
 `export_chunks: N` on the result line, then the N `export_chunk` lines right after it. -/
@@ -116,7 +116,7 @@ partial def readConfig (out : IO.FS.Stream) (stdin : IO.FS.Stream) :
   match parsed with
   | .ok cfg => return some cfg
   | .error e =>
-    emitTo out (errorResponse "" none "bad_request" e).json
+    emitTo out (errorResponse "" none .badRequest e).json
     readConfig out stdin
 
 /-- `prctl(PR_SET_DUMPABLE, 0)` (`lean/c/nondumpable.c`, linked through the lakefile's

@@ -190,8 +190,8 @@ def encode (consts : List (Name × ConstantInfo)) : Except String Json := do
 /-- The REFERENCE object of a statement (protocol 4): the same tables as an EXPORT, then
 `name`, `lps`, `type` (indices) and `kind` (`"thm"`, or `"def"` for a `def`/`abbrev`
 statement, whose `type` is the definition's type); when the header's own commands defined
-constants the statement depends on, also `consts` (CONST objects as in an EXPORT; amendment
-L1-6), omitted when there are none. -/
+constants the statement depends on, also `consts` (CONST objects as in an EXPORT;
+docs/protocol.md), omitted when there are none. -/
 def encodeReference (name : Name) (lps : List Name) (type : Expr) (isDef : Bool)
     (headerConsts : List (Name × ConstantInfo) := []) : Except String Json := do
   let enc : EncM (List (String × Json)) := do

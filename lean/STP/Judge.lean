@@ -13,7 +13,7 @@ the parser or the elaborator. A request carries two JSON objects made by process
 model text (a statement process's REFERENCE, a check process's EXPORT); both are claims, and
 the judge only ever hands decoded constants to the kernel.
 
-Steps of a `replay` request (PROTOCOL4 item 5, docs/lean.md):
+Steps of a `replay` request (docs/protocol.md, judge; docs/lean.md):
 a. decode REFERENCE and EXPORT (bounds-checked, quasi-linear numerals) and refuse
    `Lean.reduceBool`/`reduceNat`/`ofReduceBool`/`ofReduceNat` anywhere, loose bound variables,
    duplicates and names the imported environment has (`replay_failed`); the REFERENCE may carry
@@ -101,47 +101,47 @@ def replayOn (env : Environment) (consts : List (Name × ConstantInfo)) :
 /-- Steps a–f (module doc). Pure decoding and checks, then the kernel, then comparisons. -/
 def judge (j : JudgeSession) (req : ReplayRequest) : IO CheckResponse := do
   let nonce? := some req.nonce
-  let fail (reasons : List String) : CheckResponse :=
-    { id := req.id, nonce?, verdict := "fail", reasons }
+  let fail (reasons : List Reason) : CheckResponse :=
+    { id := req.id, nonce?, verdict := .fail, reasons }
   -- a. Decode both objects and refuse what must not reach the kernel.
   let refE := Export.decodeReferenceChecked j.env req.referenceData
   if let .error e := refE then
-    return { fail ["replay_failed"] with errors := [Msg.plain s!"reference: {e}"] }
-  let .ok ref := refE | return fail ["replay_failed"]
+    return { fail [.replayFailed] with errors := [Msg.plain s!"reference: {e}"] }
+  let .ok ref := refE | return fail [.replayFailed]
   let decoded := Export.decodeChecked j.env req.exportData
   if let .error e := decoded then
-    return { fail ["replay_failed"] with errors := [Msg.plain s!"export: {e}"] }
-  let .ok consts := decoded | return fail ["replay_failed"]
+    return { fail [.replayFailed] with errors := [Msg.plain s!"export: {e}"] }
+  let .ok consts := decoded | return fail [.replayFailed]
   -- The header's constants come with the REFERENCE only; the EXPORT may not redefine them.
   if let some (n, _) := (consts.find? fun (m, _) => ref.consts.any (·.1 == m)) then
     let why := s!"export: {n}: a constant of the statement's header"
-    return { fail ["replay_failed"] with errors := [Msg.plain why] }
+    return { fail [.replayFailed] with errors := [Msg.plain why] }
   -- b. Cheap: the target is exported, with the reference's kind.
   match consts.find? (·.1 == ref.name) with
-  | some (_, ci) => if !kindMatches ref ci then return fail ["missing_theorem"]
-  | none => return fail ["missing_theorem"]
+  | some (_, ci) => if !kindMatches ref ci then return fail [.missingTheorem]
+  | none => return fail [.missingTheorem]
   -- c. No user definitions reach the kernel.
   if let some bad := Export.forbiddenDeclaration ref.name ref.isDef consts then
     let why := s!"export: {bad} is a definition or opaque constant that is not the target's own"
-    return { fail ["forbidden_declaration"] with errors := [Msg.plain why] }
+    return { fail [.forbiddenDeclaration] with errors := [Msg.plain why] }
   -- d. The kernel, from the pristine imported environment: the header's constants (from the
   -- REFERENCE) and the EXPORT (`Environment.replay` adds each constant after its dependencies).
   let replayed ← replayOn j.env (ref.consts ++ consts)
   if let .error e := replayed then
-    return { fail ["replay_failed"] with errors := [Msg.plain s!"kernel replay: {e}"] }
-  let .ok env := replayed | return fail ["replay_failed"]
+    return { fail [.replayFailed] with errors := [Msg.plain s!"kernel replay: {e}"] }
+  let .ok env := replayed | return fail [.replayFailed]
   -- e. The replayed target against the reference.
-  let some ci := env.find? ref.name | return fail ["missing_theorem"]
-  if !kindMatches ref ci then return fail ["missing_theorem"]
+  let some ci := env.find? ref.name | return fail [.missingTheorem]
+  if !kindMatches ref ci then return fail [.missingTheorem]
   if stripMData ci.type != stripMData ref.type || ci.levelParams != ref.levelParams then
-    return { fail ["statement_mismatch"] with statementMatch? := some false }
+    return { fail [.statementMismatch] with statementMatch? := some false }
   -- f. Axioms of the replayed target, transitively.
   let axioms := sortedStrings ((Compat.collectAxioms env ref.name).map toString)
-  let mut reasons : Array String := #[]
-  if axioms.contains "sorryAx" then reasons := reasons.push "sorry"
+  let mut reasons : Array Reason := #[]
+  if axioms.contains "sorryAx" then reasons := reasons.push .usesSorry
   if axioms.any (fun a => a != "sorryAx" && !j.config.allowedAxioms.contains a) then
-    reasons := reasons.push "bad_axiom"
-  let verdict := if reasons.isEmpty then "pass" else "fail"
+    reasons := reasons.push .badAxiom
+  let verdict := if reasons.isEmpty then Verdict.pass else Verdict.fail
   return { id := req.id, nonce?, verdict, reasons := reasons.toList, axioms,
            statementMatch? := some true }
 
@@ -151,7 +151,7 @@ limit, so the judge is bounded by Python's wall-clock timeout. -/
 def replayRequest (j : JudgeSession) (req : ReplayRequest) : IO CheckResponse := do
   let t0 ← IO.monoMsNow
   let r ← if !j.errors.isEmpty then
-      pure (errorResponse req.id (some req.nonce) "header_error")
+      pure (errorResponse req.id (some req.nonce) .headerError)
     else judge j req
   return { r with ms := (← IO.monoMsNow) - t0 + 1 }
 

@@ -20,9 +20,9 @@ namespace STP
 def Msg.ofMessage (m : Message) : IO Msg := do
   let text := Compat.trimText (← m.data.toString)
   let severity := match m.severity with
-    | MessageSeverity.information => "info"
-    | MessageSeverity.warning => "warning"
-    | MessageSeverity.error => "error"
+    | MessageSeverity.information => Severity.info
+    | MessageSeverity.warning => Severity.warning
+    | MessageSeverity.error => Severity.error
   return { severity, line := m.pos.line, column := m.pos.column, text,
            endLine? := m.endPos.map (·.line), endColumn? := m.endPos.map (·.column) }
 

@@ -273,7 +273,7 @@ def lake_wrapper(verifier: VerifierConfig, lean: LeanConfig, program: str, cwd: 
         "#!/bin/sh\n"
         "# Written by stp.verify.sandbox.lake_wrapper: lean-interact's REPL in the checker sandbox\n"
         f'if [ "$#" -ne 2 ] || [ "$1" != env ] || [ "$2" != {expected} ]; then\n'
-        '  echo "stp-sandboxed-lake: only runs `env <the REPL it was made for>`" >&2; exit 2\n'
+        "  echo 'stp-sandboxed-lake: runs only: env <the REPL it was made for>' >&2; exit 2\n"
         "fi\n"
         f"cd {shlex.quote(cwd)} && exec {shlex.join(argv)}\n")
     script.chmod(0o700)

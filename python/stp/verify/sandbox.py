@@ -70,7 +70,15 @@ _probed: dict[str, str | None] = {}
 
 
 def bwrap_path() -> str | None:
-    return shutil.which("bwrap")
+    """bwrap on PATH, else where distributions install it (a driver started with a minimal PATH
+    still gets its sandbox)."""
+    found = shutil.which("bwrap")
+    if found:
+        return found
+    for candidate in ("/usr/bin/bwrap", "/usr/local/bin/bwrap"):
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
 
 
 def bwrap_problem(bwrap: str) -> str | None:

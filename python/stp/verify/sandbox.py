@@ -65,7 +65,6 @@ FIX = ("install bubblewrap (apt-get install bubblewrap); on Ubuntu 24.04, where 
        "blocks unprivileged user namespaces, also run `sysctl "
        "kernel.apparmor_restrict_unprivileged_userns=0` or give bwrap an AppArmor profile")
 
-_warned_none = False
 _probed: dict[str, str | None] = {}
 
 
@@ -105,13 +104,8 @@ def bwrap_problem(bwrap: str) -> str | None:
 def sandboxed(verifier: VerifierConfig) -> bool:
     """Whether checker processes run in the sandbox. Raises EnvironmentSetupError (one line,
     naming the fix) when it is required ("auto", "bwrap") and cannot run here."""
-    global _warned_none
     mode = verifier.sandbox
     if mode == "none":
-        if not _warned_none:
-            _warned_none = True
-            log.warning("verifier.sandbox = 'none': checker processes run model-written Lean "
-                        "WITHOUT a sandbox")
         return False
     bwrap = bwrap_path()
     if bwrap is None:
@@ -203,6 +197,8 @@ def wrap(cfg: STPConfig, command: Sequence[str],
     """(argv, cwd, env) of one worker: the checker started through the launcher (digest check at
     every start), inside the sandbox unless verifier.sandbox = 'none'."""
     built = not cfg.lean.checker_command
+    described = describe_sandbox(cfg)
+    log.log(logging.WARNING if cfg.verifier.sandbox == "none" else logging.INFO, "%s", described)
     return launch_argv(cfg.verifier, cfg.lean, command, cwd,
                        binaries=checker_binaries(cfg.lean, command), lake_env=built)
 

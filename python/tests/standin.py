@@ -51,7 +51,7 @@ def with_checker(cfg: STPConfig, command: list[str]) -> STPConfig:
 
 def writes_to_host(command: list[str]) -> bool:
     """Whether a stand-in argv's spec makes it write files outside the sandbox."""
-    if len(command) < 3 or command[1] != str(STANDIN):
+    if len(command) < 3 or not command[2].startswith("{"):  # not a stand-in (or a copy of it)
         return False
     spec = json.loads(command[2])
     return bool(spec.get("log") or spec.get("state_dir"))

@@ -28,8 +28,12 @@ a plain integer (clone's flags are its first argument on x86-64 and aarch64, the
 this project supports).
 
 The BPF is compiled by libseccomp (the maintained compiler systemd, Docker and Flatpak use)
-through `pyseccomp`, a small ctypes binding API-compatible with libseccomp's own Python bindings
-(which are not on PyPI); no BPF is written by hand here.
+through `pyseccomp`, a small ctypes binding API-compatible with libseccomp's own Python bindings;
+no BPF is written by hand here. The choice, as of this writing: libseccomp's official bindings
+are not on PyPI (distribution packages only: python3-seccomp); `pyseccomp` (0.1.2, 2021, MIT) is
+a thin, finished wrapper whose every rule is compiled by the system's libseccomp; `seccompy`
+(0.2.0, beta) assembles BPF itself in Python, i.e. a new compiler of its own. The least-bad
+option is the thin wrapper over the maintained compiler.
 """
 
 from __future__ import annotations

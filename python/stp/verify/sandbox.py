@@ -137,7 +137,7 @@ def describe_sandbox(cfg: STPConfig) -> str:
     fails with the fix)."""
     mode = cfg.verifier.sandbox
     if mode == "none":
-        return ("sandbox: NONE (verifier.sandbox = 'none'): checker processes ran model-written "
+        return ("sandbox: NONE (verifier.sandbox = 'none'): checker processes run model-written "
                 "Lean unsandboxed")
     bwrap = bwrap_path()
     if bwrap is None:
@@ -145,6 +145,12 @@ def describe_sandbox(cfg: STPConfig) -> str:
     problem = bwrap_problem(bwrap)
     if problem is not None:
         return f"sandbox: UNAVAILABLE (verifier.sandbox = '{mode}', bwrap fails: {problem})"
+    from stp.lean.seccomp import SeccompUnavailable, filter_bpf
+
+    try:
+        filter_bpf()
+    except SeccompUnavailable as err:
+        return f"sandbox: UNAVAILABLE (verifier.sandbox = '{mode}', {err})"
     return ("sandbox: bwrap + seccomp (no process creation, ptrace or cross-process memory "
             "access; own pid/net/ipc/uts namespaces; read-only binds; private /tmp; "
             "checker digest checked at every start)")

@@ -10,8 +10,10 @@ It runs as a separate short-lived interpreter (`python -I -c BOOT SPEC`), never 
 of the driver (which may hold JAX's and Ray's threads), and ends in `execv` of bwrap (or of the
 checker itself without a sandbox), so the pool's pid, process group and pipes are the checker's.
 
-SPEC is one JSON object: {"verify": [[path, blake2b-hex], ...], "seccomp": bool, "argv": [...]};
-with "seccomp" the argv element SECCOMP_FD is replaced by the descriptor of the compiled filter.
+SPEC is one JSON object: {"verify": [[path, blake2b-hex], ...], "seccomp_bpf": hex, "argv": [...]};
+with "seccomp_bpf" (the filter, compiled once by the driver: stp.lean.seccomp) the argv element
+SECCOMP_FD is replaced by a descriptor from which bwrap reads it. The launcher itself needs only
+the standard library, so a start costs one bare interpreter start plus the hash.
 Arguments after SPEC are appended to argv (the cross-check's `lake env <repl>` wrapper).
 """
 
@@ -53,6 +55,16 @@ def changed_files(expected: Sequence[Sequence[str]]) -> list[str]:
     return problems
 
 
+def readable_fd(data: bytes) -> int:
+    """An inheritable descriptor from which `data` (a BPF program: a few hundred bytes, far
+    below a pipe's 64 KiB) can be read to its end."""
+    read_end, write_end = os.pipe()
+    os.write(write_end, data)
+    os.close(write_end)
+    os.set_inheritable(read_end, True)
+    return read_end
+
+
 def bootstrap_argv(spec: dict[str, object], extra_paths: Sequence[str]) -> list[str]:
     """The argv that runs this launcher with `spec` in a fresh, isolated interpreter."""
     boot = ("import sys; sys.path[:0] = " + repr(list(extra_paths))
@@ -69,15 +81,8 @@ def main(args: list[str]) -> None:
                          + " (rebuild, then start a new verifier)\n")
         sys.stderr.flush()
         os._exit(EXIT_CHANGED)
-    if spec.get("seccomp"):
-        from stp.lean.seccomp import SeccompUnavailable, filter_fd
-
-        try:
-            fd = filter_fd()
-        except SeccompUnavailable as err:
-            sys.stderr.write(f"stp: {err}\n")
-            sys.stderr.flush()
-            os._exit(EXIT_SETUP)
+    if spec.get("seccomp_bpf"):
+        fd = readable_fd(bytes.fromhex(spec["seccomp_bpf"]))
         argv = [str(fd) if a == SECCOMP_FD else a for a in argv]
     try:
         os.execv(argv[0], argv)

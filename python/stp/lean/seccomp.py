@@ -114,15 +114,3 @@ def filter_bpf() -> bytes:
         os.close(read_end)
         if write_end >= 0:
             os.close(write_end)
-
-
-def filter_fd() -> int:
-    """An inheritable file descriptor from which the BPF program can be read to its end."""
-    program = filter_bpf()
-    read_end, write_end = os.pipe()
-    if len(program) > 60_000:  # a pipe holds 64 KiB; ours is a few hundred bytes
-        raise SeccompUnavailable(f"seccomp program unexpectedly large ({len(program)} bytes)")
-    os.write(write_end, program)
-    os.close(write_end)
-    os.set_inheritable(read_end, True)
-    return read_end

@@ -117,13 +117,18 @@ def sandboxed(verifier: VerifierConfig) -> bool:
         raise EnvironmentSetupError(
             f"verifier.sandbox = '{mode}': bwrap cannot create its namespaces here ({problem}): "
             f"{FIX}")
+    seccomp_program()
+    return True
+
+
+def seccomp_program() -> bytes:
+    """The compiled seccomp filter (EnvironmentSetupError naming the fix when unavailable)."""
     from stp.lean.seccomp import SeccompUnavailable, filter_bpf
 
     try:
-        filter_bpf()
+        return filter_bpf()
     except SeccompUnavailable as err:
-        raise EnvironmentSetupError(f"verifier.sandbox = '{mode}': {err}") from err
-    return True
+        raise EnvironmentSetupError(f"the checker sandbox: {err}") from err
 
 
 def use_bwrap(cfg: STPConfig) -> bool:
@@ -185,17 +190,10 @@ def checker_binaries(lean: LeanConfig, command: Sequence[str]) -> list[str]:
 
 
 def _launcher_paths() -> list[str]:
-    """sys.path entries the launcher needs: this `stp` and the seccomp binding."""
+    """sys.path entries the launcher needs: this `stp` (it imports nothing else)."""
     import stp
 
-    paths = [str(Path(stp.__file__).resolve().parents[1])]
-    try:
-        import pyseccomp
-
-        paths.append(str(Path(pyseccomp.__file__).resolve().parent))
-    except (ImportError, OSError):
-        pass  # sandboxed() has already refused a sandbox without it
-    return list(dict.fromkeys(paths))
+    return [str(Path(stp.__file__).resolve().parents[1])]
 
 
 def wrap(cfg: STPConfig, command: Sequence[str],
@@ -216,7 +214,7 @@ def launch_argv(verifier: VerifierConfig, lean: LeanConfig, command: Sequence[st
     `lake env PROGRAM ...`, run in the sandbox as PROGRAM with Lake's variables."""
     verify = [[path, file_digest(path)] for path in binaries]
     if not sandboxed(verifier):
-        spec = {"verify": verify, "seccomp": False, "argv": list(command)}
+        spec: dict[str, object] = {"verify": verify, "argv": list(command)}
         return bootstrap_argv(spec, _launcher_paths()), cwd, None
     bwrap = bwrap_path()
     assert bwrap is not None
@@ -263,7 +261,7 @@ def launch_argv(verifier: VerifierConfig, lean: LeanConfig, command: Sequence[st
         args += ["--setenv", name, value]
     # the workspace is bound at its own path, so cwd stays valid; otherwise start in /tmp
     args += ["--chdir", cwd if cwd is not None else "/tmp", "--", *program]
-    spec = {"verify": verify, "seccomp": True, "argv": args}
+    spec = {"verify": verify, "seccomp_bpf": seccomp_program().hex(), "argv": args}
     return bootstrap_argv(spec, _launcher_paths()), None, None
 
 

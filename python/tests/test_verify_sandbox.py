@@ -221,7 +221,6 @@ def test_the_built_checker_runs_directly_with_lake_env_variables(
     cfg = config(tmp_path, f"lean.project_dir={str(root)!r}", f"verifier.sandbox_binds={binds}")
     from stp.lean import toolchain
 
-    toolchain._lake_env_cache.clear()
     with make_verifier(cfg) as v:
         results = v.verify_all([item(" by simp"), item(" by PAYLOAD")])
     assert results[0].status == "pass", results[0]
@@ -252,7 +251,6 @@ def test_the_cross_check_repl_runs_in_the_same_sandbox(
     repl.write_text(f"#!{sys.executable}\n{probe}")
     repl.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
-    toolchain._lake_env_cache.clear()
     started: list[Any] = []
 
     class Config:

@@ -22,7 +22,7 @@ Spec (every key optional):
            answers fail with one error whose text is the JSON of what it could do.
            `payload` is what proof code that took over the checker would try against other
            processes (see `payload`): fork a child that reads this process's memory through
-           /proc/<ppid>/mem, run a program, read `payload_victim`'s memory ({pid, address,
+           /proc/<ppid>/mem, read its own parent's memory, run a program, read `payload_victim`'s memory ({pid, address,
            secret}: another worker's) via /proc/<pid>/mem, process_vm_readv and ptrace,
            signal it, list /proc, open each of `payload_write` for writing; answers fail with
            the JSON of the outcomes ("ok" or the exception's name).
@@ -467,6 +467,16 @@ def _read_mem(pid: int, address: int, size: int) -> bytes:
         return fh.read(size)
 
 
+def _read_mapped(pid: int) -> bytes:
+    """16 bytes of the first readable mapping of process `pid`, through /proc/<pid>/mem."""
+    with open(f"/proc/{pid}/maps") as maps:
+        for line in maps:
+            span, perms = line.split()[:2]
+            if perms.startswith("r"):
+                return _read_mem(pid, int(span.split("-")[0], 16), 16)
+    raise OSError("no readable mapping")
+
+
 def _libc():
     import ctypes
 
@@ -538,6 +548,7 @@ def payload(spec: dict) -> dict[str, object]:
         "fork": _attempt(_fork),
         "child_reads_parent": _attempt(_fork_and_read_parent),
         "run_program": _attempt(lambda: subprocess.run(["/bin/true"], check=True) and None),
+        "parent_mem": _attempt(lambda: _read_mapped(os.getppid()) and None),
         "proc": sorted(int(p) for p in os.listdir("/proc") if p.isdigit())[:5],
         "pid": os.getpid(),
     }

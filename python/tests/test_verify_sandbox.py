@@ -88,7 +88,7 @@ def test_a_taken_over_checker_cannot_reach_other_processes(
     assert free["fork"] == "ok" and free["run_program"] == "ok"
     assert free["victim_signal"] == "ok"
     if memory_of_others_readable():
-        assert free["child_reads_parent"] == "ok"
+        assert free["child_reads_parent"] == "ok" and free["parent_mem"] == "ok"
         assert free["victim_mem"] == free["victim_vm_readv"] == free["victim_ptrace"] == "ok"
     assert free[f"write:{cache / 'planted'}"] == "ok"
 
@@ -96,6 +96,7 @@ def test_a_taken_over_checker_cannot_reach_other_processes(
     assert jailed["pid"] == 1 and jailed["proc"] == [1], "alone in its pid namespace"
     assert jailed["fork"] == "PermissionError"
     assert jailed["child_reads_parent"] == "PermissionError", "no child to read anything"
+    assert jailed["parent_mem"] == "FileNotFoundError", "its parent is outside its namespace"
     assert jailed["run_program"] == "PermissionError"
     assert jailed["victim_mem"] == "FileNotFoundError", "other processes are not in its /proc"
     assert jailed["victim_vm_readv"] == "PermissionError"

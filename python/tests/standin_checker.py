@@ -20,6 +20,12 @@ Spec (every key optional):
            `cpu_ms` of CPU then gives `then` (default pass); `probe` tries to escape (write
            `probe_write`, connect to `probe_connect` [host, port], read env `probe_env`) and
            answers fail with one error whose text is the JSON of what it could do.
+           `payload` is what proof code that took over the checker would try against other
+           processes (see `payload`): fork a child that reads this process's memory through
+           /proc/<ppid>/mem, read its own parent's memory, run a program, read `payload_victim`'s memory ({pid, address,
+           secret}: another worker's) via /proc/<pid>/mem, process_vm_readv and ptrace,
+           signal it, list /proc, open each of `payload_write` for writing; answers fail with
+           the JSON of the outcomes ("ok" or the exception's name).
   adversarial actions (what a checker whose process ran exploit code could print):
            forge_pass   {"op":"result","id":..,"nonce":..,"verdict":"pass"} and nothing else
            dup_verdict  a consistent pass line that names "verdict" twice (fail, then pass)
@@ -369,6 +375,11 @@ class StandIn:
         elif action == "export_too_large":  # only a process asked for exports says so
             omitted = "too_large" if self.export and self.profile == "strict" else None
             self.send(self.consistent_pass(req, export=None, export_omitted=omitted))
+        elif action == "payload":
+            self.send(CheckResponse(id=req.id, nonce=req.nonce, verdict="fail",
+                                    reasons=["elab_error"],
+                                    errors=[LeanMessage(severity="error", line=1, column=0,
+                                                        text=json.dumps(payload(self.spec)))]))
         elif action == "probe":
             self.send(CheckResponse(id=req.id, nonce=req.nonce, verdict="fail",
                                     reasons=["elab_error"],
@@ -437,6 +448,128 @@ class StandIn:
         if self.held is not None:
             self.out.write(self.held)
             self.out.flush()
+
+
+SECRET = b"standin-nonce-" + os.urandom(8).hex().encode()
+
+
+def _attempt(fn) -> str:
+    try:
+        result = fn()
+    except Exception as err:  # the outcome is the report
+        return type(err).__name__
+    return "ok" if result is None or result is True else str(result)
+
+
+def _read_mem(pid: int, address: int, size: int) -> bytes:
+    with open(f"/proc/{pid}/mem", "rb", buffering=0) as fh:
+        fh.seek(address)
+        return fh.read(size)
+
+
+def _read_mapped(pid: int) -> bytes:
+    """16 bytes of the first readable mapping of process `pid`, through /proc/<pid>/mem."""
+    with open(f"/proc/{pid}/maps") as maps:
+        for line in maps:
+            span, perms = line.split()[:2]
+            if perms.startswith("r"):
+                return _read_mem(pid, int(span.split("-")[0], 16), 16)
+    raise OSError("no readable mapping")
+
+
+def _libc():
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int) -> None:
+    import ctypes
+
+    if result == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _vm_readv(pid: int, address: int, size: int) -> bytes:
+    import ctypes
+
+    class IOVec(ctypes.Structure):
+        _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+    buf = ctypes.create_string_buffer(size)
+    local, remote = IOVec(ctypes.addressof(buf), size), IOVec(address, size)
+    libc = _libc()
+    libc.process_vm_readv.restype = ctypes.c_ssize_t
+    _check(libc.process_vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0))
+    return buf.raw
+
+
+def _ptrace_seize(pid: int) -> None:
+    import ctypes
+
+    libc = _libc()
+    libc.ptrace.restype = ctypes.c_long
+    _check(libc.ptrace(0x4206, pid, None, None))  # PTRACE_SEIZE: attach without stopping it
+
+
+def _fork_and_read_parent() -> str:
+    """A child reads the parent's secret through /proc/<ppid>/mem (issue #20, item 4)."""
+    address = id(SECRET) + sys.getsizeof(b"") - 1  # CPython: the bytes' data after the header
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        try:
+            got = _read_mem(os.getppid(), address, len(SECRET))
+            os.write(write_end, b"ok" if got == SECRET else b"mismatch")
+        except Exception as err:
+            os.write(write_end, type(err).__name__.encode())
+        os._exit(0)
+    os.close(write_end)
+    answer = os.read(read_end, 100).decode()
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    return answer
+
+
+def _fork() -> None:
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def payload(spec: dict) -> dict[str, object]:
+    """What proof code that took over a checker tries against other processes."""
+    import subprocess
+
+    found: dict[str, object] = {
+        "fork": _attempt(_fork),
+        "child_reads_parent": _attempt(_fork_and_read_parent),
+        "run_program": _attempt(lambda: subprocess.run(["/bin/true"], check=True) and None),
+        "parent_mem": _attempt(lambda: _read_mapped(os.getppid()) and None),
+        "proc": sorted(int(p) for p in os.listdir("/proc") if p.isdigit())[:5],
+        "pid": os.getpid(),
+    }
+    victim = spec.get("payload_victim")
+    if victim:
+        pid, address = int(victim["pid"]), int(victim["address"])
+        secret = bytes.fromhex(victim["secret"])
+
+        def same(data: bytes) -> str:
+            return "ok" if data == secret else "mismatch"
+
+        found["victim_mem"] = _attempt(lambda: same(_read_mem(pid, address, len(secret))))
+        found["victim_vm_readv"] = _attempt(lambda: same(_vm_readv(pid, address, len(secret))))
+        found["victim_ptrace"] = _attempt(lambda: _ptrace_seize(pid))
+        found["victim_signal"] = _attempt(lambda: os.kill(pid, 0))
+    for path in spec.get("payload_write", []):
+        def opened(path: str = path) -> None:
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+
+        found[f"write:{path}"] = _attempt(opened)
+    return found
 
 
 def header_gate(header: str, forbidden: str) -> tuple[int, str] | None:

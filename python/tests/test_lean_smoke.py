@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from standin import standin_command
+from standin import UNSANDBOXED, standin_command
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "lean_smoke.py"
@@ -106,6 +106,7 @@ def test_a_group_runs_on_one_worker_in_file_order(tmp_path: Path) -> None:
     others = [c["id"] for c in cases if "request" in c and "group" not in c
               and not c.get("header") and not c.get("config")][:4]
     proc = _run(["--checker-command", shlex.join(standin_command(spec)), "--only-verdicts",
+                 "--set", UNSANDBOXED,  # the stand-in writes its log to the host
                  "--set", "verifier.workers=3", "--set", "verifier.pipeline_depth=1",
                  "--only", ",".join(others + [c["id"] for c in pair])])
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -128,4 +128,4 @@ def test_standin_never_passes_by_default() -> None:
         assert len(proc.stderr.decode().strip().splitlines()) == 1, proc.stderr
         assert b"default" in proc.stderr or b"JSON" in proc.stderr
     # The test helper asks for "pass" explicitly.
-    assert json.loads(standin_command()[-1])["default"] == "pass"
+    assert json.loads(standin_command()[2])["default"] == "pass"

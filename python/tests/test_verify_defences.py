@@ -221,21 +221,28 @@ def test_sandbox_contains_the_checker(tmp_path: Path) -> None:
                                  "env": "absent", "file_outside": False}
 
 
+@pytest.mark.parametrize("mode", ["auto", "bwrap"])
 def test_sandbox_bwrap_required_but_missing_is_an_environment_error(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    """`auto` used to fall back to running the checker unsandboxed (one log warning); now both
+    modes refuse, with the fix in the one line."""
     from stp.errors import EnvironmentSetupError
     from stp.verify import sandbox
 
     monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
-    cfg = with_checker(config(tmp_path, "verifier.sandbox='bwrap'"), standin_command({}))
-    with pytest.raises(EnvironmentSetupError, match="bubblewrap is not installed"):
+    cfg = with_checker(config(tmp_path, f"verifier.sandbox='{mode}'"), standin_command({}))
+    with pytest.raises(EnvironmentSetupError, match="needs bubblewrap, which is not installed") \
+            as err:
         make_verifier(cfg)
+    assert "apt-get install bubblewrap" in str(err.value)
+    assert "kernel.apparmor_restrict_unprivileged_userns=0" in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 def test_cli_never_starts_a_file_header_as_trusted(tmp_path: Path) -> None:
     """The command line's start-up probe used the first file's header; it must use the trusted
     default, and the file's header only ever reaches a checker as untrusted."""
-    from standin import checker_override
+    from standin import UNSANDBOXED, checker_override
 
     from stp.verify.cli import main
 
@@ -245,7 +252,8 @@ def test_cli_never_starts_a_file_header_as_trusted(tmp_path: Path) -> None:
                     "theorem a : True := by trivial\n")
     code = main([str(lean), "--json", "--cache", str(tmp_path / "cache"),
                  "--set", checker_override(standin_command(
-                     {"log": str(log), "untrusted_header_forbidden": "skipKernelTC"}))])
+                     {"log": str(log), "untrusted_header_forbidden": "skipKernelTC"})),
+                 "--set", UNSANDBOXED])
     assert code == 1
     starts = [e for e in read_log(log) if e["ev"] == "start"]
     assert starts and all(not e["trusted"] for e in starts if "skipKernelTC" in e["header"])

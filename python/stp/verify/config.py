@@ -56,9 +56,10 @@ class VerifierConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Longest checker output line accepted (MiB); a longer one is a protocol error of the worker
     # and is never buffered beyond this.
     max_response_mb: PositiveInt = DEFAULT_MAX_RESPONSE_MB
-    # Run checker workers under bubblewrap (read-only toolchain and workspace, private /tmp, no
-    # network, cleared environment). "auto": where `bwrap` exists, else one warning; "bwrap":
-    # required (missing bwrap is an error); "none": no sandbox.
+    # Run checker processes (workers and the cross-check's REPL) under bubblewrap + seccomp
+    # (stp.verify.sandbox, docs/verify.md). "auto" and "bwrap": required, also for a
+    # lean.checker_command (no working bwrap is an error naming the fix); "none": no sandbox,
+    # only when said explicitly, and then named in every report header.
     sandbox: Sandbox = "auto"
     # Extra paths bound read-only into the sandbox (e.g. the interpreter of a checker_command).
     sandbox_binds: list[str] = msgspec.field(default_factory=list)

@@ -90,7 +90,7 @@ def test_each_failure_mode_gets_its_status_while_the_rest_complete(verifier_fact
                       {"pattern": "LEAK", "action": "leak", "mb_per_s": 600},
                       {"pattern": "ORDER", "action": "out_of_order", "times": 1}]}
     v, log = verifier_factory(spec, workers=3, timeout_s=1.5, memory_mb=120)
-    bad = {"HANG": "timeout", "CRASH": "crash", "GARBAGE": "crash", "WRONGID": "crash",
+    bad = {"HANG": "timeout", "CRASH": "crash", "GARBAGE": "crash", "WRONGID": "error",
            "LEAK": "memory", "ORDER": "pass"}
     items, expected = [], []
     for i in range(600):
@@ -273,7 +273,7 @@ def test_a_replay_worker_that_cannot_start_confirms_nothing(verifier_factory: An
     results = v.verify_all([item(" by simp"), item(" by bad")])
     assert [r.status for r in results] == ["error", "fail"]
     assert results[0].reasons == ["recheck_disagreement"]
-    assert "replay checker could not start" in results[0].detail
+    assert "judge could not start" in results[0].detail
     starts = [e for e in read_log(log) if e["ev"] == "start"]
     assert sum(e["role"] == "replay" for e in starts) == MAX_START_FAILURES
     assert v.backend.stats.start_failures == MAX_START_FAILURES  # type: ignore[attr-defined]
@@ -287,7 +287,8 @@ def test_replay_under_load_answers_every_item_once(verifier_factory: Any) -> Non
     spec = {"rules": [{"pattern": "omega", "action": "fail"},
                       {"pattern": "CRASH", "role": "replay", "action": "crash"},
                       {"pattern": "FORGE", "action": "forge_consistent"}]}
-    v, log = verifier_factory(spec, recheck="replay", recycle_after=50, workers=2)
+    v, log = verifier_factory(spec, recheck="replay", recycle_after=50, workers=2,
+                              replay_workers=1)
     kinds = ["simp", "omega", "simp", "FORGE", "simp", "CRASH"]
     items = [item(f" by {kinds[i % 6]} {i}", header="" if i % 2 else "import Other\n")
              for i in range(600)]
@@ -297,14 +298,21 @@ def test_replay_under_load_answers_every_item_once(verifier_factory: Any) -> Non
         seen[index] += 1
         results[index] = result
     assert sorted(seen) == list(range(len(items))) and set(seen.values()) == {1}
-    expected = {"simp": "pass", "omega": "fail", "FORGE": "error", "CRASH": "error"}
+    # FORGE: the judge refutes the forged pass and its verdict decides (`fail`)
+    expected = {"simp": "pass", "omega": "fail", "FORGE": "fail", "CRASH": "error"}
     for i in range(len(items)):
         assert results[i].status == expected[kinds[i % 6]], (i, results[i])
     events = read_log(log)
     replay_starts = [e for e in events if e["ev"] == "start" and e["role"] == "replay"]
-    assert len({e["header"] for e in replay_starts}) == 2, "one replay worker per header pool"
+    # the judge gets the header's imports (read by Python), never the header text
+    assert {tuple(e["imports"]) for e in replay_starts} == {("Other",), ("Mathlib", "Aesop")}
+    assert {e["header"] for e in replay_starts} == {""}
+    assert len(replay_starts) == 2, "one judge per header pool (replay_workers = 1)"
     replays = [e for e in events if e["ev"] == "replay"]
-    assert all("proof" not in e["fields"] for e in replays)
+    assert all("proof" not in e["fields"] and "statement" not in e["fields"] for e in replays)
+    # one statement, two headers: its reference is made once per header, by statement processes
+    references = [e for e in events if e["ev"] == "reference"]
+    assert len(references) == 2
     stats = v.backend.stats  # type: ignore[attr-defined]
     assert stats.recycled > 0 and stats.replays >= 400
 
@@ -344,7 +352,7 @@ def test_a_worker_killed_while_being_created_does_not_linger() -> None:
         def on_protocol_error(self, detail: str, kind: Any = "crash") -> None: ...
         def on_exit(self, detail: str) -> None: ...
 
-    cfg = CheckerConfig(role="check", export=False, header="", header_trusted=True,
+    cfg = CheckerConfig(role="check", export=False, header="", imports=[], header_trusted=True,
                         max_heartbeats=0, mode="strict", profile="strict", allowed_axioms=[])
 
     async def scenario() -> tuple[float, int | None]:

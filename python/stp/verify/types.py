@@ -18,7 +18,10 @@ INFRASTRUCTURE_FAILURES: frozenset[str] = frozenset({"error", "timeout", "memory
 DRIVER_REASONS: dict[str, str] = {
     "protocol_error": "the checker's answers broke the protocol twice (forged or inconsistent "
                       "pass, wrong nonce, duplicate keys, oversized line)",
-    "recheck_disagreement": "a pass the re-check (replay worker or fresh process) did not confirm",
+    "recheck_disagreement": "a pass the confirmation (judge, statement reference or fresh "
+                            "process) could not confirm: error, timeout, memory or crash",
+    "export_too_large": "a pass whose EXPORT exceeds verifier.max_export_mb (never re-checked "
+                        "some cheaper way instead)",
     "crosscheck_disagreement": "a pass the lean-interact cross-check did not confirm",
 }
 
@@ -91,6 +94,10 @@ class VerifyResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     cross_checked: bool = False
     # Pool-side diagnostics for timeout/memory/crash (exit code, stderr tail, ...).
     detail: str = ""
+    # A `fail` claimed by a check worker that is still running: cached in memory only until
+    # that worker retires without having been caught lying (Sink.on_settle), never persisted
+    # on its own (a compromised worker could otherwise plant false negatives across runs).
+    provisional: bool = False
 
     @property
     def passed(self) -> bool:

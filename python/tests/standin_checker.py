@@ -35,7 +35,8 @@ Spec (every key optional):
            "exprs": [["str", statement]], "name": 1, "lps": [], "type": 0, "kind": "thm"|"def"}`
            (the stand-in's "type" is the statement text). Rules with `role: "statement"` (field
            "statement") decide: pass (the reference), fail (reason `statement_error`), error,
-           crash, hang, slow, burn, and the adversarial statement actions below.
+           crash, hang, slow, burn, and the adversarial statement actions below; without a
+           matching rule the answer is `statement_default` (default "pass", not `default`).
   judge (role replay): decodes the REFERENCE and the EXPORT (bounds- and tag-checked, every
            index pointing at an earlier entry, like the real decoder), finds the reference's
            target among the exported constants (`missing_theorem`), requires its type to equal the
@@ -267,6 +268,8 @@ class StandIn:
                 return rule.action, rule.spec
         if self.role == "replay":
             return (self.default if self.default in REPLAY_ACTIONS else "fail"), {}
+        if self.role == "statement":
+            return self.spec.get("statement_default", "pass"), {}
         return self.default, {}
 
     def take(self, rule: Rule, req: CheckRequest) -> bool:

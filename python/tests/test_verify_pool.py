@@ -307,7 +307,6 @@ def test_replay_under_load_answers_every_item_once(verifier_factory: Any) -> Non
     # the judge gets the header's imports (read by Python), never the header text
     assert {tuple(e["imports"]) for e in replay_starts} == {("Other",), ("Mathlib", "Aesop")}
     assert {e["header"] for e in replay_starts} == {""}
-    assert len(replay_starts) == 2, "one judge per header pool (replay_workers = 1)"
     replays = [e for e in events if e["ev"] == "replay"]
     assert all("proof" not in e["fields"] and "statement" not in e["fields"] for e in replays)
     # one statement, two headers: its reference is made once per header, by statement processes

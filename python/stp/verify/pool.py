@@ -262,6 +262,9 @@ class RefJob:
     protocol_attempts: int = 0
     nonce: str = ""
     done: bool = False
+    # Set once a batch holding it failed: it is retried alone, so that one lying statement
+    # process (or one statement that crashes it) cannot fail the other statements of its batch.
+    isolate: bool = False
 
     def request(self) -> ReferenceRequest:
         self.nonce = secrets.token_hex(16)
@@ -869,6 +872,8 @@ class Engine:
         pool = w.pool
         batch: list[RefJob] = []
         while pool.references and len(batch) < self.settings.statement_batch:
+            if batch and (batch[0].isolate or pool.references[0].isolate):
+                break
             batch.append(pool.references.popleft())
         if not batch:
             self._retire(w, requeue=False)
@@ -1159,6 +1164,8 @@ class Engine:
         are answered `error`."""
         refs = [r for r in w.batch if not r.done]
         charged = [w.inflight[0]] if w.inflight else refs
+        for ref in refs:
+            ref.isolate = True
         self._retire(w, requeue=False)  # requeues the batch
         if kind == "protocol":
             self.stats.protocol_errors += 1

@@ -304,10 +304,22 @@ def test_duplicate_keys_are_refused() -> None:
     assert P.checker_output_decoder.decode(line).verdict == "pass"  # msgspec: last one wins
     with pytest.raises(msgspec.DecodeError, match="duplicate key 'verdict'"):
         P.decode_checker_line(line)
-    nested = (b'{"op":"result","id":"1","nonce":"n","verdict":"fail","reasons":["elab_error"],'
-              b'"errors":[{"severity":"error","line":1,"line":2,"column":0,"text":"x"}]}')
+    nested = (b'{"op":"result","id":"1","nonce":"n","verdict":"pass","axioms":[],'
+              b'"warnings":[{"severity":"info","line":1,"line":2,"column":0,"text":"x"}]}')
     with pytest.raises(msgspec.DecodeError, match="duplicate key 'line'"):
         P.decode_checker_line(nested)
+    # a second export key is caught although the export value is set aside for the scan
+    export = b'{"names":[],"levels":[],"exprs":[["str","' + b"x" * 100 + b'"]],"consts":[]}'
+    twice = (b'{"op":"result","id":"1","nonce":"n","verdict":"pass","export":' + export
+             + b',"export":' + export + b'}')
+    with pytest.raises(msgspec.DecodeError, match="duplicate key 'export'"):
+        P.decode_checker_line(twice)
+    once = b'{"op":"result","id":"1","nonce":"n","verdict":"pass","export":' + export + b'}'
+    decoded = P.decode_checker_line(once)
+    assert isinstance(decoded, P.CheckResponse) and bytes(decoded.export) == export  # type: ignore[arg-type]
+    # a line that cannot read as a pass is not scanned: whatever key it repeats, it is no pass
+    fail = b'{"op":"result","id":"1","nonce":"n","verdict":"pass","verdict":"fail"}'
+    assert P.decode_checker_line(fail).verdict == "fail"  # type: ignore[union-attr]
 
 
 def test_pass_consistency_rules() -> None:

@@ -49,6 +49,7 @@ from stp.lean.protocol import (
     Ready,
     ReferenceRequest,
     ReplayRequest,
+    checker_output_decoder,
     decode_checker_line,
     encoder,
 )
@@ -119,6 +120,7 @@ class CheckerProcess:
         rlimit_as_mb: int = 0,
         max_line_bytes: int = DEFAULT_MAX_RESPONSE_MB * 1024 * 1024,
         max_export_bytes: int = DEFAULT_MAX_EXPORT_MB * 1024 * 1024,
+        runs_model_text: bool = True,
     ) -> None:
         if not command:
             raise ValueError("empty checker command")
@@ -128,6 +130,10 @@ class CheckerProcess:
         self.rlimit_as_mb = rlimit_as_mb
         self.max_line_bytes = max_line_bytes
         self.max_export_bytes = max_export_bytes
+        # The judge (role "replay") parses and elaborates no model text: its lines are read
+        # without the duplicate-key scan (a second JSON parse), which guards only against
+        # output rewritten by code a process ran. Every other process runs model text.
+        self._decode = decode_checker_line if runs_model_text else checker_output_decoder.decode
         # A chunked pass being assembled.
         self._chunked: _Chunks | None = None
         # Told about responses, protocol errors and exits, but only once Ready has arrived:
@@ -257,7 +263,7 @@ class CheckerProcess:
             if not line.strip():
                 continue
             try:
-                msg = decode_checker_line(line)
+                msg = self._decode(line)
             except msgspec.DecodeError as err:
                 kind: Literal["crash", "protocol"] = (
                     "protocol" if "duplicate key" in str(err) else "crash")

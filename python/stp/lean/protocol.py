@@ -377,22 +377,27 @@ def duplicate_key(line: bytes | bytearray) -> str | None:
 
 
 def decode_checker_line(line: bytes | bytearray) -> CheckerOutput:
-    """Decode one checker output line, refusing duplicate keys (msgspec.DecodeError otherwise).
+    """Decode one checker output line, refusing duplicate keys in any line that decodes as a
+    `pass` (msgspec.DecodeError otherwise).
 
-    The raw EXPORT / REFERENCE values are forwarded to the judge unparsed and only the judge
-    reads them, so the duplicate-key scan skips them: each is replaced by `0` before the scan
-    (found by its exact bytes; JSON escapes every `"` inside a string, so an object's text can
-    only occur as a value). A second `export` key is still caught: the placeholder keeps its
-    key. This keeps the driver's CPU per pass independent of the proof term's size."""
+    Only a pass is scanned: a duplicate key can only matter where it could make a line read as
+    something it is not, and every line that does not read as a pass is already treated as what
+    a forger could print anyway (a fail is provisional, an error is retried); the scan costs
+    about one more JSON parse, so it is spent where it decides something. The raw EXPORT /
+    REFERENCE values are forwarded to the judge unparsed and only the judge reads them, so the
+    scan skips them: each is replaced by `0` before it (found by its exact bytes; JSON escapes
+    every `"` inside a string, so an object's text can only occur as a value). A second `export`
+    key is still caught: the placeholder keeps its key."""
     msg = checker_output_decoder.decode(line)
+    if not isinstance(msg, CheckResponse) or msg.verdict != "pass":
+        return msg
     scanned: bytes | bytearray = line
-    if isinstance(msg, CheckResponse):
-        for raw in (msg.export, msg.reference):
-            if isinstance(raw, Raw) and len(raw) > 64:
-                text = bytes(raw)
-                at = scanned.find(text)
-                if at >= 0:
-                    scanned = scanned[:at] + b"0" + scanned[at + len(text):]
+    for raw in (msg.export, msg.reference):
+        if isinstance(raw, Raw) and len(raw) > 64:
+            text = bytes(raw)
+            at = scanned.find(text)
+            if at >= 0:
+                scanned = scanned[:at] + b"0" + scanned[at + len(text):]
     try:
         json.loads(scanned, object_pairs_hook=_reject_duplicates)
     except DuplicateKeyError as err:

@@ -51,7 +51,6 @@ import logging
 import math
 import os
 import queue
-import secrets
 import signal
 import threading
 import time
@@ -103,6 +102,33 @@ Recheck = Literal["replay", "fresh", "off"]
 Stage = Literal["check", "reference", "judge", "fresh"]
 WIRE_ROLE: dict[WorkerRole, Role] = {"normal": "check", "fresh": "check",
                                      "statement": "statement", "replay": "replay"}
+
+
+class _Nonces:
+    """128-bit request nonces from os.urandom, drawn 4 KiB at a time: one system call per 256
+    nonces instead of one per request (the same randomness; the driver's CPU per check counts)."""
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._at = 0
+
+    def next(self) -> str:
+        if self._at + 16 > len(self._pool):
+            self._pool, self._at = os.urandom(4096), 0
+        start = self._at
+        self._at += 16
+        return self._pool[start:start + 16].hex()
+
+
+_nonce_sources = threading.local()
+
+
+def new_nonce() -> str:
+    """A fresh request nonce (one source per thread: each engine's loop has its own)."""
+    source = getattr(_nonce_sources, "source", None)
+    if source is None:
+        source = _nonce_sources.source = _Nonces()
+    return str(source.next())
 
 
 def join_proof(statement: str, proof: str) -> str:
@@ -241,7 +267,7 @@ class Job:
 
     def request(self) -> CheckRequest | ReplayRequest:
         it = self.item
-        self.nonce = secrets.token_hex(16)
+        self.nonce = new_nonce()
         if self.stage == "judge":
             assert self.export is not None and self.reference is not None
             # never any text: the judge sees the reference and the export only
@@ -267,7 +293,7 @@ class RefJob:
     isolate: bool = False
 
     def request(self) -> ReferenceRequest:
-        self.nonce = secrets.token_hex(16)
+        self.nonce = new_nonce()
         return ReferenceRequest(id=str(self.id), nonce=self.nonce, statement=self.statement)
 
 
@@ -308,7 +334,8 @@ class _Worker:
         s = engine.settings
         self.proc = CheckerProcess(s.command, self, cwd=s.cwd, env=s.env,
                                    rlimit_as_mb=s.rlimit_as_mb, max_line_bytes=s.max_line_bytes,
-                                   max_export_bytes=s.max_export_bytes)
+                                   max_export_bytes=s.max_export_bytes,
+                                   runs_model_text=role != "replay")
         self.state: WorkerState = "starting"
         self.inflight: deque[Any] = deque()
         self.served = 0

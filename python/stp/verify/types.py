@@ -57,8 +57,11 @@ class VerifyItem(msgspec.Struct, frozen=True, kw_only=True):
         checker/policy fingerprint (stp.verify.service.checker_fingerprint): a verdict is only
         ever reused under the policy, toolchain and checker build that produced it."""
         h = hashlib.blake2b(digest_size=16)
-        h.update(length_prefixed(self.header, str(self.header_trusted), self.statement,
-                                 self.proof, str(self.premises), context))
+        for f in (self.header, str(self.header_trusted), self.statement, self.proof,
+                  str(self.premises), context):  # = length_prefixed(...), without the copy
+            data = f.encode("utf-8")
+            h.update(len(data).to_bytes(8, "big"))
+            h.update(data)
         return h.hexdigest()
 
 
@@ -66,7 +69,7 @@ def encoding_problem(item: VerifyItem) -> str | None:
     """Why an item cannot be sent as UTF-8 JSON (a lone surrogate, ...), or None."""
     for name in ("header", "statement", "proof", "name"):
         value = getattr(item, name)
-        if value is None:
+        if value is None or value.isascii():  # ASCII always encodes (the common, fast case)
             continue
         try:
             value.encode("utf-8")

@@ -367,3 +367,40 @@ def test_a_worker_killed_while_being_created_does_not_linger() -> None:
     elapsed, pid = asyncio.run(scenario())
     assert elapsed < 10
     assert pid is not None and not psutil.pid_exists(pid)
+
+
+def test_judges_are_sized_from_the_pool_and_the_pass_rate() -> None:
+    """At the old default (one judge per pool) a 64-worker pool reached ~30 % of ideal; the
+    judge count now follows workers x pass rate x judge/check time (1.5x headroom)."""
+    from stp.verify.pool import judge_target, statement_target
+
+    assert judge_target(64, 0.2, 0.25, cap=64) == 5  # 64 x 0.2 x 0.25 x 1.5 = 4.8
+    assert judge_target(2, 0.2, 0.25, cap=2) == 1
+    assert judge_target(64, 1.0, 1.0, cap=64) == 64  # capped at the pool size
+    assert judge_target(64, 0.0, 0.25, cap=64) == 1  # always one
+    assert statement_target(64, 0.2, cap=64) == 4 and statement_target(2, 0.2, cap=2) == 1
+
+
+def test_the_shipped_configs_size_judges_automatically() -> None:
+    from pathlib import Path
+
+    from stp.verify.config import VerifierConfig
+
+    repo = Path(__file__).resolve().parents[2]
+    assert VerifierConfig().replay_workers == 0 and VerifierConfig().statement_workers == 0
+    for name in ("stp-7b.toml", "stp-7b-paper-mix.toml", "released-0320.toml"):
+        cfg = load_config(repo / "configs" / name, [])
+        assert cfg.verifier.replay_workers == 0, name
+
+
+def test_auto_sizing_starts_more_judges_when_passes_queue(verifier_factory: Any) -> None:
+    """Four workers, every item passes, each judgement slower than a check: one judge would be
+    the bottleneck; the auto sizing (replay_workers = 0) starts more, and every item passes."""
+    spec = {"replay_cpu_ms": 30, "check_cpu_ms": 5}
+    v, log = verifier_factory(spec, recheck="replay", workers=4, replay_workers=0)
+    results = v.verify_all([item(f" by simp {i}") for i in range(300)])
+    assert all(r.passed for r in results)
+    judges = {e["pid"] for e in read_log(log) if e["ev"] == "start" and e["role"] == "replay"}
+    assert len(judges) > 1, "the auto sizing started more than one judge"
+    sizing = v.backend.sizing()  # type: ignore[attr-defined]
+    assert sizing["pass_rate"] == 1.0 and sizing["replay_ratio"] > 1.0

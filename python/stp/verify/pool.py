@@ -585,7 +585,27 @@ class Engine:
                     detail=f"the header's imports cannot be read: {pool.imports_error}"))
                 continue
             pool.pending.append(job)
+            if self.exports:
+                # ask for the statement's reference now, in parallel with the checks, so that a
+                # pass does not wait for a statement process to start (with 32-64 attempts per
+                # statement this is a few percent of the check work)
+                self._prefetch_reference(pool, job.item.statement)
         self._kick()
+
+    def _prefetch_reference(self, pool: _HeaderPool, statement: str) -> None:
+        if statement in pool.ref_jobs:
+            return
+        key = (pool.header, pool.trusted, statement)
+        if key in self._ref_cache:
+            return
+        if self.references is not None:
+            known = self.references.get(pool.header, pool.trusted, statement)
+            if known is not None:
+                self._remember_reference(key, known)
+                return
+        ref = RefJob(next(self._ids), statement)
+        pool.ref_jobs[statement] = ref
+        pool.references.append(ref)
 
     def _drop_cancelled(self) -> None:
         for pool in self._pools.values():
@@ -1117,9 +1137,11 @@ class Engine:
         job.stage = "reference"
         pool.ref_waiters.setdefault(statement, []).append(job)
         if statement not in pool.ref_jobs:
-            ref = RefJob(next(self._ids), statement)
-            pool.ref_jobs[statement] = ref
-            pool.references.append(ref)
+            self._prefetch_reference(pool, statement)
+            known = self._ref_cache.get(key)
+            if known is not None:  # found in the persistent store after all
+                pool.ref_waiters[statement].remove(job)
+                self._reference_known(pool, job, known)
         self._kick()
 
     def _remember_reference(self, key: tuple[str, bool, str], value: Raw | VerifyResult) -> None:

@@ -410,8 +410,9 @@ def test_cache_fingerprint_names_the_recheck_mode(tmp_path: Path) -> None:
 
 def test_replay_ratio_script_measures_check_and_replay_ms(tmp_path: Path) -> None:
     """benchmarks/replay_ratio.py (the measurement of r for the first machine with Lean) runs
-    end to end against the stand-in: it checks every proof, replays every pass from its export
-    and reports the replays that did not pass."""
+    end to end against the stand-in: it checks every proof, makes each statement's reference in
+    a statement process, judges every pass from REFERENCE + EXPORT and reports the judgements
+    that did not pass, with the machine and its load."""
     import subprocess
 
     from standin import checker_override
@@ -427,6 +428,8 @@ def test_replay_ratio_script_measures_check_and_replay_ms(tmp_path: Path) -> Non
         capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": ""})
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "4 proofs checked, 3 passed, 3 replayed, 0 exports omitted" in out
+    assert "4 proofs checked, 3 passed, 3 judged, 0 passes not judged" in out
+    assert "machine:" in out and "load average" in out
+    assert "reference ms (statement process)" in out and "1 statements" in out
     assert "r(passes) = 1.000   r(model) = 1.000" in out  # the stand-in answers ms = 1
     assert out.count("replay did not pass") == 1 and "replay_failed" in out

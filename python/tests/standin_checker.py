@@ -61,6 +61,9 @@ Spec (every key optional):
   adversarial check actions beyond those above: see ADVERSARIAL_CHECK (each one is a way a
            compromised check process can answer; tests/test_verify_adversarial.py runs them all).
   adversarial statement actions: see ADVERSARIAL_STATEMENT.
+  check_sleep_ms / replay_sleep_ms / reference_sleep_ms: wall time (sleep, no CPU) every check /
+           judgement / reference takes: the SIMULATED workers of benchmarks/verify_defences.py
+           (many workers on few cores; start_delay_ms models the header import the same way)
   check_cpu_ms: CPU every check spends before answering (like Lean elaborating a proof)
   replay_cpu_ms: CPU every replay spends before answering (the kernel re-check of the export)
   start_cpu_ms: CPU spent before Ready (like Lean importing the header)
@@ -316,6 +319,7 @@ class StandIn:
             return
         if self.header_ok:
             burn(self.spec.get("check_cpu_ms", 0))
+            nap(self.spec.get("check_sleep_ms", 0))
         self.log(ev="check", id=req.id, proof=req.proof, statement=req.statement)
         if not self.header_ok:
             self.send(CheckResponse(id=req.id, nonce=req.nonce, verdict="error",
@@ -338,6 +342,7 @@ class StandIn:
     def reference(self, req: ReferenceRequest) -> None:
         """Answer a statement's REFERENCE (the stand-in's type is the statement text)."""
         burn(self.spec.get("reference_cpu_ms", 0))
+        nap(self.spec.get("reference_sleep_ms", 0))
         self.log(ev="reference", id=req.id, statement=req.statement)
         if not self.header_ok:
             self.send(CheckResponse(id=req.id, nonce=req.nonce, verdict="error",
@@ -405,6 +410,7 @@ class StandIn:
         """Judge a pass from REFERENCE + EXPORT alone, as the real judge does (no text)."""
         if self.header_ok:
             burn(self.spec.get("replay_cpu_ms", 0))
+            nap(self.spec.get("replay_sleep_ms", 0))
         self.log(ev="replay", id=req.id, fields=fields)
         if not self.header_ok:
             self.send(CheckResponse(id=req.id, nonce=req.nonce, verdict="error",
@@ -856,6 +862,12 @@ def decode_export(export: object) -> tuple[dict[tuple, tuple[str, int, int]], li
         consts[name] = (c["kind"], _index(c["type"], len(exprs), "expr"),
                         _index(c["value"], len(exprs), "expr"))
     return consts, exprs
+
+
+def nap(ms: float) -> None:
+    """Take `ms` of wall time without using CPU (a simulated worker)."""
+    if ms > 0:
+        time.sleep(ms / 1000)
 
 
 def burn(cpu_ms: float) -> None:

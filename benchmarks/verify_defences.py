@@ -184,7 +184,7 @@ def run(name: str, args: argparse.Namespace, ratio: float) -> dict[str, float]:
     useful = len(items) * args.check_cpu_ms / 1000
     return {"throughput": throughput, "fraction": throughput / ideal, "cpu": cpu,
             "efficiency": useful / cpu if cpu else 0.0, "seconds": elapsed,
-            "driver_ms": driver_ms / len(items),
+            "driver_ms": driver_ms / len(items), "driver_share": driver_ms / 1000 / elapsed,
             "statement_starts": stats.statement_processes - warm_stats["statement_processes"],
             "starts": stats.spawned - warm_stats["spawned"],
             "rechecks": stats.rechecks - warm_stats["rechecks"],
@@ -230,19 +230,22 @@ def main() -> None:
           f"{args.workers} workers (+ judges and statement processes, sized automatically)")
     print("CPU eff. = check CPU needed / CPU spent (holds on a shared machine); wall = "
           "throughput / (workers / check CPU) (honest only on an idle one); bound = analytic; "
-          "starts, rechecks, replays: in the timed window")
+          "starts, rechecks, replays, st.proc (statement processes): in the timed window; drv = "
+          "the driver process's own CPU per check and as a share of one core")
     print(f"{'config':<8} {'sandbox':<7} {'recheck':<7} {'r':>5} {'checks/s':>9} {'wall':>6} "
           f"{'CPU eff.':>8} {'bound':>6} {'CPU s':>7} {'wall s':>7} {'starts':>6} "
-          f"{'rechecks':>8} {'replays':>7} {'st.proc':>7} {'drv ms/chk':>10}")
+          f"{'rechecks':>8} {'replays':>7} {'st.proc':>7} {'drv ms/chk':>10} {'drv CPU':>7}")
     for name, ratio in rows:
         r = run(name, args, ratio)
         sandbox, recheck = CONFIGS[name]
         shown = f"{ratio:g}" if recheck == "replay" else "-"
+        # simulated workers sleep: a CPU efficiency means nothing there
+        eff = "-" if args.simulate else f"{r['efficiency']:.1%}"
         print(f"{name:<8} {sandbox:<7} {recheck:<7} {shown:>5} {r['throughput']:>9.2f} "
-              f"{r['fraction']:>6.1%} {r['efficiency']:>8.1%} {r['bound']:>6.1%} "
+              f"{r['fraction']:>6.1%} {eff:>8} {r['bound']:>6.1%} "
               f"{r['cpu']:>7.1f} {r['seconds']:>7.1f} {r['starts']:>6.0f} "
               f"{r['rechecks']:>8.0f} {r['replays']:>7.0f} {r['statement_starts']:>7.0f} "
-              f"{r['driver_ms']:>10.3f}", flush=True)
+              f"{r['driver_ms']:>10.3f} {r['driver_share']:>7.1%}", flush=True)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,10 @@ checker process, in file order (one worker, never recycled): the persistence pai
 that an exploit cannot change the verdict of the next request on the same worker.
 
 Replay lines {"id", "header"?, "config"?, "replay": {"statement", "export", "mutate"?}, "expect"}
-bypass the pool: the runner writes protocol-3 lines itself to a role-"replay" checker, so that
-hand-made and mutated EXPORTs (which the pool never sends) reach the replay worker. `export` is an
+bypass the pool: the runner writes protocol-4 lines itself to the judge (role "replay", sent
+only the header's imports), with the statement's REFERENCE from a single-use statement process
+(role "statement"), so that hand-made and mutated EXPORTs (which the pool never sends) reach the
+judge. `export` is an
 EXPORT object, or {"from_proof": proof, "statement"?: s}: a role-"check" worker with `export: true`
 checks `s` (default: the replay statement) + proof, and its pass's export is used, after
 `mutate` (MUTATIONS below) when given.
@@ -42,6 +44,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import msgspec
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SMOKE = REPO / "lean" / "test" / "check_smoke.jsonl"
 if str(REPO / "python") not in sys.path:
@@ -51,6 +55,7 @@ from stp.cli import UsageError, add_config_arguments, config_from_args, run_main
 from stp.lean.protocol import (  # noqa: E402
     CheckerConfig,
     CheckRequest,
+    ReferenceRequest,
     ReplayRequest,
     Role,
     encode_line,
@@ -397,7 +402,7 @@ def mutate_export(export: dict[str, Any], target: list[str], mutate: dict[str, A
     return e
 
 
-# --- Raw protocol-3 workers (replay lines bypass the pool) -------------------------------------
+# --- Raw protocol-4 workers (replay lines bypass the pool) -------------------------------------
 
 class RawChecker:
     """One `stp_check` process driven with raw JSON lines (a smoke runner, not product code)."""
@@ -420,15 +425,30 @@ class RawChecker:
             self.lines.put(line)
         self.lines.put(None)
 
-    def ask(self, message: CheckerConfig | CheckRequest | ReplayRequest,
+    def ask(self, message: CheckerConfig | CheckRequest | ReferenceRequest | ReplayRequest,
             timeout: float | None = None) -> dict[str, Any]:
-        """Send one protocol line (encoded as the pool encodes it) and read the raw answer."""
+        """Send one protocol line (encoded as the pool encodes it) and read the raw answer (a
+        chunked EXPORT is joined into `export`)."""
         assert self.proc.stdin is not None
         try:
             self.proc.stdin.write(encode_line(message).decode("utf-8"))
             self.proc.stdin.flush()
+        except OSError as err:
+            self.proc.kill()
+            raise SmokeRunError(f"no answer from the checker ({type(err).__name__})") from None
+        answer = self._next(timeout)
+        chunks = answer.pop("export_chunks", None)
+        if isinstance(chunks, int):
+            pieces = [self._next(timeout) for _ in range(chunks)]
+            if [p.get("index") for p in pieces] != list(range(chunks)):
+                raise SmokeRunError("export chunks out of sequence")
+            answer["export"] = json.loads("".join(str(p.get("data", "")) for p in pieces))
+        return answer
+
+    def _next(self, timeout: float | None) -> dict[str, Any]:
+        try:
             line = self.lines.get(timeout=timeout or self.timeout)
-        except (OSError, queue.Empty) as err:
+        except queue.Empty as err:
             self.proc.kill()  # a late answer must never be read as the next request's
             raise SmokeRunError(f"no answer from the checker ({type(err).__name__})") from None
         if line is None:
@@ -450,11 +470,15 @@ class RawChecker:
 
 
 def worker_config(cfg: Any, header: str, trusted: bool, role: Role) -> CheckerConfig:
-    """The config line of a raw worker, from the run's configuration (export on for checks)."""
+    """The config line of a raw worker, from the run's configuration (export on for checks; the
+    judge gets no header text, only the imports Python reads from it)."""
     from stp.lean.config import session_header, session_heartbeats
+    from stp.verify.imports import header_imports
 
-    return CheckerConfig(role=role, export=role == "check",
-                         header=header or session_header(cfg.lean), header_trusted=trusted,
+    text = header or session_header(cfg.lean)
+    judge = role == "replay"
+    return CheckerConfig(role=role, export=role == "check", header="" if judge else text,
+                         imports=header_imports(text) if judge else [], header_trusted=trusted,
                          max_heartbeats=session_heartbeats(cfg.lean), mode=cfg.lean.mode,
                          profile=cfg.lean.profile, allowed_axioms=list(cfg.lean.allowed_axioms))
 
@@ -473,6 +497,8 @@ class ReplayRunner:
 
         cfg_over = case.get("config", {})
         key = (role, case.get("header", ""), json.dumps(cfg_over, sort_keys=True))
+        if role == "statement" and key in self.workers:  # single use, as in the pool
+            self.workers.pop(key).close()
         if key in self.workers and self.workers[key].proc.poll() is not None:
             del self.workers[key]  # died or was killed after a timeout: start a new one
         if key not in self.workers:
@@ -512,9 +538,17 @@ class ReplayRunner:
                     donor = self.export_of(case, mut["statement"], mut["proof"])
                 export = mutate_export(export, declared_name(source), mut, donor,
                                        declared_name(mut.get("statement", source)))
+        statements = self.worker(case, "statement")
+        ref = statements.ask(ReferenceRequest(id=case["id"], nonce=secrets.token_hex(16),
+                                              statement=rep["statement"]),
+                             timeout=self.timeout(case))
+        statements.close()
+        if ref.get("verdict") != "pass" or not isinstance(ref.get("reference"), dict):
+            return ref  # the statement's own verdict (forbidden, statement_error, ...)
         return self.worker(case, "replay").ask(ReplayRequest(
-            id=case["id"], nonce=secrets.token_hex(16), statement=rep["statement"],
-            export=export), timeout=self.timeout(case))
+            id=case["id"], nonce=secrets.token_hex(16),
+            reference=msgspec.Raw(json.dumps(ref["reference"]).encode()),
+            export=msgspec.Raw(json.dumps(export).encode())), timeout=self.timeout(case))
 
     def close(self) -> None:
         for w in self.workers.values():

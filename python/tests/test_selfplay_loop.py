@@ -213,7 +213,7 @@ def test_paper_profile_never_rewards_self_play(tmp_path: Path) -> None:
     from stp.selfplay.loop import SelfPlay
 
     cfg = make_config(tmp_path, "paper", ['lean.profile="paper"'])
-    with pytest.raises(ConfigError, match="lean.profile"):
+    with pytest.raises(ConfigError, match=r"lean\.profile"):
         SelfPlay(cfg)
 
 

@@ -8,7 +8,9 @@ Spec (every key optional):
            the first rule whose regex `pattern` matches `field` ("proof" default, "statement",
            "name", "text" = statement + proof) decides; `times: n` applies the rule only to the
            first n requests with that text across all processes (needs state_dir; such rules
-           are skipped by the replay role); `role: "check"|"replay"` limits a rule to one role.
+           are skipped by the judge); `role: "check"|"replay"|"statement"` limits a rule to one
+           role (rules without one apply to check processes and the judge, never to statement
+           processes).
   default: action when no rule matches — REQUIRED: the stand-in never passes by default, so a
            bare invocation (or a spec that forgot it) cannot pass anything; tests/standin.py's
            `standin_command` fills in "pass" explicitly for tests that want it
@@ -45,12 +47,12 @@ Spec (every key optional):
            rule's `replay` key if given, else its action when it is pass/fail/error/hang/crash/
            slow/burn/leak, else `fail` (a forged answer is a false proof the kernel rejects).
            Its fails carry reason `replay_failed`. It never reads any other text.
-  rules:   every rule may carry `role`; a rule whose `field` is "statement" and that has no role
-           applies to check processes only (statement processes need `role: "statement"`), so a
-           learning rule set ("learn" helper) is simply a list of
-           {pattern, field: "proof"|"statement"|"text", action: "pass"|"fail"} entries judged the
-           same way by check workers and by the judge; statement processes answer `pass` for
-           every statement unless a `role: "statement"` rule says otherwise.
+  rule sets for learning tests (e.g. an arithmetic rule set): a list of
+           {pattern, field: "proof"|"statement"|"text", action: "pass"|"fail"} entries without
+           `role` is judged the same way by check workers and by the judge (which recovers the
+           statement from the REFERENCE and the proof from the EXPORT), with `default: "fail"`;
+           statement processes answer `pass` for every statement unless a `role: "statement"`
+           rule says otherwise. Nothing else is needed for a pass to go through the whole pool.
   exports: a check process started with `export: true` attaches to each strict pass it prints
            an EXPORT of the theorem (type `["str", statement]`, value `["str", proof]`, and the
            request's informational `name` as an opaque `_stp_standin.request_name`, so that rules
@@ -65,10 +67,12 @@ Spec (every key optional):
            judgement / reference takes: the SIMULATED workers of benchmarks/verify_defences.py
            (many workers on few cores; start_delay_ms models the header import the same way)
   check_cpu_ms: CPU every check spends before answering (like Lean elaborating a proof)
-  replay_cpu_ms: CPU every replay spends before answering (the kernel re-check of the export)
+  replay_cpu_ms: CPU every judgement spends before answering (the kernel re-check of the export)
+  reference_cpu_ms: CPU every reference spends (a statement elaborated with `sorry`)
   start_cpu_ms: CPU spent before Ready (like Lean importing the header)
   premises: list returned for requests that ask for premises (per rule or global)
-  log:     file getting one JSON line per event: {"ev": "start"|"check", "pid", "id", "cpu", ...}
+  log:     file getting one JSON line per event: {"ev": "start"|"check"|"reference"|"replay",
+           "pid", "id", "cpu", ...} (a judge's "replay" event lists the request's `fields`)
            (`cpu`: the process's CPU seconds so far, start and check CPU spending included)
   state_dir: directory for `times` counters
   header_error: regex; a header matching it gets Ready(ok=false) and every check "error"

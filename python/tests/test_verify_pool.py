@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -404,3 +405,30 @@ def test_auto_sizing_starts_more_judges_when_passes_queue(verifier_factory: Any)
     assert len(judges) > 1, "the auto sizing started more than one judge"
     sizing = v.backend.sizing()  # type: ignore[attr-defined]
     assert sizing["pass_rate"] == 1.0 and sizing["replay_ratio"] > 1.0
+
+
+def test_a_cancelled_caller_leaves_no_reference_waiters(verifier_factory: Any) -> None:
+    """Jobs waiting for a statement's reference whose caller cancels are dropped without leaving
+    an empty waiting list behind (which would keep their header pool busy for ever)."""
+    from stp.verify.pool import Sink
+
+    spec = {"rules": [{"pattern": "SLOWREF", "field": "statement", "role": "statement",
+                       "action": "hang"}]}
+    v, _ = verifier_factory(spec, recheck="replay")
+    engine = v.backend  # type: ignore[attr-defined]
+    slow = [VerifyItem(statement="theorem s_SLOWREF : True :=", proof=f" by simp {i}",
+                       header=v.default_header) for i in range(4)]
+    sink = Sink(len(slow))
+    engine.submit(list(enumerate(slow)), sink)
+
+    def waiting() -> dict[str, int]:
+        return engine._on_loop(lambda: {s: len(js) for p in engine._pools.values()
+                                        for s, js in p.ref_waiters.items()})
+
+    deadline = time.monotonic() + 20
+    while sum(waiting().values()) < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)  # the checks pass; the jobs then wait for the reference
+    assert sum(waiting().values()) == 4
+    engine.cancel(sink)
+    time.sleep(0.3)
+    assert waiting() == {}, "cancelled waiters leave no (empty) entry behind"

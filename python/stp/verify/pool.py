@@ -619,7 +619,11 @@ class Engine:
                 for job in waiters:
                     if job.sink.cancelled:
                         job.done = True
-                pool.ref_waiters[statement] = [j for j in waiters if not j.done]
+                left = [j for j in waiters if not j.done]
+                if left:
+                    pool.ref_waiters[statement] = left
+                else:  # an empty entry would keep the pool busy (never evicted)
+                    del pool.ref_waiters[statement]
 
     async def _versions(self, key: PoolKey) -> tuple[str, str]:
         if self.checker_version is not None and self.lean_version is not None:
@@ -1136,12 +1140,8 @@ class Engine:
             return
         job.stage = "reference"
         pool.ref_waiters.setdefault(statement, []).append(job)
-        if statement not in pool.ref_jobs:
+        if statement not in pool.ref_jobs:  # neither cached nor stored (checked above): make it
             self._prefetch_reference(pool, statement)
-            known = self._ref_cache.get(key)
-            if known is not None:  # found in the persistent store after all
-                pool.ref_waiters[statement].remove(job)
-                self._reference_known(pool, job, known)
         self._kick()
 
     def _remember_reference(self, key: tuple[str, bool, str], value: Raw | VerifyResult) -> None:

@@ -14,8 +14,10 @@ checker process, in file order (one worker, never recycled): the persistence pai
 that an exploit cannot change the verdict of the next request on the same worker.
 
 Replay lines {"id", "header"?, "config"?, "replay": {"statement", "export", "mutate"?}, "expect"}
-bypass the pool: the runner writes protocol lines itself to a role-"replay" checker, so that
-hand-made and mutated EXPORTs (which the pool never sends) reach the replay worker. `export` is an
+bypass the pool: the runner writes protocol-4 lines itself to the judge (role "replay", sent
+only the header's imports), with the statement's REFERENCE from a single-use statement process
+(role "statement"), so that hand-made and mutated EXPORTs (which the pool never sends) reach the
+judge. `export` is an
 EXPORT object, or {"from_proof": proof, "statement"?: s}: a role-"check" worker with `export: true`
 checks `s` (default: the replay statement) + proof, and its pass's export is used, after
 `mutate` (MUTATIONS below) when given. Protocol 4 (when `stp.lean.protocol` speaks it): the
@@ -44,26 +46,22 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import msgspec
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SMOKE = REPO / "lean" / "test" / "check_smoke.jsonl"
 if str(REPO / "python") not in sys.path:
     sys.path.insert(0, str(REPO / "python"))
 
 from stp.cli import UsageError, add_config_arguments, config_from_args, run_main  # noqa: E402
-from stp.lean import protocol as _protocol  # noqa: E402
 from stp.lean.protocol import (  # noqa: E402
     CheckerConfig,
     CheckRequest,
+    ReferenceRequest,
     ReplayRequest,
     Role,
     encode_line,
 )
-
-# Protocol 4 (issue #20): statement workers make REFERENCEs, the judge gets no text at all.
-# Until both sides of the merge speak it, the runner builds the version-specific requests
-# through `Any` (the protocol-3 path goes when the Python side is at protocol 4 everywhere).
-PROTOCOL4 = _protocol.PROTOCOL_VERSION >= 4
-_ANY_REPLAY_REQUEST: Any = ReplayRequest
 
 TOP_KEYS = {"id", "header", "config", "group", "request", "replay", "expect"}
 REQUEST_KEYS = {"statement", "proof", "name", "premises"}
@@ -406,7 +404,7 @@ def mutate_export(export: dict[str, Any], target: list[str], mutate: dict[str, A
     return e
 
 
-# --- Raw workers (replay lines bypass the pool) -------------------------------------------------
+# --- Raw protocol-4 workers (replay lines bypass the pool) -------------------------------------
 
 class RawChecker:
     """One `stp_check` process driven with raw JSON lines (a smoke runner, not product code)."""
@@ -429,14 +427,30 @@ class RawChecker:
             self.lines.put(line)
         self.lines.put(None)
 
-    def ask(self, message: Any, timeout: float | None = None) -> dict[str, Any]:
-        """Send one protocol line (encoded as the pool encodes it) and read the raw answer."""
+    def ask(self, message: CheckerConfig | CheckRequest | ReferenceRequest | ReplayRequest,
+            timeout: float | None = None) -> dict[str, Any]:
+        """Send one protocol line (encoded as the pool encodes it) and read the raw answer (a
+        chunked EXPORT is joined into `export`)."""
         assert self.proc.stdin is not None
         try:
             self.proc.stdin.write(encode_line(message).decode("utf-8"))
             self.proc.stdin.flush()
+        except OSError as err:
+            self.proc.kill()
+            raise SmokeRunError(f"no answer from the checker ({type(err).__name__})") from None
+        answer = self._next(timeout)
+        chunks = answer.pop("export_chunks", None)
+        if isinstance(chunks, int):
+            pieces = [self._next(timeout) for _ in range(chunks)]
+            if [p.get("index") for p in pieces] != list(range(chunks)):
+                raise SmokeRunError("export chunks out of sequence")
+            answer["export"] = json.loads("".join(str(p.get("data", "")) for p in pieces))
+        return answer
+
+    def _next(self, timeout: float | None) -> dict[str, Any]:
+        try:
             line = self.lines.get(timeout=timeout or self.timeout)
-        except (OSError, queue.Empty) as err:
+        except queue.Empty as err:
             self.proc.kill()  # a late answer must never be read as the next request's
             raise SmokeRunError(f"no answer from the checker ({type(err).__name__})") from None
         if line is None:
@@ -479,28 +493,21 @@ class RawChecker:
 
 
 def worker_config(cfg: Any, header: str, trusted: bool, role: Role) -> CheckerConfig:
-    """The config line of a raw worker, from the run's configuration (export on for checks).
-    Protocol 4: the judge (role "replay") gets `header: ""` and the header's imports."""
+    """The config line of a raw worker, from the run's configuration (export on for checks; the
+    judge gets no header text, only the imports Python reads from it)."""
     from stp.lean.config import session_header, session_heartbeats
+    from stp.verify.imports import HeaderImportsError, header_imports
 
     text = header or session_header(cfg.lean)
-    fields: dict[str, Any] = {"header": text}
-    if PROTOCOL4:
-        from stp.verify.imports import (  # type: ignore[import-not-found,unused-ignore]
-            HeaderImportsError,
-            header_imports,
-        )
-
-        judge = role == "replay"
-        try:
-            imports = header_imports(text) if judge else []
-        except HeaderImportsError as err:  # this line cannot be judged as written
-            raise SmokeRunError(f"the header's imports cannot be read: {err}") from None
-        fields = {"header": "" if judge else text, "imports": imports}
-    return CheckerConfig(role=role, export=role == "check", header_trusted=trusted,
+    judge = role == "replay"
+    try:
+        imports = header_imports(text) if judge else []
+    except HeaderImportsError as err:  # this line cannot be judged as written
+        raise SmokeRunError(f"the header's imports cannot be read: {err}") from None
+    return CheckerConfig(role=role, export=role == "check", header="" if judge else text,
+                         imports=imports, header_trusted=trusted,
                          max_heartbeats=session_heartbeats(cfg.lean), mode=cfg.lean.mode,
-                         profile=cfg.lean.profile, allowed_axioms=list(cfg.lean.allowed_axioms),
-                         **fields)
+                         profile=cfg.lean.profile, allowed_axioms=list(cfg.lean.allowed_axioms))
 
 
 class ReplayRunner:
@@ -517,6 +524,8 @@ class ReplayRunner:
 
         cfg_over = case.get("config", {})
         key = (role, case.get("header", ""), json.dumps(cfg_over, sort_keys=True))
+        if role == "statement" and key in self.workers:  # single use, as in the pool
+            self.workers.pop(key).close()
         if key in self.workers and self.workers[key].proc.poll() is not None:
             del self.workers[key]  # died or was killed after a timeout: start a new one
         if key not in self.workers:
@@ -556,22 +565,17 @@ class ReplayRunner:
                     donor = self.export_of(case, mut["statement"], mut["proof"])
                 export = mutate_export(export, declared_name(source), mut, donor,
                                        declared_name(mut.get("statement", source)))
-        if not PROTOCOL4:
-            return self.worker(case, "replay").ask(_ANY_REPLAY_REQUEST(
-                id=case["id"], nonce=secrets.token_hex(16), statement=rep["statement"],
-                export=export), timeout=self.timeout(case))
-        import msgspec
-
-        reference_request: Any = _protocol.ReferenceRequest  # type: ignore[attr-defined,unused-ignore]
-        ref = self.worker(case, "statement").ask(reference_request(
-            id=case["id"], nonce=secrets.token_hex(16), statement=rep["statement"]),
-            timeout=self.timeout(case))
+        statements = self.worker(case, "statement")
+        ref = statements.ask(ReferenceRequest(id=case["id"], nonce=secrets.token_hex(16),
+                                              statement=rep["statement"]),
+                             timeout=self.timeout(case))
+        statements.close()
         if ref.get("verdict") != "pass" or not isinstance(ref.get("reference"), dict):
-            return ref  # the statement itself is refused: that is the line's answer
-        raw = lambda x: msgspec.Raw(json.dumps(x, ensure_ascii=False).encode())  # noqa: E731
-        return self.worker(case, "replay").ask(_ANY_REPLAY_REQUEST(
-            id=case["id"], nonce=secrets.token_hex(16), reference=raw(ref["reference"]),
-            export=raw(export)), timeout=self.timeout(case))
+            return ref  # the statement's own verdict (forbidden, statement_error, ...)
+        return self.worker(case, "replay").ask(ReplayRequest(
+            id=case["id"], nonce=secrets.token_hex(16),
+            reference=msgspec.Raw(json.dumps(ref["reference"]).encode()),
+            export=msgspec.Raw(json.dumps(export).encode())), timeout=self.timeout(case))
 
     def close(self) -> None:
         for w in self.workers.values():

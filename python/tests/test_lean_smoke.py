@@ -285,36 +285,32 @@ def test_runner_rejects_bad_replay_lines(tmp_path: Path) -> None:
         assert f"{bad}:1" in proc.stderr and message in proc.stderr, proc.stderr
 
 
-# A fake checker for the runner's own wire lines, speaking the protocol of `stp.lean.protocol`:
-# role "check" passes everything with SAMPLE_EXPORT; role "statement" (protocol 4) answers
-# FAKE_REFERENCE; role "replay" passes exactly an export equal to SAMPLE_EXPORT (and, protocol
-# 4, the reference FAKE_REFERENCE). It logs what it was sent. (The stand-in of python/tests
-# speaks the pool's protocol, not the raw roles.)
-FAKE_REFERENCE = {"names": [["t"]], "levels": [], "exprs": [["bv", 0]], "name": 0, "lps": [],
-                  "type": 0, "kind": "thm"}
+# A fake protocol-4 checker for the runner's own wire lines: role "check" passes everything with
+# SAMPLE_EXPORT; role "statement" answers a reference holding the statement; role "replay" (the
+# judge) passes exactly an export equal to SAMPLE_EXPORT with that reference. It logs what it was
+# sent. (The stand-in of python/tests speaks the pool's protocol, not these hand-made exports.)
 FAKE_CHECKER = """
 import json, sys
 log, export = open(sys.argv[1], "a"), json.loads(sys.argv[2])
-reference, protocol = json.loads(sys.argv[3]), int(sys.argv[4])
 cfg = json.loads(sys.stdin.readline())
 log.write(json.dumps(cfg) + "\\n"); log.flush()
-print(json.dumps({"op": "ready", "protocol": protocol, "ok": True, "lean_version": "fake",
+print(json.dumps({"op": "ready", "protocol": 4, "ok": True, "lean_version": "fake",
                   "checker_version": "fake", "header_ms": 1}), flush=True)
+ops = {"check": "check", "statement": "reference", "replay": "replay"}
 for line in sys.stdin:
     req = json.loads(line)
     log.write(json.dumps(req) + "\\n"); log.flush()
     out = {"op": "result", "id": req["id"], "nonce": req["nonce"], "verdict": "pass",
            "axioms": [], "statement_match": True}
-    own = {"check": "check", "statement": "reference", "replay": "replay"}[cfg["role"]]
-    if req["op"] != own:
+    if req["op"] != ops[cfg["role"]]:
         out = {"op": "result", "id": req["id"], "nonce": req["nonce"], "verdict": "error",
                "reasons": ["bad_request"]}
     elif req["op"] == "check":
         out["export"] = export
     elif req["op"] == "reference":
         out = {"op": "result", "id": req["id"], "nonce": req["nonce"], "verdict": "pass",
-               "reference": reference}
-    elif req["export"] != export or (protocol >= 4 and req["reference"] != reference):
+               "reference": {"statement": req["statement"]}}
+    elif req["export"] != export or "statement" not in req["reference"]:
         out = {"op": "result", "id": req["id"], "nonce": req["nonce"], "verdict": "fail",
                "reasons": ["replay_failed"]}
     print(json.dumps(out), flush=True)
@@ -339,33 +335,21 @@ def test_replay_lines_drive_check_and_replay_workers(tmp_path: Path) -> None:
     ]
     smoke = tmp_path / "smoke.jsonl"
     smoke.write_text("".join(json.dumps(x) + "\n" for x in lines))
-    from stp.lean.protocol import PROTOCOL_VERSION
-
-    cmd = shlex.join([sys.executable, str(fake), str(log), json.dumps(SAMPLE_EXPORT),
-                      json.dumps(FAKE_REFERENCE), str(PROTOCOL_VERSION)])
+    cmd = shlex.join([sys.executable, str(fake), str(log), json.dumps(SAMPLE_EXPORT)])
     proc = _run(["--smoke", str(smoke), "--checker-command", cmd, "--timeout-cap", "20"])
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "3/4 smoke cases match" in proc.stdout, proc.stdout
     assert "FAIL wrong: pass" in proc.stdout
     sent = [json.loads(x) for x in log.read_text().splitlines()]
     configs = [m for m in sent if m["op"] == "config"]
+    assert sorted((c["role"], c["export"], c["protocol"]) for c in configs)[:2] == [
+        ("check", True, 4), ("replay", False, 4)]
+    assert {c["role"] for c in configs} == {"check", "statement", "replay"}
+    assert all(c["header"] == "" and c["imports"] for c in configs if c["role"] == "replay")
+    assert all("statement" not in m and "proof" not in m for m in sent if m["op"] == "replay")
     replays = [m for m in sent if m["op"] == "replay"]
     assert [r["id"] for r in replays] == ["legit", "dup", "literal", "wrong"]
-    if PROTOCOL_VERSION >= 4:  # the judge gets REFERENCE + EXPORT + imports, never any text
-        assert sorted((c["role"], c["export"], c["protocol"]) for c in configs) == [
-            ("check", True, 4), ("replay", False, 4), ("statement", False, 4)]
-        judge = next(c for c in configs if c["role"] == "replay")
-        assert judge["header"] == "" and judge["imports"]
-        assert all(r["reference"] == FAKE_REFERENCE and "statement" not in r
-                   and "proof" not in r for r in replays)
-        refs = [m for m in sent if m["op"] == "reference"]
-        assert [r["id"] for r in refs] == ["legit", "dup", "literal", "wrong"]
-        assert all(r["statement"] == stmt for r in refs)
-        replays += refs  # their nonces are checked below too
-    else:
-        assert sorted((c["role"], c["export"], c["protocol"]) for c in configs) == [
-            ("check", True, 3), ("replay", False, 3)]
-        assert all(r["statement"] == stmt and "proof" not in r for r in replays)
+    assert all(r["reference"]["statement"] == stmt and "proof" not in r for r in replays)
     assert replays[0]["export"] == SAMPLE_EXPORT
     assert len(replays[1]["export"]["consts"]) == 2  # the mutation was applied
     checks = [m for m in sent if m["op"] == "check"]

@@ -206,6 +206,17 @@ def test_missing_lemma_dict_is_a_usage_error(tmp_path: Path) -> None:
         run(cfg)
 
 
+def test_paper_profile_never_rewards_self_play(tmp_path: Path) -> None:
+    """Paper-profile passes are not judged (no statement comparison, no export): self-play
+    refuses them as rewards with one config line, before any work."""
+    from stp.errors import ConfigError
+    from stp.selfplay.loop import SelfPlay
+
+    cfg = make_config(tmp_path, "paper", ['lean.profile="paper"'])
+    with pytest.raises(ConfigError, match=r"lean\.profile"):
+        SelfPlay(cfg)
+
+
 def test_without_a_checker_command_lean_is_required(tmp_path: Path) -> None:
     import shutil
 

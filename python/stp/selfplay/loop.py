@@ -25,7 +25,7 @@ import numpy as np
 from stp import storage
 from stp.config import STPConfig, resolve_data_dir, to_toml
 from stp.data.records import TrainingExample, statement_key
-from stp.errors import UsageError
+from stp.errors import ConfigError, UsageError
 from stp.metrics import MetricsWriter, progress
 from stp.model.types import Sampler, SampleRequest
 from stp.pipeline.shards import NO_VERDICT
@@ -105,6 +105,11 @@ class SelfPlay:
     def __init__(self, cfg: STPConfig, *,
                  hook: StageHook | None = None, sampler_factory: SamplerFactory | None = None,
                  train_fn: TrainFn | None = None) -> None:
+        if cfg.lean.profile == "paper":
+            # the paper rule compares no statement and yields no export to judge: its passes are
+            # never rewards (evaluation may still count them under eval.profiles)
+            raise ConfigError("lean.profile = \"paper\" cannot reward self-play (its passes are "
+                              "not judged); use \"strict\" (eval.profiles may list \"paper\")")
         self.cfg = cfg
         self.sp = cfg.selfplay
         self.fmt = cfg.model.prompt_format

@@ -404,7 +404,8 @@ def make_verifier(cfg: STPConfig) -> Verifier:
         from stp.verify.crosscheck import LeanInteractBackend
 
         cross = CrossChecker(LeanInteractBackend(cfg.lean, timeout_s=cfg.verifier.timeout_s,
-                                                 memory_mb=cfg.verifier.memory_mb))
+                                                 memory_mb=cfg.verifier.memory_mb,
+                                                 verifier_cfg=cfg.verifier))
     return Verifier(backend, default_header=session_header(cfg.lean), cache=cache,
                     premises=cfg.verifier.premises, fingerprint=fingerprint,
                     cross_checker=cross)

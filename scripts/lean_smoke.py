@@ -409,11 +409,12 @@ def mutate_export(export: dict[str, Any], target: list[str], mutate: dict[str, A
 class RawChecker:
     """One `stp_check` process driven with raw JSON lines (a smoke runner, not product code)."""
 
-    def __init__(self, argv: list[str], cwd: str | None, config: CheckerConfig,
-                 timeout: float) -> None:
+    def __init__(self, argv: list[str], cwd: str | None, env: dict[str, str] | None,
+                 config: CheckerConfig, timeout: float) -> None:
         self.timeout = timeout
-        self.proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True, encoding="utf-8")
+        self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                     encoding="utf-8")
         self.lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         ready = self.ask(config, timeout=max(timeout, 600.0))
@@ -521,6 +522,7 @@ class ReplayRunner:
     def worker(self, case: dict[str, Any], role: Any) -> RawChecker:
         from stp.config import load_config
         from stp.lean.toolchain import checker_command
+        from stp.verify.sandbox import wrap
 
         cfg_over = case.get("config", {})
         key = (role, case.get("header", ""), json.dumps(cfg_over, sort_keys=True))
@@ -532,10 +534,11 @@ class ReplayRunner:
             cfg = load_config(self.args.config, [*self.args.overrides,
                                                  *group_overrides(cfg_over, "")])
             cfg.lean.checker_command = self.checker_cmd
-            argv, cwd = checker_command(cfg.lean)
+            # The same sandbox and digest check as the pool's workers (stp.verify.sandbox).
+            argv, cwd, env = wrap(cfg, *checker_command(cfg.lean))
             conf = worker_config(cfg, case.get("header", ""),
                                  bool(cfg_over.get("header_trusted", True)), role)
-            self.workers[key] = RawChecker(argv, cwd, conf, self.timeout(case))
+            self.workers[key] = RawChecker(argv, cwd, env, conf, self.timeout(case))
         return self.workers[key]
 
     def timeout(self, case: dict[str, Any]) -> float:

@@ -336,7 +336,8 @@ def test_replay_lines_drive_check_and_replay_workers(tmp_path: Path) -> None:
     smoke = tmp_path / "smoke.jsonl"
     smoke.write_text("".join(json.dumps(x) + "\n" for x in lines))
     cmd = shlex.join([sys.executable, str(fake), str(log), json.dumps(SAMPLE_EXPORT)])
-    proc = _run(["--smoke", str(smoke), "--checker-command", cmd, "--timeout-cap", "20"])
+    proc = _run(["--smoke", str(smoke), "--checker-command", cmd, "--timeout-cap", "20",
+                 "--set", UNSANDBOXED])  # the fake checker logs to the host
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "3/4 smoke cases match" in proc.stdout, proc.stdout
     assert "FAIL wrong: pass" in proc.stdout

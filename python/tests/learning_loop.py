@@ -45,19 +45,21 @@ class Settings:
     """Sizes and rates of the check, chosen from measured runs (docs/selfplay.md)."""
 
     n_sft: int = 96
-    n_sft_conjectures: int = 32
+    n_sft_conjectures: int = 16
     n_pool: int = 96
     n_heldout: int = 48
     hidden_size: int = 64
     layers: int = 2
-    sft_steps: int = 100
-    sft_learning_rate: float = 3e-3
+    sft_steps: int = 115
+    sft_learning_rate: float = 5e-3
     batch_size: int = 16
     rounds: int = 2
     statements_per_round: int = 48
-    samples: int = 4
-    round_steps: int = 20
-    round_learning_rate: float = 2e-3
+    samples_first_round: int = 4
+    # 5, not 4: a conjecture is rewarded at 0 < rate < 0.25, which 4 samples cannot give.
+    samples: int = 5
+    round_steps: int = 30
+    round_learning_rate: float = 3e-3
     eval_samples: int = 4
     seed: int = 0
 
@@ -174,13 +176,13 @@ class Experiment:
             'verifier.backend="local"', "verifier.workers=1", "verifier.timeout_s=60.0",
             f'model.name="{model}"', f'model.prompt_format="{FORMAT}"',
             "model.max_prompt_tokens=256", "model.max_model_len=320", 'model.dtype="float32"',
-            'sampler.backend="hf"', "sampler.max_tokens=24", "sampler.shard_size=256",
+            'sampler.backend="hf"', "sampler.max_tokens=40", "sampler.shard_size=256",
             "sampler.embed_max_tokens=64", "sampler.embed_batch_size=16",
             f"trainer.batch_size={s.batch_size}", "trainer.per_device_batch_size=8",
             f"trainer.min_steps={s.round_steps}", "trainer.warmup_steps=0",
             "trainer.max_seq_len=256", 'trainer.mp="p=f32,c=f32"',
             "trainer.checkpoint_every_steps=1000",
-            f"selfplay.rounds={s.rounds}", f"selfplay.samples_first_round={s.samples}",
+            f"selfplay.rounds={s.rounds}", f"selfplay.samples_first_round={s.samples_first_round}",
             f"selfplay.samples_per_statement={s.samples}",
             f"selfplay.statements_per_round={s.statements_per_round}",
             "selfplay.min_conjecture_samples=1", "selfplay.max_conjecture_samples=1",

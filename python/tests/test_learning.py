@@ -66,7 +66,7 @@ def test_standin_judges_with_the_logic_over_the_protocol(tmp_path: Path) -> None
 @pytest.mark.slow
 @pytest.mark.learning
 def test_the_loop_learns_and_fails_to_when_broken(tmp_path: Path) -> None:
-    curves, timings = Experiment(tmp_path).curves()
+    curves, _timings = Experiment(tmp_path).curves()
     report = {name: ([round(100 * r, 1) for r in c.rates], c.rounds)
               for name, c in curves.items()}
     shipped = curves["shipped"]

@@ -109,7 +109,7 @@ def break_selection(mp: pytest.MonkeyPatch) -> None:
 
     def failed(self: RunDir, r: int) -> Iterator[CorrectProof]:
         for a in storage.iter_sharded_jsonl(self.attempts_dir(r), type=ProofAttempt):
-            if a.status == "fail":
+            if a.status == "fail" and a.proof.strip():  # the trainer refuses empty targets
                 yield CorrectProof(sid=a.sid, proof=a.proof, round=r, premises=[],
                                    seconds=a.seconds, multiplicity=a.multiplicity)
 

@@ -13,7 +13,11 @@ Spec (every key optional):
            processes).
   default: action when no rule matches — REQUIRED: the stand-in never passes by default, so a
            bare invocation (or a spec that forgot it) cannot pass anything; tests/standin.py's
-           `standin_command` fills in "pass" explicitly for tests that want it
+           `standin_command` fills in "pass" explicitly for tests that want it. `"judge"`: a
+           rule set decides (below)
+  judge:   with `default: "judge"`, the name of a module beside this file whose
+           `standin_verdict(statement, proof) -> (action, rule spec)` judges every request no
+           rule matched, in both roles (e.g. learning_task: a synthetic logic judged exactly)
   actions: pass | fail | error | hang | crash | leak | garbage | wrong_id | out_of_order | slow
            | burn | probe and the adversarial ones below.
            `slow` waits `ms` then passes (or gives `then`); `leak` allocates ~`mb_per_s` MiB/s
@@ -197,6 +201,7 @@ class StandIn:
         self.spec = spec
         self.rules = [Rule(r) for r in spec.get("rules", [])]
         self.default = spec["default"]
+        self.judge = load_judge(spec) if self.default == "judge" else None
         self.log_path = spec.get("log")
         self.state_dir = spec.get("state_dir")
         self.out = sys.stdout.buffer
@@ -279,11 +284,13 @@ class StandIn:
                     action = rule.spec.get("replay", rule.action)
                     return (action if action in REPLAY_ACTIONS else "fail"), rule.spec
                 return rule.action, rule.spec
-        if self.role == "replay":
-            return (self.default if self.default in REPLAY_ACTIONS else "fail"), {}
         if self.role == "statement":
             return self.spec.get("statement_default", "pass"), {}
-        return self.default, {}
+        action, spec = (self.default, {}) if self.judge is None else self.judge(
+            req.statement, req.proof)
+        if self.role == "replay":
+            return (action if action in REPLAY_ACTIONS else "fail"), spec
+        return action, spec
 
     def take(self, rule: Rule, req: CheckRequest) -> bool:
         times = rule.spec.get("times")
@@ -1016,6 +1023,17 @@ def burn(cpu_ms: float) -> None:
     while time.process_time() < end:
         for _ in range(2000):
             x += 1
+
+
+def load_judge(spec: dict):  # -> Callable[[str, str], tuple[str, dict]]
+    """`standin_verdict` of the module named by spec["judge"] (a file beside this one)."""
+    import importlib
+
+    name = spec.get("judge")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise SystemExit(f"stand-in: default 'judge' needs a module name in 'judge', got {name!r}")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    return importlib.import_module(name).standin_verdict
 
 
 def parse_spec(argv: list[str]) -> dict:

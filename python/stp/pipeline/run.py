@@ -119,14 +119,14 @@ class Pipeline:
     # ------------------------------------------------------------------ stages
     def stage_sft(self) -> dict[str, Any]:
         """Stage 1: `sft.base_model` fine-tuned on the SFT set with the original's recipe."""
+        from stp.pipeline.training import stage_trainer, train_kwargs
+
         sft = self.cfg.sft
         data = self.sft_data()
-        trainer = msgspec.structs.replace(self.cfg.trainer, batch_size=sft.batch_size,
-                                          warmup_steps=sft.warmup_steps)
-        steps = {"min_steps": sft.steps, "max_steps": sft.steps} if sft.steps > 0 else {}
+        trainer = stage_trainer(self.cfg, "sft")
         result = self._train()(sft.base_model, str(storage.local_cache_path(data)),
                                self.path("sft", "model"), trainer, self.cfg.model,
-                               learning_rate=sft.learning_rate, epochs=sft.epochs, **steps)
+                               **train_kwargs(trainer))
         losses = list(getattr(result, "losses", []) or [])
         return {"model": str(result.hf_path), "data": data, "steps": int(result.steps),
                 "last_loss": float(losses[-1]) if losses else None}

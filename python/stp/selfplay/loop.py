@@ -722,16 +722,15 @@ class SelfPlay:
             from stp.model.training import train_weighted
 
             train_fn = train_weighted
-        # "restart" (expert iteration) trains the round-0 model again each round, for at least
-        # the final re-training's step count; "continue" trains the previous round's model.
-        restart = self.sp.round_training == "restart"
-        base = self.model_for(0) if restart else model
-        extra: dict[str, Any] = {"min_steps": self.cfg.retrain.min_steps} if restart else {}
-        if self.sp.max_train_steps > 0:
-            extra["max_steps"] = self.sp.max_train_steps
+        # "restart" (expert iteration) trains the round-0 model again each round; "continue"
+        # trains the previous round's model. Both with the [selfplay.trainer] settings.
+        from stp.pipeline.training import stage_trainer, train_kwargs
+
+        base = self.model_for(0) if self.sp.round_training == "restart" else model
+        trainer = stage_trainer(self.cfg, "selfplay")
         result = train_fn(base, str(storage.local_cache_path(train_path)),
-                          self.run_dir.model_dir(r), self.cfg.trainer, self.cfg.model,
-                          learning_rate=self.sp.learning_rate, **extra)
+                          self.run_dir.model_dir(r), trainer, self.cfg.model,
+                          **train_kwargs(trainer))
         self.counters["train_runs"] += 1
         self.counters["train_steps"] += int(result.steps)
         losses = list(getattr(result, "losses", []) or [])

@@ -134,12 +134,12 @@ def run_retrain(cfg: STPConfig, *, train_fn: Any = None) -> dict[str, Any]:
                 from stp.model.training import train_weighted
 
                 train_fn = train_weighted
-            rc = cfg.retrain
-            result = train_fn(rc.base_model, str(storage.local_cache_path(train_path)),
-                              storage.join(out, "model"), cfg.trainer, cfg.model,
-                              learning_rate=rc.learning_rate, min_steps=rc.min_steps,
-                              epochs=rc.epochs,
-                              **({"max_steps": rc.max_steps} if rc.max_steps > 0 else {}))
+            from stp.pipeline.training import stage_trainer, train_kwargs
+
+            trainer = stage_trainer(cfg, "retrain")
+            result = train_fn(cfg.retrain.base_model, str(storage.local_cache_path(train_path)),
+                              storage.join(out, "model"), trainer, cfg.model,
+                              **train_kwargs(trainer))
             losses = list(getattr(result, "losses", []) or [])
             summary = {"model": str(result.hf_path), "steps": int(result.steps),
                        "last_loss": float(losses[-1]) if losses else None,

@@ -17,6 +17,10 @@ from stp.ranges import (
     UnitFloatBelowOne,
 )
 
+# The original's wall clock per self-play proof (RL_step1_generate.py: 200 s, with
+# `set_option maxHeartbeats 0`), used by `check_budget = "original"`.
+ORIGINAL_PROOF_TIMEOUT_S = 200.0
+
 
 class SelfPlayConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     rounds: PositiveInt = 12

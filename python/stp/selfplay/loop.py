@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import msgspec
 import numpy as np
 
 from stp import storage
@@ -160,7 +161,7 @@ class SelfPlay:
         if self._verifier is None:
             from stp.verify import make_verifier
 
-            self._verifier = make_verifier(self.cfg)
+            self._verifier = make_verifier(selfplay_check_config(self.cfg))
         return self._verifier
 
     # ------------------------------------------------------------------ set-up
@@ -695,8 +696,9 @@ class SelfPlay:
         k = round(self.sp.sft_replay_fraction * n)
         if k <= 0:
             return []
-        path = self.cfg.data.sft or str(resolve_data_dir(self.cfg.run.data_dir)
-                                        / "mathlib" / "sft.jsonl.gz")
+        from stp.pipeline.inputs import stage1_sft_path
+
+        path = stage1_sft_path(self.cfg)
         if not storage.exists(path):
             raise UsageError(f"selfplay.sft_replay_fraction > 0 but the SFT set {path} is missing")
         pool = list(storage.iter_jsonl(path, type=TrainingExample))
@@ -738,6 +740,22 @@ class SelfPlay:
                 "first_loss": float(losses[0]) if losses else None,
                 "last_loss": float(losses[-1]) if losses else None,
                 "tokens": int(getattr(result, "tokens", 0) or 0)}
+
+
+def selfplay_check_config(cfg: STPConfig) -> STPConfig:
+    """The config self-play proofs are judged under. `selfplay.check_budget = "original"` gives
+    them the original's budget, no heartbeat limit and a 200 s wall clock per proof
+    (RL_step1_generate.py checks under `set_option maxHeartbeats 0` with a 200 s timeout), under
+    `lean.profile`: the reward then differs from the original's rule only by the soundness
+    checks. "config" leaves `lean.max_heartbeats` and `verifier.timeout_s` as configured."""
+    if cfg.selfplay.check_budget == "config":
+        return cfg
+    from stp.lean.config import PAPER_MAX_HEARTBEATS
+    from stp.selfplay.config import ORIGINAL_PROOF_TIMEOUT_S
+
+    return msgspec.structs.replace(
+        cfg, lean=msgspec.structs.replace(cfg.lean, max_heartbeats=PAPER_MAX_HEARTBEATS),
+        verifier=msgspec.structs.replace(cfg.verifier, timeout_s=ORIGINAL_PROOF_TIMEOUT_S))
 
 
 def _embed(sampler: Sampler, texts: list[str], chunk: int = 4096) -> np.ndarray:

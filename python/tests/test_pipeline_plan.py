@@ -221,7 +221,7 @@ def test_blocks_without_the_retraining_stage_is_an_error(tmp_path: Path) -> None
     from stp.pipeline.run import Pipeline
 
     cfg = make_config(tmp_path, "x", ['pipeline.stages=["selfplay", "eval"]', "pipeline.blocks=2"])
-    with pytest.raises(UsageError, match="pipeline.blocks = 2"):
+    with pytest.raises(UsageError, match=r"pipeline\.blocks = 2"):
         Pipeline(cfg).units()
     one = make_config(tmp_path, "x", ["pipeline.blocks=1"])
     assert Pipeline(one).units() == ["sft", "selfplay", "retrain", "eval", "report"]
@@ -274,7 +274,7 @@ def test_extends_merges_tables_key_by_key_and_rejects_cycles(tmp_path: Path) -> 
     with pytest.raises(ConfigError, match="cycle"):
         load_config(tmp_path / "a.toml")
     missing = _write(tmp_path, "m.toml", 'extends = "nowhere.toml"\n')
-    with pytest.raises(ConfigError, match="nowhere.toml"):
+    with pytest.raises(ConfigError, match=r"nowhere\.toml"):
         load_config(missing)
 
 

@@ -303,7 +303,13 @@ class Pipeline:
                 "statuses": dict(sorted(statuses.items()))}
 
     def _eval_with_factory(self, settings: Any, metrics: Any) -> Any:
-        from stp.eval.run import close_all, load_splits, profile_config, run_eval
+        from stp.eval.run import (
+            close_all,
+            load_splits,
+            profile_config,
+            record_checkers,
+            run_eval,
+        )
         from stp.model.prompts import extract_proof, prover_prompt
         from stp.verify import make_verifier
 
@@ -313,6 +319,7 @@ class Pipeline:
         sampler = self.sampler_factory(settings.model)
         verifiers: dict[str, Any] = {p: make_verifier(profile_config(self.cfg, p))
                                      for p in self.cfg.eval.profiles}
+        record_checkers(self.cfg, settings.out)
         fmt = settings.prompt_format
         try:
             return run_eval(settings, statements, sampler=sampler, verifier=verifiers,

@@ -177,6 +177,12 @@ class SelfPlay:
         if not storage.exists(self.run_dir.dataset_statements):
             storage.write_text(self.run_dir.path("config.toml"), to_toml(cfg))
             storage.write_jsonl(self.run_dir.dataset_statements, self._dataset_rows(data_dir))
+        from stp.verify.identity import describe_checker, write_record
+
+        # The checker this start judges with, for the report's first lines (rewritten on every
+        # start: a resumed run names the checker of its latest start).
+        write_record(self.run_dir.root, {"self-play": describe_checker(
+            selfplay_check_config(cfg))})
         lemma_path = cfg.data.lemma_dict or str(data_dir / "mathlib" / "lemmas.jsonl.gz")
         from stp.data.lemmas import load_lemma_dict
 

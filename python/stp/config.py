@@ -184,9 +184,10 @@ def _overlay_defaults() -> dict[str, Any]:
     merged over these key by key, so `[sft.trainer] min_steps = 2` keeps Stage 1's default
     learning rate instead of replacing the whole overlay (the struct defaults stay the one
     definition)."""
-    defaults = {"sft": SFTConfig(), "selfplay": SelfPlayConfig(), "retrain": RetrainConfig()}
-    return {name: {"trainer": msgspec.to_builtins(section.trainer)}
-            for name, section in defaults.items()}
+    overlays = {"sft": SFTConfig().trainer, "selfplay": SelfPlayConfig().trainer,
+                "retrain": RetrainConfig().trainer}
+    return {name: {"trainer": msgspec.to_builtins(overlay)}
+            for name, overlay in overlays.items()}
 
 
 def _check_moved_keys(tree: dict[str, Any], source: str) -> None:

@@ -82,7 +82,7 @@ class Pipeline:
         """The plan as manifest keys, in order: the config's stages, with self-play and the
         re-training repeated per block (`selfplay`, `retrain` for block 0, `selfplay@b`,
         `retrain@b` for block b > 0)."""
-        stages = list(self.cfg.pipeline.stages)
+        stages: list[str] = list(self.cfg.pipeline.stages)
         blocks = self.cfg.pipeline.blocks
         if blocks > 1 and "selfplay" in stages and "retrain" not in stages:
             raise UsageError(f"pipeline.blocks = {blocks} alternates self-play with the "

@@ -223,8 +223,10 @@ def contents(root: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
+        # .stp-lock: the run directory's lock; checker.json names the checker's argv, which
+        # holds each run's own check log path.
         if not path.is_file() or rel.startswith(("report", ".stp-")) or rel in (
-                "metrics.jsonl", "config.toml"):  # .stp-lock: the run directory's lock
+                "metrics.jsonl", "config.toml") or rel.endswith("checker.json"):
             continue
         if "/model/" in rel and "/hf/" not in rel and not rel.endswith("train_result.json"):
             continue

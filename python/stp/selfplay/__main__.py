@@ -1,5 +1,6 @@
 """`python -m stp.selfplay`: run or continue self-play; `... report --run-dir D`: plots + markdown.
 
+    python -m stp.pipeline --config configs/tiny-cpu.toml --stages sft   # Stage 1 first, then
     python -m stp.selfplay --config configs/tiny-cpu.toml
     python -m stp.selfplay --config configs/stp-7b.toml --rounds 4    # after the pipeline's sft
     python -m stp.selfplay --config configs/stp-7b.toml --set selfplay.initial_model='"M"'

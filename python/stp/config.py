@@ -127,6 +127,78 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: {err}") from None
 
 
+EXTENDS_KEY = "extends"
+
+
+def read_config_tree(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file's raw tree with its `extends = "base.toml"` chain merged in: the base (a path
+    relative to the extending file) is read first and the file's own tables are merged over it key
+    by key (a value, arrays included, replaces the base's). A variant config thus states only what
+    it changes (Levanter-style includes); a cycle or a missing base is an error naming the file."""
+    path = Path(path)
+    resolved = path.resolve()
+    if resolved in _chain:
+        cycle = " -> ".join(str(p) for p in (*_chain, resolved))
+        raise ConfigError(f"{path}: `{EXTENDS_KEY}` forms a cycle: {cycle}")
+    tree = read_toml(path)
+    base_name = tree.pop(EXTENDS_KEY, None)
+    if base_name is None:
+        return tree
+    if not isinstance(base_name, str) or not base_name:
+        raise ConfigError(f"{path}: `{EXTENDS_KEY}` must be the path of a TOML config file")
+    base_path = path.parent / base_name
+    if not base_path.is_file():
+        raise ConfigError(f"{path}: `{EXTENDS_KEY}`: base config not found: {base_path}")
+    return merge_trees(read_config_tree(base_path, (*_chain, resolved)), tree)
+
+
+def merge_trees(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` merged into a copy of `base`: tables recursively, every other value replaced."""
+    out = _deep_copy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_trees(out[key], value)
+        else:
+            out[key] = _deep_copy(value) if isinstance(value, dict) else value
+    return out
+
+
+# Keys that moved; an old config gets one line saying where the setting lives now.
+MOVED_KEYS: dict[str, str] = {
+    "sft.steps": "sft.trainer.min_steps and sft.trainer.max_steps",
+    "sft.epochs": "sft.trainer.epochs",
+    "sft.batch_size": "sft.trainer.batch_size",
+    "sft.learning_rate": "sft.trainer.learning_rate",
+    "sft.warmup_steps": "sft.trainer.warmup_steps",
+    "selfplay.learning_rate": "selfplay.trainer.learning_rate",
+    "selfplay.max_train_steps": "selfplay.trainer.max_steps",
+    "retrain.learning_rate": "retrain.trainer.learning_rate",
+    "retrain.min_steps": "retrain.trainer.min_steps",
+    "retrain.epochs": "retrain.trainer.epochs",
+    "retrain.max_steps": "retrain.trainer.max_steps",
+}
+
+
+def _overlay_defaults() -> dict[str, Any]:
+    """The stages' default `[<stage>.trainer]` overlays as a raw tree. A config's overlay table is
+    merged over these key by key, so `[sft.trainer] min_steps = 2` keeps Stage 1's default
+    learning rate instead of replacing the whole overlay (the struct defaults stay the one
+    definition)."""
+    overlays = {"sft": SFTConfig().trainer, "selfplay": SelfPlayConfig().trainer,
+                "retrain": RetrainConfig().trainer}
+    return {name: {"trainer": msgspec.to_builtins(overlay)}
+            for name, overlay in overlays.items()}
+
+
+def _check_moved_keys(tree: dict[str, Any], source: str) -> None:
+    for old, new in MOVED_KEYS.items():
+        section, key = old.split(".")
+        node = tree.get(section)
+        if isinstance(node, dict) and key in node:
+            raise ConfigError(f"{source}: `{old}` was moved: set {new} (stage overlays on "
+                              "[trainer], docs/foundation.md#training-settings)")
+
+
 _UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `([^`]*)`(?: - at `\$\.?([^`]*)`)?$")
 _AT_PATH = re.compile(r"^(.*) - at `\$\.?([^`]*)`$")
 
@@ -187,16 +259,27 @@ def load_config(
     overrides: list[str] | None = None,
     cls: type[Any] = STPConfig,
 ) -> Any:
-    """Load defaults, then the TOML file (if any), then `key=value` overrides, and validate.
+    """Load defaults, then the TOML file (if any, with its `extends` chain), then `key=value`
+    overrides, and validate (for the whole config also: no training key without an effect).
 
     `cls` is the struct to validate against (the whole `STPConfig` unless a caller loads one
     section on its own); the overloads give callers the precise return type."""
-    tree = read_toml(path) if path is not None else {}
+    tree = read_config_tree(path) if path is not None else {}
     tree = apply_overrides(tree, overrides or [])
     source = str(path) if path is not None else "config"
     if overrides:
         source += " (with --set overrides)"
-    return convert(tree, cls, source)
+    if cls is not STPConfig:
+        return convert(tree, cls, source)
+    _check_moved_keys(tree, source)
+    tree = merge_trees(_overlay_defaults(), tree)
+    cfg = convert(tree, cls, source)
+    from stp.pipeline.training import check_training_settings
+
+    problem = check_training_settings(cfg, tree)
+    if problem:
+        raise ConfigError(f"{source}: {problem}")
+    return cfg
 
 
 def to_toml(config: msgspec.Struct) -> str:
@@ -205,4 +288,4 @@ def to_toml(config: msgspec.Struct) -> str:
 
 
 __all__ = ["DATA_DIR_ENV", "DEFAULT_DATA_DIR", "ConfigError", "STPConfig", "load_config",
-           "resolve_data_dir", "to_toml"]
+           "read_config_tree", "resolve_data_dir", "to_toml"]

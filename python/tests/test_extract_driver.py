@@ -208,7 +208,7 @@ def test_cli_run_resume_and_sft(tmp_path: Path, capsys: pytest.CaptureFixture[st
                  "2"]) == 0
     text = capsys.readouterr().out
     assert "conjecture examples: 0" in text and "lemmas: 16" in text  # lemma is term-mode
-    for name in ("lemmas.jsonl.gz", "sft.jsonl.gz", "sft_mathlib.jsonl.gz", "eval.jsonl.gz"):
+    for name in ("lemmas.jsonl.gz", "sft.jsonl.gz", "sft-mathlib-only.jsonl.gz", "eval.jsonl.gz"):
         assert (sft_dir / name).is_file()
 
 

@@ -284,6 +284,15 @@ def make_components(cfg: STPConfig, settings: RunSettings
     return sampler, verifiers, prompt, extract_proof
 
 
+def record_checkers(cfg: STPConfig, out: str) -> None:
+    """Write `<log>/checker.json`: the checker of every profile this run judges with, named in
+    the first lines of `summarize` and of the pipeline report."""
+    from stp.verify.identity import describe_checker, write_record
+
+    write_record(out, {f"eval {p}": describe_checker(profile_config(cfg, p))
+                       for p in cfg.eval.profiles})
+
+
 def close_all(verifiers: Mapping[str, Any]) -> None:
     for v in verifiers.values():
         v.close()
@@ -294,6 +303,7 @@ def run_from_config(cfg: STPConfig, settings: RunSettings, *, data_dir: str | No
     root = resolve_data_dir(cfg.run.data_dir, data_dir)
     statements = load_splits(settings.splits, root, cfg.eval.statements_per_split)
     sampler, verifiers, prompt, extract = make_components(cfg, settings)
+    record_checkers(cfg, settings.out)
     try:
         return run_eval(settings, statements, sampler=sampler, verifier=verifiers,
                         prompt=prompt, extract=extract,

@@ -54,6 +54,11 @@ class SamplerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class TrainerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The training settings every stage starts from. A pipeline stage trains with these values
+    overlaid by its own `[<stage>.trainer]` table (`stp.pipeline.training.stage_trainer`); the
+    defaults here are the self-play rounds' (RL_step2_train.py), and `python -m stp.train` uses
+    them as they are."""
+
     learning_rate: PositiveFloat = 5e-5
     # Warm-up steps = min(steps - 1, warmup_steps); constant learning rate afterwards.
     warmup_steps: NonNegativeInt = 5
@@ -64,6 +69,8 @@ class TrainerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     epochs: PositiveFloat = 1.0
     # At least this many optimizer steps (0 = as many as the data gives, but never fewer than 1).
     min_steps: NonNegativeInt = 5
+    # At most this many optimizer steps (0 = no cap; min_steps = max_steps fixes the count).
+    max_steps: NonNegativeInt = 0
     # Longer examples keep the first token and the last max_seq_len - 1 tokens.
     max_seq_len: Annotated[int, Meta(ge=2)] = 2048
     # Pack several short examples into one sequence (no cross-attention between them).
@@ -78,3 +85,16 @@ class TrainerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     mp: str = "p=f32,c=bfloat16"
     checkpoint_every_steps: PositiveInt = 50
     seed: Seed = 0
+
+
+class TrainerOverlay(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    """A stage's changes to `[trainer]` (`[sft.trainer]`, `[selfplay.trainer]`,
+    `[retrain.trainer]`): a key left out (None) keeps the `[trainer]` value. Only the settings
+    the original varied between its stages can be overlaid; the rest are `[trainer]`'s alone."""
+
+    learning_rate: PositiveFloat | None = None
+    warmup_steps: NonNegativeInt | None = None
+    batch_size: PositiveInt | None = None
+    epochs: PositiveFloat | None = None
+    min_steps: NonNegativeInt | None = None
+    max_steps: NonNegativeInt | None = None

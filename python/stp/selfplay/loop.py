@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import msgspec
 import numpy as np
 
 from stp import storage
@@ -165,7 +166,7 @@ class SelfPlay:
         if self._verifier is None:
             from stp.verify import make_verifier
 
-            self._verifier = make_verifier(self.cfg)
+            self._verifier = make_verifier(selfplay_check_config(self.cfg))
         return self._verifier
 
     # ------------------------------------------------------------------ set-up
@@ -181,6 +182,12 @@ class SelfPlay:
         if not storage.exists(self.run_dir.dataset_statements):
             storage.write_text(self.run_dir.path("config.toml"), to_toml(cfg))
             storage.write_jsonl(self.run_dir.dataset_statements, self._dataset_rows(data_dir))
+        from stp.verify.identity import describe_checker, write_record
+
+        # The checker this start judges with, for the report's first lines (rewritten on every
+        # start: a resumed run names the checker of its latest start).
+        write_record(self.run_dir.root, {"self-play": describe_checker(
+            selfplay_check_config(cfg))})
         lemma_path = cfg.data.lemma_dict or str(data_dir / "mathlib" / "lemmas.jsonl.gz")
         from stp.data.lemmas import load_lemma_dict
 
@@ -700,8 +707,9 @@ class SelfPlay:
         k = round(self.sp.sft_replay_fraction * n)
         if k <= 0:
             return []
-        path = self.cfg.data.sft or str(resolve_data_dir(self.cfg.run.data_dir)
-                                        / "mathlib" / "sft.jsonl.gz")
+        from stp.pipeline.inputs import stage1_sft_path
+
+        path = stage1_sft_path(self.cfg)
         if not storage.exists(path):
             raise UsageError(f"selfplay.sft_replay_fraction > 0 but the SFT set {path} is missing")
         pool = list(storage.iter_jsonl(path, type=TrainingExample))
@@ -727,16 +735,15 @@ class SelfPlay:
             from stp.model.training import train_weighted
 
             train_fn = train_weighted
-        # "restart" (expert iteration) trains the round-0 model again each round, for at least
-        # the final re-training's step count; "continue" trains the previous round's model.
-        restart = self.sp.round_training == "restart"
-        base = self.model_for(0) if restart else model
-        extra: dict[str, Any] = {"min_steps": self.cfg.retrain.min_steps} if restart else {}
-        if self.sp.max_train_steps > 0:
-            extra["max_steps"] = self.sp.max_train_steps
+        # "restart" (expert iteration) trains the round-0 model again each round; "continue"
+        # trains the previous round's model. Both with the [selfplay.trainer] settings.
+        from stp.pipeline.training import stage_trainer, train_kwargs
+
+        base = self.model_for(0) if self.sp.round_training == "restart" else model
+        trainer = stage_trainer(self.cfg, "selfplay")
         result = train_fn(base, str(storage.local_cache_path(train_path)),
-                          self.run_dir.model_dir(r), self.cfg.trainer, self.cfg.model,
-                          learning_rate=self.sp.learning_rate, **extra)
+                          self.run_dir.model_dir(r), trainer, self.cfg.model,
+                          **train_kwargs(trainer))
         self.counters["train_runs"] += 1
         self.counters["train_steps"] += int(result.steps)
         losses = list(getattr(result, "losses", []) or [])
@@ -744,6 +751,22 @@ class SelfPlay:
                 "first_loss": float(losses[0]) if losses else None,
                 "last_loss": float(losses[-1]) if losses else None,
                 "tokens": int(getattr(result, "tokens", 0) or 0)}
+
+
+def selfplay_check_config(cfg: STPConfig) -> STPConfig:
+    """The config self-play proofs are judged under. `selfplay.check_budget = "original"` gives
+    them the original's budget, no heartbeat limit and a 200 s wall clock per proof
+    (RL_step1_generate.py checks under `set_option maxHeartbeats 0` with a 200 s timeout), under
+    `lean.profile`: the reward then differs from the original's rule only by the soundness
+    checks. "config" leaves `lean.max_heartbeats` and `verifier.timeout_s` as configured."""
+    if cfg.selfplay.check_budget == "config":
+        return cfg
+    from stp.lean.config import PAPER_MAX_HEARTBEATS
+    from stp.selfplay.config import ORIGINAL_PROOF_TIMEOUT_S
+
+    return msgspec.structs.replace(
+        cfg, lean=msgspec.structs.replace(cfg.lean, max_heartbeats=PAPER_MAX_HEARTBEATS),
+        verifier=msgspec.structs.replace(cfg.verifier, timeout_s=ORIGINAL_PROOF_TIMEOUT_S))
 
 
 def _embed(sampler: Sampler, texts: list[str], chunk: int = 4096) -> np.ndarray:

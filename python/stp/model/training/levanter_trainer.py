@@ -94,6 +94,8 @@ def train_weighted(base_model: str, examples_path: str, out_dir: str,
     lr = trainer_cfg.learning_rate if learning_rate is None else learning_rate
     n_min = trainer_cfg.min_steps if min_steps is None else min_steps
     n_epochs = trainer_cfg.epochs if epochs is None else epochs
+    if max_steps is None and trainer_cfg.max_steps > 0:
+        max_steps = trainer_cfg.max_steps
     tokenizer_name = _resolve_model_path(model_cfg.tokenizer) if model_cfg.tokenizer else base_model
     # Everything that determines the result; a rerun must agree on all of it.
     settings = {

@@ -186,11 +186,12 @@ class Experiment:
             f"selfplay.samples_per_statement={s.samples}",
             f"selfplay.statements_per_round={s.statements_per_round}",
             "selfplay.min_conjecture_samples=1", "selfplay.max_conjecture_samples=1",
-            "selfplay.no_lemma_floor=16", f"selfplay.learning_rate={s.round_learning_rate}",
-            f"selfplay.max_train_steps={s.round_steps}",
+            "selfplay.no_lemma_floor=16", f"selfplay.trainer.learning_rate={s.round_learning_rate}",
+            f"selfplay.trainer.max_steps={s.round_steps}",
             f'sft.base_model="{model}"', f'sft.data="{self.root / "sft.jsonl"}"',
-            f"sft.steps={s.sft_steps}", f"sft.batch_size={s.batch_size}",
-            f"sft.learning_rate={s.sft_learning_rate}", "sft.warmup_steps=0",
+            f"sft.trainer.min_steps={s.sft_steps}", f"sft.trainer.max_steps={s.sft_steps}",
+            f"sft.trainer.batch_size={s.batch_size}",
+            f"sft.trainer.learning_rate={s.sft_learning_rate}", "sft.trainer.warmup_steps=0",
             'pipeline.stages=["sft"]',
         ])
         return with_checker(cfg, list(self.checker))

@@ -126,17 +126,8 @@ def read_record(directory: str) -> dict[str, CheckerIdentity]:
 
 
 def sandbox_state(cfg: STPConfig) -> str:
-    """The adapter through which identities learn the sandbox (the one call into
-    `stp.verify.sandbox` from here): the mode the workers run under, derived from
-    `verifier.sandbox` and `lean.checker_command` as `sandbox.use_bwrap` decides it, without
-    its side effects (a warning, or an error when bwrap is required and missing)."""
-    from stp.verify import sandbox
+    """How the checker processes are isolated: `stp.verify.sandbox.describe_sandbox`'s line
+    (never raises; "sandbox: NONE …" when the user said `verifier.sandbox = "none"`)."""
+    from stp.verify.sandbox import describe_sandbox
 
-    mode = cfg.verifier.sandbox
-    if mode == "none":
-        return "none (verifier.sandbox = \"none\")"
-    if mode == "auto" and cfg.lean.checker_command:
-        return "none (verifier.sandbox = \"auto\" with a lean.checker_command)"
-    if sandbox.bwrap_path() is not None:
-        return f"bwrap (verifier.sandbox = \"{mode}\")"
-    return f"none (verifier.sandbox = \"{mode}\", bubblewrap not installed)"
+    return describe_sandbox(cfg)

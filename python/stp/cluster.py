@@ -24,6 +24,7 @@ import msgspec
 
 from stp.config import ClusterConfig
 from stp.errors import UsageError
+from stp.host import available_cpus
 
 LEAN_RESOURCE = "stp_lean"
 SAMPLER_RESOURCE = "GPU"
@@ -47,14 +48,6 @@ class ClusterInfo(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def lean_slots(self) -> int:
         return int(self.resources.get(LEAN_RESOURCE, 0))
-
-
-def available_cpus() -> int:
-    """CPUs this process may use (respects affinity/cgroup pinning where the OS exposes it)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        return os.cpu_count() or 1
 
 
 def _import_ray() -> Any:

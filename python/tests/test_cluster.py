@@ -18,6 +18,7 @@ import pytest
 from stp import cluster
 from stp.config import ClusterConfig
 from stp.errors import UsageError
+from stp.host import available_cpus
 
 _SCRIPT = textwrap.dedent(
     """
@@ -148,9 +149,9 @@ def test_local_sizing_passed_to_ray(no_ray_session: list[dict], monkeypatch: pyt
     monkeypatch.setattr(cluster, "_started_locally", False)  # restored after the test
     cluster.init_cluster(ClusterConfig(num_cpus=0, reserved_cpus=1, namespace="ns"))
     kwargs = no_ray_session[-1]
-    assert kwargs["num_cpus"] == cluster.available_cpus()
+    assert kwargs["num_cpus"] == available_cpus()
     assert kwargs["num_gpus"] is None  # 0 = let Ray detect
-    assert kwargs["resources"] == {cluster.LEAN_RESOURCE: float(max(1, cluster.available_cpus() - 1))}
+    assert kwargs["resources"] == {cluster.LEAN_RESOURCE: float(max(1, available_cpus() - 1))}
     assert kwargs["include_dashboard"] is False
     assert kwargs["namespace"] == "ns"
 

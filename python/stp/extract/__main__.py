@@ -28,9 +28,9 @@ from stp.cli import (
     run_main,
     setup_logging,
 )
-from stp.cluster import available_cpus
 from stp.config import STPConfig, resolve_data_dir
 from stp.extract.records import ExtractedTheorem
+from stp.host import workers_after_reserve
 
 
 def _default_out(cfg: STPConfig) -> str:
@@ -111,7 +111,7 @@ def cmd_run(args: argparse.Namespace, cfg: STPConfig) -> int:
     mathlib = args.mathlib_dir or (toolchain.project_dir(cfg.lean) / ".lake" / "packages"
                                    / "mathlib")
     jobs = discover_modules(mathlib, args.prefix)
-    workers = args.workers or max(1, available_cpus() - cfg.cluster.reserved_cpus)
+    workers = args.workers or workers_after_reserve(cfg.cluster.reserved_cpus)
     ray_address = (cfg.cluster.address or "local") if args.ray else ""
     result = run_extraction(jobs, out, command, cwd=cwd, workers=workers,
                             premises=not args.no_premises,

@@ -48,6 +48,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from stp.host import workers_after_reserve
 from stp.lean.client import CheckerProcess, CheckerStartError, private_rss_mb
 from stp.lean.protocol import (
     CheckerConfig,
@@ -856,4 +857,5 @@ def _kill_all(procs: weakref.WeakSet[CheckerProcess]) -> None:
 
 
 def default_workers(reserved_cpus: int) -> int:
-    return max(1, (os.cpu_count() or 1) - reserved_cpus)
+    """One checker per usable core (affinity respected: `stp.host`), minus the reserved ones."""
+    return workers_after_reserve(reserved_cpus)

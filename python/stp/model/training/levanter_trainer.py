@@ -37,6 +37,7 @@ import msgspec
 import numpy as np
 
 from stp import storage
+from stp.errors import ConfigError
 from stp.metrics import MetricsWriter, Progress, train_losses
 from stp.model.config import ModelConfig, TrainerConfig
 from stp.model.location import is_hub_id, local_path
@@ -77,8 +78,9 @@ class TrainResult(msgspec.Struct, kw_only=True):
     resumed_from_step: int = 0
 
 
-class TrainingSettingsMismatch(ValueError):
-    """out_dir already holds a run with different settings."""
+class TrainingSettingsMismatch(ConfigError):
+    """out_dir already holds a run with different settings (one line from every command that
+    trains: an `STPError`, so no caller translates it)."""
 
 
 def train_weighted(base_model: str, examples_path: str, out_dir: str,

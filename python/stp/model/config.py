@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from stp.model.prompts import Format as PromptFormat
 from stp.ranges import (
     NonNegativeFloat,
     NonNegativeInt,
@@ -17,14 +18,18 @@ from stp.ranges import (
     UnitFloatBelowOne,
 )
 
+# The paper's starting checkpoint (docs/reference.md §1): the model Stage 1 fine-tunes, the
+# default of `model.name`, and the re-training and expert-iteration base. Defined once here.
+BASE_MODEL = "deepseek-ai/DeepSeek-Prover-V1.5-SFT"
+
 
 class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Hugging Face id, local directory or gs:// path of the starting checkpoint.
-    name: str = "deepseek-ai/DeepSeek-Prover-V1.5-SFT"
+    name: str = BASE_MODEL
     # Tokenizer to use; empty = the model's own.
     tokenizer: str = ""
     # "stp": byte-identical to the released STP model's formats; "clean": one consistent format.
-    prompt_format: Literal["stp", "clean"] = "stp"
+    prompt_format: PromptFormat = "stp"
     # Prompts longer than this are left-truncated (the original used 1024).
     max_prompt_tokens: PositiveInt = 1024
     # Prompt + completion context of the sampler, as the original's engine: a completion gets

@@ -59,6 +59,7 @@ from stp.lean.protocol import (
     ReplayRequest,
     pass_problem,
 )
+from stp.verify.config import Recheck
 from stp.verify.types import VerifyItem, VerifyResult, encoding_problem
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,6 @@ FailureKind = Literal["timeout", "memory", "crash", "protocol"]
 # A worker's role: "normal" serves the pool's queue; "fresh" runs exactly one pass re-check;
 # "replay" (wire role "replay") serves the pool's kernel-replay re-checks.
 WorkerRole = Literal["normal", "fresh", "replay"]
-Recheck = Literal["replay", "fresh", "off"]
 
 
 def join_proof(statement: str, proof: str) -> str:

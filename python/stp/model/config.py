@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from stp.model.phases import PhaseIsolation
 from stp.model.prompts import Format as PromptFormat
 from stp.ranges import (
     NonNegativeFloat,
@@ -38,6 +39,10 @@ class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_model_len: PositiveInt = 1024
     # "auto" (the checkpoint's own) is understood by the samplers only, not by training.
     dtype: Literal["bfloat16", "float16", "float32", "auto"] = "bfloat16"
+    # Accelerator phases (sampling, training, embedding) each in a process of their own that
+    # owns the device and frees it by exiting ("process"), or one after the other in the
+    # driver ("inline"); "auto" = process when the machine has a GPU/TPU (stp.model.phases).
+    phase_isolation: PhaseIsolation = "auto"
 
 
 class SamplerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -50,7 +55,9 @@ class SamplerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # One engine per `tensor_parallel_size` accelerators; 0 engines = as many as fit.
     tensor_parallel_size: PositiveInt = 1
     num_engines: NonNegativeInt = 0
-    gpu_memory_utilization: PositiveUnitFloat = 0.85
+    # vLLM's share of the device; the rest holds the embedding backbone during the embedding
+    # step (~14 GiB for a 7B model in bfloat16: 0.8 leaves 16 GiB of an 80 GiB GPU).
+    gpu_memory_utilization: PositiveUnitFloat = 0.8
     # Prompts handed to an engine at once (generation is streamed shard by shard).
     shard_size: PositiveInt = 65_536
     # Embedding of statements for the re-weighting (mean of the last hidden layer).

@@ -107,9 +107,9 @@ class Pipeline:
         return self.manifest()
 
     def _train(self) -> Any:
-        from stp.pipeline.devices import prepare_for_training
+        from stp.model.phases import release_for_training
 
-        prepare_for_training()
+        release_for_training()
         if self.train_fn is not None:
             return self.train_fn
         from stp.model.training import train_weighted

@@ -714,9 +714,9 @@ class SelfPlay:
             log.warning("round %d: no training examples; the model is carried over", r)
             return {"model": model, "skipped": True, "steps": 0}
         self._close_sampler()  # free accelerator memory for the trainer
-        from stp.pipeline.devices import prepare_for_training
+        from stp.model.phases import release_for_training
 
-        prepare_for_training()
+        release_for_training()
         train_fn: Any = self._train_fn
         if train_fn is None:
             from stp.model.training import train_weighted

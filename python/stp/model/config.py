@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from stp.model.phases import PhaseIsolation
 from stp.model.prompts import Format as PromptFormat
 from stp.ranges import (
     NonNegativeFloat,
@@ -22,6 +21,9 @@ from stp.ranges import (
 # The paper's starting checkpoint (docs/reference.md §1): the model Stage 1 fine-tunes, the
 # default of `model.name`, and the re-training and expert-iteration base. Defined once here.
 BASE_MODEL = "deepseek-ai/DeepSeek-Prover-V1.5-SFT"
+
+# Where accelerator phases run (stp.model.phases): their own processes, the driver, or auto.
+PhaseIsolation = Literal["auto", "process", "inline"]
 
 
 class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

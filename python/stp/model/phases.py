@@ -29,15 +29,15 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
 from stp.errors import STPError
+from stp.model.config import PhaseIsolation
 
 log = logging.getLogger(__name__)
 
-PhaseIsolation = Literal["auto", "process", "inline"]
 PREALLOCATE = "XLA_PYTHON_CLIENT_PREALLOCATE"
 # Device nodes of accelerators: NVIDIA GPUs (/dev/nvidia0..), TPU VMs (/dev/accel0.., /dev/vfio).
 _ACCELERATOR_NODES = ("/dev/nvidia[0-9]*", "/dev/accel[0-9]*", "/dev/vfio/[0-9]*")
@@ -105,11 +105,10 @@ def _raise(err: object) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _serve_sampler(conn: Connection, model_path: str, model_cfg: Any, sampler_cfg: Any) -> None:
+def _serve_sampler(conn: Connection, build_backend: Callable[..., Any], model_path: str,
+                   model_cfg: Any, sampler_cfg: Any) -> None:
     """Phase process: build the real backend, answer calls until "close", then exit."""
     os.environ[PHASE_ENV] = "1"
-    from stp.model.sampling import build_backend
-
     try:
         sampler = build_backend(model_path, model_cfg, sampler_cfg)
     except BaseException as err:
@@ -136,11 +135,16 @@ class IsolatedSampler:
     """A `Sampler` whose backend runs in a phase process that owns the accelerator; `close()`
     ends the process, which releases every byte of device memory the backend held."""
 
-    def __init__(self, model_path: str, model_cfg: Any, sampler_cfg: Any) -> None:
+    def __init__(self, build_backend: Callable[..., Any], model_path: str, model_cfg: Any,
+                 sampler_cfg: Any) -> None:
+        """`build_backend(model_path, model_cfg, sampler_cfg)` makes the real sampler in the
+        phase process (stp.model.sampling.build_backend; passed in, so this module imports no
+        backend)."""
         ctx = _context()
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(target=_serve_sampler, name="stp-sampling-phase",
-                                 args=(child, model_path, model_cfg, sampler_cfg))
+                                 args=(child, build_backend, model_path, model_cfg,
+                                       sampler_cfg))
         self._proc.start()
         child.close()
         kind, value = self._receive()

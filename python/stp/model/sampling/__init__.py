@@ -24,7 +24,7 @@ def make_sampler(model_path: str, model_cfg: ModelConfig, sampler_cfg: SamplerCo
     from stp.model.phases import IsolatedSampler, in_phase_process, isolated
 
     if isolated(model_cfg.phase_isolation) and not in_phase_process():
-        return IsolatedSampler(model_path, model_cfg, sampler_cfg)
+        return IsolatedSampler(build_backend, model_path, model_cfg, sampler_cfg)
     return build_backend(model_path, model_cfg, sampler_cfg)
 
 

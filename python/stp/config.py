@@ -17,6 +17,10 @@ from typing import Any, Literal, TypeVar, overload
 
 import msgspec
 
+# Upward by design: each section's type is owned by the package that uses it (its `config.py`
+# imports only stp.ranges and the package's own closed sets, never the package's code), and the
+# tree of sections is assembled here, so `stp.config` itself stays low enough for every command.
+from stp.cluster import ClusterConfig
 from stp.data.config import DATA_DIR_ENV, DEFAULT_DATA_DIR, DataConfig, resolve_data_dir
 from stp.errors import ConfigError
 from stp.eval.config import EvalConfig
@@ -24,7 +28,7 @@ from stp.extract.config import ExtractConfig
 from stp.lean.config import LeanConfig
 from stp.model.config import ModelConfig, SamplerConfig, TrainerConfig
 from stp.pipeline.config import PipelineConfig, SFTConfig
-from stp.ranges import NonNegativeInt, Seed
+from stp.ranges import Seed
 from stp.selfplay.config import RetrainConfig, SelfPlayConfig
 from stp.verify.config import VerifierConfig
 
@@ -42,18 +46,6 @@ class RunConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Benchmark and dataset files; empty means $STP_DATA_DIR, else ~/.cache/stp/data.
     data_dir: str = ""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-
-
-class ClusterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Ray placement. An empty address starts a local cluster sized to this machine."""
-
-    address: str = ""
-    namespace: str = "stp"
-    # Caps for a locally started cluster (0 = use what the machine has).
-    num_cpus: NonNegativeInt = 0
-    num_gpus: NonNegativeInt = 0
-    # CPUs kept free per node for Ray itself and the driver (the original reserved 4).
-    reserved_cpus: NonNegativeInt = 1
 
 
 class STPConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -16,7 +16,7 @@ import textwrap
 import pytest
 
 from stp import cluster
-from stp.config import ClusterConfig
+from stp.cluster import ClusterConfig
 from stp.errors import UsageError
 from stp.host import available_cpus
 
@@ -25,7 +25,7 @@ _SCRIPT = textwrap.dedent(
     import json, subprocess, sys
     import ray
     from stp import cluster
-    from stp.config import ClusterConfig
+    from stp.cluster import ClusterConfig
 
     out = {}
     info = cluster.init_cluster(ClusterConfig(num_cpus=2, reserved_cpus=1, namespace="t"))
@@ -40,7 +40,7 @@ _SCRIPT = textwrap.dedent(
     out["task"] = ray.get([square.remote(i) for i in range(4)])
     out["again_same"] = cluster.init_cluster(ClusterConfig(num_cpus=7)) == info
     child = (
-        "from stp import cluster; from stp.config import ClusterConfig; import ray, json;"
+        "from stp import cluster; from stp.cluster import ClusterConfig; import ray, json;"
         f"i = cluster.init_cluster(ClusterConfig(address={info.address!r}, namespace='t'));"
         "f = ray.remote(lambda: 5);"
         "print(json.dumps({'started_locally': i.started_locally, 'nodes': i.nodes,"

@@ -28,7 +28,6 @@ from stp.data.records import TrainingExample, statement_key
 from stp.errors import UsageError
 from stp.metrics import MetricsWriter, progress
 from stp.model.types import Sampler, SampleRequest
-from stp.pipeline.shards import NO_VERDICT
 from stp.selfplay import rules
 from stp.selfplay.records import (
     ConjectureExample,
@@ -46,6 +45,7 @@ from stp.selfplay.training_sets import (
     prover_examples,
     shuffled,
 )
+from stp.verify.runner import NO_VERDICT
 
 log = logging.getLogger(__name__)
 
@@ -434,11 +434,11 @@ class SelfPlay:
 
     def stage_proving(self, r: int, model: str) -> dict[str, Any]:
         """Sample proofs shard by shard; each shard is verified while the next one is sampled
-        (`stp.pipeline.shards`). Attempts left without a verdict by an earlier, failed run are
+        (`stp.verify.runner`). Attempts left without a verdict by an earlier, failed run are
         verified again first; above `verifier.max_unverified_fraction` the stage fails."""
         from stp.model import prompts
-        from stp.pipeline.shards import ShardRunner, check_outage, verify_with_retries
         from stp.verify import VerifyItem
+        from stp.verify.runner import ShardRunner, check_outage, verify_with_retries
 
         targets = self.run_dir.load_arrays(self.run_dir.targets_path(r))["sids"]
         sps = self.samples_per_statement(r)

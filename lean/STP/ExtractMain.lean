@@ -1,8 +1,9 @@
-/-
+import STP.Extract
+
+/-!
 `stp_extract`: one `{"op":"module",...}` line per module in; per module its `decl` and `cmd`
 lines and one closing `done` (or `error`) line out. EOF → exit 0. Protocol: docs/protocol.md.
 -/
-import STP.Extract
 
 open Lean
 

@@ -17,8 +17,7 @@ from selfplay_helpers import DATA_DIR, REPO_ROOT, tiny_model_rules
 from standin import count_checks, standin_command, with_checker
 
 from stp import storage
-from stp.config import STPConfig, load_config
-from stp.pipeline.training import stage_trainer
+from stp.config import STPConfig, load_config, stage_trainer
 
 CONFIGS = sorted((REPO_ROOT / "configs").glob("*.toml"))
 

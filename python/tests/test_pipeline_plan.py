@@ -56,7 +56,7 @@ def test_selfplay_cli_refuses_to_start_round0_without_the_stage1_model(
 
 
 def test_round0_model_is_the_runs_stage1_model_or_the_named_one(tmp_path: Path) -> None:
-    from stp.pipeline.inputs import selfplay_start_model
+    from stp.selfplay.inputs import selfplay_start_model
 
     cfg = make_config(tmp_path, "run", ['model.name="public-sft"'])
     assert "sft" in cfg.pipeline.stages
@@ -116,7 +116,7 @@ def test_missing_inputs_are_all_named_before_the_first_stage(
 
 
 def test_missing_inputs_cover_models_datasets_and_only_the_chosen_stages(tmp_path: Path) -> None:
-    from stp.pipeline.inputs import missing_inputs
+    from stp.selfplay.inputs import missing_inputs
 
     cfg = make_config(tmp_path, "run", [
         f'sft.base_model="{tmp_path / "no-model"}"', 'sft.data="stp_sft"',
@@ -279,7 +279,7 @@ def test_extends_merges_tables_key_by_key_and_rejects_cycles(tmp_path: Path) -> 
 
 
 def test_each_stage_trains_with_trainer_plus_its_overlay(tmp_path: Path) -> None:
-    from stp.pipeline.training import stage_trainer
+    from stp.config import stage_trainer
 
     cfg = load_config(None, ["trainer.per_device_batch_size=2", "sft.trainer.min_steps=3",
                              "sft.trainer.max_steps=3"])

@@ -303,7 +303,7 @@ def _rules(*first: dict, log: Path | None = None, state: Path | None = None) -> 
 def test_outage_fails_the_stage_and_a_rerun_verifies_only_the_missing(tmp_path: Path) -> None:
     from standin import count_checks
 
-    from stp.pipeline.shards import VerificationOutage
+    from stp.verify.runner import VerificationOutage
 
     cfg = _outage_config(tmp_path, "outage", "verifier.cache_dir='off'",
                          "verifier.recheck='off'")  # one check per attempt, counted

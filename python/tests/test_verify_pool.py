@@ -389,7 +389,7 @@ def test_the_shipped_configs_size_judges_automatically() -> None:
 
     repo = Path(__file__).resolve().parents[2]
     assert VerifierConfig().replay_workers == 0 and VerifierConfig().statement_workers == 0
-    for name in ("stp-7b.toml", "stp-7b-paper-mix.toml", "released-0320.toml"):
+    for name in ("stp-7b.toml", "stp-7b-released-script.toml", "released-0320.toml"):
         cfg = load_config(repo / "configs" / name, [])
         assert cfg.verifier.replay_workers == 0, name
 

@@ -158,7 +158,7 @@ def run_eval(settings: RunSettings, statements: dict[str, list[Statement]], *,
     completion into the proof text. Attempts that got no verdict under some profile after
     `retries` re-verifications are not logged (a rerun redoes exactly those); above
     `max_unverified_fraction` of this run's attempts the run fails with one line."""
-    from stp.pipeline.shards import NO_VERDICT, ShardRunner, check_outage, verify_with_retries
+    from stp.verify.runner import NO_VERDICT, ShardRunner, check_outage, verify_with_retries
 
     start = time.monotonic()
     verifiers: dict[str, Any] = (dict(verifier) if isinstance(verifier, Mapping)

@@ -28,10 +28,10 @@ from stp.cli import (
     run_main,
     setup_logging,
 )
-from stp.cluster import available_cpus
 from stp.config import STPConfig, resolve_data_dir
 from stp.data.config import SFT_MATHLIB_ONLY
 from stp.extract.records import ExtractedTheorem
+from stp.host import workers_after_reserve
 
 # The file the final re-training re-adds, inside the output directory (<data_dir>/mathlib).
 MATHLIB_ONLY = storage.basename(SFT_MATHLIB_ONLY)
@@ -115,7 +115,7 @@ def cmd_run(args: argparse.Namespace, cfg: STPConfig) -> int:
     mathlib = args.mathlib_dir or (toolchain.project_dir(cfg.lean) / ".lake" / "packages"
                                    / "mathlib")
     jobs = discover_modules(mathlib, args.prefix)
-    workers = args.workers or max(1, available_cpus() - cfg.cluster.reserved_cpus)
+    workers = args.workers or workers_after_reserve(cfg.cluster.reserved_cpus)
     ray_address = (cfg.cluster.address or "local") if args.ray else ""
     result = run_extraction(jobs, out, command, cwd=cwd, workers=workers,
                             premises=not args.no_premises,

@@ -62,12 +62,17 @@ class CheckerStartError(RuntimeError):
     """The process died, timed out or answered nonsense before its Ready line."""
 
 
+# How bad a bad line is: "protocol" (a line that could be a forged or oversized answer: duplicate
+# keys, over the size cap) or "crash" (plain garbage).
+ProtocolErrorKind = Literal["crash", "protocol"]
+
+
 class CheckerListener(Protocol):
     """What the owner of a CheckerProcess is told after Ready (called on the event loop)."""
 
     def on_responses(self, responses: list[CheckResponse]) -> None: ...
 
-    def on_protocol_error(self, detail: str, kind: Literal["crash", "protocol"] = "crash") -> None:
+    def on_protocol_error(self, detail: str, kind: ProtocolErrorKind = "crash") -> None:
         """`kind` "protocol": a line that could be a forged or oversized answer (duplicate keys,
         over the size cap); "crash": plain garbage."""
 
@@ -265,7 +270,7 @@ class CheckerProcess:
             try:
                 msg = self._decode(line)
             except msgspec.DecodeError as err:
-                kind: Literal["crash", "protocol"] = (
+                kind: ProtocolErrorKind = (
                     "protocol" if "duplicate key" in str(err) else "crash")
                 self._protocol_error(responses, f"undecodable line ({err}): {clip(line)}", kind)
                 return
@@ -314,7 +319,7 @@ class CheckerProcess:
         return None
 
     def _protocol_error(self, good: list[CheckResponse], detail: str,
-                        kind: Literal["crash", "protocol"] = "crash") -> None:
+                        kind: ProtocolErrorKind = "crash") -> None:
         if good:
             self.listener.on_responses(good)
         self.kill()

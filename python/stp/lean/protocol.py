@@ -408,7 +408,7 @@ def decode_checker_line(line: bytes | bytearray) -> CheckerOutput:
     return msg
 
 
-# Warning texts that made the original STP verifier reject a proof (stp-reference §5.3).
+# Warning texts that made the original STP verifier reject a proof (docs/reference.md §5.3).
 PAPER_BAD_WARNINGS = ("declaration uses 'sorry'", "failed")
 
 

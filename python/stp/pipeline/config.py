@@ -7,7 +7,7 @@ from typing import Literal
 
 import msgspec
 
-from stp.model.config import TrainerOverlay
+from stp.model.config import BASE_MODEL, TrainerOverlay
 from stp.ranges import PositiveInt
 
 Stage = Literal["sft", "selfplay", "retrain", "eval", "report"]
@@ -17,7 +17,7 @@ ALL_STAGES: tuple[Stage, ...] = ("sft", "selfplay", "retrain", "eval", "report")
 class SFTConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Stage 1: the base model fine-tuned on the SFT set; self-play round 0 starts from it."""
 
-    base_model: str = "deepseek-ai/DeepSeek-Prover-V1.5-SFT"
+    base_model: str = BASE_MODEL
     # Training examples {prompt, target, weight}: a file (.jsonl, .jsonl.gz, .json), or a dataset
     # name of `python -m stp.data info` ("stp_sft" = the released kfdong/STP_Lean_SFT, split
     # train, the original's data; "stp_0320" = kfdong/STP_Lean_0320, the released model's data);

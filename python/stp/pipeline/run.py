@@ -111,7 +111,7 @@ class Pipeline:
         from stp.lean.toolchain import checker_command
 
         checker_command(self.cfg.lean)  # without Lean nothing can be verified: fail first
-        from stp.pipeline.inputs import check_inputs
+        from stp.selfplay.inputs import check_inputs
 
         # Every input the chosen stages read, before the first one starts (exit 2, one line).
         check_inputs(self.cfg, {base_stage(u) for u in self.pending()},
@@ -154,9 +154,9 @@ class Pipeline:
         return table[stage]()
 
     def _train(self) -> Any:
-        from stp.pipeline.devices import prepare_for_training
+        from stp.model.phases import release_for_training
 
-        prepare_for_training()
+        release_for_training()
         if self.train_fn is not None:
             return self.train_fn
         from stp.model.training import train_weighted
@@ -166,7 +166,7 @@ class Pipeline:
     # ------------------------------------------------------------------ stages
     def stage_sft(self) -> dict[str, Any]:
         """Stage 1: `sft.base_model` fine-tuned on the SFT set with the original's recipe."""
-        from stp.pipeline.training import stage_trainer, train_kwargs
+        from stp.config import stage_trainer, train_kwargs
 
         sft = self.cfg.sft
         data = self.sft_data()
@@ -186,7 +186,7 @@ class Pipeline:
         name = self.cfg.sft.data
         data_dir = resolve_data_dir(self.cfg.run.data_dir)
         if not name:
-            from stp.pipeline.inputs import stage1_sft_path
+            from stp.selfplay.inputs import stage1_sft_path
 
             path = stage1_sft_path(self.cfg)
             if not storage.exists(path):
@@ -214,7 +214,7 @@ class Pipeline:
         """The model a block's self-play starts from: block 0's by `selfplay_start_model` (the
         run's Stage-1 model when the plan has Stage 1), block b's the re-trained model of b-1."""
         if block == 0:
-            from stp.pipeline.inputs import selfplay_start_model
+            from stp.selfplay.inputs import selfplay_start_model
 
             return selfplay_start_model(self.cfg, config_name=self.config_name)
         previous = self.manifest().stages.get(unit_name("retrain", block - 1))

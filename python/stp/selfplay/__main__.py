@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     checker_command(cfg.lean)
     import msgspec
 
-    from stp.pipeline.inputs import check_inputs, selfplay_start_model
+    from stp.selfplay.inputs import check_inputs, selfplay_start_model
 
     # Round 0 starts from the run's Stage-1 model when the config's pipeline has Stage 1 (or
     # refuses, saying how to get one), never silently from the public base model.

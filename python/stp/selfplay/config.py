@@ -6,7 +6,7 @@ from typing import Literal
 
 import msgspec
 
-from stp.model.config import TrainerOverlay
+from stp.model.config import BASE_MODEL, TrainerOverlay
 from stp.ranges import (
     NonNegativeFloat,
     NonNegativeInt,
@@ -85,7 +85,7 @@ class SelfPlayConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class RetrainConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    base_model: str = "deepseek-ai/DeepSeek-Prover-V1.5-SFT"
+    base_model: str = BASE_MODEL
     max_proofs_per_statement: PositiveInt = 16
     include_conjectures: bool = True
     conjecture_rate_max: UnitFloat = 0.25

@@ -29,7 +29,6 @@ from stp.data.records import TrainingExample, statement_key
 from stp.errors import ConfigError, UsageError
 from stp.metrics import MetricsWriter, progress
 from stp.model.types import Sampler, SampleRequest
-from stp.pipeline.shards import NO_VERDICT
 from stp.selfplay import rules
 from stp.selfplay.records import (
     ConjectureExample,
@@ -47,6 +46,7 @@ from stp.selfplay.training_sets import (
     prover_examples,
     shuffled,
 )
+from stp.verify.runner import NO_VERDICT
 
 log = logging.getLogger(__name__)
 
@@ -446,11 +446,11 @@ class SelfPlay:
 
     def stage_proving(self, r: int, model: str) -> dict[str, Any]:
         """Sample proofs shard by shard; each shard is verified while the next one is sampled
-        (`stp.pipeline.shards`). Attempts left without a verdict by an earlier, failed run are
+        (`stp.verify.runner`). Attempts left without a verdict by an earlier, failed run are
         verified again first; above `verifier.max_unverified_fraction` the stage fails."""
         from stp.model import prompts
-        from stp.pipeline.shards import ShardRunner, check_outage, verify_with_retries
         from stp.verify import VerifyItem
+        from stp.verify.runner import ShardRunner, check_outage, verify_with_retries
 
         targets = self.run_dir.load_arrays(self.run_dir.targets_path(r))["sids"]
         sps = self.samples_per_statement(r)
@@ -707,7 +707,7 @@ class SelfPlay:
         k = round(self.sp.sft_replay_fraction * n)
         if k <= 0:
             return []
-        from stp.pipeline.inputs import stage1_sft_path
+        from stp.selfplay.inputs import stage1_sft_path
 
         path = stage1_sft_path(self.cfg)
         if not storage.exists(path):
@@ -727,9 +727,9 @@ class SelfPlay:
             log.warning("round %d: no training examples; the model is carried over", r)
             return {"model": model, "skipped": True, "steps": 0}
         self._close_sampler()  # free accelerator memory for the trainer
-        from stp.pipeline.devices import prepare_for_training
+        from stp.model.phases import release_for_training
 
-        prepare_for_training()
+        release_for_training()
         train_fn: Any = self._train_fn
         if train_fn is None:
             from stp.model.training import train_weighted
@@ -737,7 +737,7 @@ class SelfPlay:
             train_fn = train_weighted
         # "restart" (expert iteration) trains the round-0 model again each round; "continue"
         # trains the previous round's model. Both with the [selfplay.trainer] settings.
-        from stp.pipeline.training import stage_trainer, train_kwargs
+        from stp.config import stage_trainer, train_kwargs
 
         base = self.model_for(0) if self.sp.round_training == "restart" else model
         trainer = stage_trainer(self.cfg, "selfplay")

@@ -71,7 +71,7 @@ def sft_path(cfg: STPConfig) -> str:
     """The Mathlib-only SFT set re-added (`data.sft_mathlib`, else
     `<data_dir>/mathlib/sft-mathlib-only.jsonl.gz`); never the whole SFT set, whose
     LeanWorkbook proofs the original does not re-add."""
-    from stp.pipeline.inputs import retrain_sft_path
+    from stp.selfplay.inputs import retrain_sft_path
 
     return retrain_sft_path(cfg)
 
@@ -139,7 +139,7 @@ def run_retrain(cfg: STPConfig, *, train_fn: Any = None) -> dict[str, Any]:
                 from stp.model.training import train_weighted
 
                 train_fn = train_weighted
-            from stp.pipeline.training import stage_trainer, train_kwargs
+            from stp.config import stage_trainer, train_kwargs
 
             trainer = stage_trainer(cfg, "retrain")
             result = train_fn(cfg.retrain.base_model, str(storage.local_cache_path(train_path)),

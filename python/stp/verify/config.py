@@ -48,7 +48,7 @@ class VerifierConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     start_timeout_s: PositiveFloat = 600.0
     # A crashed check is retried this many times on a fresh worker before it is marked `crash`.
     crash_retries: NonNegativeInt = 1
-    # Outage guard of self-play proving and evaluation (stp.pipeline.shards): attempts that got no
+    # Outage guard of self-play proving and evaluation (stp.verify.runner): attempts that got no
     # verdict (`error`, `crash`) are verified again this many times; if more than this fraction
     # of a stage's attempts still has none, the stage fails and a rerun verifies only those (the
     # original aborted a round above 0.5 %).

@@ -62,6 +62,7 @@ from typing import Any, Literal, Protocol
 
 from msgspec import UNSET, Raw
 
+from stp.host import workers_after_reserve
 from stp.lean.client import CheckerProcess, CheckerStartError, private_rss_mb
 from stp.lean.protocol import (
     CheckerConfig,
@@ -74,6 +75,7 @@ from stp.lean.protocol import (
     Role,
     pass_problem,
 )
+from stp.verify.config import Recheck
 from stp.verify.imports import HeaderImportsError, header_imports
 from stp.verify.types import VerifyItem, VerifyResult, encoding_problem
 
@@ -96,7 +98,6 @@ FailureKind = Literal["timeout", "memory", "crash", "protocol"]
 # A worker's role: "normal" serves the pool's queue; "fresh" runs exactly one pass re-check;
 # "statement" (single-use) answers one batch of references; "replay" is the judge.
 WorkerRole = Literal["normal", "fresh", "statement", "replay"]
-Recheck = Literal["replay", "fresh", "off"]
 # Where a job is: first check, waiting for its statement's reference, at the judge, at a fresh
 # re-check.
 Stage = Literal["check", "reference", "judge", "fresh"]
@@ -1354,4 +1355,5 @@ def _kill_all(procs: weakref.WeakSet[CheckerProcess]) -> None:
 
 
 def default_workers(reserved_cpus: int) -> int:
-    return max(1, (os.cpu_count() or 1) - reserved_cpus)
+    """One checker per usable core (affinity respected: `stp.host`), minus the reserved ones."""
+    return workers_after_reserve(reserved_cpus)

@@ -254,11 +254,13 @@ def profile_config(cfg: STPConfig, profile: str) -> STPConfig:
                                    verifier=verifier)
 
 
-def make_components(cfg: STPConfig, settings: RunSettings
+def make_components(cfg: STPConfig, settings: RunSettings,
+                    sampler_factory: Callable[[str], Sampler] | None = None
                     ) -> tuple[Sampler, dict[str, Any], Callable[[Statement], str],
                                Callable[[str], str]]:
-    """The production sampler, one verifier per `eval.profiles` entry, and the prompt
-    functions for `settings`."""
+    """The sampler (the production one, or `sampler_factory(model)`: the pipeline's tests pass
+    their scripted sampler through here, so evaluation is wired in exactly one place), one
+    verifier per `eval.profiles` entry, and the prompt functions for `settings`."""
     from stp.lean.toolchain import checker_command
     from stp.model.prompts import extract_proof, prover_prompt
     from stp.model.sampling import make_sampler
@@ -268,7 +270,8 @@ def make_components(cfg: STPConfig, settings: RunSettings
     if not cfg.eval.profiles:
         raise UsageError("eval.profiles is empty: name at least one of strict, paper")
     fmt = settings.prompt_format
-    sampler = make_sampler(settings.model, cfg.model, cfg.sampler)
+    sampler = (make_sampler(settings.model, cfg.model, cfg.sampler) if sampler_factory is None
+               else sampler_factory(settings.model))
     verifiers: dict[str, Any] = {}
     try:
         for profile in cfg.eval.profiles:
@@ -299,10 +302,11 @@ def close_all(verifiers: Mapping[str, Any]) -> None:
 
 
 def run_from_config(cfg: STPConfig, settings: RunSettings, *, data_dir: str | None = None,
-                    metrics: Any = None) -> RunResult:
+                    metrics: Any = None,
+                    sampler_factory: Callable[[str], Sampler] | None = None) -> RunResult:
     root = resolve_data_dir(cfg.run.data_dir, data_dir)
     statements = load_splits(settings.splits, root, cfg.eval.statements_per_split)
-    sampler, verifiers, prompt, extract = make_components(cfg, settings)
+    sampler, verifiers, prompt, extract = make_components(cfg, settings, sampler_factory)
     record_checkers(cfg, settings.out)
     try:
         return run_eval(settings, statements, sampler=sampler, verifier=verifiers,

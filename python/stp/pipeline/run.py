@@ -30,6 +30,7 @@ from stp import storage
 from stp.config import STPConfig, resolve_data_dir, to_toml
 from stp.errors import UsageError
 from stp.metrics import MetricsWriter
+from stp.model.training import TrainFn
 from stp.model.types import Sampler
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class Pipeline:
     def __init__(self, cfg: STPConfig, *, hook: PipelineHook | None = None,
                  selfplay_hook: Any = None,
                  sampler_factory: Callable[[str], Sampler] | None = None,
-                 train_fn: Any = None, stages: list[str] | None = None,
+                 train_fn: TrainFn | None = None, stages: list[str] | None = None,
                  config_name: str = "CONFIG") -> None:
         self.cfg = cfg
         self.root = cfg.run.run_dir
@@ -174,7 +175,7 @@ class Pipeline:
         result = self._train()(sft.base_model, str(storage.local_cache_path(data)),
                                self.path("sft", "model"), trainer, self.cfg.model,
                                **train_kwargs(trainer))
-        losses = list(getattr(result, "losses", []) or [])
+        losses = list(result.losses)
         return {"model": str(result.hf_path), "data": data, "steps": int(result.steps),
                 "last_loss": float(losses[-1]) if losses else None}
 
@@ -285,10 +286,8 @@ class Pipeline:
         settings = settings_from_config(self.cfg, model=self.final_model(), splits=None,
                                         samples=None, out=self.path(self.cfg.pipeline.eval_dir))
         with MetricsWriter(self.path("metrics.jsonl")) as metrics:
-            if self.sampler_factory is None:
-                result = run_from_config(self.cfg, settings, metrics=metrics)
-            else:
-                result = self._eval_with_factory(settings, metrics)
+            result = run_from_config(self.cfg, settings, metrics=metrics,
+                                     sampler_factory=self.sampler_factory)
         log.info("evaluation: %d attempts written, %d were already logged", result.written,
                  result.skipped)
         # The summary describes the log (the same however often the stage was resumed).
@@ -301,36 +300,6 @@ class Pipeline:
                 statuses[key] = statuses.get(key, 0) + attempt.multiplicity
         return {"model": settings.model, "log": settings.out, "attempts": result.planned,
                 "statuses": dict(sorted(statuses.items()))}
-
-    def _eval_with_factory(self, settings: Any, metrics: Any) -> Any:
-        from stp.eval.run import (
-            close_all,
-            load_splits,
-            profile_config,
-            record_checkers,
-            run_eval,
-        )
-        from stp.model.prompts import extract_proof, prover_prompt
-        from stp.verify import make_verifier
-
-        assert self.sampler_factory is not None
-        statements = load_splits(settings.splits, resolve_data_dir(self.cfg.run.data_dir),
-                                 self.cfg.eval.statements_per_split)
-        sampler = self.sampler_factory(settings.model)
-        verifiers: dict[str, Any] = {p: make_verifier(profile_config(self.cfg, p))
-                                     for p in self.cfg.eval.profiles}
-        record_checkers(self.cfg, settings.out)
-        fmt = settings.prompt_format
-        try:
-            return run_eval(settings, statements, sampler=sampler, verifier=verifiers,
-                            prompt=lambda rec: prover_prompt(rec.statement, rec.header, fmt),
-                            extract=extract_proof,
-                            retries=self.cfg.verifier.unverified_retries,
-                            max_unverified_fraction=self.cfg.verifier.max_unverified_fraction,
-                            metrics=metrics)
-        finally:
-            close_all(verifiers)
-            sampler.close()
 
     def stage_report(self) -> dict[str, Any]:
         """report.md: solved counts per round, pass@k per verifier profile, and the plots."""

@@ -18,7 +18,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
@@ -28,6 +28,7 @@ from stp.config import STPConfig, resolve_data_dir, to_toml
 from stp.data.records import TrainingExample, statement_key
 from stp.errors import ConfigError, UsageError
 from stp.metrics import MetricsWriter, progress
+from stp.model.training import TrainFn
 from stp.model.types import Sampler, SampleRequest
 from stp.selfplay import rules
 from stp.selfplay.records import (
@@ -48,21 +49,15 @@ from stp.selfplay.training_sets import (
 )
 from stp.verify.runner import NO_VERDICT
 
+if TYPE_CHECKING:
+    from stp.verify.service import Verifier
+
 log = logging.getLogger(__name__)
 
 # hook(round, stage, shard): called after a stage is recorded (shard None) and after each shard
 # of a sampling stage is stored. Tests raise from it to simulate a crash at that point.
 StageHook = Callable[[int, str, int | None], None]
 SamplerFactory = Callable[[str], Sampler]
-
-
-class TrainFn(Protocol):
-    """The signature of `stp.model.training.train_weighted` (tests pass scripted stand-ins)."""
-
-    def __call__(self, base_model: str, examples_path: str, out_dir: str, trainer_cfg: Any,
-                 model_cfg: Any, *, learning_rate: float | None = None,
-                 min_steps: int | None = None, epochs: float | None = None,
-                 max_steps: int | None = None) -> Any: ...
 
 
 @dataclass
@@ -120,7 +115,7 @@ class SelfPlay:
         self._train_fn = train_fn
         self._sampler: Sampler | None = None
         self._sampler_model: str | None = None
-        self._verifier: Any = None
+        self._verifier: Verifier | None = None
         self._cluster = False
         self.metrics = MetricsWriter(self.run_dir.metrics)
         # The statement table of the round being run (dataset rows, then conjectures).
@@ -162,7 +157,7 @@ class SelfPlay:
         self._sampler_model = model_path
         return self._sampler
 
-    def verifier(self) -> Any:
+    def verifier(self) -> Verifier:
         if self._verifier is None:
             from stp.verify import make_verifier
 
@@ -730,7 +725,7 @@ class SelfPlay:
         from stp.model.phases import release_for_training
 
         release_for_training()
-        train_fn: Any = self._train_fn
+        train_fn: TrainFn | None = self._train_fn
         if train_fn is None:
             from stp.model.training import train_weighted
 
@@ -746,11 +741,11 @@ class SelfPlay:
                           **train_kwargs(trainer))
         self.counters["train_runs"] += 1
         self.counters["train_steps"] += int(result.steps)
-        losses = list(getattr(result, "losses", []) or [])
+        losses = list(result.losses)
         return {"model": str(result.hf_path), "skipped": False, "steps": int(result.steps),
                 "first_loss": float(losses[0]) if losses else None,
                 "last_loss": float(losses[-1]) if losses else None,
-                "tokens": int(getattr(result, "tokens", 0) or 0)}
+                "tokens": int(result.tokens)}
 
 
 def selfplay_check_config(cfg: STPConfig) -> STPConfig:

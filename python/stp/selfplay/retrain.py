@@ -27,6 +27,7 @@ from stp.config import STPConfig
 from stp.data.records import TrainingExample
 from stp.errors import UsageError
 from stp.metrics import MetricsWriter
+from stp.model.training import TrainFn
 from stp.selfplay import rules
 from stp.selfplay.records import CorrectProof, StatementRow
 from stp.selfplay.rundir import RunDir
@@ -116,7 +117,7 @@ def build_retrain_set(cfg: STPConfig) -> tuple[list[TrainingExample], dict[str, 
     return examples, summary
 
 
-def run_retrain(cfg: STPConfig, *, train_fn: Any = None) -> dict[str, Any]:
+def run_retrain(cfg: STPConfig, *, train_fn: TrainFn | None = None) -> dict[str, Any]:
     """Build the data (once) and train (once); returns the manifest's stage summaries."""
     out = storage.join(cfg.run.run_dir, "retrain")
     manifest_path = storage.join(out, "manifest.json")
@@ -145,7 +146,7 @@ def run_retrain(cfg: STPConfig, *, train_fn: Any = None) -> dict[str, Any]:
             result = train_fn(cfg.retrain.base_model, str(storage.local_cache_path(train_path)),
                               storage.join(out, "model"), trainer, cfg.model,
                               **train_kwargs(trainer))
-            losses = list(getattr(result, "losses", []) or [])
+            losses = list(result.losses)
             summary = {"model": str(result.hf_path), "steps": int(result.steps),
                        "last_loss": float(losses[-1]) if losses else None,
                        "seconds": time.monotonic() - start}

@@ -63,10 +63,15 @@ def main(argv: list[str] | None = None) -> int:
     from stp.model.training.data import ExampleError
     from stp.model.training.levanter_trainer import TrainingSettingsMismatch
 
+    from stp.lock import lock_dir
+
+    # The default output lives in the run directory, which self-play or a pipeline may hold;
+    # an explicit --out is locked on its own (two trainings into one checkpoint directory).
     try:
-        result = train_weighted(base, args.data, out, cfg.trainer, cfg.model,
-                                learning_rate=args.learning_rate, min_steps=args.min_steps,
-                                epochs=args.epochs, max_steps=args.max_steps)
+        with lock_dir(args.out or cfg.run.run_dir, purpose="stp.train"):
+            result = train_weighted(base, args.data, out, cfg.trainer, cfg.model,
+                                    learning_rate=args.learning_rate, min_steps=args.min_steps,
+                                    epochs=args.epochs, max_steps=args.max_steps)
     except (ExampleError, TrainingSettingsMismatch) as err:
         raise UsageError(str(err)) from None
     except Exception as err:

@@ -185,7 +185,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
         loaded, summaries = _summarize_one(cfg, args, path, labels[i] if labels else None)
         code = max(code, _system_error_exit(cfg, summaries, args.allow_system_errors))
         runs.append(RunSummaries(loaded.label, summaries))
-    for path in write_report(runs, args.out):
+    from stp.lock import lock_dir
+
+    with lock_dir(args.out, purpose="stp.eval plot"):
+        written = write_report(runs, args.out)
+    for path in written:
         print(path)
     return code
 

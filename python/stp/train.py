@@ -59,11 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or storage.join(cfg.run.run_dir, "sft")
     base = args.model or cfg.model.name
 
+    from stp.lock import lock_dir
     from stp.model.training import train_weighted
     from stp.model.training.data import ExampleError
     from stp.model.training.levanter_trainer import TrainingSettingsMismatch
-
-    from stp.lock import lock_dir
 
     # The default output lives in the run directory, which self-play or a pipeline may hold;
     # an explicit --out is locked on its own (two trainings into one checkpoint directory).

@@ -15,6 +15,7 @@ import contextlib
 import gzip
 import importlib
 import json
+import math
 import os
 import pkgutil
 import re
@@ -223,30 +224,76 @@ FIELDS = dict(_numeric_and_closed_fields())
 
 
 def _out_of_range(t: Any) -> list[Any]:
-    """Values just outside each bound of a numeric type (or not in a closed set)."""
+    """Values just outside each bound of a numeric type (or not in a closed set); for floats
+    also inf, -inf and nan, which every float range must refuse."""
     if isinstance(t, msgspec.inspect.LiteralType):
         return ["no-such-choice"]
-    step = 1 if isinstance(t, msgspec.inspect.IntType) else 1e-9
-    bad = []
+    is_int = isinstance(t, msgspec.inspect.IntType)
+    bad: list[Any] = []
     if t.ge is not None:
-        bad.append(t.ge - step)
+        bad.append(t.ge - 1 if is_int else math.nextafter(t.ge, -math.inf))
     if t.gt is not None:
         bad.append(t.gt)
     if t.le is not None:
-        bad.append(t.le + step)
+        bad.append(t.le + 1 if is_int else math.nextafter(t.le, math.inf))
     if t.lt is not None:
         bad.append(t.lt)
+    if not is_int and bad:
+        bad += [math.inf, -math.inf, math.nan]
     return bad
 
 
 def test_every_numeric_config_field_has_a_range() -> None:
-    unbounded = [k for k, t in FIELDS.items() if not _out_of_range(t)]
-    assert not unbounded, f"give these fields a range (stp.ranges): {unbounded}"
+    # Both ends: a field without an upper bound accepts 10**20 samples or a batch of 10**9.
+    unbounded = [k for k, t in FIELDS.items()
+                 if not isinstance(t, msgspec.inspect.LiteralType)
+                 and ((t.ge is None and t.gt is None) or (t.le is None and t.lt is None))]
+    assert not unbounded, f"give these fields a finite range (stp.ranges): {unbounded}"
     assert len(FIELDS) > 60
 
 
+# Boundary values written out, not read from the types: a range weakened in the type (a
+# PositiveInt that allows 0, a seed without its 32-bit bound) would move the values read from it
+# along and pass unnoticed.
+EXPLICIT_BAD_VALUES: dict[str, list[Any]] = {
+    **{key: [0] for key in [
+        "verifier.pipeline_depth", "verifier.max_header_pools", "verifier.max_response_mb",
+        "verifier.replay_workers", "model.max_prompt_tokens", "model.max_model_len",
+        "sampler.max_tokens", "sampler.tensor_parallel_size", "sampler.shard_size",
+        "sampler.embed_max_tokens", "sampler.embed_batch_size",
+        "trainer.checkpoint_every_steps", "selfplay.rounds", "selfplay.min_conjecture_samples",
+        "selfplay.max_conjecture_samples", "selfplay.window_rounds",
+        "retrain.max_proofs_per_statement", "eval.shard_size", "sft.batch_size"]},
+    "run.seed": [-1, 2**32], "trainer.seed": [-1, 2**32], "eval.seed": [2**32],
+    "trainer.batch_size": [0, 65_537, 10**9], "trainer.per_device_batch_size": [0, 65_537],
+    "selfplay.samples_first_round": [0, 1_000_001],
+    "selfplay.samples_per_statement": [0, 1_000_001, 10**20],
+    "eval.samples_per_statement": [0, 1_000_001], "eval.bootstrap_samples": [-1, 100_001],
+    "trainer.mp": ["p=f32,c=bfloat17", "bf16"],
+    "trainer.learning_rate": [0.0, math.inf, math.nan], "verifier.timeout_s": [0.0, math.inf],
+    "sampler.top_p": [0.0, 1.5, math.nan], "selfplay.matching_cap": [math.inf],
+    "verifier.workers": [-1, 2**31],
+}
+
+
+def test_explicit_boundary_values_are_in_the_corpus() -> None:
+    for key, values in EXPLICIT_BAD_VALUES.items():
+        assert key in FIELDS, key
+
+
+@pytest.mark.parametrize("key", sorted(EXPLICIT_BAD_VALUES))
+def test_explicit_boundary_values_fail_at_load(key: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    for value in EXPLICIT_BAD_VALUES[key]:
+        outcome = run_command("stp.data", ["info", "--set", _override(key, value)], capsys)
+        assert_one_line_error(outcome, key)
+
+
 def _override(key: str, value: Any) -> str:
-    toml = json.dumps(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        toml = "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    else:
+        toml = json.dumps(value)
     if key.endswith("[]"):  # a list of numbers: one bad element
         return f"{key[:-2]}=[{toml}]"
     if "[]." in key:  # a field of a struct inside a list (data.selfplay[].weight)

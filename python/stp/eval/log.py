@@ -20,13 +20,15 @@ import os
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 import numpy as np
+from msgspec import Meta
 
 from stp import storage
 from stp.errors import InputFormatError
+from stp.ranges import MAX_SAMPLES
 from stp.verify.types import INFRASTRUCTURE_FAILURES
 
 LOG_FORMAT = "stp-eval-log/1"
@@ -66,15 +68,23 @@ class Attempt(msgspec.Struct, kw_only=True, omit_defaults=True):
     reasons: dict[str, list[str]] = msgspec.field(default_factory=dict)
 
 
+Status = Literal["pass", "fail", "error", "timeout", "memory", "crash"]
+# Bounded at the boundary: an index or multiplicity near 2**63 overflowed the duplicate check and
+# the sums, and one beyond MAX_SAMPLES would make the chunk estimator allocate per chunk.
+SampleIndex = Annotated[int, Meta(ge=0, lt=MAX_SAMPLES)]
+Multiplicity = Annotated[int, Meta(ge=1, le=MAX_SAMPLES)]
+
+
 class _Light(msgspec.Struct):
-    """The fields summarize needs; everything else in a line is skipped by the decoder."""
+    """The fields summarize needs; everything else in a line is skipped by the decoder. The
+    types validate each record (decode_batch names the line of the first bad one)."""
 
     statement_id: str
     split: str
-    sample: int
-    status: str
-    multiplicity: int = 1
-    verdicts: dict[str, str] = {}
+    sample: SampleIndex
+    status: Status
+    multiplicity: Multiplicity = 1
+    verdicts: dict[str, Status] = {}
 
 
 class Manifest(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -91,6 +101,11 @@ class Manifest(msgspec.Struct, kw_only=True, omit_defaults=True):
     splits: dict[str, list[str]] = msgspec.field(default_factory=dict)
     # Verifier profiles each attempt was judged under (empty: one unnamed verifier).
     profiles: list[str] = msgspec.field(default_factory=list)
+    # Nucleus sampling; None in logs written before it was recorded.
+    top_p: float | None = None
+    # Setting changes accepted on resume (`--allow-changed-settings`): each is
+    # {"from_shard": index of the first shard written with them, "changed": {key: {from, to}}}.
+    changes: list[dict[str, Any]] = msgspec.field(default_factory=list)
 
 
 class LogFormatError(InputFormatError):
@@ -146,6 +161,20 @@ class ColumnBuilder:
             self.split_index[split] = idx
             self.splits.append(split)
         return idx
+
+    def check_splits(self, file: str, numbers: list[int], stmt: list[int],
+                     split: list[int]) -> None:
+        """Each statement id belongs to one split: a record naming it under another split would
+        otherwise be counted in the first split (or vanish); name the first such line."""
+        have = np.asarray(self.statement_split, dtype=np.int32)[np.asarray(stmt, np.int64)]
+        bad = have != np.asarray(split, dtype=np.int32)
+        if bad.any():
+            at = int(np.argmax(bad))
+            sid = self.statement_ids[stmt[at]]
+            raise LogFormatError(
+                f"{file}:{numbers[at]}: statement {sid!r} appears in split "
+                f"{self.splits[int(have[at])]!r} and in another split; a statement id must "
+                "belong to one split")
 
     def add(self, stmt: list[int], sample: list[int], status: list[int],
             multiplicity: list[int]) -> None:
@@ -211,8 +240,9 @@ def iter_line_batches(path: str, *, shard: bool = False
                 path, lineno + 1, f"truncated or corrupt gzip stream ({err})") from None
     if batch:
         yield numbers, batch
-    elif shard and not numbers and lineno == 0:
-        raise LogFormatError(f"{path}: empty log shard (no records; shards are written whole, so "
+    elif shard and not numbers:
+        what = "empty log shard" if lineno == 0 else f"log shard of {lineno} blank line(s)"
+        raise LogFormatError(f"{path}: {what} (no records; shards are written whole, so "
                              "this one is damaged); restore it or delete it and rerun `run`")
 
 
@@ -325,32 +355,37 @@ def read_columns(path: str, builder: ColumnBuilder | None = None,
             records = decode_batch(file, numbers, lines, _Light)
             intern = builder.intern_statement
             stmt = [intern(r.statement_id, r.split) for r in records]
+            split_of = builder.split_index.get
+            builder.check_splits(file, numbers, stmt, [split_of(r.split, -1) for r in records])
             codes = _STATUS_CODE
-            try:
-                if profile:
-                    status = [codes[r.verdicts.get(profile, r.status)] for r in records]
-                else:
-                    status = [codes[r.status] for r in records]
-            except KeyError:
-                for lineno, r in zip(numbers, records, strict=True):
-                    status_code(r.status, f"{file}:{lineno}")
-                raise
-            sample = [r.sample for r in records]
-            multiplicity = [r.multiplicity for r in records]
-            check_counts(file, numbers, sample, multiplicity)
-            builder.add(stmt, sample, status, multiplicity)
+            if profile:
+                status = [codes[r.verdicts.get(profile, r.status)] for r in records]
+            else:
+                status = [codes[r.status] for r in records]
+            builder.add(stmt, [r.sample for r in records], status,
+                        [r.multiplicity for r in records])
     return builder.build()
+
+
+def _int_dtype(values: list[int]) -> Any:
+    """int64, or Python ints where a value would not fit (it is then reported, not wrapped)."""
+    if values and (max(values) >= 2**62 or min(values) <= -(2**62)):
+        return object
+    return np.int64
 
 
 def check_counts(file: str, numbers: list[int], sample: list[int],
                  multiplicity: list[int]) -> None:
-    """Sample indices are >= 0 and multiplicities >= 1; otherwise name the first bad line."""
-    s = np.asarray(sample, dtype=np.int64)
-    m = np.asarray(multiplicity, dtype=np.int64)
-    bad = (s < 0) | (m < 1)
+    """Sample indices in [0, MAX_SAMPLES) and multiplicities in [1, MAX_SAMPLES]; otherwise name
+    the first bad line (logs read without the validating `_Light` type, e.g. original ones)."""
+    s = np.asarray(sample, dtype=_int_dtype(sample))
+    m = np.asarray(multiplicity, dtype=_int_dtype(multiplicity))
+    bad_s = (s < 0) | (s >= MAX_SAMPLES)
+    bad = bad_s | (m < 1) | (m > MAX_SAMPLES)
     if bad.any():
         at = int(np.argmax(bad))
-        name, rule = ("sample", ">= 0") if s[at] < 0 else ("multiplicity", ">= 1")
+        name, rule = (("sample", f">= 0 and < {MAX_SAMPLES}") if bad_s[at]
+                      else ("multiplicity", f">= 1 and <= {MAX_SAMPLES}"))
         raise LogFormatError(f"{file}:{numbers[at]}: field {name!r} must be {rule}")
 
 

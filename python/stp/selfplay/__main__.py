@@ -30,6 +30,9 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=count_arg(1), default=None,
                         help="total rounds to complete (default: selfplay.rounds)")
     parser.add_argument("--run-dir", default=None, help="override run.run_dir")
+    parser.add_argument("--allow-changed-settings", action="store_true",
+                        help="continue a run with settings that differ from its config.toml "
+                             "(the change is recorded in settings-changes.json with its round)")
     return parser
 
 
@@ -66,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     checker_command(cfg.lean)
     from stp.selfplay.loop import run_selfplay
 
-    summaries = run_selfplay(cfg, rounds=args.rounds)
+    summaries = run_selfplay(cfg, rounds=args.rounds,
+                             allow_changed_settings=args.allow_changed_settings)
     for s in summaries:
         b = s.stages.get("bookkeeping", {})
         print(f"round {s.round}: solved {b.get('dataset_solved_total')}/{b.get('dataset_size')}"

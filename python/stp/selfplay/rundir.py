@@ -128,6 +128,50 @@ class RunDir:
         storage.write_json(self.manifest_path(r), manifest)
         return manifest
 
+    # ------------------------------------------------------------------ settings
+    @property
+    def config_path(self) -> str:
+        return self.path("config.toml")
+
+    @property
+    def settings_changes_path(self) -> str:
+        """Accepted setting changes, each with the round it first applied to (JSON list)."""
+        return self.path("settings-changes.json")
+
+    def first_unfinished_round(self) -> int:
+        r = 0
+        while "done" in self.manifest(r).stages:
+            r += 1
+        return r
+
+    def check_settings(self, cfg: Any, allow_changed: bool) -> None:
+        """Compare `cfg` with the run's `config.toml` (see `stp.settings_guard`): refuse a
+        difference in a result-changing key, or, when allowed, record it and adopt `cfg`."""
+        import tomllib
+
+        from stp import settings_guard as guard
+        from stp.config import to_toml
+
+        if not storage.exists(self.config_path):
+            return
+        try:
+            recorded = tomllib.loads(storage.read_text(self.config_path))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise storage.CorruptRecordError(self.config_path, None, str(err)) from None
+        current = msgspec.to_builtins(cfg)
+        changes = guard.changed(guard.selfplay_result_settings(recorded),
+                                guard.selfplay_result_settings(current))
+        if not changes:
+            return
+        if not allow_changed:
+            guard.refuse(self.root, changes, "run directory")
+        history = (storage.read_json(self.settings_changes_path)
+                   if storage.exists(self.settings_changes_path) else [])
+        history.append({"round": self.first_unfinished_round(),
+                        "changed": guard.json_safe(changes)})
+        storage.write_json(self.settings_changes_path, history)
+        storage.write_text(self.config_path, to_toml(cfg))
+
     # ------------------------------------------------------------------ arrays
     def save_arrays(self, path: str, **arrays: np.ndarray) -> None:
         buffer = io.BytesIO()

@@ -194,7 +194,7 @@ BAD_LOGS = {
                        r"part-00002.jsonl.gz:1: .*status"),
     "id in two splits (records)": (
         lambda p: _raw_shard(p, [_record(split="toy:valid")]), [],
-        r"part-00002.jsonl.gz:1: statement 't/B' appears in split 'toy:test'"),
+        r"part-00002.jsonl.gz:1: statement 't/B' appears in split 'toy:test' and in split 'toy:valid'"),
     "id in two splits (manifest)": (
         lambda p: _bad_manifest(p, {"toy:test": ["t/A", "t/B"], "toy:valid": ["t/B"]}), [],
         r"manifest.json: statement 't/B' is listed in splits 'toy:test' and 'toy:valid'"),

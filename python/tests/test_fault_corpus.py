@@ -277,8 +277,8 @@ EXPLICIT_BAD_VALUES: dict[str, list[Any]] = {
 
 
 def test_explicit_boundary_values_are_in_the_corpus() -> None:
-    for key, values in EXPLICIT_BAD_VALUES.items():
-        assert key in FIELDS, key
+    missing = [key for key in EXPLICIT_BAD_VALUES if key not in FIELDS]
+    assert not missing, missing
 
 
 @pytest.mark.parametrize("key", sorted(EXPLICIT_BAD_VALUES))

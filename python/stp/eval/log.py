@@ -144,6 +144,8 @@ class ColumnBuilder:
         self.split_index: dict[str, int] = {}
         self.splits: list[str] = []
         self._chunks: list[tuple[np.ndarray, ...]] = []
+        self._split_names: list[str] = []  # split label of each interned statement
+        self.conflicts: list[str] = []  # statement ids seen under a second split
 
     def intern_statement(self, statement_id: str, split: str) -> int:
         idx = self.statement_index.get(statement_id)
@@ -152,6 +154,11 @@ class ColumnBuilder:
             self.statement_index[statement_id] = idx
             self.statement_ids.append(statement_id)
             self.statement_split.append(self.intern_split(split))
+            self._split_names.append(split)
+        elif self._split_names[idx] != split:
+            # One id under two splits: counted in the first (or vanishing from the second)
+            # otherwise. Noted here, on the hot path, and reported by `check_splits`.
+            self.conflicts.append(statement_id)
         return idx
 
     def intern_split(self, split: str) -> int:
@@ -162,19 +169,17 @@ class ColumnBuilder:
             self.splits.append(split)
         return idx
 
-    def check_splits(self, file: str, numbers: list[int], stmt: list[int],
-                     split: list[int]) -> None:
-        """Each statement id belongs to one split: a record naming it under another split would
-        otherwise be counted in the first split (or vanish); name the first such line."""
-        have = np.asarray(self.statement_split, dtype=np.int32)[np.asarray(stmt, np.int64)]
-        bad = have != np.asarray(split, dtype=np.int32)
-        if bad.any():
-            at = int(np.argmax(bad))
-            sid = self.statement_ids[stmt[at]]
-            raise LogFormatError(
-                f"{file}:{numbers[at]}: statement {sid!r} appears in split "
-                f"{self.splits[int(have[at])]!r} and in another split; a statement id must "
-                "belong to one split")
+    def check_splits(self, file: str, numbers: list[int], records: list[Any]) -> None:
+        """Each statement id belongs to one split; name the first line that breaks that."""
+        if not self.conflicts:
+            return
+        for lineno, r in zip(numbers, records, strict=True):
+            first = self._split_names[self.statement_index[r.statement_id]]
+            if first != r.split:
+                raise LogFormatError(
+                    f"{file}:{lineno}: statement {r.statement_id!r} appears in split {first!r} "
+                    f"and in split {r.split!r}; a statement id must belong to one split")
+        raise LogFormatError(f"{file}: statement {self.conflicts[0]!r} appears in two splits")
 
     def add(self, stmt: list[int], sample: list[int], status: list[int],
             multiplicity: list[int]) -> None:
@@ -355,8 +360,7 @@ def read_columns(path: str, builder: ColumnBuilder | None = None,
             records = decode_batch(file, numbers, lines, _Light)
             intern = builder.intern_statement
             stmt = [intern(r.statement_id, r.split) for r in records]
-            split_of = builder.split_index.get
-            builder.check_splits(file, numbers, stmt, [split_of(r.split, -1) for r in records])
+            builder.check_splits(file, numbers, records)
             codes = _STATUS_CODE
             if profile:
                 status = [codes[r.verdicts.get(profile, r.status)] for r in records]
@@ -411,8 +415,13 @@ def check_unique_attempts(path: str, columns: AttemptColumns) -> None:
     """
     if len(columns) < 2:
         return
-    width = int(columns.sample.max()) + 1
+    width = int(columns.sample.max()) + 1  # sample < MAX_SAMPLES: no overflow below
     keys = columns.stmt * width + columns.sample
+    cells = (int(columns.stmt.max()) + 1) * width
+    # Dense keys (the usual statements x samples grid): counting is linear, sorting is not.
+    if cells <= max(8 * len(columns), 1 << 20) and int(
+            np.bincount(keys, minlength=cells).max()) < 2:
+        return
     _, first, counts = np.unique(keys, return_index=True, return_counts=True)
     repeated = counts > 1
     if not repeated.any():

@@ -581,6 +581,70 @@ def test_full_disk_says_what_to_free_and_leaves_nothing_cut(invocation: str, tmp
     assert files_under(tmp_path / "in") == before
 
 
+@contextlib.contextmanager
+def small_filesystem(directory: Path, size_kb: int, leave_free: int) -> Iterator[Path]:
+    """A real tmpfs of `size_kb` KiB mounted at `directory`, filled until `leave_free` bytes are
+    left: writes then fail with ENOSPC from the kernel, like a full disk (unlike `ulimit -f`,
+    which only limits one process's file sizes and never reaches a library's own writer).
+    Tests run as root here; the mount is always removed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(directory)],
+                   check=True, capture_output=True)
+    try:
+        filler = directory / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            while os.write(fd, b"\0" * 4096) > 0:
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        free = os.statvfs(directory).f_bavail * os.statvfs(directory).f_frsize
+        os.truncate(filler, max(0, filler.stat().st_size - (leave_free - free)))
+        yield directory
+    finally:
+        result = subprocess.run(["umount", str(directory)], capture_output=True)
+        if result.returncode != 0:  # something still holds it open: detach it lazily
+            subprocess.run(["umount", "-l", str(directory)], check=True)
+
+
+def test_small_filesystem_really_fills(tmp_path: Path) -> None:
+    with small_filesystem(tmp_path / "fs", 256, 8192) as fs:
+        with pytest.raises(OSError) as full, open(fs / "x", "wb") as f:
+            for _ in range(100):
+                f.write(b"x" * 4096)
+                f.flush()
+                os.fsync(f.fileno())
+        assert full.value.errno == 28  # ENOSPC
+    assert not os.path.ismount(tmp_path / "fs")
+
+
+def test_verify_cache_on_a_full_filesystem_prints_its_results_then_one_line(
+        tmp_path: Path) -> None:
+    """`stp.verify --cache DIR` on a full disk: the verdicts computed so far are printed, then
+    one line names the cache directory and says to free space (it was a sqlite traceback that
+    printed none of them)."""
+    proofs = tmp_path / "proofs.jsonl"
+    proofs.write_text("".join(json.dumps({"name": f"t{i}", "statement": f"theorem t{i} : True",
+                                          "proof": f" := by trivial -- {'x' * 300} {i}"}) + "\n"
+                              for i in range(2000)))
+    with small_filesystem(tmp_path / "fs", 1024, 160 * 1024) as fs:
+        cache = fs / "cache"
+        env = {**os.environ, "PYTHONPATH": REPO_PYTHON, "STP_PROGRESS": "0"}
+        proc = subprocess.run(
+            [sys.executable, "-m", "stp.verify", str(proofs), "--json", "--no-progress",
+             "--cache", str(cache), "--set", checker_override(standin_command())],
+            env=env, capture_output=True, text=True, timeout=300)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr, proc
+    assert str(cache) in errors[0] and "free space" in errors[0], errors
+    printed = [json.loads(line) for line in proc.stdout.splitlines()]
+    match = re.search(r"\((\d+) of 2000 proofs checked and printed above", errors[0])
+    assert match and 0 < int(match.group(1)) == len(printed) < 2000, (errors, len(printed))
+    assert all(rec["status"] == "pass" for rec in printed)
+
+
 # --------------------------------------------------------------------------------------------
 # Output into a closed pipe
 

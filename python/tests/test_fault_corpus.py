@@ -645,6 +645,30 @@ def test_verify_cache_on_a_full_filesystem_prints_its_results_then_one_line(
     assert all(rec["status"] == "pass" for rec in printed)
 
 
+@pytest.mark.slow
+def test_train_on_a_full_filesystem_is_one_line_naming_the_output(tmp_path: Path,
+                                                                   tiny_model: str) -> None:
+    """stp.train whose --out fills up inside the Levanter checkpoint (tensorstore's ValueError
+    with os_error_code 28, a traceback before): one line naming --out and what to free."""
+    data = tmp_path / "sft.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"p{i}", "target": "t", "weight": 1.0}) + "\n"
+                            for i in range(6)))
+    with small_filesystem(tmp_path / "fs", 4096, 256 * 1024) as fs:
+        out = fs / "out"
+        env = {**os.environ, "PYTHONPATH": REPO_PYTHON, "STP_PROGRESS": "0"}
+        proc = subprocess.run(
+            [sys.executable, "-m", "stp.train", "--data", str(data), "--model", tiny_model,
+             "--out", str(out), "--set", "model.dtype='float32'",
+             "--set", "trainer.mp='p=f32,c=f32'", "--set", "trainer.batch_size=4",
+             "--set", "trainer.per_device_batch_size=2", "--set", "trainer.max_seq_len=64",
+             "--set", "trainer.checkpoint_every_steps=2", "--min-steps", "4"],
+            env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr, (
+        proc.returncode, proc.stderr[-3000:])
+    assert str(out) in errors[0] and "free space" in errors[0], errors
+
+
 # --------------------------------------------------------------------------------------------
 # Output into a closed pipe
 

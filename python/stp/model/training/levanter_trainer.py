@@ -24,6 +24,7 @@ filling the step; multi-host runs start one process per host (Levanter initialis
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import logging
 import os
@@ -89,7 +90,29 @@ def train_weighted(base_model: str, examples_path: str, out_dir: str,
     Hugging Face export. Resumable and idempotent in `out_dir` (see the module docstring).
 
     `learning_rate`, `min_steps`, `epochs` override the trainer config (self-play rounds and the
-    final re-training use their own); `max_steps` caps the step count (tests, benchmarks)."""
+    final re-training use their own); `max_steps` caps the step count (tests, benchmarks).
+
+    A full disk is an OSError naming `out_dir` whichever library hit it (tensorstore inside a
+    Levanter checkpoint, the Rust tokenizer in the HF export), so every caller (stp.train, the
+    self-play train stage, the re-training) ends in one line saying what to free."""
+    try:
+        return _train_weighted(base_model, examples_path, out_dir, trainer_cfg, model_cfg,
+                               learning_rate=learning_rate, min_steps=min_steps, epochs=epochs,
+                               max_steps=max_steps)
+    except Exception as err:
+        os_error = storage.as_os_error(err, out_dir)
+        if os_error is None or os_error is err or os_error.errno not in _FULL_DISK:
+            raise
+        raise os_error from None
+
+
+_FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _train_weighted(base_model: str, examples_path: str, out_dir: str,
+                    trainer_cfg: TrainerConfig, model_cfg: ModelConfig, *,
+                    learning_rate: float | None, min_steps: int | None,
+                    epochs: float | None, max_steps: int | None) -> TrainResult:
     base_model = _resolve_model_path(base_model)
     lr = trainer_cfg.learning_rate if learning_rate is None else learning_rate
     n_min = trainer_cfg.min_steps if min_steps is None else min_steps

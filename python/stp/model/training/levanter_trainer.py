@@ -23,16 +23,20 @@ filling the step; multi-host runs start one process per host (Levanter initialis
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import hashlib
 import logging
 import os
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -172,7 +176,8 @@ def _train_weighted(base_model: str, examples_path: str, out_dir: str,
 
     from levanter.trainer import Trainer
 
-    with Trainer(lev_cfg, optimizer, weighted_loss, add_default_hooks=False) as trainer:
+    with InterruptGuard() as interrupt, \
+            Trainer(lev_cfg, optimizer, weighted_loss, add_default_hooks=False) as trainer:
         key = jax.random.PRNGKey(trainer_cfg.seed)
 
         def load_base():
@@ -190,6 +195,9 @@ def _train_weighted(base_model: str, examples_path: str, out_dir: str,
                 metrics.log("train_resume", from_step=start, steps=steps)
         checkpointer = lev_cfg.checkpointer.create(trainer.run_id)
         trainer.add_hook(checkpointer.on_step, every=1)
+        # Ctrl-C while a checkpoint is being written was swallowed below us (training ran to
+        # the end, exit 0); the guard remembers it and raises at the next step boundary.
+        trainer.add_hook(lambda info: interrupt.check(checkpointer), every=1)
 
         def log_step(info) -> None:
             s = int(info.step)  # 0-based index of the step just completed
@@ -214,6 +222,7 @@ def _train_weighted(base_model: str, examples_path: str, out_dir: str,
             state = info.state
         seconds = time.monotonic() - began
         checkpointer.wait_until_finished()
+        interrupt.check(checkpointer)
         metrics.close()
         hf_path = storage.join(out_dir, HF_DIR)
         _export(converter, state.model, hf_path, model_cfg.dtype)
@@ -425,6 +434,43 @@ def _optimizer(cfg: TrainerConfig, lr: float, warmup: int):
     return _Adam(learning_rate=lr, weight_decay=cfg.weight_decay, beta1=cfg.beta1,
                  beta2=cfg.beta2, epsilon=cfg.epsilon, max_grad_norm=cfg.max_grad_norm or None,
                  warmup=0.0, min_lr_ratio=1.0, lr_schedule="constant")
+
+
+class InterruptGuard:
+    """Remembers a SIGINT so a library that catches KeyboardInterrupt cannot swallow it.
+
+    The handler records the interrupt and raises KeyboardInterrupt as Python's default does;
+    `check` (a step hook, and once after training) raises it again once the checkpoint in flight
+    is finished, so Ctrl-C always ends the command with exit 130 and a checkpoint to resume
+    from. Only the main thread can install signal handlers; elsewhere the guard does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.interrupted = True
+        signal.default_int_handler(signum, frame)
+
+    def check(self, checkpointer: Any = None) -> None:
+        if self.interrupted:
+            if checkpointer is not None:
+                with contextlib.suppress(Exception):
+                    checkpointer.wait_until_finished()
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> InterruptGuard:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, kind: Any, value: Any, tb: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+        if self.interrupted and kind is None:
+            raise KeyboardInterrupt
 
 
 def _export(converter, model, hf_path: str, dtype: str) -> None:

@@ -232,6 +232,8 @@ def acquire(path: storage.PathLike, *, purpose: str = "",
     handle, and the directory is released when the outermost holder releases it.
     """
     path = os.fspath(path)
+    if storage.is_gcs(path):
+        storage.split_gcs(path)  # `gs://` without a bucket: one line naming it
     key = _key(path)
     with _held_lock:
         outer = _held.get(key)

@@ -79,7 +79,8 @@ def split_gcs(uri: str) -> tuple[str, str]:
         raise ValueError(f"not a gs:// URI: {uri!r}")
     bucket, _, key = uri[len(GCS_SCHEME) :].partition("/")
     if not bucket:
-        raise ValueError(f"gs:// URI without a bucket: {uri!r}")
+        # Every command takes paths; a user's typo is one line (exit 2), not a traceback.
+        raise InputFormatError(f"{uri!r}: a gs:// path needs a bucket (gs://BUCKET/path)")
     return bucket, key.strip("/")
 
 

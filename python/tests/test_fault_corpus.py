@@ -683,3 +683,69 @@ def test_output_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
     assert "BrokenPipeError" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert "status=0" in proc.stdout
 
+
+
+# --------------------------------------------------------------------------------------------
+# Edges of issue #24 item 8
+
+
+@pytest.mark.parametrize(("invocation", "argv"), [
+    ("stp.eval summarize", ["summarize", "--log", "gs://"]),
+    ("stp.eval plot", ["plot", "--log", "gs://", "--out", "OUT"]),
+    ("stp.selfplay report", ["report", "--run-dir", "gs://"]),
+    ("stp.train", ["--data", "gs://", "--out", "OUT"]),
+    ("stp.verify", ["gs://"]),
+    ("stp.retrain", ["--set", 'run.run_dir="gs://"']),
+])
+def test_gcs_path_without_a_bucket_is_one_line(invocation: str, argv: list[str],
+                                               ws: SimpleWorkspace,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [str(ws.out) if a == "OUT" else a for a in argv]
+    outcome = run_command(command_of(invocation), argv, capsys)
+    # stp.verify reads its inputs as local files, where pathlib spells `gs://` as `gs:`.
+    assert_one_line_error(outcome, "gs:" if invocation == "stp.verify" else "gs://")
+
+
+def test_unbalanced_quote_in_extractor_command(ws: SimpleWorkspace,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    outcome = run_command("stp.extract", ["run", "--out", str(ws.out),
+                                          "--extractor-command", "lake 'env"], capsys)
+    assert_one_line_error(outcome, "--extractor-command", "No closing quotation")
+    assert not ws.out.exists()
+
+
+def test_run_dir_that_is_not_utf8_is_refused_and_creates_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    bad = os.fsdecode(b"run\xff")
+    outcome = run_command("stp.selfplay", ["--run-dir", bad,
+                                           "--set", checker_override(standin_command())], capsys)
+    assert_one_line_error(outcome, "--run-dir", "not a UTF-8 path")
+    assert list(tmp_path.iterdir()) == []  # no directory named '"' (or anything else)
+
+
+def test_valid_gzipped_lemma_dictionary_is_read(tmp_path: Path) -> None:
+    from stp.data.lemmas import load_lemma_dict
+
+    path = tmp_path / "lemmas.json.gz"
+    path.write_bytes(gzip.compress(json.dumps({"Nat.add_comm": "theorem Nat.add_comm"}).encode()))
+    assert load_lemma_dict(path) == {"Nat.add_comm": "theorem Nat.add_comm"}
+    path.write_bytes(gzip.compress(b"{")[:-4])
+    with pytest.raises(stp.errors.UsageError, match=r"lemmas\.json\.gz: corrupt JSON"):
+        load_lemma_dict(path)
+
+
+def test_truncated_counts_on_resume_names_the_file(tmp_path: Path) -> None:
+    import numpy as np
+
+    from stp.selfplay.rundir import RunDir
+    from stp.storage import CorruptRecordError
+
+    rd = RunDir(str(tmp_path))
+    path = rd.counts_path(0)
+    rd.save_arrays(path, attempts=np.arange(100), successes=np.arange(100))
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorruptRecordError, match=r"counts.npz.*truncated or damaged"):
+        rd.load_arrays(path)

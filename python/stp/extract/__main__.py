@@ -96,7 +96,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def _extractor_command(cfg: STPConfig, override: str | None) -> tuple[list[str], str | None]:
     if override:
-        return shlex.split(override), None
+        try:
+            argv = shlex.split(override)
+        except ValueError as err:  # an unbalanced quote
+            raise UsageError(f"--extractor-command: {err} in {override!r}") from None
+        if not argv:
+            raise UsageError("--extractor-command is empty")
+        return argv, None
     from stp.lean.toolchain import extractor_command
 
     return extractor_command(cfg.lean)

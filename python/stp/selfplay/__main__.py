@@ -13,6 +13,7 @@ import json
 from stp.cli import (
     EXIT_OK,
     ArgumentParser,
+    UsageError,
     add_config_arguments,
     config_from_args,
     count_arg,
@@ -46,6 +47,16 @@ def _report_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _require_utf8(flag: str, value: str) -> None:
+    """A path with a byte that is not UTF-8 (a surrogate escape in argv) cannot be written into
+    the run's TOML config; it used to become a directory named `"` in the current directory."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{flag}: {value.encode('utf-8', 'backslashreplace').decode()!r} is "
+                         "not a UTF-8 path; rename it or choose another") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     import sys
 
@@ -60,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     args = _run_parser().parse_args(argv)
     if args.run_dir:
+        _require_utf8("--run-dir", args.run_dir)
         args.overrides.append(f"run.run_dir={json.dumps(args.run_dir)}")
     cfg = config_from_args(args)
     setup_logging(cfg.run.log_level)

@@ -179,8 +179,19 @@ class RunDir:
         storage.write_bytes(path, buffer.getvalue())
 
     def load_arrays(self, path: str) -> dict[str, np.ndarray]:
-        with np.load(io.BytesIO(storage.read_bytes(path))) as data:
-            return {k: data[k] for k in data.files}
+        """The arrays of an .npz file; a truncated or damaged one is a CorruptRecordError naming
+        it (a resume would otherwise end in a zipfile traceback)."""
+        import zipfile
+
+        try:
+            with np.load(io.BytesIO(storage.read_bytes(path))) as data:
+                return {k: data[k] for k in data.files}
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
+            if isinstance(err, OSError) and err.filename is not None:
+                raise
+            raise storage.CorruptRecordError(
+                path, None, f"truncated or damaged array file ({err}); delete this round's "
+                "directory from this stage on and rerun to recompute it") from None
 
     # ------------------------------------------------------------------ records
     def statement_rows(self, upto_round: int) -> list[StatementRow]:

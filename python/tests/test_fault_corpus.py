@@ -749,3 +749,58 @@ def test_truncated_counts_on_resume_names_the_file(tmp_path: Path) -> None:
     Path(path).write_bytes(data[: len(data) // 2])
     with pytest.raises(CorruptRecordError, match=r"counts.npz.*truncated or damaged"):
         rd.load_arrays(path)
+
+
+# --------------------------------------------------------------------------------------------
+# Corrupt or unreachable models (issue #24 item 6)
+
+
+def _damaged_models(root: Path, model: str) -> dict[str, tuple[Path | str, str]]:
+    """name -> (model, what the one line must name)."""
+    import shutil
+
+    def copy(name: str) -> Path:
+        target = root / name
+        shutil.copytree(model, target)
+        return target
+
+    cases: dict[str, tuple[Path | str, str]] = {}
+    empty = copy("empty-weights")
+    (empty / "model.safetensors").write_bytes(b"")
+    cases["empty weights"] = (empty, "model.safetensors: empty weights file")
+    cut = copy("truncated-weights")
+    data = (cut / "model.safetensors").read_bytes()
+    (cut / "model.safetensors").write_bytes(data[: len(data) // 2])
+    cases["truncated weights"] = (cut, "model.safetensors: truncated safetensors")
+    config = copy("bad-config")
+    (config / "config.json").write_text('{"model_type": "llama",')
+    cases["bad config.json"] = (config, "config.json: not valid JSON")
+    tokenizer = copy("bad-tokenizer")
+    (tokenizer / "tokenizer.json").write_text("not json")
+    cases["broken tokenizer"] = (tokenizer, "tokenizer.json: not valid JSON")
+    cases["unreachable hub id offline"] = ("nobody-here/no-such-model-xyz",
+                                           "nobody-here/no-such-model-xyz: not in the local")
+    return cases
+
+
+DAMAGED = ["empty weights", "truncated weights", "bad config.json", "broken tokenizer",
+           "unreachable hub id offline"]
+
+
+@pytest.mark.parametrize("case", DAMAGED)
+def test_a_damaged_model_is_one_line_in_every_command_that_loads_one(
+        case: str, tmp_path: Path, tiny_model: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model, culprit = _damaged_models(tmp_path, tiny_model)[case]
+    ws = SimpleWorkspace(tmp_path / "ws")
+    commands = {
+        "stp.train": ["--data", str(ws.examples), "--out", str(ws.out), "--model", str(model)],
+        "stp.eval run": ["run", "--out", str(ws.out), "--model", str(model),
+                         "--splits", "minif2f:valid", "--samples", "1",
+                         "--set", 'sampler.backend="hf"',
+                         "--set", checker_override(standin_command())],
+    }
+    for invocation, argv in commands.items():
+        outcome = run_command(command_of(invocation), argv, capsys)
+        assert_one_line_error(outcome, culprit)

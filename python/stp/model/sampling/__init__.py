@@ -19,6 +19,9 @@ __all__ = ["BACKENDS", "SampleRequest", "Sampler", "SamplerStats", "make_sampler
 
 def make_sampler(model_path: str, model_cfg: ModelConfig, sampler_cfg: SamplerConfig) -> Sampler:
     """A sampler for the checkpoint at `model_path` (HF id, local dir or gs:// dir)."""
+    from stp.model.location import check_model
+
+    check_model(model_path)  # a damaged checkpoint: one line naming the file
     if sampler_cfg.backend == "hf":
         from stp.model.sampling.hf import HFSampler
 

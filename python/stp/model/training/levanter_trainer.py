@@ -117,6 +117,9 @@ def _train_weighted(base_model: str, examples_path: str, out_dir: str,
                     trainer_cfg: TrainerConfig, model_cfg: ModelConfig, *,
                     learning_rate: float | None, min_steps: int | None,
                     epochs: float | None, max_steps: int | None) -> TrainResult:
+    from stp.model.location import check_model
+
+    check_model(base_model, "base model")  # a damaged checkpoint: one line naming the file
     base_model = _resolve_model_path(base_model)
     lr = trainer_cfg.learning_rate if learning_rate is None else learning_rate
     n_min = trainer_cfg.min_steps if min_steps is None else min_steps

@@ -48,7 +48,7 @@ def check_model(name: str, what: str = "model") -> None:
         return
     path = local_path(name)
     if not os.path.isdir(path):
-        raise UsageError(f"{what} {name}: no such checkpoint directory")
+        raise UsageError(f"{what} {name}: no model directory at {path}")
     problems = _checkpoint_problems(path)
     if problems:
         raise UsageError(f"{what} {name}: {problems[0]}")

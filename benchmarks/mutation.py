@@ -42,16 +42,24 @@ MODULES: dict[str, list[str]] = {
                                       "python/tests/test_mutant_boundaries.py::"
                                       "test_chunk_std_needs_exactly_four_chunks",
                                       "python/tests/test_mutant_boundaries.py::"
-                                      "test_bootstrap_interval_is_the_central_95_percent_quantiles"],
+                                      "test_bootstrap_interval_is_the_central_95_percent_quantiles",
+                                      "python/tests/test_mutant_boundaries.py::"
+                                      "test_estimators_and_outage_on_the_smallest_inputs"],
     # The verdict bookkeeping of every sampling stage: attempts without a verdict, retries and
     # the outage limit.
     "python/stp/pipeline/shards.py": ["python/tests/test_mutant_boundaries.py::"
                                       "test_outage_limit_at_exactly_its_threshold",
+                                      "python/tests/test_mutant_boundaries.py::"
+                                      "test_estimators_and_outage_on_the_smallest_inputs",
+                                      "python/tests/test_eval_run.py::"
+                                      "test_interrupted_run_resumes_without_redoing_work",
                                       "python/tests/test_eval_run.py::"
                                       "test_attempts_without_a_verdict_are_not_logged_and_a_rerun_"
                                       "redoes_them"],
     # Resume: the run directory's manifests and the changed-settings guard.
     "python/stp/selfplay/rundir.py": ["python/tests/test_resume_settings.py",
+                                      "python/tests/test_mutant_boundaries.py::"
+                                      "test_rundir_lists_rounds_and_checks_the_statement_table",
                                       "python/tests/test_mutant_boundaries.py::"
                                       "test_selfplay_resume_does_not_redo_finished_stages"],
     "python/stp/settings_guard.py": ["python/tests/test_resume_settings.py",

@@ -104,3 +104,42 @@ def test_selfplay_resume_does_not_redo_finished_stages(tmp_path) -> None:
     run_selfplay(cfg, rounds=1, hook=lambda r, s, shard: nothing.append((r, s)),
                  sampler_factory=ScriptedSampler, train_fn=scripted_train)
     assert nothing == []
+
+
+def test_estimators_and_outage_on_the_smallest_inputs() -> None:
+    # One statement is a split (the guard is for zero); the outage check of zero attempts is a
+    # no-op even when a caller passes unverified > 0 (no division by zero).
+    [est] = estimators.unbiased_pass_at_k(np.array([4]), np.array([1]), [1], resamples=10)
+    assert est.mean == pytest.approx(0.25) and est.ci_low == est.ci_high == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="no statements"):
+        estimators.unbiased_pass_at_k(np.zeros(0, np.int64), np.zeros(0, np.int64), [1])
+    check_outage("x", 3, 0, 0.0)
+    # A statement whose attempts pass only beyond the used chunks counts as unsolved there.
+    ch = estimators.chunk_pass_at_k(np.zeros(3, np.int64), np.array([0, 1, 2]),
+                                    np.array([False, False, True]), 1, 2, 3)
+    assert ch is not None and ch.mean == 0.0 and ch.unused_samples == 1
+
+
+def test_rundir_lists_rounds_and_checks_the_statement_table(tmp_path) -> None:
+    from stp import storage
+    from stp.selfplay.records import StatementRow
+    from stp.selfplay.rundir import RunDir
+
+    assert RunDir(str(tmp_path / "missing")).rounds() == []
+    rd = RunDir(str(tmp_path / "run"))
+    for r in (0, 1, 10):
+        rd.mark_done(r, "pairs", 1.0, {})
+    (tmp_path / "run" / "round-0002").mkdir()  # no manifest: not a round
+    (tmp_path / "run" / "round-abcd").mkdir()
+    (tmp_path / "run" / "rounds-0003").mkdir()
+    assert rd.rounds() == [0, 1, 10]
+    rows = [StatementRow(sid=i, statement=f"s{i}", header="", source_id=f"x{i}",
+                         matching_weight=1) for i in range(3)]
+    storage.write_jsonl(rd.dataset_statements, rows)
+    assert [r.sid for r in rd.statement_rows(0)] == [0, 1, 2]
+    storage.write_jsonl(rd.dataset_statements, [rows[0], rows[2], rows[1]])
+    with pytest.raises(storage.CorruptRecordError, match="row 1 has sid 2"):
+        rd.statement_rows(0)
+    storage.write_jsonl(rd.dataset_statements, [rows[1]])
+    with pytest.raises(storage.CorruptRecordError, match="row 0 has sid 1"):
+        rd.statement_rows(0)

@@ -170,17 +170,17 @@ def load_log(path: str | os.PathLike[str], fmt: LogFormat = "auto",
         raise UsageError(f"unknown log format {fmt!r} (choose auto, stp-eval or stp)")
     universe: dict[str, np.ndarray] = {}
     for split, ids in universe_ids.items():
-        members = np.asarray([builder.intern_statement(sid, split) for sid in ids],
+        indices = np.asarray([builder.intern_statement(sid, split) for sid in ids],
                              dtype=np.int64)
         code = builder.intern_split(split)
-        wrong = np.asarray(builder.statement_split, np.int32)[members] != code
+        wrong = np.asarray(builder.statement_split, np.int32)[indices] != code
         if wrong.any():
             sid = ids[int(np.argmax(wrong))]
             other = builder.splits[builder.statement_split[builder.statement_index[sid]]]
             raise evlog.LogFormatError(
                 f"{path}: statement {sid!r} belongs to split {split!r} ({source[split]}) but "
                 f"its attempt records say {other!r}; a statement id must belong to one split")
-        universe[split] = members
+        universe[split] = indices
     if profile:
         label = f"{label or _label(path, manifest)} [{profile}]"
     return LoadedLog(path=path, format=kind, label=label or _label(path, manifest),

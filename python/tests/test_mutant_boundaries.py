@@ -143,3 +143,35 @@ def test_rundir_lists_rounds_and_checks_the_statement_table(tmp_path) -> None:
     storage.write_jsonl(rd.dataset_statements, [rows[1]])
     with pytest.raises(storage.CorruptRecordError, match="row 0 has sid 1"):
         rd.statement_rows(0)
+
+
+def test_rundir_reads_four_digit_rounds_and_earlier_rounds_conjectures(tmp_path) -> None:
+    from stp import storage
+    from stp.selfplay.records import StatementRow
+    from stp.selfplay.rundir import RunDir
+
+    rd = RunDir(str(tmp_path / "run"))
+    for r in (7, 1234):
+        rd.mark_done(r, "pairs", 1.0, {})
+    assert rd.rounds() == [7, 1234]
+    rows = [StatementRow(sid=i, statement=f"s{i}", header="", source_id=f"x{i}",
+                         matching_weight=1) for i in range(3)]
+    storage.write_jsonl(rd.dataset_statements, rows[:2])
+    storage.write_jsonl(rd.new_statements_path(0), rows[2:])
+    assert [r.sid for r in rd.statement_rows(0)] == [0, 1]
+    assert [r.sid for r in rd.statement_rows(1)] == [0, 1, 2]
+
+
+def test_settings_guard_compares_and_describes_exactly() -> None:
+    from stp import settings_guard as guard
+
+    assert guard.changed({"k": "b"}, {"k": "a"}) == {"k": ("b", "a")}
+    assert guard.changed({"k": 1}, {"k": 1.0}) == {}
+    assert guard.changed({"k": [1, 2]}, {"k": [1, 2, 3]}) == {"k": ([1, 2], [1, 2, 3])}
+    assert guard.changed({"a": 1, "only_old": 2}, {"a": 1, "only_new": 3}) == {}
+    many = {f"k{i}": (i, i + 1) for i in range(11)}
+    text = guard.describe(many)
+    assert text.endswith(", and 3 more") and text.count("->") == 8
+    # Values are shown as their repr, cut to 37 characters + "..." beyond 40.
+    assert guard.describe({"k": ("x" * 39, "y" * 38)}) == f"k '{'x' * 36}... -> '{'y' * 38}'"
+    assert guard.describe({"k": ("x" * 38, 1)}) == f"k '{'x' * 38}' -> 1"

@@ -55,8 +55,9 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
-def count_arg(minimum: int) -> Callable[[str], int]:
-    """An argparse type: an integer >= minimum (the flag's range, like a config field's)."""
+def count_arg(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer >= minimum (and <= maximum: the flag's range, like a config
+    field's; a huge value would otherwise run for ever or exhaust memory)."""
 
     def parse(text: str) -> int:
         try:
@@ -65,9 +66,11 @@ def count_arg(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be <= {maximum}, got {value}")
         return value
 
-    parse.__name__ = f"integer >= {minimum}"
+    parse.__name__ = f"integer >= {minimum}" + (f" and <= {maximum}" if maximum else "")
     return parse
 
 

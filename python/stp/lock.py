@@ -90,12 +90,14 @@ class DirLock:
         self.lost = False  # gs:// only: the lease was taken over while we held it
         self._key = ""
         self._depth = 0  # nested re-entries by this process (see `acquire`)
+        self._created = False  # local: the lock created the directory
 
     # -- local --------------------------------------------------------------------------------
 
     def _acquire_local(self) -> None:
         import fcntl
 
+        self._created = not os.path.exists(self.path)
         os.makedirs(self.path, exist_ok=True)
         lock_path = os.path.join(self.path, LOCK_NAME)
         handle = open(lock_path, "a+b")  # noqa: SIM115 (held open for the lock's lifetime)
@@ -183,6 +185,13 @@ class DirLock:
             if _held.get(self._key) is self:
                 del _held[self._key]
         if self._file is not None:
+            if self._created:
+                # A command that failed before writing anything leaves no empty output folder
+                # (removed while the lock is still held; a newcomer's lock file keeps it).
+                with contextlib.suppress(OSError):
+                    if os.listdir(self.path) == [LOCK_NAME]:
+                        os.unlink(os.path.join(self.path, LOCK_NAME))
+                        os.rmdir(self.path)
             self._file.close()  # closing the descriptor drops the flock
             self._file = None
         if self._thread is not None:
@@ -232,6 +241,8 @@ def acquire(path: storage.PathLike, *, purpose: str = "",
     handle, and the directory is released when the outermost holder releases it.
     """
     path = os.fspath(path)
+    if storage.is_gcs(path):
+        storage.split_gcs(path)  # `gs://` without a bucket: one line naming it
     key = _key(path)
     with _held_lock:
         outer = _held.get(key)

@@ -79,7 +79,8 @@ def split_gcs(uri: str) -> tuple[str, str]:
         raise ValueError(f"not a gs:// URI: {uri!r}")
     bucket, _, key = uri[len(GCS_SCHEME) :].partition("/")
     if not bucket:
-        raise ValueError(f"gs:// URI without a bucket: {uri!r}")
+        # Every command takes paths; a user's typo is one line (exit 2), not a traceback.
+        raise InputFormatError(f"{uri!r}: a gs:// path needs a bucket (gs://BUCKET/path)")
     return bucket, key.strip("/")
 
 
@@ -269,14 +270,17 @@ def with_filename(err: OSError, filename: str) -> OSError:
     return type(err)(err.errno, err.strerror, filename)
 
 
-_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+# Rust libraries (safetensors, tokenizers): "... (os error 28)"; tensorstore, which writes JAX
+# and Levanter checkpoints from C++ threads: "... [os_error_code='28']" inside a ValueError.
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)|\[os_error_code='(\d+)'\]")
 
 
 def as_os_error(err: BaseException, filename: str) -> OSError | None:
     """An OSError naming `filename` for a failed write, or None if `err` is not one.
 
     Libraries written in Rust (safetensors, tokenizers) report a full disk as their own
-    exception type with "(os error 28)" in the message; Python's own writes raise OSError without
+    exception type with "(os error 28)" in the message, tensorstore (Levanter's checkpoints) as a
+    ValueError with "[os_error_code='28']"; Python's own writes raise OSError without
     a file name. Both become an OSError naming the file being written, which `stp.cli.run_main`
     turns into one line saying what to free.
     """
@@ -287,7 +291,7 @@ def as_os_error(err: BaseException, filename: str) -> OSError | None:
     match = _RUST_OS_ERROR.search(str(err))
     if match is None:
         return None
-    code = int(match.group(1))
+    code = int(match.group(1) or match.group(2))
     return OSError(code, os.strerror(code), filename)
 
 

@@ -60,12 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or storage.join(cfg.run.run_dir, "sft")
     base = args.model or cfg.model.name
 
+    from stp.lock import lock_dir
     from stp.model.training import train_weighted
 
+    # The default output lives in the run directory, which self-play or a pipeline may hold;
+    # an explicit --out is locked on its own (two trainings into one checkpoint directory).
     try:
-        result = train_weighted(base, args.data, out, cfg.trainer, cfg.model,
-                                learning_rate=args.learning_rate, min_steps=args.min_steps,
-                                epochs=args.epochs, max_steps=args.max_steps)
+        with lock_dir(args.out or cfg.run.run_dir, purpose="stp.train"):
+            result = train_weighted(base, args.data, out, cfg.trainer, cfg.model,
+                                    learning_rate=args.learning_rate, min_steps=args.min_steps,
+                                    epochs=args.epochs, max_steps=args.max_steps)
     except STPError:
         raise
     except Exception as err:

@@ -129,9 +129,44 @@ def test_resume_with_other_settings_is_refused(tmp_path: Path, data_dir: Path) -
                  verifier=verifier, prompt=str, extract=str.strip)
         other = settings(out, samples=1)
         other.model = "another-model"
-        with pytest.raises(UsageError, match="model="):
+        with pytest.raises(UsageError, match="model 'double' -> 'another-model'"):
             run_eval(other, statements(data_dir), sampler=SeedSampler(), verifier=verifier,
                      prompt=str, extract=str.strip)
+
+
+def test_resume_with_another_top_p_is_refused_naming_every_key_unless_allowed(
+        tmp_path: Path, data_dir: Path) -> None:
+    """The manifest records the sampler settings (top_p included); a resume that changes any of
+    them is one line naming all changed keys, exit 2; --allow-changed-settings records the change
+    with the first shard written under it."""
+    from stp.settings_guard import ChangedSettingsError
+
+    cfg = config(tmp_path)
+    out = tmp_path / "log"
+    with make_verifier(with_checker(cfg, standin_command(RULES))) as verifier:
+        run_eval(settings(out, samples=1), statements(data_dir), sampler=SeedSampler(),
+                 verifier=verifier, prompt=str, extract=str.strip)
+        assert evlog.read_manifest(str(out)).top_p == 1.0
+        shards = len(list_shards(out))
+        other = settings(out, samples=2)
+        other.top_p, other.temperature = 0.9, 0.7
+        with pytest.raises(ChangedSettingsError) as refused:
+            run_eval(other, statements(data_dir), sampler=SeedSampler(), verifier=verifier,
+                     prompt=str, extract=str.strip)
+        message = str(refused.value)
+        assert refused.value.exit_code == 2 and "\n" not in message
+        assert "top_p 1.0 -> 0.9" in message and "temperature 1.0 -> 0.7" in message
+        assert "--allow-changed-settings" in message
+        assert len(list_shards(out)) == shards  # nothing was appended
+        other.allow_changed_settings = True
+        sampler = SeedSampler()
+        run_eval(other, statements(data_dir), sampler=sampler, verifier=verifier,
+                 prompt=str, extract=str.strip)
+        assert {r.top_p for r in sampler.requests} == {0.9}
+    manifest = evlog.read_manifest(str(out))
+    assert (manifest.top_p, manifest.temperature) == (0.9, 0.7)
+    assert manifest.changes == [{"from_shard": shards, "changed": {
+        "temperature": {"from": 1.0, "to": 0.7}, "top_p": {"from": 1.0, "to": 0.9}}}]
 
 
 def list_shards(out: Path) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,7 +71,7 @@ def test_corrupt_record_names_file_and_line(tmp_path: Path) -> None:
     good = json.dumps({"statement_id": "a", "split": "s", "sample": 0, "status": "pass"})
     bad.write_text(good + "\n\n" + json.dumps({"statement_id": "a", "split": "s",
                                                "sample": 1, "status": "maybe"}) + "\n")
-    with pytest.raises(ValueError, match=r"bad.jsonl:3: field 'status' has unknown value"):
+    with pytest.raises(ValueError, match=r"bad.jsonl:3: Invalid enum value 'maybe' - at .\$.status"):
         load_log(bad)
     bad.write_text(good + "\n{not json\n")
     with pytest.raises(ValueError, match=r"bad.jsonl:2"):
@@ -158,3 +159,72 @@ def test_duplicated_attempts_are_an_error_not_counted_twice(tmp_path: Path) -> N
         [evlog.Attempt(statement_id="t/B", split="toy:test", sample=3, status="pass")])
     with pytest.raises(UsageError, match=r"1 duplicated attempt record.*'t/B' sample 3"):
         main(["summarize", "--log", str(path)])
+
+
+def _raw_shard(path: Path, lines: list[str]) -> Path:
+    shard = path / "part-00002.jsonl.gz"
+    shard.write_bytes(gzip.compress("".join(line + "\n" for line in lines).encode()))
+    return shard
+
+
+def _record(**fields: object) -> str:
+    return json.dumps({"statement_id": "t/B", "split": "toy:test", "sample": 7,
+                       "status": "fail", **fields})
+
+
+def _bad_manifest(path: Path, splits: dict[str, list[str]]) -> None:
+    evlog.write_manifest(str(path), evlog.Manifest(model="m", samples=5, splits=splits))
+
+
+# (damage to a valid log, extra CLI arguments, what the one error line must say)
+BAD_LOGS = {
+    "sample near 2**63": (lambda p: _raw_shard(p, [_record(sample=2**63 - 1)]), [],
+                          r"part-00002.jsonl.gz:1: .*sample"),
+    "sample just above the bound": (lambda p: _raw_shard(p, [_record(sample=1_000_000)]), [],
+                                    r"part-00002.jsonl.gz:1: .*sample"),
+    "multiplicity near 2**62": (
+        lambda p: _raw_shard(p, ["", _record(multiplicity=2**62)]), [],
+        r"part-00002.jsonl.gz:2: .*multiplicity"),
+    "multiplicity 0": (lambda p: _raw_shard(p, [_record(multiplicity=0)]), [],
+                       r"part-00002.jsonl.gz:1: .*multiplicity"),
+    "unknown verdict": (
+        lambda p: _raw_shard(p, [_record(verdicts={"strict": "maybe"})]), [],
+        r"part-00002.jsonl.gz:1: .*verdicts"),
+    "unknown status": (lambda p: _raw_shard(p, [_record(status="passed")]), [],
+                       r"part-00002.jsonl.gz:1: .*status"),
+    "id in two splits (records)": (
+        lambda p: _raw_shard(p, [_record(split="toy:valid")]), [],
+        r"part-00002.jsonl.gz:1: statement 't/B' appears in split 'toy:test' and in split 'toy:valid'"),
+    "id in two splits (manifest)": (
+        lambda p: _bad_manifest(p, {"toy:test": ["t/A", "t/B"], "toy:valid": ["t/B"]}), [],
+        r"manifest.json: statement 't/B' is listed in splits 'toy:test' and 'toy:valid'"),
+    "id twice in a split": (
+        lambda p: _bad_manifest(p, {"toy:test": ["t/A", "t/B", "t/C", "t/A"]}), [],
+        r"manifest.json: split 'toy:test' lists statement 't/A' 2 times"),
+    "manifest split against the records": (
+        lambda p: _bad_manifest(p, {"toy:valid": ["t/A", "t/B"]}), [],
+        r"statement 't/A' belongs to split 'toy:valid' \(manifest\) but its attempt records "
+        r"say 'toy:test'"),
+    "shard of blank lines": (lambda p: _raw_shard(p, ["", "  ", ""]), [],
+                             r"part-00002.jsonl.gz: log shard of 3 blank line"),
+    "huge --max-iter": (lambda p: None, ["--max-iter", str(10**12)], r"--max-iter.*<= 1000000"),
+    "huge bootstrap": (lambda p: None, ["--set", "eval.bootstrap_samples=1000000000"],
+                       r"eval.bootstrap_samples"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_LOGS))
+def test_bad_records_fail_naming_the_shard_and_line(case: str, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from stp.cli import run_main
+
+    damage, extra, expected = BAD_LOGS[case]
+    path = write_log(tmp_path / "log")
+    damage(path)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        run_main(main, ["summarize", "--log", str(path), "--json", *extra])
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert re.search(expected, lines[0]), lines[0]

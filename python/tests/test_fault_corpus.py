@@ -15,6 +15,7 @@ import contextlib
 import gzip
 import importlib
 import json
+import math
 import os
 import pkgutil
 import re
@@ -223,30 +224,76 @@ FIELDS = dict(_numeric_and_closed_fields())
 
 
 def _out_of_range(t: Any) -> list[Any]:
-    """Values just outside each bound of a numeric type (or not in a closed set)."""
+    """Values just outside each bound of a numeric type (or not in a closed set); for floats
+    also inf, -inf and nan, which every float range must refuse."""
     if isinstance(t, msgspec.inspect.LiteralType):
         return ["no-such-choice"]
-    step = 1 if isinstance(t, msgspec.inspect.IntType) else 1e-9
-    bad = []
+    is_int = isinstance(t, msgspec.inspect.IntType)
+    bad: list[Any] = []
     if t.ge is not None:
-        bad.append(t.ge - step)
+        bad.append(t.ge - 1 if is_int else math.nextafter(t.ge, -math.inf))
     if t.gt is not None:
         bad.append(t.gt)
     if t.le is not None:
-        bad.append(t.le + step)
+        bad.append(t.le + 1 if is_int else math.nextafter(t.le, math.inf))
     if t.lt is not None:
         bad.append(t.lt)
+    if not is_int and bad:
+        bad += [math.inf, -math.inf, math.nan]
     return bad
 
 
 def test_every_numeric_config_field_has_a_range() -> None:
-    unbounded = [k for k, t in FIELDS.items() if not _out_of_range(t)]
-    assert not unbounded, f"give these fields a range (stp.ranges): {unbounded}"
+    # Both ends: a field without an upper bound accepts 10**20 samples or a batch of 10**9.
+    unbounded = [k for k, t in FIELDS.items()
+                 if not isinstance(t, msgspec.inspect.LiteralType)
+                 and ((t.ge is None and t.gt is None) or (t.le is None and t.lt is None))]
+    assert not unbounded, f"give these fields a finite range (stp.ranges): {unbounded}"
     assert len(FIELDS) > 60
 
 
+# Boundary values written out, not read from the types: a range weakened in the type (a
+# PositiveInt that allows 0, a seed without its 32-bit bound) would move the values read from it
+# along and pass unnoticed.
+EXPLICIT_BAD_VALUES: dict[str, list[Any]] = {
+    **{key: [0] for key in [
+        "verifier.pipeline_depth", "verifier.max_header_pools", "verifier.max_response_mb",
+        "verifier.replay_workers", "model.max_prompt_tokens", "model.max_model_len",
+        "sampler.max_tokens", "sampler.tensor_parallel_size", "sampler.shard_size",
+        "sampler.embed_max_tokens", "sampler.embed_batch_size",
+        "trainer.checkpoint_every_steps", "selfplay.rounds", "selfplay.min_conjecture_samples",
+        "selfplay.max_conjecture_samples", "selfplay.window_rounds",
+        "retrain.max_proofs_per_statement", "eval.shard_size", "sft.batch_size"]},
+    "run.seed": [-1, 2**32], "trainer.seed": [-1, 2**32], "eval.seed": [2**32],
+    "trainer.batch_size": [0, 65_537, 10**9], "trainer.per_device_batch_size": [0, 65_537],
+    "selfplay.samples_first_round": [0, 1_000_001],
+    "selfplay.samples_per_statement": [0, 1_000_001, 10**20],
+    "eval.samples_per_statement": [0, 1_000_001], "eval.bootstrap_samples": [-1, 100_001],
+    "trainer.mp": ["p=f32,c=bfloat17", "bf16"],
+    "trainer.learning_rate": [0.0, math.inf, math.nan], "verifier.timeout_s": [0.0, math.inf],
+    "sampler.top_p": [0.0, 1.5, math.nan], "selfplay.matching_cap": [math.inf],
+    "verifier.workers": [-1, 2**31],
+}
+
+
+def test_explicit_boundary_values_are_in_the_corpus() -> None:
+    missing = [key for key in EXPLICIT_BAD_VALUES if key not in FIELDS]
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("key", sorted(EXPLICIT_BAD_VALUES))
+def test_explicit_boundary_values_fail_at_load(key: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    for value in EXPLICIT_BAD_VALUES[key]:
+        outcome = run_command("stp.data", ["info", "--set", _override(key, value)], capsys)
+        assert_one_line_error(outcome, key)
+
+
 def _override(key: str, value: Any) -> str:
-    toml = json.dumps(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        toml = "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    else:
+        toml = json.dumps(value)
     if key.endswith("[]"):  # a list of numbers: one bad element
         return f"{key[:-2]}=[{toml}]"
     if "[]." in key:  # a field of a struct inside a list (data.selfplay[].weight)
@@ -536,6 +583,94 @@ def test_full_disk_says_what_to_free_and_leaves_nothing_cut(invocation: str, tmp
     assert files_under(tmp_path / "in") == before
 
 
+@contextlib.contextmanager
+def small_filesystem(directory: Path, size_kb: int, leave_free: int) -> Iterator[Path]:
+    """A real tmpfs of `size_kb` KiB mounted at `directory`, filled until `leave_free` bytes are
+    left: writes then fail with ENOSPC from the kernel, like a full disk (unlike `ulimit -f`,
+    which only limits one process's file sizes and never reaches a library's own writer).
+    Tests run as root here; the mount is always removed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(directory)],
+                   check=True, capture_output=True)
+    try:
+        filler = directory / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            while os.write(fd, b"\0" * 4096) > 0:
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        free = os.statvfs(directory).f_bavail * os.statvfs(directory).f_frsize
+        os.truncate(filler, max(0, filler.stat().st_size - (leave_free - free)))
+        yield directory
+    finally:
+        result = subprocess.run(["umount", str(directory)], capture_output=True)
+        if result.returncode != 0:  # something still holds it open: detach it lazily
+            subprocess.run(["umount", "-l", str(directory)], check=True)
+
+
+def test_small_filesystem_really_fills(tmp_path: Path) -> None:
+    with small_filesystem(tmp_path / "fs", 256, 8192) as fs:
+        with pytest.raises(OSError) as full, open(fs / "x", "wb") as f:
+            for _ in range(100):
+                f.write(b"x" * 4096)
+                f.flush()
+                os.fsync(f.fileno())
+        assert full.value.errno == 28  # ENOSPC
+    assert not os.path.ismount(tmp_path / "fs")
+
+
+def test_verify_cache_on_a_full_filesystem_prints_its_results_then_one_line(
+        tmp_path: Path) -> None:
+    """`stp.verify --cache DIR` on a full disk: the verdicts computed so far are printed, then
+    one line names the cache directory and says to free space (it was a sqlite traceback that
+    printed none of them)."""
+    proofs = tmp_path / "proofs.jsonl"
+    proofs.write_text("".join(json.dumps({"name": f"t{i}", "statement": f"theorem t{i} : True",
+                                          "proof": f" := by trivial -- {'x' * 300} {i}"}) + "\n"
+                              for i in range(2000)))
+    with small_filesystem(tmp_path / "fs", 1024, 160 * 1024) as fs:
+        cache = fs / "cache"
+        env = {**os.environ, "PYTHONPATH": REPO_PYTHON, "STP_PROGRESS": "0"}
+        proc = subprocess.run(
+            [sys.executable, "-m", "stp.verify", str(proofs), "--json", "--no-progress",
+             "--cache", str(cache), "--set", checker_override(standin_command())],
+            env=env, capture_output=True, text=True, timeout=300)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr, proc
+    assert str(cache) in errors[0] and "free space" in errors[0], errors
+    printed = [json.loads(line) for line in proc.stdout.splitlines()]
+    match = re.search(r"\((\d+) of 2000 proofs checked and printed above", errors[0])
+    assert match and 0 < int(match.group(1)) == len(printed) < 2000, (errors, len(printed))
+    assert all(rec["status"] == "pass" for rec in printed)
+
+
+@pytest.mark.slow
+def test_train_on_a_full_filesystem_is_one_line_naming_the_output(tmp_path: Path,
+                                                                   tiny_model: str) -> None:
+    """stp.train whose --out fills up inside the Levanter checkpoint (tensorstore's ValueError
+    with os_error_code 28, a traceback before): one line naming --out and what to free."""
+    data = tmp_path / "sft.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"p{i}", "target": "t", "weight": 1.0}) + "\n"
+                            for i in range(6)))
+    with small_filesystem(tmp_path / "fs", 4096, 256 * 1024) as fs:
+        out = fs / "out"
+        env = {**os.environ, "PYTHONPATH": REPO_PYTHON, "STP_PROGRESS": "0"}
+        proc = subprocess.run(
+            [sys.executable, "-m", "stp.train", "--data", str(data), "--model", tiny_model,
+             "--out", str(out), "--set", "model.dtype='float32'",
+             "--set", "trainer.mp='p=f32,c=f32'", "--set", "trainer.batch_size=4",
+             "--set", "trainer.per_device_batch_size=2", "--set", "trainer.max_seq_len=64",
+             "--set", "trainer.checkpoint_every_steps=2", "--min-steps", "4"],
+            env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr, (
+        proc.returncode, proc.stderr[-3000:])
+    assert str(out) in errors[0] and "free space" in errors[0], errors
+
+
 # --------------------------------------------------------------------------------------------
 # Output into a closed pipe
 
@@ -550,3 +685,124 @@ def test_output_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
     assert "BrokenPipeError" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert "status=0" in proc.stdout
 
+
+
+# --------------------------------------------------------------------------------------------
+# Edges of issue #24 item 8
+
+
+@pytest.mark.parametrize(("invocation", "argv"), [
+    ("stp.eval summarize", ["summarize", "--log", "gs://"]),
+    ("stp.eval plot", ["plot", "--log", "gs://", "--out", "OUT"]),
+    ("stp.selfplay report", ["report", "--run-dir", "gs://"]),
+    ("stp.train", ["--data", "gs://", "--out", "OUT"]),
+    ("stp.verify", ["gs://"]),
+    ("stp.retrain", ["--set", 'run.run_dir="gs://"']),
+])
+def test_gcs_path_without_a_bucket_is_one_line(invocation: str, argv: list[str],
+                                               ws: SimpleWorkspace,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [str(ws.out) if a == "OUT" else a for a in argv]
+    outcome = run_command(command_of(invocation), argv, capsys)
+    # stp.verify reads its inputs as local files, where pathlib spells `gs://` as `gs:`.
+    assert_one_line_error(outcome, "gs:" if invocation == "stp.verify" else "gs://")
+
+
+def test_unbalanced_quote_in_extractor_command(ws: SimpleWorkspace,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    outcome = run_command("stp.extract", ["run", "--out", str(ws.out),
+                                          "--extractor-command", "lake 'env"], capsys)
+    assert_one_line_error(outcome, "--extractor-command", "No closing quotation")
+    assert not ws.out.exists()
+
+
+def test_run_dir_that_is_not_utf8_is_refused_and_creates_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    bad = os.fsdecode(b"run\xff")
+    outcome = run_command("stp.selfplay", ["--run-dir", bad,
+                                           "--set", checker_override(standin_command())], capsys)
+    assert_one_line_error(outcome, "--run-dir", "not a UTF-8 path")
+    assert list(tmp_path.iterdir()) == []  # no directory named '"' (or anything else)
+
+
+def test_valid_gzipped_lemma_dictionary_is_read(tmp_path: Path) -> None:
+    from stp.data.lemmas import load_lemma_dict
+
+    path = tmp_path / "lemmas.json.gz"
+    path.write_bytes(gzip.compress(json.dumps({"Nat.add_comm": "theorem Nat.add_comm"}).encode()))
+    assert load_lemma_dict(path) == {"Nat.add_comm": "theorem Nat.add_comm"}
+    path.write_bytes(gzip.compress(b"{")[:-4])
+    with pytest.raises(stp.errors.UsageError, match=r"lemmas\.json\.gz: corrupt JSON"):
+        load_lemma_dict(path)
+
+
+def test_truncated_counts_on_resume_names_the_file(tmp_path: Path) -> None:
+    import numpy as np
+
+    from stp.selfplay.rundir import RunDir
+    from stp.storage import CorruptRecordError
+
+    rd = RunDir(str(tmp_path))
+    path = rd.counts_path(0)
+    rd.save_arrays(path, attempts=np.arange(100), successes=np.arange(100))
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorruptRecordError, match=r"counts.npz.*truncated or damaged"):
+        rd.load_arrays(path)
+
+
+# --------------------------------------------------------------------------------------------
+# Corrupt or unreachable models (issue #24 item 6)
+
+
+def _damaged_models(root: Path, model: str) -> dict[str, tuple[Path | str, str]]:
+    """name -> (model, what the one line must name)."""
+    import shutil
+
+    def copy(name: str) -> Path:
+        target = root / name
+        shutil.copytree(model, target)
+        return target
+
+    cases: dict[str, tuple[Path | str, str]] = {}
+    empty = copy("empty-weights")
+    (empty / "model.safetensors").write_bytes(b"")
+    cases["empty weights"] = (empty, "model.safetensors: empty weights file")
+    cut = copy("truncated-weights")
+    data = (cut / "model.safetensors").read_bytes()
+    (cut / "model.safetensors").write_bytes(data[: len(data) // 2])
+    cases["truncated weights"] = (cut, "model.safetensors: truncated safetensors")
+    config = copy("bad-config")
+    (config / "config.json").write_text('{"model_type": "llama",')
+    cases["bad config.json"] = (config, "config.json: not valid JSON")
+    tokenizer = copy("bad-tokenizer")
+    (tokenizer / "tokenizer.json").write_text("not json")
+    cases["broken tokenizer"] = (tokenizer, "tokenizer.json: not valid JSON")
+    cases["unreachable hub id offline"] = ("nobody-here/no-such-model-xyz",
+                                           "nobody-here/no-such-model-xyz: not in the local")
+    return cases
+
+
+DAMAGED = ["empty weights", "truncated weights", "bad config.json", "broken tokenizer",
+           "unreachable hub id offline"]
+
+
+@pytest.mark.parametrize("case", DAMAGED)
+def test_a_damaged_model_is_one_line_in_every_command_that_loads_one(
+        case: str, tmp_path: Path, tiny_model: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model, culprit = _damaged_models(tmp_path, tiny_model)[case]
+    ws = SimpleWorkspace(tmp_path / "ws")
+    commands = {
+        "stp.train": ["--data", str(ws.examples), "--out", str(ws.out), "--model", str(model)],
+        "stp.eval run": ["run", "--out", str(ws.out), "--model", str(model),
+                         "--splits", "minif2f:valid", "--samples", "1",
+                         "--set", 'sampler.backend="hf"',
+                         "--set", checker_override(standin_command())],
+    }
+    for invocation, argv in commands.items():
+        outcome = run_command(command_of(invocation), argv, capsys)
+        assert_one_line_error(outcome, culprit)

@@ -291,3 +291,39 @@ def test_train_killed_after_a_checkpoint_resumes_from_it(tmp_path: Path,
     assert (Path(resumed["hf_path"]) / "config.json").is_file()
     # Same data plan, restored optimizer state: the losses match the uninterrupted run's.
     assert resumed["losses"] == pytest.approx(reference["losses"], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_train_interrupted_by_ctrl_c_while_saving_a_checkpoint(tmp_path: Path,
+                                                               tiny_model: str) -> None:
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) the moment Levanter
+    starts writing a checkpoint: exit 130 at once, not a run to the end, and a rerun resumes from
+    a complete checkpoint and finishes."""
+    data = tmp_path / "sft.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"theorem t{i} : {i} = {i} := by",
+                                        "target": "\n  rfl", "weight": 1.0}) + "\n"
+                            for i in range(6)))
+    steps = 40
+    out = tmp_path / "sft"
+    command = [sys.executable, "-m", "stp.train", "--data", str(data), "--model", tiny_model,
+               "--out", str(out), "--set", "model.dtype='float32'",
+               "--set", "trainer.mp='p=f32,c=f32'", "--set", "trainer.batch_size=4",
+               "--set", "trainer.per_device_batch_size=2", "--set", "trainer.max_seq_len=64",
+               "--set", "trainer.checkpoint_every_steps=2", "--min-steps", str(steps)]
+    proc = subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    # The second checkpoint's directory appears when its save starts (before its metadata).
+    while not (out / "checkpoints" / "stp" / "step-4").exists():
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, "no checkpoint started within 300 s"
+        time.sleep(0.002)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert stdout == "" and "interrupted" in stderr and "Traceback" not in stderr
+    assert not (out / "hf" / "config.json").exists()  # it stopped: no export
+    again = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    resumed = json.loads(again.stdout)
+    assert 0 < resumed["resumed_from_step"] < steps and resumed["steps"] == steps

@@ -103,3 +103,79 @@ def test_gcs_lease_refuses_while_live_and_is_taken_over_once_expired(gcs_root: s
         lease = msgspec.json.decode(storage.read_bytes(storage.join(run_dir, lock.LEASE_NAME)),
                                     type=lock._Holder)
         assert lease.purpose == "third" and lease.expires > time.time() + 30
+
+
+# Holds the lock like a running self-play does (purpose "self-play").
+_SELFPLAY_HOLDER = _HOLDER.replace('purpose="holder-test"', 'purpose="self-play"')
+
+
+def _run(command: str, argv: list[str]) -> tuple[int, str]:
+    """`python -m <command> argv` in-process through run_main: (exit status, stderr)."""
+    import contextlib
+    import importlib
+    import io
+
+    from stp.cli import COMMANDS, run_main
+
+    main = importlib.import_module(COMMANDS[command]).main
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            run_main(main, argv)
+        except SystemExit as exit_:
+            return int(exit_.code or 0), err.getvalue()
+    raise AssertionError("run_main returned")
+
+
+def test_retrain_is_refused_while_selfplay_holds_the_run_directory(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", _SELFPLAY_HOLDER, str(run_dir)],
+                              env={**os.environ, "PYTHONPATH": REPO_PYTHON},
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        code, err = _run("stp.retrain", ["--set", f'run.run_dir="{run_dir}"'])
+        assert code == 2, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and "in use by self-play" in lines[0], err
+        # Nothing of a re-training was started or recorded as done.
+        assert not (run_dir / "retrain").exists()
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+
+
+def test_every_writing_command_is_refused_on_a_locked_output(tmp_path: Path) -> None:
+    """stp.train (its --out, or the run directory by default), stp.extract (each sub-command's
+    output directory), stp.eval plot and the self-play report take their output's lock."""
+    from stp.eval import log as evlog
+
+    examples = tmp_path / "sft.jsonl"
+    examples.write_text('{"prompt": "p", "target": "t", "weight": 1.0}\n')
+    log_dir = tmp_path / "log"
+    evlog.AttemptLog(str(log_dir)).append([evlog.Attempt(statement_id="a", split="toy:test",
+                                                         sample=0, status="pass")])
+    run_dir = tmp_path / "run"
+    (run_dir / "round-0000").mkdir(parents=True)
+    storage.write_json(str(run_dir / "round-0000" / "manifest.json"),
+                       {"round": 0, "stages": {"pairs": {"seconds": 1.0, "summary": {}}}})
+    out = tmp_path / "out"
+    cases = {
+        "stp.train": (out, ["--data", str(examples), "--out", str(out), "--model", "m"]),
+        "stp.train default out": (run_dir, ["--data", str(examples), "--model", "m",
+                                            "--set", f'run.run_dir="{run_dir}"']),
+        "stp.extract assemble": (out, ["assemble", "--out", str(out)]),
+        "stp.extract sft": (out, ["sft", "--extraction", str(tmp_path / "x"), "--out",
+                                  str(out)]),
+        "stp.eval plot": (out, ["plot", "--log", str(log_dir), "--out", str(out)]),
+        "stp.selfplay report": (out, ["report", "--run-dir", str(run_dir), "--out", str(out)]),
+    }
+    for name, (locked, argv) in cases.items():
+        holder = _hold(locked)
+        try:
+            code, err = _run(name.split()[0], argv)
+        finally:
+            holder.kill()
+            holder.wait(timeout=30)
+        assert code == 2 and "in use by holder-test" in err and len(err.splitlines()) == 1, (
+            name, err)

@@ -91,6 +91,13 @@ def test_load_examples_reports_file_line_and_field(tmp_path: Path) -> None:
     path.write_text(json.dumps(good) + "\n" + json.dumps({**good, "weight": -1}) + "\n")
     with pytest.raises(ExampleError, match=r"ex\.jsonl:2: field 'weight'"):
         load_examples(str(path))
+    # A denormal weight passed "finite and >= 0" and gave an infinite loss; a huge one overflows.
+    for tiny in (5e-324, 1e-31, 1e31):
+        path.write_text(json.dumps(good) + "\n" + json.dumps({**good, "weight": tiny}) + "\n")
+        with pytest.raises(ExampleError, match=r"ex\.jsonl:2: field 'weight' must be 0 or "):
+            load_examples(str(path))
+    path.write_text(json.dumps({**good, "weight": 1e-30}) + "\n")
+    assert load_examples(str(path))[0].weight == 1e-30
     path.write_text(json.dumps({**good, "weight": 0}) + "\n")
     with pytest.raises(ExampleError, match="weight 0"):
         load_examples(str(path))

@@ -118,4 +118,4 @@ def test_docs_no_longer_call_the_baselines_unreproduced_or_misname_the_paper_hea
     eval_doc = (REPO_ROOT / "docs" / "eval.md").read_text()
     profiles = eval_doc[eval_doc.index("### Verifier profiles"):]
     profiles = profiles[:profiles.index("\n#")]
-    assert "PAPER_HEADER" in profiles and "`import Mathlib`" in profiles
+    assert "DEFAULT_HEADER" in profiles and "`import Mathlib`" in profiles

@@ -185,7 +185,7 @@ def test_write_rejects_record_of_wrong_type(tmp_path: Path) -> None:
 
 
 def test_bad_gcs_uris() -> None:
-    with pytest.raises(ValueError, match="without a bucket"):
+    with pytest.raises(ValueError, match="needs a bucket"):
         storage.split_gcs("gs:///key")
     with pytest.raises(ValueError, match="not a gs://"):
         storage.split_gcs("/local/path")

@@ -45,7 +45,7 @@ def test_other_bad_inputs_are_usage_errors(tmp_path: Path, tiny_model: str) -> N
     with pytest.raises(UsageError, match=r"sft\.jsonl:1: field 'target' is empty"):
         main(["--data", str(data), "--model", model, "--out", str(tmp_path / "out")])
     data.write_text('{"prompt": "a", "target": "b"}\n')
-    with pytest.raises(FileNotFoundError, match="model checkpoint not found"):
+    with pytest.raises(UsageError, match=r"base model .*no-model: no model directory"):
         main(["--data", str(data), "--model", str(tmp_path / "no-model")])
 
 

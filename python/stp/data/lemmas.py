@@ -7,6 +7,8 @@ a plain JSON object {name: statement}. The statement is the lemma's source text 
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from pathlib import Path
 from typing import Literal
 
@@ -46,9 +48,12 @@ def load_lemma_dict(path: str | Path, vocabulary: LemmaVocabulary = "tactic") ->
     out: dict[str, str] = {}
     skipped: set[str] = set()
     if name.endswith(".json"):
+        raw = storage.read_bytes(path)
         try:
-            data = msgspec.json.decode(storage.read_bytes(path))
-        except (msgspec.DecodeError, UnicodeDecodeError) as err:
+            if path.endswith(".gz"):  # lemmas.json.gz was read compressed and called corrupt
+                raw = gzip.decompress(raw)
+            data = msgspec.json.decode(raw)
+        except (msgspec.DecodeError, UnicodeDecodeError, OSError, EOFError, zlib.error) as err:
             raise UsageError(f"{path}: corrupt JSON ({err})") from None
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             raise UsageError(f"{path}: expected a JSON object mapping names to statements")

@@ -23,6 +23,7 @@ from stp.cli import (
     setup_logging,
 )
 from stp.config import STPConfig, resolve_data_dir
+from stp.ranges import MAX_SAMPLES
 from stp.storage import CorruptRecordError
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ def _add_summary_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", action="append", default=None,
                    help="only these splits: a dataset (miniF2F, proofnet, putnam) or a full "
                         "label such as minif2f:test; repeatable")
-    p.add_argument("--max-iter", type=count_arg(1), default=None,
+    p.add_argument("--max-iter", type=count_arg(1, MAX_SAMPLES), default=None,
                    help="use sample indices < N only (the original used 3200); default: all")
     p.add_argument("--format", choices=("auto", "stp-eval", "stp"), default="auto",
                    help="log format: ours, or the original generated_proofs_tests.jsonl.gz")
@@ -55,12 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", default=None, help="checkpoint (default: model.name)")
     run.add_argument("--splits", nargs="+", default=None, metavar="DATASET[:SPLIT]",
                      help="e.g. minif2f:test proofnet:test putnam (default: eval.splits)")
-    run.add_argument("--samples", type=count_arg(1), default=None,
+    run.add_argument("--samples", type=count_arg(1, MAX_SAMPLES), default=None,
                      help="samples per statement (default: eval.samples_per_statement)")
     run.add_argument("--out", required=True, help="log directory (local or gs://); resumable")
     run.add_argument("--allow-system-errors", action="store_true",
                      help="exit 0 even when infrastructure failures exceed the configured limit")
     run.add_argument("--json", action="store_true", help="print the final summary as JSON")
+    run.add_argument("--allow-changed-settings", action="store_true",
+                     help="resume a log whose manifest records other sampling settings (the "
+                          "change is recorded in the manifest with its first shard)")
 
     summ = sub.add_parser("summarize", help="pass@k tables of a log")
     add_config_arguments(summ)
@@ -200,7 +204,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
         loaded, summaries = _summarize_one(cfg, args, path, labels[i] if labels else None)
         code = max(code, _system_error_exit(cfg, summaries, args.allow_system_errors))
         runs.append(RunSummaries(loaded.label, summaries))
-    for path in write_report(runs, args.out):
+    from stp.lock import lock_dir
+
+    with lock_dir(args.out, purpose="stp.eval plot"):
+        written = write_report(runs, args.out)
+    for path in written:
         print(path)
     return code
 
@@ -212,7 +220,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     settings = settings_from_config(cfg, model=args.model, splits=args.splits,
-                                    samples=args.samples, out=args.out)
+                                    samples=args.samples, out=args.out,
+                                    allow_changed_settings=args.allow_changed_settings)
     from stp.lock import lock_dir
 
     # Two runs appending to one log would duplicate attempts (summarize then refuses the log).

@@ -80,6 +80,25 @@ def _label(path: str, manifest: evlog.Manifest | None) -> str:
     return name or path
 
 
+def check_manifest_splits(path: str, manifest: evlog.Manifest) -> None:
+    """Each split lists a statement once, and no statement is in two splits: a repeat would
+    grow the pass@k denominator, an id in two splits would move one split's attempts."""
+    where: dict[str, str] = {}
+    name = storage.join(path, evlog.MANIFEST)
+    for split, ids in manifest.splits.items():
+        if len(set(ids)) != len(ids):
+            seen: set[str] = set()
+            sid = next(s for s in ids if s in seen or seen.add(s))  # type: ignore[func-returns-value]
+            raise evlog.LogFormatError(f"{name}: split {split!r} lists statement {sid!r} "
+                                       f"{ids.count(sid)} times; list each statement once")
+        for sid in ids:
+            first = where.setdefault(sid, split)
+            if first != split:
+                raise evlog.LogFormatError(
+                    f"{name}: statement {sid!r} is listed in splits {first!r} and {split!r}; "
+                    "a statement id must belong to one split")
+
+
 def load_log(path: str | os.PathLike[str], fmt: LogFormat = "auto",
              data_dir: str | Path | None = None, label: str | None = None,
              profile: str | None = None) -> LoadedLog:
@@ -128,6 +147,7 @@ def load_log(path: str | os.PathLike[str], fmt: LogFormat = "auto",
                              f"(profiles: {have or 'none recorded'})")
         evlog.check_unique_attempts(path, evlog.read_columns(path, builder, profile))
         if manifest is not None:
+            check_manifest_splits(path, manifest)
             for split, ids in manifest.splits.items():
                 universe_ids[split] = ids
                 source[split] = "manifest"
@@ -150,8 +170,17 @@ def load_log(path: str | os.PathLike[str], fmt: LogFormat = "auto",
         raise UsageError(f"unknown log format {fmt!r} (choose auto, stp-eval or stp)")
     universe: dict[str, np.ndarray] = {}
     for split, ids in universe_ids.items():
-        universe[split] = np.asarray([builder.intern_statement(sid, split) for sid in ids],
-                                     dtype=np.int64)
+        indices = np.asarray([builder.intern_statement(sid, split) for sid in ids],
+                             dtype=np.int64)
+        code = builder.intern_split(split)
+        wrong = np.asarray(builder.statement_split, np.int32)[indices] != code
+        if wrong.any():
+            sid = ids[int(np.argmax(wrong))]
+            other = builder.splits[builder.statement_split[builder.statement_index[sid]]]
+            raise evlog.LogFormatError(
+                f"{path}: statement {sid!r} belongs to split {split!r} ({source[split]}) but "
+                f"its attempt records say {other!r}; a statement id must belong to one split")
+        universe[split] = indices
     if profile:
         label = f"{label or _label(path, manifest)} [{profile}]"
     return LoadedLog(path=path, format=kind, label=label or _label(path, manifest),

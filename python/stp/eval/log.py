@@ -20,13 +20,15 @@ import os
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 import numpy as np
+from msgspec import Meta
 
 from stp import storage
 from stp.errors import InputFormatError
+from stp.ranges import MAX_SAMPLES
 from stp.verify.types import INFRASTRUCTURE_FAILURES
 
 LOG_FORMAT = "stp-eval-log/1"
@@ -66,15 +68,23 @@ class Attempt(msgspec.Struct, kw_only=True, omit_defaults=True):
     reasons: dict[str, list[str]] = msgspec.field(default_factory=dict)
 
 
+Status = Literal["pass", "fail", "error", "timeout", "memory", "crash"]
+# Bounded at the boundary: an index or multiplicity near 2**63 overflowed the duplicate check and
+# the sums, and one beyond MAX_SAMPLES would make the chunk estimator allocate per chunk.
+SampleIndex = Annotated[int, Meta(ge=0, lt=MAX_SAMPLES)]
+Multiplicity = Annotated[int, Meta(ge=1, le=MAX_SAMPLES)]
+
+
 class _Light(msgspec.Struct):
-    """The fields summarize needs; everything else in a line is skipped by the decoder."""
+    """The fields summarize needs; everything else in a line is skipped by the decoder. The
+    types validate each record (decode_batch names the line of the first bad one)."""
 
     statement_id: str
     split: str
-    sample: int
-    status: str
-    multiplicity: int = 1
-    verdicts: dict[str, str] = {}
+    sample: SampleIndex
+    status: Status
+    multiplicity: Multiplicity = 1
+    verdicts: dict[str, Status] = {}
 
 
 class Manifest(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -91,6 +101,11 @@ class Manifest(msgspec.Struct, kw_only=True, omit_defaults=True):
     splits: dict[str, list[str]] = msgspec.field(default_factory=dict)
     # Verifier profiles each attempt was judged under (empty: one unnamed verifier).
     profiles: list[str] = msgspec.field(default_factory=list)
+    # Nucleus sampling; None in logs written before it was recorded.
+    top_p: float | None = None
+    # Setting changes accepted on resume (`--allow-changed-settings`): each is
+    # {"from_shard": index of the first shard written with them, "changed": {key: {from, to}}}.
+    changes: list[dict[str, Any]] = msgspec.field(default_factory=list)
 
 
 class LogFormatError(InputFormatError):
@@ -129,6 +144,8 @@ class ColumnBuilder:
         self.split_index: dict[str, int] = {}
         self.splits: list[str] = []
         self._chunks: list[tuple[np.ndarray, ...]] = []
+        self._split_names: list[str] = []  # split label of each interned statement
+        self.conflicts: list[str] = []  # statement ids seen under a second split
 
     def intern_statement(self, statement_id: str, split: str) -> int:
         idx = self.statement_index.get(statement_id)
@@ -137,6 +154,11 @@ class ColumnBuilder:
             self.statement_index[statement_id] = idx
             self.statement_ids.append(statement_id)
             self.statement_split.append(self.intern_split(split))
+            self._split_names.append(split)
+        elif self._split_names[idx] != split:
+            # One id under two splits: counted in the first (or vanishing from the second)
+            # otherwise. Noted here, on the hot path, and reported by `check_splits`.
+            self.conflicts.append(statement_id)
         return idx
 
     def intern_split(self, split: str) -> int:
@@ -146,6 +168,18 @@ class ColumnBuilder:
             self.split_index[split] = idx
             self.splits.append(split)
         return idx
+
+    def check_splits(self, file: str, numbers: list[int], records: list[Any]) -> None:
+        """Each statement id belongs to one split; name the first line that breaks that."""
+        if not self.conflicts:
+            return
+        for lineno, r in zip(numbers, records, strict=True):
+            first = self._split_names[self.statement_index[r.statement_id]]
+            if first != r.split:
+                raise LogFormatError(
+                    f"{file}:{lineno}: statement {r.statement_id!r} appears in split {first!r} "
+                    f"and in split {r.split!r}; a statement id must belong to one split")
+        raise LogFormatError(f"{file}: statement {self.conflicts[0]!r} appears in two splits")
 
     def add(self, stmt: list[int], sample: list[int], status: list[int],
             multiplicity: list[int]) -> None:
@@ -211,8 +245,9 @@ def iter_line_batches(path: str, *, shard: bool = False
                 path, lineno + 1, f"truncated or corrupt gzip stream ({err})") from None
     if batch:
         yield numbers, batch
-    elif shard and not numbers and lineno == 0:
-        raise LogFormatError(f"{path}: empty log shard (no records; shards are written whole, so "
+    elif shard and not numbers:
+        what = "empty log shard" if lineno == 0 else f"log shard of {lineno} blank line(s)"
+        raise LogFormatError(f"{path}: {what} (no records; shards are written whole, so "
                              "this one is damaged); restore it or delete it and rerun `run`")
 
 
@@ -325,32 +360,36 @@ def read_columns(path: str, builder: ColumnBuilder | None = None,
             records = decode_batch(file, numbers, lines, _Light)
             intern = builder.intern_statement
             stmt = [intern(r.statement_id, r.split) for r in records]
+            builder.check_splits(file, numbers, records)
             codes = _STATUS_CODE
-            try:
-                if profile:
-                    status = [codes[r.verdicts.get(profile, r.status)] for r in records]
-                else:
-                    status = [codes[r.status] for r in records]
-            except KeyError:
-                for lineno, r in zip(numbers, records, strict=True):
-                    status_code(r.status, f"{file}:{lineno}")
-                raise
-            sample = [r.sample for r in records]
-            multiplicity = [r.multiplicity for r in records]
-            check_counts(file, numbers, sample, multiplicity)
-            builder.add(stmt, sample, status, multiplicity)
+            if profile:
+                status = [codes[r.verdicts.get(profile, r.status)] for r in records]
+            else:
+                status = [codes[r.status] for r in records]
+            builder.add(stmt, [r.sample for r in records], status,
+                        [r.multiplicity for r in records])
     return builder.build()
+
+
+def _int_dtype(values: list[int]) -> Any:
+    """int64, or Python ints where a value would not fit (it is then reported, not wrapped)."""
+    if values and (max(values) >= 2**62 or min(values) <= -(2**62)):
+        return object
+    return np.int64
 
 
 def check_counts(file: str, numbers: list[int], sample: list[int],
                  multiplicity: list[int]) -> None:
-    """Sample indices are >= 0 and multiplicities >= 1; otherwise name the first bad line."""
-    s = np.asarray(sample, dtype=np.int64)
-    m = np.asarray(multiplicity, dtype=np.int64)
-    bad = (s < 0) | (m < 1)
+    """Sample indices in [0, MAX_SAMPLES) and multiplicities in [1, MAX_SAMPLES]; otherwise name
+    the first bad line (logs read without the validating `_Light` type, e.g. original ones)."""
+    s = np.asarray(sample, dtype=_int_dtype(sample))
+    m = np.asarray(multiplicity, dtype=_int_dtype(multiplicity))
+    bad_s = (s < 0) | (s >= MAX_SAMPLES)
+    bad = bad_s | (m < 1) | (m > MAX_SAMPLES)
     if bad.any():
         at = int(np.argmax(bad))
-        name, rule = ("sample", ">= 0") if s[at] < 0 else ("multiplicity", ">= 1")
+        name, rule = (("sample", f">= 0 and < {MAX_SAMPLES}") if bad_s[at]
+                      else ("multiplicity", f">= 1 and <= {MAX_SAMPLES}"))
         raise LogFormatError(f"{file}:{numbers[at]}: field {name!r} must be {rule}")
 
 
@@ -376,8 +415,13 @@ def check_unique_attempts(path: str, columns: AttemptColumns) -> None:
     """
     if len(columns) < 2:
         return
-    width = int(columns.sample.max()) + 1
+    width = int(columns.sample.max()) + 1  # sample < MAX_SAMPLES: no overflow below
     keys = columns.stmt * width + columns.sample
+    cells = (int(columns.stmt.max()) + 1) * width
+    # Dense keys (the usual statements x samples grid): counting is linear, sorting is not.
+    if cells <= max(8 * len(columns), 1 << 20) and int(
+            np.bincount(keys, minlength=cells).max()) < 2:
+        return
     _, first, counts = np.unique(keys, return_index=True, return_counts=True)
     repeated = counts > 1
     if not repeated.any():

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from stp import storage
 from stp.config import STPConfig, resolve_data_dir
 from stp.data import Statement, load_dataset
@@ -72,16 +74,24 @@ class RunSettings:
     max_tokens: int
     prompt_format: str
     shard_size: int
+    # Resume a log whose manifest records other sampling settings (recorded per shard).
+    allow_changed_settings: bool = False
+
+
+# Manifest fields that change what is sampled or how it is judged: a resume must match them.
+RESULT_FIELDS = ("model", "seed", "temperature", "top_p", "max_tokens", "prompt_format",
+                 "profiles")
 
 
 def settings_from_config(cfg: STPConfig, *, model: str | None, splits: list[str] | None,
-                         samples: int | None, out: str) -> RunSettings:
+                         samples: int | None, out: str,
+                         allow_changed_settings: bool = False) -> RunSettings:
     settings = RunSettings(
         model=model or cfg.model.name, splits=list(splits or cfg.eval.splits),
         samples=samples if samples is not None else cfg.eval.samples_per_statement, out=out,
         seed=cfg.eval.seed, temperature=cfg.eval.temperature, top_p=cfg.sampler.top_p,
         max_tokens=cfg.sampler.max_tokens, prompt_format=cfg.model.prompt_format,
-        shard_size=cfg.eval.shard_size)
+        shard_size=cfg.eval.shard_size, allow_changed_settings=allow_changed_settings)
     if settings.samples < 1:
         raise UsageError(f"--samples must be >= 1, got {settings.samples}")
     if settings.shard_size < 1:
@@ -96,30 +106,37 @@ def _reconcile_manifest(settings: RunSettings, statements: dict[str, list[Statem
     """The manifest to write: a new one, or the existing one extended by new splits/samples.
 
     Resuming with a different model or sampling settings would mix two experiments in one log,
-    so that is refused."""
+    so that is refused in one line naming every changed field, unless
+    `settings.allow_changed_settings`: then the manifest takes the new values and records the
+    change with the first shard written under them (`stp.settings_guard`)."""
+    from stp import settings_guard as guard
+
     fresh = evlog.Manifest(model=settings.model, seed=settings.seed,
-                           temperature=settings.temperature, max_tokens=settings.max_tokens,
+                           temperature=settings.temperature, top_p=settings.top_p,
+                           max_tokens=settings.max_tokens,
                            prompt_format=settings.prompt_format, samples=settings.samples,
                            splits={k: [s.id for s in v] for k, v in statements.items()},
                            profiles=list(profiles or []))
     old = evlog.read_manifest(settings.out) if storage.exists(settings.out) else None
     if old is None:
         return fresh
-    for name in ("model", "seed", "temperature", "max_tokens", "prompt_format", "profiles"):
-        if getattr(old, name) != getattr(fresh, name):
-            raise UsageError(
-                f"{settings.out} holds a run with {name}={getattr(old, name)!r}, not "
-                f"{getattr(fresh, name)!r}; resume with the same settings or choose a new --out")
+    recorded = {name: getattr(old, name) for name in RESULT_FIELDS
+                if getattr(old, name) is not None}
+    changes = guard.changed(recorded, {name: getattr(fresh, name) for name in RESULT_FIELDS})
+    if changes and not settings.allow_changed_settings:
+        guard.refuse(settings.out, changes, "log")
     splits = dict(old.splits)
     for split, ids in fresh.splits.items():
         if split in splits and splits[split] != ids:
             raise UsageError(f"{settings.out}: the statements of {split} differ from the ones "
                              "this log was started with (dataset changed?); use a new --out")
         splits[split] = ids
-    return evlog.Manifest(model=old.model, seed=old.seed, temperature=old.temperature,
-                          max_tokens=old.max_tokens, prompt_format=old.prompt_format,
-                          samples=max(old.samples, fresh.samples), splits=splits,
-                          profiles=old.profiles)
+    history = list(old.changes)
+    if changes:
+        history.append({"from_shard": len(storage.list_shards(settings.out, evlog.SHARD_PREFIX)),
+                        "changed": guard.json_safe(changes)})
+    return msgspec.structs.replace(fresh, samples=max(old.samples, fresh.samples),
+                                   splits=splits, changes=history)
 
 
 @dataclass
@@ -244,8 +261,6 @@ def run_eval(settings: RunSettings, statements: dict[str, list[Statement]], *,
 def profile_config(cfg: STPConfig, profile: str) -> STPConfig:
     """`cfg` with `lean.profile` set. A profile other than strict gets its own verdict cache
     (`<cache>-<profile>`), so the two profiles never answer from each other's verdicts."""
-    import msgspec
-
     verifier = cfg.verifier
     if profile != "strict" and verifier.cache_dir != "off":
         base = verifier.cache_dir or storage.join(cfg.run.run_dir, "verify-cache")

@@ -100,7 +100,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def _extractor_command(cfg: STPConfig, override: str | None) -> tuple[list[str], str | None]:
     if override:
-        return shlex.split(override), None
+        try:
+            argv = shlex.split(override)
+        except ValueError as err:  # an unbalanced quote
+            raise UsageError(f"--extractor-command: {err} in {override!r}") from None
+        if not argv:
+            raise UsageError("--extractor-command is empty")
+        return argv, None
     from stp.lean.toolchain import extractor_command
 
     return extractor_command(cfg.lean)
@@ -239,15 +245,24 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     cfg = config_from_args(args)
     setup_logging(cfg.run.log_level)
+    if args.command not in ("run", "assemble", "verify", "sft"):
+        raise UsageError(f"unknown command {args.command}")
+    from stp.lock import lock_dir
+
+    # Two extractions (or an extraction and an assembly) in one directory would interleave
+    # shards and rewrite each other's outputs: the output directory is locked while working.
+    out = args.out or (_default_sft_dir(cfg) if args.command == "sft" else _default_out(cfg))
     if args.command == "run":
-        return cmd_run(args, cfg)
-    if args.command == "assemble":
-        return _report_assembly(args.out or _default_out(cfg))
-    if args.command == "verify":
-        return cmd_verify_dir(cfg, args.out or _default_out(cfg))
-    if args.command == "sft":
+        # Flags first: a bad --extractor-command must not leave an empty directory behind.
+        _extractor_command(cfg, args.extractor_command)
+    with lock_dir(out, purpose=f"stp.extract {args.command}"):
+        if args.command == "run":
+            return cmd_run(args, cfg)
+        if args.command == "assemble":
+            return _report_assembly(out)
+        if args.command == "verify":
+            return cmd_verify_dir(cfg, out)
         return cmd_sft(args, cfg)
-    raise UsageError(f"unknown command {args.command}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from msgspec import Meta
 
 from stp.model.prompts import Format as PromptFormat
 from stp.ranges import (
+    BatchSize,
     NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
@@ -67,6 +68,11 @@ class SamplerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     embed_batch_size: PositiveInt = 12
 
 
+# The jmp policies Levanter training works with (free text used to fail only at training time).
+MixedPrecision = Literal["p=f32,c=bfloat16", "p=f32,c=bf16", "p=f32,c=float16", "p=f32,c=f16",
+                         "p=f32,c=f32", "p=f32", "p=bf16,c=bf16", "p=bfloat16,c=bfloat16"]
+
+
 class TrainerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The training settings every stage starts from. A pipeline stage trains with these values
     overlaid by its own `[<stage>.trainer]` table (`stp.config.stage_trainer`); the
@@ -77,16 +83,16 @@ class TrainerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Warm-up steps = min(steps - 1, warmup_steps); constant learning rate afterwards.
     warmup_steps: NonNegativeInt = 5
     # Sequences per optimizer step.
-    batch_size: PositiveInt = 2048
+    batch_size: BatchSize = 2048
     # Sequences per device per micro-step (gradient accumulation fills the batch).
-    per_device_batch_size: PositiveInt = 8
+    per_device_batch_size: BatchSize = 8
     epochs: PositiveFloat = 1.0
     # At least this many optimizer steps (0 = as many as the data gives, but never fewer than 1).
     min_steps: NonNegativeInt = 5
     # At most this many optimizer steps (0 = no cap; min_steps = max_steps fixes the count).
     max_steps: NonNegativeInt = 0
     # Longer examples keep the first token and the last max_seq_len - 1 tokens.
-    max_seq_len: Annotated[int, Meta(ge=2)] = 2048
+    max_seq_len: Annotated[int, Meta(ge=2, le=1_048_576)] = 2048
     # Pack several short examples into one sequence (no cross-attention between them).
     packing: bool = True
     weight_decay: NonNegativeFloat = 0.0
@@ -95,8 +101,8 @@ class TrainerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     epsilon: PositiveFloat = 1e-5
     # Gradient clipping norm (0 = no clipping).
     max_grad_norm: NonNegativeFloat = 1.0
-    # Levanter mixed precision policy.
-    mp: str = "p=f32,c=bfloat16"
+    # Levanter mixed precision policy (jmp.get_policy): parameters / compute dtypes.
+    mp: MixedPrecision = "p=f32,c=bfloat16"
     checkpoint_every_steps: PositiveInt = 50
     seed: Seed = 0
 

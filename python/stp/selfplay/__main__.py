@@ -15,6 +15,7 @@ import json
 from stp.cli import (
     EXIT_OK,
     ArgumentParser,
+    UsageError,
     add_config_arguments,
     config_from_args,
     count_arg,
@@ -32,6 +33,9 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=count_arg(1), default=None,
                         help="total rounds to complete (default: selfplay.rounds)")
     parser.add_argument("--run-dir", default=None, help="override run.run_dir")
+    parser.add_argument("--allow-changed-settings", action="store_true",
+                        help="continue a run with settings that differ from its config.toml "
+                             "(the change is recorded in settings-changes.json with its round)")
     return parser
 
 
@@ -43,6 +47,16 @@ def _report_parser() -> argparse.ArgumentParser:
                         help="the run directory (local or gs://; default: run.run_dir)")
     parser.add_argument("--out", default=None, help="output folder (default: RUN_DIR/report)")
     return parser
+
+
+def _require_utf8(flag: str, value: str) -> None:
+    """A path with a byte that is not UTF-8 (a surrogate escape in argv) cannot be written into
+    the run's TOML config; it used to become a directory named `"` in the current directory."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{flag}: {value.encode('utf-8', 'backslashreplace').decode()!r} is "
+                         "not a UTF-8 path; rename it or choose another") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     args = _run_parser().parse_args(argv)
     if args.run_dir:
+        _require_utf8("--run-dir", args.run_dir)
         args.overrides.append(f"run.run_dir={json.dumps(args.run_dir)}")
     cfg = config_from_args(args)
     setup_logging(cfg.run.log_level)
@@ -77,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     check_inputs(cfg, ["selfplay"], config_name=args.config or "CONFIG")
     from stp.selfplay.loop import run_selfplay
 
-    summaries = run_selfplay(cfg, rounds=args.rounds)
+    summaries = run_selfplay(cfg, rounds=args.rounds,
+                             allow_changed_settings=args.allow_changed_settings)
     for s in summaries:
         b = s.stages.get("bookkeeping", {})
         print(f"round {s.round}: solved {b.get('dataset_solved_total')}/{b.get('dataset_size')}"

@@ -13,6 +13,7 @@ from stp.ranges import (
     PositiveFloat,
     PositiveInt,
     PositiveUnitFloat,
+    SampleCount,
     UnitFloat,
     UnitFloatBelowOne,
 )
@@ -36,8 +37,8 @@ class SelfPlayConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # `[selfplay.trainer]` settings: the expert-iteration baseline (run_RL_expert_iter.sh calling
     # RL_step3_final_model.py without synthetic examples).
     round_training: Literal["continue", "restart"] = "continue"
-    samples_first_round: PositiveInt = 64
-    samples_per_statement: PositiveInt = 32
+    samples_first_round: SampleCount = 64
+    samples_per_statement: SampleCount = 32
     # 0 = every dataset statement each round.
     statements_per_round: NonNegativeInt = 0
     # Seeds: solved statements whose best rate exceeds this.

@@ -74,8 +74,13 @@ def run_selfplay(
     hook: StageHook | None = None,
     sampler_factory: SamplerFactory | None = None,
     train_fn: TrainFn | None = None,
+    allow_changed_settings: bool = False,
 ) -> list[RoundSummary]:
     """Run (or continue) self-play in `cfg.run.run_dir` until `rounds` rounds are complete.
+
+    Continuing a run with settings that change results (seed, sample counts, sampler, trainer,
+    ...) other than its `config.toml` is refused unless `allow_changed_settings`; then the change
+    is recorded with the round it first applies to (`stp.settings_guard`).
 
     The checker (`lean.checker_command`, else the built stp_check, which needs Lean) is resolved
     before anything else starts, so a missing Lean fails in a second, not after sampling.
@@ -89,6 +94,7 @@ def run_selfplay(
     with lock_dir(cfg.run.run_dir, purpose="self-play"):
         loop = SelfPlay(cfg, hook=hook,
                         sampler_factory=sampler_factory, train_fn=train_fn)
+        loop.allow_changed_settings = allow_changed_settings
         try:
             return loop.run(cfg.selfplay.rounds if rounds is None else rounds)
         finally:
@@ -125,6 +131,7 @@ class SelfPlay:
         # Work done by this process (samples drawn, attempts re-verified, training steps): what a
         # resumed run redoes is measurable, and the tests compare it with what was left.
         self.counters: Counter[str] = Counter()
+        self.allow_changed_settings = False
 
     # ------------------------------------------------------------------ resources
     def close(self) -> None:
@@ -177,6 +184,8 @@ class SelfPlay:
         if not storage.exists(self.run_dir.dataset_statements):
             storage.write_text(self.run_dir.path("config.toml"), to_toml(cfg))
             storage.write_jsonl(self.run_dir.dataset_statements, self._dataset_rows(data_dir))
+        else:
+            self.run_dir.check_settings(cfg, self.allow_changed_settings)
         from stp.verify.identity import describe_checker, write_record
 
         # The checker this start judges with, for the report's first lines (rewritten on every

@@ -57,7 +57,16 @@ def render_report(run_dir: str, out_dir: str | None = None) -> Path:
         out = Path(out_dir)
     else:
         out = Path("report") if storage.is_gcs(run_dir) else Path(run_dir) / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    from stp.lock import lock_dir
+
+    # The report folder, not the run directory: a report of a run that is still going is fine,
+    # two reports rewriting one folder at once are not.
+    with lock_dir(out, purpose="stp.selfplay report"):
+        return _render(run_dir, data, out, plt)
+
+
+def _render(run_dir: str, data: dict[int, dict[str, dict[str, Any]]], out: Path, plt: Any
+            ) -> Path:
     rounds = sorted(data)
 
     def get(stage: str, key: str, default: Any = 0) -> list[Any]:

@@ -118,7 +118,17 @@ def build_retrain_set(cfg: STPConfig) -> tuple[list[TrainingExample], dict[str, 
 
 
 def run_retrain(cfg: STPConfig, *, train_fn: TrainFn | None = None) -> dict[str, Any]:
-    """Build the data (once) and train (once); returns the manifest's stage summaries."""
+    """Build the data (once) and train (once); returns the manifest's stage summaries.
+
+    Holds the run directory's lock (`stp.lock`): re-training while self-play still writes rounds
+    there would train on the rounds finished so far and record that stale result as done."""
+    from stp.lock import lock_dir
+
+    with lock_dir(cfg.run.run_dir, purpose="stp.retrain"):
+        return _run_retrain(cfg, train_fn)
+
+
+def _run_retrain(cfg: STPConfig, train_fn: TrainFn | None) -> dict[str, Any]:
     out = storage.join(cfg.run.run_dir, "retrain")
     manifest_path = storage.join(out, "manifest.json")
     manifest: dict[str, Any] = (storage.read_json(manifest_path)

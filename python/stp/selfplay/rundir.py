@@ -128,6 +128,50 @@ class RunDir:
         storage.write_json(self.manifest_path(r), manifest)
         return manifest
 
+    # ------------------------------------------------------------------ settings
+    @property
+    def config_path(self) -> str:
+        return self.path("config.toml")
+
+    @property
+    def settings_changes_path(self) -> str:
+        """Accepted setting changes, each with the round it first applied to (JSON list)."""
+        return self.path("settings-changes.json")
+
+    def first_unfinished_round(self) -> int:
+        r = 0
+        while "done" in self.manifest(r).stages:
+            r += 1
+        return r
+
+    def check_settings(self, cfg: Any, allow_changed: bool) -> None:
+        """Compare `cfg` with the run's `config.toml` (see `stp.settings_guard`): refuse a
+        difference in a result-changing key, or, when allowed, record it and adopt `cfg`."""
+        import tomllib
+
+        from stp import settings_guard as guard
+        from stp.config import to_toml
+
+        if not storage.exists(self.config_path):
+            return
+        try:
+            recorded = tomllib.loads(storage.read_text(self.config_path))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise storage.CorruptRecordError(self.config_path, None, str(err)) from None
+        current = msgspec.to_builtins(cfg)
+        changes = guard.changed(guard.selfplay_result_settings(recorded),
+                                guard.selfplay_result_settings(current))
+        if not changes:
+            return
+        if not allow_changed:
+            guard.refuse(self.root, changes, "run directory")
+        history = (storage.read_json(self.settings_changes_path)
+                   if storage.exists(self.settings_changes_path) else [])
+        history.append({"round": self.first_unfinished_round(),
+                        "changed": guard.json_safe(changes)})
+        storage.write_json(self.settings_changes_path, history)
+        storage.write_text(self.config_path, to_toml(cfg))
+
     # ------------------------------------------------------------------ arrays
     def save_arrays(self, path: str, **arrays: np.ndarray) -> None:
         buffer = io.BytesIO()
@@ -135,8 +179,19 @@ class RunDir:
         storage.write_bytes(path, buffer.getvalue())
 
     def load_arrays(self, path: str) -> dict[str, np.ndarray]:
-        with np.load(io.BytesIO(storage.read_bytes(path))) as data:
-            return {k: data[k] for k in data.files}
+        """The arrays of an .npz file; a truncated or damaged one is a CorruptRecordError naming
+        it (a resume would otherwise end in a zipfile traceback)."""
+        import zipfile
+
+        try:
+            with np.load(io.BytesIO(storage.read_bytes(path))) as data:
+                return {k: data[k] for k in data.files}
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
+            if isinstance(err, OSError) and err.filename is not None:
+                raise
+            raise storage.CorruptRecordError(
+                path, None, f"truncated or damaged array file ({err}); delete this round's "
+                "directory from this stage on and rerun to recompute it") from None
 
     # ------------------------------------------------------------------ records
     def statement_rows(self, upto_round: int) -> list[StatementRow]:

@@ -10,7 +10,9 @@ built `stp_check`; there is no other way to replace it.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import sqlite3
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     from stp.verify.service import VerifierError, make_verifier
 
     results: list[VerifyResult | None] = [None] * len(entries)
+    disagreements: list[Any] = []
+    # A full disk under --cache fails a cache write mid-run: the verdicts computed so far are
+    # printed anyway, then one line says what to free (exit 2).
+    cache_failure: str | None = None
     try:
         with make_verifier(cfg) as verifier:
             verifier.versions()  # a checker that cannot start: exit 2 (default header: trusted)
@@ -208,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
             disagreements = verifier.last_stats.disagreements
     except VerifierError as err:
         raise UsageError(str(err)) from None
+    except (OSError, sqlite3.Error) as err:  # opening or writing the cache
+        cache_failure = _cache_write_failure(err, cfg.verifier.cache_dir)
+        if cache_failure is None:
+            raise
     records = [result_record(e, r) for e, r in zip(entries, results, strict=True) if r is not None]
     if args.json:
         for rec in records:
@@ -217,8 +227,33 @@ def main(argv: list[str] | None = None) -> int:
     for d in disagreements:
         print(f"cross-check disagreement: {d.name}: ours={d.ours} theirs={d.theirs}: {d.detail}",
               file=sys.stderr)
+    if cache_failure is not None:
+        raise UsageError(f"{cache_failure} ({len(records)} of {len(entries)} proofs checked and "
+                         "printed above; rerun to check the rest)")
     passed = all(r["status"] == "pass" for r in records)
     return EXIT_OK if passed and not disagreements else EXIT_FAILURES
+
+
+def _cache_write_failure(err: BaseException, cache_dir: str) -> str | None:
+    """One line for a cache write that failed for lack of space, else None (a real bug).
+
+    The error chain is searched: SQLite rolls a transaction back itself when the disk fills, so
+    the cache's own ROLLBACK then fails ("no transaction is active") with the real cause as its
+    context."""
+    chain: BaseException | None = err
+    for _ in range(8):
+        if chain is None:
+            return None
+        text = str(chain).lower()
+        if ((isinstance(chain, OSError) and chain.errno in (errno.ENOSPC, errno.EDQUOT,
+                                                           errno.EFBIG))
+                or "disk is full" in text or "no space" in text):
+            break
+        chain = chain.__cause__ or chain.__context__
+    else:
+        return None
+    return (f"{cache_dir}: no space left on the device for the verdict cache; free space there "
+            "(or choose another --cache) and rerun: cached verdicts are kept")
 
 
 def _read_header(value: str) -> str:

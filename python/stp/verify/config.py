@@ -19,7 +19,7 @@ Sandbox = Literal["auto", "bwrap", "none"]
 # confirmation. Under the paper profile (no exports) a pass is re-checked by a fresh worker.
 Recheck = Literal["replay", "fresh", "off"]
 # -1 = derived (see rlimit_as_mb), 0 = none, else MiB.
-AddressSpaceMB = Annotated[int, Meta(ge=-1)]
+AddressSpaceMB = Annotated[int, Meta(ge=-1, le=2**31 - 1)]
 
 
 class VerifierConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

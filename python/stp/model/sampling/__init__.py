@@ -21,8 +21,10 @@ def make_sampler(model_path: str, model_cfg: ModelConfig, sampler_cfg: SamplerCo
     """A sampler for the checkpoint at `model_path` (HF id, local dir or gs:// dir). With
     `model.phase_isolation` on, the backend runs in a phase process that owns the accelerator
     until `close()` (stp.model.phases)."""
+    from stp.model.location import check_model
     from stp.model.phases import IsolatedSampler, in_phase_process, isolated
 
+    check_model(model_path)  # a damaged checkpoint: one line naming the file, before any load
     if isolated(model_cfg.phase_isolation) and not in_phase_process():
         return IsolatedSampler(build_backend, model_path, model_cfg, sampler_cfg)
     return build_backend(model_path, model_cfg, sampler_cfg)

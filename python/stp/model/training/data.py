@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import math
 import os
 from dataclasses import dataclass
 
@@ -25,6 +24,7 @@ import numpy as np
 from stp import storage
 from stp.data.records import TrainingExample
 from stp.errors import InputFormatError
+from stp.ranges import MAX_TRAINING_WEIGHT, MIN_TRAINING_WEIGHT
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +56,10 @@ def load_examples(path: str) -> list[TrainingExample]:
         except storage.CorruptRecordError as err:
             raise ExampleError(str(err)) from None
     for where, rec in located:
-        if not (math.isfinite(rec.weight) and rec.weight >= 0):
-            raise ExampleError(f"{where}: field 'weight' must be a finite number >= 0, "
+        if not (rec.weight == 0 or MIN_TRAINING_WEIGHT <= rec.weight <= MAX_TRAINING_WEIGHT):
+            # nan and inf fail the comparison too; a denormal weight gave an infinite loss.
+            raise ExampleError(f"{where}: field 'weight' must be 0 or between "
+                               f"{MIN_TRAINING_WEIGHT:g} and {MAX_TRAINING_WEIGHT:g}, "
                                f"got {rec.weight!r}")
         if not rec.target:
             raise ExampleError(f"{where}: field 'target' is empty")

@@ -23,15 +23,20 @@ filling the step; multi-host runs start one process per host (Levanter initialis
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import hashlib
 import logging
 import os
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -93,13 +98,38 @@ def train_weighted(base_model: str, examples_path: str, out_dir: str,
     `learning_rate`, `min_steps`, `epochs` override the trainer config (self-play rounds and the
     final re-training use their own); `max_steps` caps the step count (tests, benchmarks).
     With `model.phase_isolation` on, the training runs in a phase process that owns the
-    accelerator and has exited (memory released) when this returns (stp.model.phases)."""
+    accelerator and has exited (memory released) when this returns (stp.model.phases).
+
+    A full disk is an OSError naming `out_dir` whichever library hit it (tensorstore inside a
+    Levanter checkpoint, the Rust tokenizer in the HF export), so every caller (stp.train, the
+    self-play train stage, the re-training) ends in one line saying what to free."""
     from stp.model.phases import in_phase_process, isolated, run_isolated
 
     if isolated(model_cfg.phase_isolation) and not in_phase_process():
         return run_isolated(train_weighted, base_model, examples_path, out_dir, trainer_cfg,
                             model_cfg, learning_rate=learning_rate, min_steps=min_steps,
                             epochs=epochs, max_steps=max_steps)
+    try:
+        return _train_weighted(base_model, examples_path, out_dir, trainer_cfg, model_cfg,
+                               learning_rate=learning_rate, min_steps=min_steps, epochs=epochs,
+                               max_steps=max_steps)
+    except Exception as err:
+        os_error = storage.as_os_error(err, out_dir)
+        if os_error is None or os_error is err or os_error.errno not in _FULL_DISK:
+            raise
+        raise os_error from None
+
+
+_FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _train_weighted(base_model: str, examples_path: str, out_dir: str,
+                    trainer_cfg: TrainerConfig, model_cfg: ModelConfig, *,
+                    learning_rate: float | None, min_steps: int | None,
+                    epochs: float | None, max_steps: int | None) -> TrainResult:
+    from stp.model.location import check_model
+
+    check_model(base_model, "base model")  # a damaged checkpoint: one line naming the file
     base_model = _resolve_model_path(base_model)
     lr = trainer_cfg.learning_rate if learning_rate is None else learning_rate
     n_min = trainer_cfg.min_steps if min_steps is None else min_steps
@@ -161,7 +191,8 @@ def train_weighted(base_model: str, examples_path: str, out_dir: str,
 
     from levanter.trainer import Trainer
 
-    with Trainer(lev_cfg, optimizer, weighted_loss, add_default_hooks=False) as trainer:
+    with InterruptGuard() as interrupt, \
+            Trainer(lev_cfg, optimizer, weighted_loss, add_default_hooks=False) as trainer:
         key = jax.random.PRNGKey(trainer_cfg.seed)
 
         def load_base():
@@ -179,6 +210,9 @@ def train_weighted(base_model: str, examples_path: str, out_dir: str,
                 metrics.log("train_resume", from_step=start, steps=steps)
         checkpointer = lev_cfg.checkpointer.create(trainer.run_id)
         trainer.add_hook(checkpointer.on_step, every=1)
+        # Ctrl-C while a checkpoint is being written was swallowed below us (training ran to
+        # the end, exit 0); the guard remembers it and raises at the next step boundary.
+        trainer.add_hook(lambda info: interrupt.check(checkpointer), every=1)
 
         def log_step(info) -> None:
             s = int(info.step)  # 0-based index of the step just completed
@@ -203,6 +237,7 @@ def train_weighted(base_model: str, examples_path: str, out_dir: str,
             state = info.state
         seconds = time.monotonic() - began
         checkpointer.wait_until_finished()
+        interrupt.check(checkpointer)
         metrics.close()
         hf_path = storage.join(out_dir, HF_DIR)
         _export(converter, state.model, hf_path, model_cfg.dtype)
@@ -414,6 +449,43 @@ def _optimizer(cfg: TrainerConfig, lr: float, warmup: int):
     return _Adam(learning_rate=lr, weight_decay=cfg.weight_decay, beta1=cfg.beta1,
                  beta2=cfg.beta2, epsilon=cfg.epsilon, max_grad_norm=cfg.max_grad_norm or None,
                  warmup=0.0, min_lr_ratio=1.0, lr_schedule="constant")
+
+
+class InterruptGuard:
+    """Remembers a SIGINT so a library that catches KeyboardInterrupt cannot swallow it.
+
+    The handler records the interrupt and raises KeyboardInterrupt as Python's default does;
+    `check` (a step hook, and once after training) raises it again once the checkpoint in flight
+    is finished, so Ctrl-C always ends the command with exit 130 and a checkpoint to resume
+    from. Only the main thread can install signal handlers; elsewhere the guard does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.interrupted = True
+        signal.default_int_handler(signum, frame)
+
+    def check(self, checkpointer: Any = None) -> None:
+        if self.interrupted:
+            if checkpointer is not None:
+                with contextlib.suppress(Exception):
+                    checkpointer.wait_until_finished()
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> InterruptGuard:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, kind: Any, value: Any, tb: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+        if self.interrupted and kind is None:
+            raise KeyboardInterrupt
 
 
 def _export(converter, model, hf_path: str, dtype: str) -> None:

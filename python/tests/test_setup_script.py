@@ -182,3 +182,116 @@ def test_missing_python_is_named(checkout: Path) -> None:
     proc = _run(checkout / "scripts" / "setup.sh", "--skip-lean", "--python", "python9.99-nope")
     assert proc.returncode == 1
     assert "'python9.99-nope' is not installed" in proc.stderr
+
+
+# --- bubblewrap (scripts/lib/bubblewrap.sh, used by dev-setup.sh and setup.sh) -------------------
+
+BWRAP_LIB = REPO / "scripts" / "lib" / "bubblewrap.sh"
+BASE_TOOLS = ("uname", "mktemp", "tail", "rm", "cat", "head")
+
+
+def _bwrap_env(tmp_path: Path, uid: int, proc_sys: dict[str, str] | None = None,
+               **scripts: str) -> dict[str, str]:
+    """PATH = stub commands + only the basic tools the library uses (so this machine's own bwrap
+    and apt-get are invisible); `id -u` answers `uid`; STP_PROC_SYS is a fake /proc/sys."""
+    env = _stubs(tmp_path, id=f"echo {uid}", **scripts)
+    base = tmp_path / "base"
+    base.mkdir(exist_ok=True)
+    for tool in BASE_TOOLS:
+        found = shutil.which(tool)
+        assert found, tool
+        if not (base / tool).exists():
+            (base / tool).symlink_to(found)
+    sys_dir = tmp_path / "proc-sys"
+    for rel, value in (proc_sys or {}).items():
+        (sys_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        (sys_dir / rel).write_text(value + "\n")
+    env["PATH"] = f"{tmp_path / 'stubs'}:{base}"
+    env["STP_PROC_SYS"] = str(sys_dir)
+    return env
+
+
+def _bwrap_setup(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    bash = shutil.which("bash")
+    assert bash
+    return subprocess.run([bash, "-c", f'source "{BWRAP_LIB}"; stp_bwrap_setup "$@"', "x", *args],
+                          capture_output=True, text=True, env=env, timeout=60,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_bwrap_is_installed_with_apt_as_root_then_checked(tmp_path: Path) -> None:
+    stubs = tmp_path / "stubs"
+    apt = (f'echo "apt-get $*" >> "{tmp_path}/apt.calls"\n'
+           f'case "$*" in *install*) printf \'#!/bin/sh\\necho "bwrap $*" >> {tmp_path}/bwrap.calls\\n\''
+           f' > "{stubs}/bwrap"; /bin/chmod +x "{stubs}/bwrap";; esac')
+    env = _bwrap_env(tmp_path, 0, apt_get=apt)
+    proc = _bwrap_setup(env)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "apt.calls").read_text().splitlines() == [
+        "apt-get update -qq", "apt-get install -y -qq bubblewrap"]
+    probe = (tmp_path / "bwrap.calls").read_text()
+    for flag in ("--unshare-net", "--unshare-pid", "--unshare-ipc", "--tmpfs /tmp", "true"):
+        assert flag in probe  # the namespaces the sandbox needs, actually started
+    assert "bwrap works" in proc.stdout
+
+
+def test_bwrap_missing_without_root_names_the_command(tmp_path: Path) -> None:
+    env = _bwrap_env(tmp_path, 1000, apt_get=f'echo called > "{tmp_path}/apt.calls"')
+    proc = _bwrap_setup(env)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "bubblewrap: bwrap is not installed (the checker sandbox and its tests need it); "
+        "install it with: sudo apt-get install bubblewrap"]
+    assert not (tmp_path / "apt.calls").exists()
+    (tmp_path / "fedora").mkdir()
+    env = _bwrap_env(tmp_path / "fedora", 1000, dnf="exit 0")
+    assert "install it with: sudo dnf install bubblewrap" in _bwrap_setup(env).stderr
+
+
+def test_apt_failure_is_shown(tmp_path: Path) -> None:
+    env = _bwrap_env(tmp_path, 0, apt_get='echo "E: Unable to locate package bubblewrap" >&2; exit 100')
+    proc = _bwrap_setup(env)
+    assert proc.returncode == 1
+    assert "E: Unable to locate package bubblewrap" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        "bubblewrap: apt-get could not install bubblewrap")
+
+
+FAILING_BWRAP = 'echo "bwrap: setting up uid map: Permission denied" >&2; exit 1'
+
+
+def test_apparmor_userns_restriction_is_recognised_and_its_fix_named(tmp_path: Path) -> None:
+    env = _bwrap_env(tmp_path, 1000, {"kernel/apparmor_restrict_unprivileged_userns": "1"},
+                     bwrap=FAILING_BWRAP)
+    proc = _bwrap_setup(env)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "AppArmor restricts them for unprivileged users" in lines[0]
+    assert "kernel.apparmor_restrict_unprivileged_userns = 1" in lines[0]
+    assert f"profile bwrap {tmp_path}/stubs/bwrap flags=(unconfined)" in lines[0]
+    assert "userns," in lines[0] and "sudo apparmor_parser -r /etc/apparmor.d/bwrap" in lines[0]
+    assert "Permission denied" in lines[0]  # bwrap's own words too
+
+
+def test_other_userns_switches_and_unknown_failures(tmp_path: Path) -> None:
+    env = _bwrap_env(tmp_path, 1000, {"kernel/apparmor_restrict_unprivileged_userns": "0",
+                                      "kernel/unprivileged_userns_clone": "0"},
+                     bwrap=FAILING_BWRAP)
+    assert "sudo sysctl -w kernel.unprivileged_userns_clone=1" in _bwrap_setup(env).stderr
+    (tmp_path / "other").mkdir()
+    env = _bwrap_env(tmp_path / "other", 0, {"kernel/apparmor_restrict_unprivileged_userns": "1"},
+                     bwrap=FAILING_BWRAP)
+    proc = _bwrap_setup(env)  # root is not subject to the AppArmor userns rule: not blamed
+    assert proc.returncode == 1 and "AppArmor" not in proc.stderr
+    assert "is installed but cannot start the sandbox: bwrap: setting up uid map" in proc.stderr
+
+
+def test_bwrap_on_this_machine_starts_the_sandbox() -> None:
+    """The real check, with the real bwrap (the sandbox tests need it here too)."""
+    bash = shutil.which("bash")
+    assert bash and shutil.which("bwrap"), "bubblewrap must be installed (scripts/dev-setup.sh)"
+    proc = subprocess.run([bash, "-c", f'source "{BWRAP_LIB}"; stp_bwrap_setup'],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "bwrap works" in proc.stdout

@@ -137,7 +137,7 @@ def test_generate_then_check_round_trip(fake_uv: Path, monkeypatch: pytest.Monke
         assert args[args.index("--python-version") + 1] == python
         assert args[args.index("--python-platform") + 1] == "x86_64-manylinux_2_28"
         assert args[args.index("--index-url") + 1] == locks.INDEX_URL
-        assert ["--extra", "test"] == args[args.index("--extra"):args.index("--extra") + 2]
+        assert args[args.index("--extra"):args.index("--extra") + 2] == ["--extra", "test"]
         assert call["pip_env"] == []  # pip's configuration never reaches the resolver
         # torch resolved as its CPU build: the metadata without CUDA libraries
         assert 'name = "torch"' in str(call["config"]) and "setuptools>=77.0.3" in str(

@@ -115,7 +115,8 @@ run_logged() {
 # The lines of the last run_logged output that say what went wrong, on one line.
 log_reason() {
   local reason
-  reason="$(grep -E '^(ERROR|error|E:|fatal|curl: )' "$LOG" 2>/dev/null | tail -n 3 | tr '\n' ' ' || true)"
+  reason="$(grep -E '^(ERROR|error|E:|fatal|curl: )' "$LOG" 2>/dev/null | awk '!seen[$0]++' \
+    | tail -n 3 | tr '\n' ' ' || true)"
   [[ -n "$reason" ]] || reason="$(grep -v '^[[:space:]]*$' "$LOG" 2>/dev/null | tail -n 1 || true)"
   printf '%s' "${reason% }"
 }

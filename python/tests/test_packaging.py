@@ -4,6 +4,7 @@ that carries the whole tree a user runs STP from (MANIFEST.in)."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import re
 import shutil
@@ -46,7 +47,7 @@ def test_every_readme_command_has_a_subcommand() -> None:
     dispatched = {module for module, _ in stp_main.COMMANDS.values()}
     assert modules <= dispatched, modules - dispatched
     for module in dispatched:
-        importlib.util.find_spec(module)  # each target exists
+        assert importlib.util.find_spec(module) is not None, module
 
 
 def _stp(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -3,6 +3,7 @@ trainer's base model alike; without a configured commit nothing is downloaded.""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ def test_unpinned_or_moving_revisions_are_refused(monkeypatch: pytest.MonkeyPatc
 
 def test_every_table_entry_is_a_commit_or_unset() -> None:
     for repo, revision in hub.HUB_REVISIONS.items():
-        assert revision == "" or len(revision) == 40 and int(revision, 16) >= 0, repo
+        assert revision == "" or re.fullmatch(r"[0-9a-f]{40}", revision), repo
     for info in registry.DATASETS.values():
         if info.hf_repo:
             assert info.hf_repo in hub.HUB_REVISIONS, info.hf_repo

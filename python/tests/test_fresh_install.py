@@ -23,7 +23,7 @@ DEV_SETUP = REPO / "scripts" / "dev-setup.sh"
 FAKE_PYTHON = r"""#!/bin/bash
 case "$1" in
   --version) echo "Python 3.11.7"; exit 0 ;;
-  -c) case "$2" in *torch*) echo "    torch (fake)";; *version_info*) echo "3.11";; esac; exit 0 ;;
+  -c) case "$2" in *torch*) echo "    torch (fake)";; *version_info*) echo "${FAKE_PY_VERSION:-3.11}";; esac; exit 0 ;;
   -) exit "${FAKE_PROBE_RC:-1}" ;;
   -m)
     if [[ "$2 $3 $4" == "pip index versions" ]]; then
@@ -43,8 +43,8 @@ exit 0
 """
 
 
-def _dev_setup(tmp_path: Path, probe_rc: int, versions: str,
-               bwrap: str = "exit 0") -> subprocess.CompletedProcess[str]:
+def _dev_setup(tmp_path: Path, probe_rc: int, versions: str, bwrap: str = "exit 0",
+               python_version: str = "3.11") -> subprocess.CompletedProcess[str]:
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
     fake = venv / "bin" / "python"
@@ -57,7 +57,7 @@ def _dev_setup(tmp_path: Path, probe_rc: int, versions: str,
     env = {**os.environ, "PYTHON": str(fake), "FAKE_PROBE_RC": str(probe_rc),
            "FAKE_TORCH_VERSIONS": versions, "FAKE_CALLS": str(tmp_path / "calls"),
            "STP_TORCH_INDEX": "https://cpu-index.invalid/whl/cpu",
-           "PATH": f"{stubs}:{os.environ['PATH']}"}
+           "PATH": f"{stubs}:{os.environ['PATH']}", "FAKE_PY_VERSION": python_version}
     return subprocess.run(["bash", str(DEV_SETUP), "--venv", str(venv)], capture_output=True,
                           text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
 
@@ -113,6 +113,13 @@ def test_dev_setup_installs_python_then_fails_on_a_broken_bwrap(tmp_path: Path) 
     assert "is ready, but the sandbox tests will fail until this is fixed" in proc.stderr
     assert "done:" not in proc.stdout
     assert "note: constraints/cpu-test.txt is resolved for Python" not in proc.stdout
+
+
+def test_dev_setup_notes_a_python_the_lock_was_not_resolved_for(tmp_path: Path) -> None:
+    proc = _dev_setup(tmp_path, probe_rc=0, versions="", python_version="3.14")
+    assert proc.returncode == 0, proc.stderr
+    assert "note: constraints/cpu-test.txt is resolved for Python 3.11, 3.12, 3.13, not 3.14" \
+        in proc.stdout
 
 
 def test_readme_and_ci_use_the_dev_setup_script() -> None:

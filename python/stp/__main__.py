@@ -7,6 +7,9 @@ from __future__ import annotations
 import runpy
 import sys
 
+from stp.cli import run_main
+from stp.errors import UsageError
+
 # The README's commands and the module that implements each.
 COMMANDS: dict[str, tuple[str, str]] = {
     "pipeline": ("stp.pipeline", "the whole pipeline: SFT, self-play rounds, re-training, eval, report"),
@@ -39,9 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args else EXIT_USAGE
     name, rest = args[0], args[1:]
     if name not in COMMANDS:
-        print(f"stp: unknown command `{name}` (choose from {', '.join(COMMANDS)}; "
-              "`stp --help` lists them)", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(f"stp: unknown command `{name}` (choose from {', '.join(COMMANDS)}; "
+                         "`stp --help` lists them)")
     module = COMMANDS[name][0]
     sys.argv = [f"stp {name}", *rest]
     try:
@@ -56,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry_point() -> None:
-    sys.exit(main())
+    """The console script: errors as one line and exit 2, a closed stdout (`| head`) quiet."""
+    run_main(main)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from stp import __main__ as stp_main
+from stp.errors import UsageError
 
 REPO = Path(__file__).resolve().parents[2]
 META = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
@@ -69,13 +70,31 @@ def test_subcommand_runs_the_module_with_its_arguments_and_exit_code(tmp_path: P
 
 
 def test_unknown_or_missing_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
-    assert stp_main.main(["frobnicate"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["stp: unknown command `frobnicate` (choose from pipeline, selfplay, retrain, "
-                   "train, verify, extract, data, eval, model-tiny; `stp --help` lists them)"]
+    with pytest.raises(UsageError, match=r"^stp: unknown command `frobnicate` \(choose from "
+                                         r"pipeline, selfplay, retrain, train, verify, extract, "
+                                         r"data, eval, model-tiny; `stp --help` lists them\)$"):
+        stp_main.main(["frobnicate"])
     assert stp_main.main([]) == 2
     assert "model-tiny" in capsys.readouterr().out
     assert stp_main.main(["--help"]) == 0
+    proc = _stp("frobnicate", env={**os.environ, "PYTHONPATH": str(REPO / "python")})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: stp: unknown command `frobnicate` (choose from pipeline, selfplay, retrain, train, "
+        "verify, extract, data, eval, model-tiny; `stp --help` lists them)"]
+
+
+def test_help_into_a_closed_pipe_is_quiet() -> None:
+    """`stp --help | head -n 1`: the reader is gone before we write (closed here first, so the
+    write fails every time); no traceback, like the commands themselves."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "python")}
+    proc = subprocess.Popen([sys.executable, "-m", "stp", "--help"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) != 0 or err == ""
+    assert "Traceback" not in err and "BrokenPipeError" not in err
 
 
 def test_sdist_carries_the_tree_a_user_runs_from(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 import Lake
-open Lake DSL
+open Lake DSL System
 
 /-!
 The STP Lake workspace (repository root). Our two programs live under `lean/`:
@@ -21,6 +21,25 @@ require mathlib from git
 
 lean_lib STP where
   srcDir := "lean"
+
+/-- `lean/c/nondumpable.c`: `stp_set_nondumpable` (`prctl(PR_SET_DUMPABLE, 0)`), called first
+thing by `stp_check` (issue #20). Written in exactly the form of a lakefile that built at
+v4.9.0-rc1 (lean-dojo/LeanCopilot @ 1b07be5, `buildCpp`/`ct2.o`/`libleanffi`; see
+lean/API_SOURCES.md). Needs a C compiler (`cc`) at `lake build` time. -/
+def buildNondumpableO (pkg : Package) : SpawnM (BuildJob FilePath) := do
+  let args := #["-fPIC", "-O2", "-I", (← getLeanIncludeDir).toString]
+  let oFile := pkg.buildDir / "c" / "nondumpable.o"
+  let srcJob ← inputFile <| pkg.dir / "lean" / "c" / "nondumpable.c"
+  buildFileAfterDepList oFile [srcJob] (extraDepTrace := computeHash args) fun deps =>
+    compileO oFile deps[0]! args "cc"
+
+target nondumpable.o pkg : FilePath := do
+  buildNondumpableO pkg
+
+extern_lib libstpnative pkg := do
+  let name := nameToStaticLib "stpnative"
+  let nondumpableO ← nondumpable.o.fetch
+  buildStaticLib (pkg.nativeLibDir / name) #[nondumpableO]
 
 @[default_target]
 lean_exe stp_check where

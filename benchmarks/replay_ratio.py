@@ -6,10 +6,12 @@
 PROOFS.jsonl: one {"statement", "proof", "header"?} object per line (a header given there is sent
 untrusted, as the verifier does; else `lean.default_header`, trusted). For each distinct header
 the script starts the configured checker (`lean.checker_command`, else the built `stp_check`)
-twice: a check worker with `export: true` and a replay worker (`role: "replay"`). Every proof is
-checked; every pass that carries an EXPORT is replayed. The figures come from the responses'
-`ms` fields (time inside the checker, one request at a time, no pipelining), so they measure
-elaboration vs kernel replay, not the pipes.
+three times (protocol 4): a check worker with `export: true`, a statement process (role
+`statement`, all distinct statements of that header in one batch) and the judge (role `replay`,
+the header's imports only). Every proof is checked; every pass is judged against its statement's
+REFERENCE. The figures come from the responses' `ms` fields (time inside the checker, one request
+at a time, no pipelining), so they measure elaboration vs kernel replay, not the pipes. The CPU
+model, core count and load average are printed with them.
 
 It prints the mean and median check time over all proofs and over passes, the mean replay time,
 and two ratios: r(passes) = replay ms / check ms of the same proofs, and r(model) = mean replay ms
@@ -29,6 +31,8 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
+import msgspec
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python"))
 
@@ -40,9 +44,12 @@ from stp.lean.protocol import (  # noqa: E402
     CheckerConfig,
     CheckRequest,
     CheckResponse,
+    ReferenceRequest,
     ReplayRequest,
     Role,
 )
+from stp.metrics import describe_machine  # noqa: E402
+from stp.verify.imports import header_imports  # noqa: E402
 
 
 class _Answers:
@@ -66,7 +73,8 @@ class _Answers:
         if self.waiting is not None and not self.waiting.done():
             self.waiting.set_exception(RuntimeError(detail))
 
-    async def ask(self, proc: CheckerProcess, request: CheckRequest | ReplayRequest,
+    async def ask(self, proc: CheckerProcess,
+                  request: CheckRequest | ReferenceRequest | ReplayRequest,
                   timeout: float) -> CheckResponse:
         self.waiting = asyncio.get_running_loop().create_future()
         proc.send([request])
@@ -85,23 +93,37 @@ async def measure(records: list[dict[str, Any]], args: argparse.Namespace) -> di
     checks: list[int] = []
     pass_checks: list[int] = []
     replays: list[int] = []
-    omitted = 0
+    reference_ms: list[int] = []
+    unjudged = 0
     disagreements: list[str] = []
     timeout = cfg.verifier.timeout_s
     for (header, trusted), recs in by_header.items():
         procs: dict[Role, tuple[CheckerProcess, _Answers]] = {}
-        for role in ("check", "replay"):
+        for role in ("check", "statement", "replay"):
             answers = _Answers()
             proc = CheckerProcess(argv, answers, cwd=cwd,
-                                  max_line_bytes=cfg.verifier.max_response_mb * 1024 * 1024)
+                                  max_line_bytes=cfg.verifier.max_response_mb * 1024 * 1024,
+                                  max_export_bytes=cfg.verifier.max_export_mb * 1024 * 1024)
+            judge = role == "replay"
             ready = await proc.start(CheckerConfig(
-                role=role, export=role == "check", header=header, header_trusted=trusted,
+                role=role, export=role == "check", header="" if judge else header,
+                imports=header_imports(header) if judge else [], header_trusted=trusted,
                 max_heartbeats=session_heartbeats(lean), mode=lean.mode, profile="strict",
                 allowed_axioms=list(lean.allowed_axioms)), cfg.verifier.start_timeout_s)
             if not ready.ok:
                 raise SystemExit(f"header failed: {ready.header_errors[:1]}")
             procs[role] = (proc, answers)
         try:
+            # one statement process for the header: every distinct statement, then EOF
+            references: dict[str, Any] = {}
+            proc, answers = procs["statement"]
+            for n, statement in enumerate(dict.fromkeys(r["statement"] for r in recs)):
+                ref = await answers.ask(proc, ReferenceRequest(
+                    id=str(n), nonce=secrets.token_hex(16), statement=statement), timeout)
+                reference_ms.append(ref.ms)
+                if ref.verdict == "pass":
+                    references[statement] = ref.reference
+            proc.close_stdin()
             for n, rec in enumerate(recs):
                 proof = rec["proof"]
                 if proof and not proof[0].isspace():
@@ -113,13 +135,14 @@ async def measure(records: list[dict[str, Any]], args: argparse.Namespace) -> di
                 checks.append(resp.ms)
                 if resp.verdict != "pass":
                     continue
-                if resp.export is None:
-                    omitted += 1
+                reference = references.get(rec["statement"])
+                if not isinstance(resp.export, msgspec.Raw) or reference is None:
+                    unjudged += 1
                     continue
                 pass_checks.append(resp.ms)
                 proc, answers = procs["replay"]
                 again = await answers.ask(proc, ReplayRequest(
-                    id=str(n), nonce=secrets.token_hex(16), statement=rec["statement"],
+                    id=str(n), nonce=secrets.token_hex(16), reference=reference,
                     export=resp.export), timeout)
                 replays.append(again.ms)
                 if again.verdict != "pass":
@@ -129,7 +152,7 @@ async def measure(records: list[dict[str, Any]], args: argparse.Namespace) -> di
             for proc, _ in procs.values():
                 proc.kill()
     return {"checks": checks, "pass_checks": pass_checks, "replays": replays,
-            "omitted": omitted, "disagreements": disagreements}
+            "references": reference_ms, "unjudged": unjudged, "disagreements": disagreements}
 
 
 def main() -> None:
@@ -142,10 +165,15 @@ def main() -> None:
     records = [json.loads(line) for line in args.proofs.read_text().splitlines() if line.strip()]
     if args.limit:
         records = records[:args.limit]
+    print(f"machine: {describe_machine()}", flush=True)
     m = asyncio.run(measure(records, args))
     checks, pass_checks, replays = m["checks"], m["pass_checks"], m["replays"]
-    print(f"{len(checks)} proofs checked, {len(pass_checks) + m['omitted']} passed, "
-          f"{len(replays)} replayed, {m['omitted']} exports omitted (too large)")
+    print(f"{len(checks)} proofs checked, {len(pass_checks) + m['unjudged']} passed, "
+          f"{len(replays)} judged, {m['unjudged']} passes not judged (no export or no "
+          f"reference: each one is a protocol problem to investigate)")
+    if m["references"]:
+        print(f"reference ms (statement process): mean {statistics.mean(m['references']):.1f}, "
+              f"{len(m['references'])} statements")
     if checks:
         print(f"check ms, all proofs: mean {statistics.mean(checks):.1f}, "
               f"median {statistics.median(checks):.1f}")

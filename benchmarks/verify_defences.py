@@ -2,7 +2,17 @@
 
     python benchmarks/verify_defences.py [--items 200] [--check-cpu-ms 500] [--start-cpu-ms 8000]
                                          [--replay-ratio 0.25] [--sweep 0.1,0.25,0.5]
-                                         [--pass-rate 0.2] [--workers N] [--configs ...]
+                                         [--pass-rate 0.2] [--attempts 32] [--workers N]
+                                         [--simulate] [--configs ...]
+
+`--simulate`: the stand-in SLEEPS instead of burning CPU (check, judgement, reference, start),
+so many more workers than cores can be modelled (e.g. `--workers 64 --simulate`): the figure is
+then throughput as a fraction of the ideal `workers / check time`, with every defence on and
+the default settings (judges and statement processes sized automatically), and what it measures
+is the pool and the driver, not the CPU. The driver's own CPU per check is printed in both
+modes. Items come in groups of `--attempts` attempts per statement (the paper's 32-64): each
+statement needs one REFERENCE, made by single-use statement processes (`statement_batch` per
+process, each paying a start).
 
 A stand-in checker spends CPU the way Lean does (`--check-cpu-ms` per check, `--start-cpu-ms`
 per worker start, i.e. the header import, `--replay-ratio` x the check CPU per kernel replay)
@@ -20,7 +30,9 @@ warm-up that starts the workers (the replay worker and fresh spares included), a
   work.
 
 - the analytic bound of the CPU efficiency: 1 without a re-check, 1 / (1 + p·(S/C + 1)) for the
-  fresh re-check (one start S and one check C per pass), 1 / (1 + p·r) for the replay re-check.
+  fresh re-check (one start S and one check C per pass), 1 / (1 + p·r + (q + S/(32 C)) / a) for
+  the judge (r = judge/check, q = reference/check, a = attempts per statement, one statement
+  process start per 32 statements).
 
 The CPU model and core count are printed with the figures. The replay/check ratio r is a
 modelled parameter here: measure it on Lean with benchmarks/replay_ratio.py.
@@ -109,15 +121,24 @@ def bound(recheck: str, args: argparse.Namespace, ratio: float) -> float:
     if recheck == "fresh":
         return 1 / (1 + p * (args.start_cpu_ms / args.check_cpu_ms + 1))
     if recheck == "replay":
-        return 1 / (1 + p * ratio)
+        # + one reference per statement, and a statement-process start per 32 statements
+        per_statement = (args.reference_ratio
+                         + args.start_cpu_ms / args.check_cpu_ms / 32) / args.attempts
+        return 1 / (1 + p * ratio + per_statement)
     return 1.0
 
 
 def run(name: str, args: argparse.Namespace, ratio: float) -> dict[str, float]:
     sandbox, recheck = CONFIGS[name]
-    spec: dict[str, Any] = {"check_cpu_ms": args.check_cpu_ms, "start_cpu_ms": args.start_cpu_ms,
-                            "replay_cpu_ms": ratio * args.check_cpu_ms,
-                            "default": "fail", "rules": [{"pattern": "PASS", "action": "pass"}]}
+    spec: dict[str, Any] = {"default": "fail", "rules": [{"pattern": "PASS", "action": "pass"}]}
+    if args.simulate:
+        spec.update(check_sleep_ms=args.check_cpu_ms, start_delay_ms=args.start_cpu_ms,
+                    replay_sleep_ms=ratio * args.check_cpu_ms,
+                    reference_sleep_ms=args.reference_ratio * args.check_cpu_ms)
+    else:
+        spec.update(check_cpu_ms=args.check_cpu_ms, start_cpu_ms=args.start_cpu_ms,
+                    replay_cpu_ms=ratio * args.check_cpu_ms,
+                    reference_cpu_ms=args.reference_ratio * args.check_cpu_ms)
     binds = sorted({sys.prefix, sys.base_prefix, str(REPO / "python")})
     cfg: STPConfig = load_config(None, [
         f"verifier.workers={args.workers}", "verifier.cache_dir='off'",
@@ -127,11 +148,15 @@ def run(name: str, args: argparse.Namespace, ratio: float) -> dict[str, float]:
         "verifier.timeout_s=600", "verifier.start_timeout_s=600",
         "lean.checker_command=" + json.dumps(standin_command(spec))])
     every = max(1, round(1 / args.pass_rate)) if args.pass_rate > 0 else 0
-    items = [VerifyItem(statement=STATEMENT,
-                        proof=f" by {'PASS' if every and i % every == 0 else 'simp'} {name} "
-                              f"{ratio} {i}")
+    tag = f"{name} {ratio} {time.monotonic_ns()}"  # distinct statements per row
+
+    def statement(i: int) -> str:
+        return f"theorem t{i // args.attempts} (n : ℕ) : n + 0 = n := -- {tag}"
+
+    items = [VerifyItem(statement=statement(i),
+                        proof=f" by {'PASS' if every and i % every == 0 else 'simp'} {i}")
              for i in range(args.items)]
-    # the warm-up passes too, so that the replay worker (or the fresh spares) start untimed
+    # the warm-up passes too, so that the judge (or the fresh spares) start untimed
     warm = [VerifyItem(statement=STATEMENT, proof=f" by warm PASS {name} {ratio} {i}")
             for i in range(args.workers * 2)]
     with make_verifier(cfg) as verifier:
@@ -143,6 +168,7 @@ def run(name: str, args: argparse.Namespace, ratio: float) -> dict[str, float]:
         cpu0, own0, t0 = driver_cpu(), sampler.own, time.perf_counter()
         results = verifier.verify_all(items)
         elapsed = time.perf_counter() - t0
+        driver_ms = (driver_cpu() - cpu0 - (sampler.own - own0)) * 1000
         time.sleep(0.2)
         after = sampler.snapshot()
         cpu = driver_cpu() - cpu0 - (sampler.own - own0)
@@ -158,6 +184,8 @@ def run(name: str, args: argparse.Namespace, ratio: float) -> dict[str, float]:
     useful = len(items) * args.check_cpu_ms / 1000
     return {"throughput": throughput, "fraction": throughput / ideal, "cpu": cpu,
             "efficiency": useful / cpu if cpu else 0.0, "seconds": elapsed,
+            "driver_ms": driver_ms / len(items), "driver_share": driver_ms / 1000 / elapsed,
+            "statement_starts": stats.statement_processes - warm_stats["statement_processes"],
             "starts": stats.spawned - warm_stats["spawned"],
             "rechecks": stats.rechecks - warm_stats["rechecks"],
             "replays": stats.replays - warm_stats["replays"],
@@ -170,6 +198,12 @@ def main() -> None:
     parser.add_argument("--check-cpu-ms", type=float, default=500)
     parser.add_argument("--start-cpu-ms", type=float, default=8000)
     parser.add_argument("--pass-rate", type=float, default=0.2)
+    parser.add_argument("--attempts", type=int, default=32,
+                        help="attempts per statement (the paper: 32-64)")
+    parser.add_argument("--reference-ratio", type=float, default=0.05,
+                        help="reference (statement process) time / check time (modelled)")
+    parser.add_argument("--simulate", action="store_true",
+                        help="sleep instead of burning CPU (many simulated workers)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--spares", type=int, default=1, help="verifier.recheck_spares")
     parser.add_argument("--replay-ratio", type=float, default=0.25,
@@ -189,23 +223,29 @@ def main() -> None:
         raise SystemExit("bwrap not found: apt-get install bubblewrap (or drop the sandbox configs)")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores (load average {load:.1f} at start)")
-    print(f"stand-in: {args.check_cpu_ms:g} ms CPU per check, {args.start_cpu_ms:g} ms CPU per "
-          f"worker start, replay CPU = r x check CPU (modelled), pass rate {args.pass_rate:g}; "
-          f"{args.items} items, {args.workers} workers (+ 1 replay worker in replay rows)")
+    unit = "ms (simulated: sleep)" if args.simulate else "ms CPU"
+    print(f"stand-in: {args.check_cpu_ms:g} {unit} per check, {args.start_cpu_ms:g} {unit} per "
+          f"process start, judge = r x check, reference = {args.reference_ratio:g} x check, pass "
+          f"rate {args.pass_rate:g}; {args.items} items, {args.attempts} attempts per statement, "
+          f"{args.workers} workers (+ judges and statement processes, sized automatically)")
     print("CPU eff. = check CPU needed / CPU spent (holds on a shared machine); wall = "
           "throughput / (workers / check CPU) (honest only on an idle one); bound = analytic; "
-          "starts, rechecks, replays: in the timed window")
+          "starts, rechecks, replays, st.proc (statement processes): in the timed window; drv = "
+          "the driver process's own CPU per check and as a share of one core")
     print(f"{'config':<8} {'sandbox':<7} {'recheck':<7} {'r':>5} {'checks/s':>9} {'wall':>6} "
           f"{'CPU eff.':>8} {'bound':>6} {'CPU s':>7} {'wall s':>7} {'starts':>6} "
-          f"{'rechecks':>8} {'replays':>7}")
+          f"{'rechecks':>8} {'replays':>7} {'st.proc':>7} {'drv ms/chk':>10} {'drv CPU':>7}")
     for name, ratio in rows:
         r = run(name, args, ratio)
         sandbox, recheck = CONFIGS[name]
         shown = f"{ratio:g}" if recheck == "replay" else "-"
+        # simulated workers sleep: a CPU efficiency means nothing there
+        eff = "-" if args.simulate else f"{r['efficiency']:.1%}"
         print(f"{name:<8} {sandbox:<7} {recheck:<7} {shown:>5} {r['throughput']:>9.2f} "
-              f"{r['fraction']:>6.1%} {r['efficiency']:>8.1%} {r['bound']:>6.1%} "
+              f"{r['fraction']:>6.1%} {eff:>8} {r['bound']:>6.1%} "
               f"{r['cpu']:>7.1f} {r['seconds']:>7.1f} {r['starts']:>6.0f} "
-              f"{r['rechecks']:>8.0f} {r['replays']:>7.0f}", flush=True)
+              f"{r['rechecks']:>8.0f} {r['replays']:>7.0f} {r['statement_starts']:>7.0f} "
+              f"{r['driver_ms']:>10.3f} {r['driver_share']:>7.1%}", flush=True)
 
 
 if __name__ == "__main__":

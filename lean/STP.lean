@@ -4,4 +4,5 @@ import STP.Protocol
 import STP.Session
 import STP.Export
 import STP.Check
+import STP.Judge
 import STP.Extract

@@ -14,11 +14,15 @@ checker process, in file order (one worker, never recycled): the persistence pai
 that an exploit cannot change the verdict of the next request on the same worker.
 
 Replay lines {"id", "header"?, "config"?, "replay": {"statement", "export", "mutate"?}, "expect"}
-bypass the pool: the runner writes protocol-3 lines itself to a role-"replay" checker, so that
-hand-made and mutated EXPORTs (which the pool never sends) reach the replay worker. `export` is an
+bypass the pool: the runner writes protocol-4 lines itself to the judge (role "replay", sent
+only the header's imports), with the statement's REFERENCE from a single-use statement process
+(role "statement"), so that hand-made and mutated EXPORTs (which the pool never sends) reach the
+judge. `export` is an
 EXPORT object, or {"from_proof": proof, "statement"?: s}: a role-"check" worker with `export: true`
 checks `s` (default: the replay statement) + proof, and its pass's export is used, after
-`mutate` (MUTATIONS below) when given.
+`mutate` (MUTATIONS below) when given. Protocol 4 (when `stp.lean.protocol` speaks it): the
+replay statement goes to a role-"statement" worker, whose REFERENCE (or, when the statement is
+refused, whose answer) is used, and the judge gets REFERENCE + EXPORT and the header's imports.
 
 Exit status: 0 all match, 1 some mismatch (or a line this build cannot run), 2 Lean or the built
 checker missing (or a malformed smoke file).
@@ -42,6 +46,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import msgspec
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SMOKE = REPO / "lean" / "test" / "check_smoke.jsonl"
 if str(REPO / "python") not in sys.path:
@@ -51,6 +57,7 @@ from stp.cli import UsageError, add_config_arguments, config_from_args, run_main
 from stp.lean.protocol import (  # noqa: E402
     CheckerConfig,
     CheckRequest,
+    ReferenceRequest,
     ReplayRequest,
     Role,
     encode_line,
@@ -397,16 +404,17 @@ def mutate_export(export: dict[str, Any], target: list[str], mutate: dict[str, A
     return e
 
 
-# --- Raw protocol-3 workers (replay lines bypass the pool) -------------------------------------
+# --- Raw protocol-4 workers (replay lines bypass the pool) -------------------------------------
 
 class RawChecker:
     """One `stp_check` process driven with raw JSON lines (a smoke runner, not product code)."""
 
-    def __init__(self, argv: list[str], cwd: str | None, config: CheckerConfig,
-                 timeout: float) -> None:
+    def __init__(self, argv: list[str], cwd: str | None, env: dict[str, str] | None,
+                 config: CheckerConfig, timeout: float) -> None:
         self.timeout = timeout
-        self.proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True, encoding="utf-8")
+        self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                     encoding="utf-8")
         self.lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         ready = self.ask(config, timeout=max(timeout, 600.0))
@@ -420,15 +428,30 @@ class RawChecker:
             self.lines.put(line)
         self.lines.put(None)
 
-    def ask(self, message: CheckerConfig | CheckRequest | ReplayRequest,
+    def ask(self, message: CheckerConfig | CheckRequest | ReferenceRequest | ReplayRequest,
             timeout: float | None = None) -> dict[str, Any]:
-        """Send one protocol line (encoded as the pool encodes it) and read the raw answer."""
+        """Send one protocol line (encoded as the pool encodes it) and read the raw answer (a
+        chunked EXPORT is joined into `export`)."""
         assert self.proc.stdin is not None
         try:
             self.proc.stdin.write(encode_line(message).decode("utf-8"))
             self.proc.stdin.flush()
+        except OSError as err:
+            self.proc.kill()
+            raise SmokeRunError(f"no answer from the checker ({type(err).__name__})") from None
+        answer = self._next(timeout)
+        chunks = answer.pop("export_chunks", None)
+        if isinstance(chunks, int):
+            pieces = [self._next(timeout) for _ in range(chunks)]
+            if [p.get("index") for p in pieces] != list(range(chunks)):
+                raise SmokeRunError("export chunks out of sequence")
+            answer["export"] = json.loads("".join(str(p.get("data", "")) for p in pieces))
+        return answer
+
+    def _next(self, timeout: float | None) -> dict[str, Any]:
+        try:
             line = self.lines.get(timeout=timeout or self.timeout)
-        except (OSError, queue.Empty) as err:
+        except queue.Empty as err:
             self.proc.kill()  # a late answer must never be read as the next request's
             raise SmokeRunError(f"no answer from the checker ({type(err).__name__})") from None
         if line is None:
@@ -436,7 +459,28 @@ class RawChecker:
         answer = json.loads(line)
         if not isinstance(answer, dict):
             raise SmokeRunError(f"not a JSON object: {line[:200]!r}")
+        if isinstance(answer.get("export_chunks"), int):
+            answer["export"] = self._read_chunks(answer, timeout)
         return answer
+
+    def _read_chunks(self, answer: dict[str, Any], timeout: float | None) -> Any:
+        """Protocol 4: the `export_chunks` lines that follow a result line, joined and parsed."""
+        pieces: list[str] = []
+        for index in range(answer["export_chunks"]):
+            try:
+                line = self.lines.get(timeout=timeout or self.timeout)
+            except queue.Empty:
+                self.proc.kill()
+                raise SmokeRunError("an export chunk did not arrive") from None
+            if line is None:
+                raise SmokeRunError(f"the checker exited (status {self.proc.wait()})")
+            chunk = json.loads(line)
+            if (chunk.get("op") != "export_chunk" or chunk.get("index") != index
+                    or chunk.get("id") != answer.get("id")
+                    or chunk.get("nonce") != answer.get("nonce")):
+                raise SmokeRunError(f"bad export chunk {index}: {line[:200]!r}")
+            pieces.append(chunk["data"])
+        return json.loads("".join(pieces))
 
     def close(self) -> None:
         if self.proc.stdin is not None:
@@ -450,11 +494,19 @@ class RawChecker:
 
 
 def worker_config(cfg: Any, header: str, trusted: bool, role: Role) -> CheckerConfig:
-    """The config line of a raw worker, from the run's configuration (export on for checks)."""
+    """The config line of a raw worker, from the run's configuration (export on for checks; the
+    judge gets no header text, only the imports Python reads from it)."""
     from stp.lean.config import session_header, session_heartbeats
+    from stp.verify.imports import HeaderImportsError, header_imports
 
-    return CheckerConfig(role=role, export=role == "check",
-                         header=header or session_header(cfg.lean), header_trusted=trusted,
+    text = header or session_header(cfg.lean)
+    judge = role == "replay"
+    try:
+        imports = header_imports(text) if judge else []
+    except HeaderImportsError as err:  # this line cannot be judged as written
+        raise SmokeRunError(f"the header's imports cannot be read: {err}") from None
+    return CheckerConfig(role=role, export=role == "check", header="" if judge else text,
+                         imports=imports, header_trusted=trusted,
                          max_heartbeats=session_heartbeats(cfg.lean), mode=cfg.lean.mode,
                          profile=cfg.lean.profile, allowed_axioms=list(cfg.lean.allowed_axioms))
 
@@ -467,22 +519,26 @@ class ReplayRunner:
         self.checker_cmd = checker_cmd
         self.workers: dict[tuple[str, str, str], RawChecker] = {}
 
-    def worker(self, case: dict[str, Any], role: Role) -> RawChecker:
+    def worker(self, case: dict[str, Any], role: Any) -> RawChecker:
         from stp.config import load_config
         from stp.lean.toolchain import checker_command
+        from stp.verify.sandbox import wrap
 
         cfg_over = case.get("config", {})
         key = (role, case.get("header", ""), json.dumps(cfg_over, sort_keys=True))
+        if role == "statement" and key in self.workers:  # single use, as in the pool
+            self.workers.pop(key).close()
         if key in self.workers and self.workers[key].proc.poll() is not None:
             del self.workers[key]  # died or was killed after a timeout: start a new one
         if key not in self.workers:
             cfg = load_config(self.args.config, [*self.args.overrides,
                                                  *group_overrides(cfg_over, "")])
             cfg.lean.checker_command = self.checker_cmd
-            argv, cwd = checker_command(cfg.lean)
+            # The same sandbox and digest check as the pool's workers (stp.verify.sandbox).
+            argv, cwd, env = wrap(cfg, *checker_command(cfg.lean))
             conf = worker_config(cfg, case.get("header", ""),
                                  bool(cfg_over.get("header_trusted", True)), role)
-            self.workers[key] = RawChecker(argv, cwd, conf, self.timeout(case))
+            self.workers[key] = RawChecker(argv, cwd, env, conf, self.timeout(case))
         return self.workers[key]
 
     def timeout(self, case: dict[str, Any]) -> float:
@@ -512,9 +568,17 @@ class ReplayRunner:
                     donor = self.export_of(case, mut["statement"], mut["proof"])
                 export = mutate_export(export, declared_name(source), mut, donor,
                                        declared_name(mut.get("statement", source)))
+        statements = self.worker(case, "statement")
+        ref = statements.ask(ReferenceRequest(id=case["id"], nonce=secrets.token_hex(16),
+                                              statement=rep["statement"]),
+                             timeout=self.timeout(case))
+        statements.close()
+        if ref.get("verdict") != "pass" or not isinstance(ref.get("reference"), dict):
+            return ref  # the statement's own verdict (forbidden, statement_error, ...)
         return self.worker(case, "replay").ask(ReplayRequest(
-            id=case["id"], nonce=secrets.token_hex(16), statement=rep["statement"],
-            export=export), timeout=self.timeout(case))
+            id=case["id"], nonce=secrets.token_hex(16),
+            reference=msgspec.Raw(json.dumps(ref["reference"]).encode()),
+            export=msgspec.Raw(json.dumps(export).encode())), timeout=self.timeout(case))
 
     def close(self) -> None:
         for w in self.workers.values():

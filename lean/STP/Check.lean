@@ -1,16 +1,29 @@
-/-
-One check. Profile `strict`: syntax gate (proof text and statement) → reference statement →
-elaboration → the declared constant matches the reference → axioms → kernel replay of passes.
-Profile `paper`: the original STP rule, computed from Lean's messages only. Soundness design and
-its limits: docs/lean.md. Everything is computed from the saved header state; nothing a request
-adds survives it.
--/
 import Lean
 import STP.Compat
 import STP.Export
 import STP.Gate
 import STP.Protocol
 import STP.Session
+
+/-!
+# The check and statement roles (they elaborate model text; their answers are claims)
+
+Role `check`, profile `strict`: proof gate on the checked text (statement + proof) → reference
+of the statement (statement gate, then `statement ++ " sorry"` elaborated) → elaboration of the
+candidate (info trees kept) → constant gate on what it resolved and added → the declared
+constant matches the reference → no added `def`/`opaque` (`extra_declaration`) → axioms → the
+EXPORT of a pass (or, without `export`, an in-process kernel replay). Profile `paper`: the
+original STP rule, computed from Lean's messages only.
+
+Role `statement` (protocol 4): answers `reference` requests with the REFERENCE of a statement
+(the same table encoding as an EXPORT), computed exactly as the check role computes its
+reference.
+
+Soundness design and its limits: docs/lean.md. Everything is computed from the saved header
+state; nothing a request adds survives it. The syntax and constant gates are
+`STP.statementGateProblems`, `STP.proofGateProblems` and `STP.constantGateProblems`
+(`Gate.lean`).
+-/
 
 open Lean Elab
 
@@ -26,19 +39,27 @@ structure RefStatement where
   isDef : Bool
   type : Expr
   levelParams : List Name
+  /-- The constants the header's commands added (not its imports) that the statement depends
+  on, e.g. ProofNet's `def is_topology …`: the judge imports modules only, so the REFERENCE
+  carries them (docs/lean.md, header constants in the REFERENCE). -/
+  headerConsts : List (Name × ConstantInfo) := []
 
-/-- Why a statement cannot be used: the gate refused it (verdict `fail`, `forbidden`) or it does
-not elaborate to exactly one theorem/definition (`statement_error`). -/
+/-- Why a statement cannot be used: a gate refused it (verdict `fail`, `forbidden`), it does
+not parse (`parse_error` in role `statement`, `statement_error` in a check), or it does not
+elaborate to exactly one theorem/definition with a closed, sorry-free type
+(`statement_error`). -/
 inductive RefProblem where
   | forbidden (found : List String)
+  | parse (errs : List Msg)
   | invalid (errs : List Msg)
 
 structure CheckerSession where
   config : CheckerConfig
   header : SessionHeader
-  /-- Most recent statements first; a short list is enough because requests for one
-  statement arrive together. -/
-  refs : IO.Ref (Array (String × Except RefProblem RefStatement))
+  /-- Most recent first, keyed by statement AND heartbeat limit (a `statement_error` caused by
+  the limit must not answer a request with a larger one); a short list is enough because
+  requests for one statement arrive together. -/
+  refs : IO.Ref (Array ((String × Nat) × Except RefProblem RefStatement))
 
 def refCacheSize : Nat := 32
 
@@ -48,39 +69,71 @@ def constKind? : ConstantInfo → Option Bool
   | ConstantInfo.defnInfo _ => some true
   | _ => none
 
-/-- The reference text is `statement ++ " sorry"`. It is gated on its own (the statement is
-model output in self-play, and its last token could merge with the proof's first one in the
-candidate text, so the candidate's gate does not cover it), with only the appended `sorry`
-allowed; it must be exactly one declaration command. -/
+/-- `theorem`/`lemma`/`def`/`abbrev` command? (the kinds of the v4.9 parser and Mathlib's
+`lemma`; `none` for every other command). -/
+def declCommandKind? (cmd : Syntax) : Option String :=
+  if cmd.getKind == `Lean.Parser.Command.declaration then
+    let k := (cmd.getArg 1).getKind
+    if k == `Lean.Parser.Command.theorem then some "theorem"
+    else if k == `Lean.Parser.Command.definition then some "def"
+    else if k == `Lean.Parser.Command.abbrev then some "abbrev"
+    else none
+  else if cmd.getKind == `lemma || cmd.getKind == `Mathlib.Tactic.lemma then some "lemma"
+  else none
+
+/-- The command allow-list of checked text. Strict: exactly one declaration command (the one the
+statement begins). Lenient: only declaration commands. -/
+def commandShapeOk (strict : Bool) (cmds : Array Syntax) : Bool :=
+  let kinds := cmds.toList.map declCommandKind?
+  if strict then kinds.length == 1 && kinds.all (·.isSome)
+  else !kinds.isEmpty && kinds.all (·.isSome)
+
+/-- Every info tree of an elaboration, as the constant gate takes them. -/
+def infoTreesOf (s : Frontend.State) : Array InfoTree :=
+  s.commandState.infoState.trees.toArray
+
+/-- The reference text is `statement ++ " sorry"`. It goes through the STATEMENT gate (term
+syntax only; the appended `sorry` allowed), must be exactly one declaration command, is
+elaborated from the header state (info trees on, for the constant gate), and must add exactly
+one non-internal theorem or definition whose type uses no `sorryAx` (the encoder refuses free
+variables and metavariables). -/
 def elabReference (c : CheckerSession) (statement : String) (maxHeartbeats : Nat) :
     IO (Except RefProblem RefStatement) := do
   let text := statement ++ " sorry"
   let (cmds, parseMsgs) := parseSnippet c.header.state text "<statement>"
-  let found := forbiddenIn cmds ["sorry"]
+  let found ← statementGateProblems c.header.env cmds
   if !found.isEmpty then return .error (.forbidden found)
   let parseErrs ← (parseMsgs.filter isErrorMsg).mapM Msg.ofMessage
-  if !parseErrs.isEmpty then return .error (.invalid parseErrs)
-  if !shapeOk true cmds then
+  if !parseErrs.isEmpty then return .error (.parse parseErrs)
+  if !commandShapeOk true cmds then
     return .error (.invalid [Msg.plain "the statement is not exactly one theorem/lemma/def/abbrev"])
-  let s ← runText (c.header.stateWith maxHeartbeats false) text "<statement>"
+  let s ← runText (c.header.stateWith maxHeartbeats true) text "<statement>"
+  let added := newConstants c.header.env s.commandState.env
+  let constFound ← constantGateProblems c.header.env s.commandState.env (infoTreesOf s)
+    (added.map (·.1))
+  if !constFound.isEmpty then return .error (.forbidden constFound)
   let errs ← (s.commandState.messages.toList.filter isErrorMsg).mapM Msg.ofMessage
   if !errs.isEmpty then return .error (.invalid errs)
-  let decls := (newConstants c.header.env s.commandState.env).filter fun (n, ci) =>
-    (constKind? ci).isSome && !n.isInternal
+  let decls := added.filter fun (n, ci) => (constKind? ci).isSome && !n.isInternal
   match decls with
   | [(n, ci)] =>
+    if ci.type.getUsedConstants.contains ``sorryAx then
+      return .error (.invalid [Msg.plain "the statement's type uses sorry"])
+    let headerConsts := (newDependencies c.header.importEnv s.commandState.env n).filter
+      fun (m, _) => m != n && c.header.env.contains m
     return .ok { name := n, isDef := (constKind? ci).getD false, type := ci.type,
-                 levelParams := ci.levelParams }
+                 levelParams := ci.levelParams, headerConsts }
   | _ => return .error (.invalid
       [Msg.plain "the statement does not declare exactly one theorem or definition"])
 
 def referenceOf (c : CheckerSession) (statement : String) (maxHeartbeats : Nat) :
     IO (Except RefProblem RefStatement) := do
-  match (← c.refs.get).find? (·.1 == statement) with
+  let key := (statement, maxHeartbeats)
+  match (← c.refs.get).find? (·.1 == key) with
   | some (_, r) => return r
   | none =>
     let r ← elabReference c statement maxHeartbeats
-    c.refs.modify fun a => (#[(statement, r)] ++ a).extract 0 refCacheSize
+    c.refs.modify fun a => (#[(key, r)] ++ a).extract 0 refCacheSize
     return r
 
 /-! ### Pieces of the check -/
@@ -94,24 +147,14 @@ def effectiveHeartbeats (session : Nat) (request : Option Nat) : Nat :=
 def sortStrings (xs : Array String) : List String :=
   (xs.qsort fun a b => a < b).toList
 
-/-- Same kind (theorem/definition), same type (`Expr` `==`: alpha-equivalence) after `norm` on
-both sides, same universe parameters, and a definition must be safe (not `unsafe`/`partial`). -/
-def matchesRefWith (norm : Expr → Expr) (ref : RefStatement) (ci : ConstantInfo) : Bool :=
+/-- Same kind (theorem/definition), same type (`Expr` `==`: alpha-equivalence), same universe
+parameters, and a definition must be safe (not `unsafe`/`partial`). -/
+def matchesRef (ref : RefStatement) (ci : ConstantInfo) : Bool :=
   let safe := match ci with
     | ConstantInfo.defnInfo v => v.safety == DefinitionSafety.safe
     | _ => true
-  constKind? ci == some ref.isDef && norm ci.type == norm ref.type &&
+  constKind? ci == some ref.isDef && ci.type == ref.type &&
     ci.levelParams == ref.levelParams && safe
-
-def matchesRef (ref : RefStatement) (ci : ConstantInfo) : Bool :=
-  matchesRefWith id ref ci
-
-/-- `e` without `mdata` nodes (an export drops them; `Expr` `==` does not ignore them).
-`Expr.replace` caches on pointers, so a DAG-shaped type is walked once per shared node. -/
-partial def stripMData (e : Expr) : Expr :=
-  e.replace fun x => match x with
-    | .mdata _ inner => some (stripMData inner)
-    | _ => none
 
 def hasText (haystack needle : String) : Bool :=
   (haystack.splitOn needle).length > 1
@@ -120,18 +163,32 @@ def hasText (haystack needle : String) : Bool :=
 containing `declaration uses 'sorry'` or `failed`), as reason codes Python can re-derive from
 the messages alone: `elab_error` (any error), `sorry` (a warning with the sorry text),
 `failed_warning` (a warning containing `failed`). Only severity `warning` counts, as there. -/
-def paperReasons (errors warnings : List Msg) : List String :=
-  let warns := warnings.filter (·.severity == "warning")
-  (if errors.isEmpty then [] else ["elab_error"]) ++
-  (if warns.any (hasText ·.text "declaration uses 'sorry'") then ["sorry"] else []) ++
-  (if warns.any (hasText ·.text "failed") then ["failed_warning"] else [])
+def paperReasons (errors warnings : List Msg) : List Reason :=
+  let warns := warnings.filter (·.severity == .warning)
+  (if errors.isEmpty then [] else [Reason.elabError]) ++
+  (if warns.any (hasText ·.text "declaration uses 'sorry'") then [Reason.usesSorry] else []) ++
+  (if warns.any (hasText ·.text "failed") then [Reason.failedWarning] else [])
 
-/-- Kernel replay of a passing candidate: every constant it added that the target depends on
-(`deps` = `newDependencies`) is re-added on top of the header environment through the kernel
-(`Compat.replay`), then the target is looked up in the
-replayed environment and compared with the reference again. Catches declarations that entered
-the environment without the kernel (`addDeclWithoutChecking`, `debug.skipKernelTC`, environment
-edits by a metaprogram). `none` = confirmed; `some detail` = `replay_failed`. -/
+/-- Strict mode (protocol 4, `extra_declaration`): the `def`/`opaque` constants the candidate added besides
+the target of a `def` statement and the target's matchers (`Export.isMatcherOf`): `where` and
+`let rec` helpers, `def`s of any kind. Internal names the target does not depend on
+(`_cstage*`, `_unsafe_rec`: the compiler's, never exported) are not counted; an internal
+`def` the target depends on is. -/
+def extraDeclarations (ref : RefStatement) (added : List (Name × ConstantInfo))
+    (deps : List (Name × ConstantInfo)) : List Name :=
+  added.filterMap fun (n, ci) =>
+    let defLike := match ci with
+      | ConstantInfo.defnInfo _ => true
+      | ConstantInfo.opaqueInfo _ => true
+      | _ => false
+    let allowed := (n == ref.name && ref.isDef) || Export.isMatcherOf ref.name n ||
+      (n.isInternal && !deps.any (·.1 == n))
+    if defLike && !allowed then some n else none
+
+/-- In-process kernel replay of a passing candidate that is not exported: every constant it
+added that the target depends on (`deps` = `newDependencies`) is re-added on top of the header
+environment through the kernel (`Compat.replay`), then the target is looked up in the replayed
+environment and compared with the reference again. `none` = confirmed. -/
 def replayProblem (c : CheckerSession) (ref : RefStatement) (deps : List (Name × ConstantInfo)) :
     IO (Option String) := do
   try
@@ -142,15 +199,6 @@ def replayProblem (c : CheckerSession) (ref : RefStatement) (deps : List (Name �
   catch e =>
     return some (toString e)
 
-/-- The export of a strict pass (protocol 3, `export: true`): `(exportJson?, exportOmitted?)`,
-or `.error` when a constant cannot be exported (the verdict becomes `fail`/`export_failed`). -/
-def exportFields (deps : List (Name × ConstantInfo)) :
-    Except String (Option Json × Option String) :=
-  match Export.encodeCapped deps with
-  | .ok (some j) => .ok (some j, none)
-  | .ok none => .ok (none, some "too_large")
-  | .error e => .error e
-
 /-! ### The check -/
 
 def checkPaper (c : CheckerSession) (req : CheckRequest) (hb : Nat) : IO CheckResponse := do
@@ -160,83 +208,83 @@ def checkPaper (c : CheckerSession) (req : CheckRequest) (hb : Nat) : IO CheckRe
   let errors ← (msgs.filter isErrorMsg).mapM Msg.ofMessage
   let warnings ← (msgs.filter (!isErrorMsg ·)).mapM Msg.ofMessage
   let reasons := paperReasons errors warnings
-  let verdict := if reasons.isEmpty then "pass" else "fail"
+  let verdict := if reasons.isEmpty then Verdict.pass else Verdict.fail
   return { id := req.id, nonce? := some req.nonce, verdict, reasons, errors, warnings }
 
 def checkStrict (c : CheckerSession) (req : CheckRequest) (hb : Nat) : IO CheckResponse := do
   let nonce? := some req.nonce
-  let fail (reasons : List String) : CheckResponse :=
-    { id := req.id, nonce?, verdict := "fail", reasons }
+  let fail (reasons : List Reason) : CheckResponse :=
+    { id := req.id, nonce?, verdict := .fail, reasons }
   let text := req.statement ++ req.proof
-  -- 1. Syntax gate on the checked text (statement included).
+  -- 1. Proof gate on the checked text (statement included), before any elaboration.
   let (cmds, parseMsgs) := parseSnippet c.header.state text "<proof>"
-  let forbidden := forbiddenIn cmds
+  let forbidden ← proofGateProblems c.header.env cmds
   if !forbidden.isEmpty then
-    return { fail ["forbidden"] with forbidden := forbidden }
+    return { fail [.forbidden] with forbidden := forbidden }
   let parseErrs ← (parseMsgs.filter isErrorMsg).mapM Msg.ofMessage
   if !parseErrs.isEmpty then
-    return { fail ["parse_error"] with errors := parseErrs }
-  if !shapeOk c.config.strict cmds then
-    return fail ["extra_declaration"]
-  -- 2. Reference type of the statement on its own (gated on its own too).
+    return { fail [.parseError] with errors := parseErrs }
+  if !commandShapeOk (c.config.mode == .strict) cmds then
+    return fail [.extraDeclaration]
+  -- 2. Reference of the statement on its own (statement gate inside, cached).
   let refE ← referenceOf c req.statement hb
   match refE with
-  | .error (.forbidden found) => return { fail ["forbidden"] with forbidden := found }
-  | .error (.invalid errs) => return { fail ["statement_error"] with errors := errs }
+  | .error (.forbidden found) => return { fail [.forbidden] with forbidden := found }
+  | .error (.parse errs) => return { fail [.statementError] with errors := errs }
+  | .error (.invalid errs) => return { fail [.statementError] with errors := errs }
   | .ok _ => pure ()
-  let .ok ref := refE | return fail ["statement_error"]
-  -- 3. Elaborate the candidate from the header state (streams isolated).
-  let s ← runText (c.header.stateWith hb req.premises) text "<proof>"
+  let .ok ref := refE | return fail [.statementError]
+  -- 3. Elaborate the candidate from the header state (streams isolated, info trees kept).
+  let s ← runText (c.header.stateWith hb true) text "<proof>"
+  let env := s.commandState.env
+  let added := newConstants c.header.env env
+  -- 4. Constant gate: what the elaboration resolved and what it added.
+  let constFound ← constantGateProblems c.header.env env (infoTreesOf s) (added.map (·.1))
+  if !constFound.isEmpty then
+    return { fail [.forbidden] with forbidden := constFound }
   let msgs := s.commandState.messages.toList
   let errors ← (msgs.filter isErrorMsg).mapM Msg.ofMessage
   let warnings ← (msgs.filter (!isErrorMsg ·)).mapM Msg.ofMessage
-  let env := s.commandState.env
-  let mut reasons : Array String := #[]
-  if !errors.isEmpty then reasons := reasons.push "elab_error"
-  -- 4. The declared constant is new and has exactly the reference kind, type and universes.
+  let mut reasons : Array Reason := #[]
+  if !errors.isEmpty then reasons := reasons.push .elabError
+  -- 5. The declared constant is new and has exactly the reference kind, type and universes.
   let found := if c.header.env.contains ref.name then none else env.find? ref.name
   let (statementMatch?, axioms) := match found with
     | some ci =>
       if (constKind? ci).isSome then
-        -- 5. Axioms of the type and value, transitively.
+        -- 6. Axioms of the type and value, transitively.
         (some (matchesRef ref ci), sortStrings ((Compat.collectAxioms env ref.name).map toString))
       else (none, [])
     | none => (none, [])
   match statementMatch? with
-  | none => reasons := reasons.push "missing_theorem"
-  | some false => reasons := reasons.push "statement_mismatch"
+  | none => reasons := reasons.push .missingTheorem
+  | some false => reasons := reasons.push .statementMismatch
   | some true => pure ()
-  if axioms.contains "sorryAx" then reasons := reasons.push "sorry"
+  if axioms.contains "sorryAx" then reasons := reasons.push .usesSorry
   if axioms.any (fun a => a != "sorryAx" && !c.config.allowedAxioms.contains a) then
-    reasons := reasons.push "bad_axiom"
-  -- 6. Only for what would otherwise pass: (protocol 3) the export, and the kernel replay in
-  -- this process unless an export goes out. An exported pass is re-added through the kernel by
-  -- a replay worker the proof never ran in, which is strictly stronger; replaying it here too
-  -- would only spend the same kernel time twice per pass. Without an export (not requested,
-  -- or omitted as too large: Python then re-checks in a fresh process) it is replayed here.
-  let mut replayErrors : List Msg := []
+    reasons := reasons.push .badAxiom
+  let deps := newDependencies c.header.env env ref.name
+  -- 7. Strict mode: no user definitions (kernel-bug mitigation, docs/lean.md).
+  let extra := if c.config.mode == .strict then extraDeclarations ref added deps else []
+  if !extra.isEmpty then reasons := reasons.push .extraDeclaration
+  -- 8. Only for what would otherwise pass: the EXPORT (always complete: chunked by `CheckMain`
+  -- when large, never omitted), or without `export` the kernel replay in this process.
+  let mut replayErrors : List Msg :=
+    if extra.isEmpty then [] else [Msg.plain s!"added definitions: {extra}"]
   let mut exportJson? : Option Json := none
-  let mut exportOmitted? : Option String := none
   if reasons.isEmpty then
-    let deps := newDependencies c.header.env env ref.name
-    let mut replayHere := true
     if c.config.wantExport then
-      match exportFields deps with
-      | .ok (j?, omitted?) =>
-        exportJson? := j?
-        exportOmitted? := omitted?
-        replayHere := j?.isNone
+      match Export.encode deps with
+      | .ok j => exportJson? := some j
       | .error e =>
-        reasons := reasons.push "export_failed"
+        reasons := reasons.push .exportFailed
         replayErrors := [Msg.plain s!"export: {e}"]
-        replayHere := false
-    if replayHere then
+    else
       let problem ← replayProblem c ref deps
       if let some detail := problem then
-        reasons := reasons.push "replay_failed"
+        reasons := reasons.push .replayFailed
         replayErrors := [Msg.plain s!"kernel replay: {detail}"]
-        exportOmitted? := none  -- a failing answer carries neither export field
-  -- 7. Premises: imported constants named in the proof text.
+  -- 9. Premises: imported constants named in the proof text.
   let premises? :=
     if req.premises && errors.isEmpty then
       let base := c.header.env
@@ -244,78 +292,42 @@ def checkStrict (c : CheckerSession) (req : CheckRequest) (hb : Nat) : IO CheckR
         text.utf8ByteSize fun n => n != ref.name && (base.getModuleIdxFor? n).isSome).toList.map
         toString)
     else none
-  let verdict := if reasons.isEmpty then "pass" else "fail"
+  let verdict := if reasons.isEmpty then Verdict.pass else Verdict.fail
   return { id := req.id, nonce?, verdict, reasons := reasons.toList,
            errors := errors ++ replayErrors, warnings, axioms, statementMatch?, premises?,
-           exportJson?, exportOmitted? }
+           exportJson? }
 
 def checkRequest (c : CheckerSession) (req : CheckRequest) : IO CheckResponse := do
   let t0 ← IO.monoMsNow
   let hb := effectiveHeartbeats c.config.maxHeartbeats req.maxHeartbeats?
   let r ← if !c.header.errors.isEmpty then
-      pure (errorResponse req.id (some req.nonce) "header_error")
-    else if c.config.paper then checkPaper c req hb
+      pure (errorResponse req.id (some req.nonce) .headerError)
+    else if c.config.profile == .paper then checkPaper c req hb
     else checkStrict c req hb
   return { r with ms := (← IO.monoMsNow) - t0 + 1 }
 
-/-! ### Replay role (protocol 3): kernel replay of an EXPORT, no proof text -/
+/-! ### Statement role (protocol 4): the REFERENCE of a statement -/
 
-/-- Re-add `consts` on top of the header environment through the kernel. The header
-environment is an immutable value: every request starts from the very same one. -/
-def replayEnv (c : CheckerSession) (consts : List (Name × ConstantInfo)) :
-    IO (Except String Environment) := do
-  try
-    return .ok (← Compat.replay c.header.env consts)
-  catch e =>
-    return .error (toString e)
-
-/-- Steps 1-5 of a replay request (docs/protocol.md): reference from the statement (gated,
-elaborated from the header state, cached), decode and refuse, kernel replay, target match with
-`mdata` stripped on both sides, axioms. Only the header and `statement + " sorry"` are ever
-elaborated here. -/
-def replayStrict (c : CheckerSession) (req : ReplayRequest) (hb : Nat) : IO CheckResponse := do
+def referenceAnswer (c : CheckerSession) (req : ReferenceRequest) (hb : Nat) :
+    IO CheckResponse := do
   let nonce? := some req.nonce
-  let fail (reasons : List String) : CheckResponse :=
-    { id := req.id, nonce?, verdict := "fail", reasons }
-  -- 1. The reference, exactly as a check computes it.
-  let refE ← referenceOf c req.statement hb
-  match refE with
-  | .error (.forbidden found) => return { fail ["forbidden"] with forbidden := found }
-  | .error (.invalid errs) => return { fail ["statement_error"] with errors := errs }
-  | .ok _ => pure ()
-  let .ok ref := refE | return fail ["statement_error"]
-  -- 2. Decode (bounds-checked, never panics) and refuse what must not reach the kernel.
-  let decoded := Export.decodeChecked c.header.env req.exportData
-  if let .error e := decoded then
-    return { fail ["replay_failed"] with errors := [Msg.plain s!"export: {e}"] }
-  let .ok consts := decoded | return fail ["replay_failed"]
-  -- 3. The kernel, from the immutable header environment.
-  let replayed ← replayEnv c consts
-  if let .error e := replayed then
-    return { fail ["replay_failed"] with errors := [Msg.plain s!"kernel replay: {e}"] }
-  let .ok env := replayed | return fail ["replay_failed"]
-  -- 4. The target is one of the exported constants and matches the reference.
-  if !consts.any (·.1 == ref.name) then return fail ["missing_theorem"]
-  let some ci := env.find? ref.name | return fail ["missing_theorem"]
-  if (constKind? ci).isNone then return fail ["missing_theorem"]
-  if !matchesRefWith stripMData ref ci then
-    return { fail ["statement_mismatch"] with statementMatch? := some false }
-  -- 5. Axioms of the replayed target, transitively.
-  let axioms := sortStrings ((Compat.collectAxioms env ref.name).map toString)
-  let mut reasons : Array String := #[]
-  if axioms.contains "sorryAx" then reasons := reasons.push "sorry"
-  if axioms.any (fun a => a != "sorryAx" && !c.config.allowedAxioms.contains a) then
-    reasons := reasons.push "bad_axiom"
-  let verdict := if reasons.isEmpty then "pass" else "fail"
-  return { id := req.id, nonce?, verdict, reasons := reasons.toList, axioms,
-           statementMatch? := some true }
+  let fail (reasons : List Reason) : CheckResponse :=
+    { id := req.id, nonce?, verdict := .fail, reasons }
+  match ← referenceOf c req.statement hb with
+  | .error (.forbidden found) => return { fail [.forbidden] with forbidden := found }
+  | .error (.parse errs) => return { fail [.parseError] with errors := errs }
+  | .error (.invalid errs) => return { fail [.statementError] with errors := errs }
+  | .ok ref =>
+    match Export.encodeReference ref.name ref.levelParams ref.type ref.isDef ref.headerConsts with
+    | .ok j => return { id := req.id, nonce?, verdict := .pass, referenceJson? := some j }
+    | .error e => return { fail [.statementError] with errors := [Msg.plain s!"reference: {e}"] }
 
-def replayRequest (c : CheckerSession) (req : ReplayRequest) : IO CheckResponse := do
+def referenceRequest (c : CheckerSession) (req : ReferenceRequest) : IO CheckResponse := do
   let t0 ← IO.monoMsNow
   let hb := effectiveHeartbeats c.config.maxHeartbeats req.maxHeartbeats?
   let r ← if !c.header.errors.isEmpty then
-      pure (errorResponse req.id (some req.nonce) "header_error")
-    else replayStrict c req hb
+      pure (errorResponse req.id (some req.nonce) .headerError)
+    else referenceAnswer c req hb
   return { r with ms := (← IO.monoMsNow) - t0 + 1 }
 
 end STP

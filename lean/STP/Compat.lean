@@ -1,11 +1,14 @@
-/-
+import Lean
+import Lean.Replay
+
+/-!
+# Version-specific names
+
 Every Lean name whose spelling or signature differs between the pinned toolchain
 (`v4.9.0-rc1`) and modern Lean (`v4.32.0`) is used here and only here. Porting the programs to
 a new toolchain means editing this file (docs/lean.md lists what changes); the other modules use
 only names that are stable across both pins. Sources of every name: lean/API_SOURCES.md.
 -/
-import Lean
-import Lean.Replay
 
 open Lean Elab
 
@@ -149,7 +152,66 @@ def declarationRanges? (env : Environment) (n : Name) : IO (Option DeclarationRa
   let (r, _) ← Core.CoreM.toIO (findDeclarationRanges? n) ctx { env := env }
   return r
 
+/-- The environment of `modules` (plus `Init`, which every non-`prelude` Lean file imports:
+`Lean.Elab.headerToImports`), with no header command elaborated: what the judge replays on.
+`Lean.importModules (imports : Array Import) (opts : Options) (trustLevel : UInt32 := 0)
+(leakEnv := false) : IO Environment` at v4.9.0-rc1 (the REPL @v4.9.0-rc1 calls
+`importModules imports {} 0`); later versions add optional arguments after `trustLevel`, so the
+positional call stays valid. Throws when a module's `.olean` is missing. -/
+def importModules (modules : List Name) : IO Environment := do
+  let names : Array Name := #[`Init] ++ (modules.filter (· != `Init)).toArray
+  let imports : Array Lean.Import := names.map fun m => ({ module := m } : Lean.Import)
+  Lean.importModules imports {} 0
+
 /-- Byte offset of a `String.Pos` (`String.Pos.Raw` from v4.32; both have `byteIdx`). -/
 def byteIdx (p : String.Pos) : Nat := p.byteIdx
+
+end STP.Compat
+
+/-! ### Gate (issue #20, helper L2): macro expansion and compiler attributes -/
+
+namespace STP.Compat
+
+/-- Run the macro `m` on `stx` outside any elaborator, with the methods `Lean.Elab.liftMacroM`
+gives a macro at v4.9 (`Lean/Elab/Util.lean`: nested `expandMacro?` through
+`expandMacroImpl? env`, `hasDecl` from `env`, name resolution from the root namespace with no
+`open`s, since the gate runs before the text's own scope exists). `MacroM` is
+`ReaderT Macro.Context (EStateM Macro.Exception Macro.State)` in every version read; the
+`Macro.Context` fields `currRecDepth`/`maxRecDepth` keep their defaults. -/
+def runMacro (env : Environment) (m : Macro) (stx : Syntax) : Except Macro.Exception Syntax :=
+  let methods := Macro.mkMethods {
+    expandMacro? := fun s => do
+      match (← Lean.Elab.expandMacroImpl? env s) with
+      | some (_, .ok s') => return some s'
+      | some (_, .error e) => throw e
+      | none => return none
+    hasDecl := fun n => return env.contains n
+    getCurrNamespace := return Name.anonymous
+    resolveNamespace := fun n => return ResolveName.resolveNamespace env Name.anonymous [] n
+    resolveGlobalName := fun n => return ResolveName.resolveGlobalName env Name.anonymous [] n
+  }
+  let ctx : Macro.Context :=
+    { methods, ref := stx, currMacroScope := 1, mainModule := env.mainModule }
+  match m stx ctx { macroScope := 2 } with
+  | EStateM.Result.ok s _ => .ok s
+  | EStateM.Result.error e _ => .error e
+
+/-- `.c` in a structure instance: children `[".", ident]` (`Lean/Parser/Term.lean`,
+`dotIdent := leading_parser "." >> checkNoWsBefore >> rawIdent`). -/
+def dotIdentKind : Name := `Lean.Parser.Term.dotIdent
+
+/-- The field list of a structure instance, a node of its own in versions that wrap it
+(`structInstFields`); absent at v4.9, where the fields sit in a `null` node. -/
+def structInstFieldsKind : Name := `Lean.Parser.Term.structInstFields
+
+/-- `@[extern]` (`Lean/Compiler/ExternAttr.lean`: `def isExtern (env : Environment) (fn : Name)
+: Bool := getExternAttrData? env fn |>.isSome`). -/
+def isExternConst (env : Environment) (n : Name) : Bool := Lean.isExtern env n
+
+/-- `@[implemented_by]` (`Lean/Compiler/ImplementedByAttr.lean`:
+`def getImplementedBy? (env : Environment) (declName : Name) : Option Name :=
+implementedByAttr.getParam? env declName`). -/
+def isImplementedBy (env : Environment) (n : Name) : Bool :=
+  (Lean.Compiler.getImplementedBy? env n).isSome
 
 end STP.Compat

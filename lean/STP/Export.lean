@@ -1,6 +1,14 @@
-/-
-EXPORT (protocol 3, docs/protocol.md): the constants a passing proof added, as JSON, so that a
-replay worker that never sees proof text can re-add them through the kernel.
+import Lean
+import STP.Compat
+import STP.Protocol
+
+/-!
+# EXPORT and REFERENCE: constants and statements as JSON tables
+
+EXPORT (docs/protocol.md): the constants a passing proof added, as JSON, so that the judge
+(role `replay`), which never parses or elaborates text, can re-add them through the kernel.
+REFERENCE (protocol 4): the name, universe parameters, type and kind of a statement, in the same
+table encoding, made by a statement process and compared by the judge with the replayed target.
 
 One pass-local table each of names, levels and expressions; every index refers to an EARLIER
 entry of its table, so decoding is one forward pass and cycles are impossible. The encoder
@@ -9,13 +17,13 @@ a cached `Hashable`), so DAG-shaped proof terms stay linear in size. `mdata` is 
 kernel ignores it); free variables, metavariables and universe metavariables are refused.
 
 The decoder is written for hostile input: it never indexes with `!`, checks every tag, arity,
-index and kind, and answers `Except String` with a message naming the entry. `refusal` is the
-check before the kernel sees anything: duplicate names, names of the header environment, and the
-constants `Lean.reduceBool`/`Lean.reduceNat` (the kernel would run compiled code for them).
+index and kind, parses numerals in quasi-linear time (`parseDecimal`), and answers
+`Except String` with a message naming the entry. `refusal` is the check before the kernel sees
+anything: duplicate names, names of the imported environment, and the constants
+`Lean.reduceBool`/`Lean.reduceNat`/`Lean.ofReduceBool`/`Lean.ofReduceNat` (the kernel would run
+compiled code for the first two; the last two are the axioms that trust it).
+`forbiddenDeclaration` is the judge's rule for `def`/`opaque` constants (kernel-bug mitigation).
 -/
-import Lean
-import STP.Compat
-import STP.Protocol
 
 open Lean
 
@@ -179,13 +187,24 @@ def encode (consts : List (Name × ConstantInfo)) : Except String Json := do
   return Json.mkObj [("names", Json.arr s.names), ("levels", Json.arr s.levels),
                      ("exprs", Json.arr s.exprs), ("consts", Json.arr cs.toArray)]
 
-/-- What a strict `pass` carries: `.ok (some export)`, `.ok none` when the compact JSON is over
-`exportMaxBytes` (the response then says `export_omitted: "too_large"`), `.error` when a
-constant cannot be exported (`export_failed`). -/
-def encodeCapped (consts : List (Name × ConstantInfo)) : Except String (Option Json) := do
-  let j ← encode consts
-  if j.compress.utf8ByteSize > exportMaxBytes then return none
-  return some j
+/-- The REFERENCE object of a statement (protocol 4): the same tables as an EXPORT, then
+`name`, `lps`, `type` (indices) and `kind` (`"thm"`, or `"def"` for a `def`/`abbrev`
+statement, whose `type` is the definition's type); when the header's own commands defined
+constants the statement depends on, also `consts` (CONST objects as in an EXPORT;
+docs/protocol.md), omitted when there are none. -/
+def encodeReference (name : Name) (lps : List Name) (type : Expr) (isDef : Bool)
+    (headerConsts : List (Name × ConstantInfo) := []) : Except String Json := do
+  let enc : EncM (List (String × Json)) := do
+    let ni ← encName name
+    let lpis ← lps.mapM encName
+    let ti ← encExpr type
+    let cs ← headerConsts.mapM fun (n, ci) => encConst n ci
+    return [("name", idxJson ni), ("lps", Json.arr (lpis.map idxJson).toArray),
+            ("type", idxJson ti), ("kind", Json.str (if isDef then "def" else "thm"))] ++
+      (if cs.isEmpty then [] else [("consts", Json.arr cs.toArray)])
+  let (fields, s) ← StateT.run enc { : EncState }
+  return Json.mkObj ([("names", Json.arr s.names), ("levels", Json.arr s.levels),
+                      ("exprs", Json.arr s.exprs)] ++ fields)
 
 /-! ### Decoder -/
 
@@ -303,12 +322,46 @@ def decodeBinder (s : String) : Except String BinderInfo :=
   | "c" => pure BinderInfo.instImplicit
   | other => throw s!"unknown binder annotation \"{other}\""
 
+/-- Digits per block of `parseDecimal` (a block's value is below 10^9, a small `Nat`). -/
+def decimalBlock : Nat := 9
+
+/-- The value of `s[b:e]` (ASCII digits only), at most `decimalBlock` of them. -/
+def smallDecimal (s : String) (b e : Nat) : Nat :=
+  (String.extract s ⟨b⟩ ⟨e⟩).foldl (fun n c => n * 10 + (c.toNat - '0'.toNat)) 0
+
+/-- Pairwise combination, from the right: `xs` are the values of consecutive digit blocks, every
+block but the first exactly `w` digits wide, `pow = 10 ^ w`. Each round halves the array and
+squares `pow`, so the total cost is O(M(n) log n) for n digits (GMP multiplication), instead of
+the O(n²) of a digit-by-digit `n * 10 + d` fold (`String.toNat?`). -/
+partial def combineBlocks (xs : Array Nat) (pow : Nat) : Nat :=
+  if xs.size ≤ 1 then xs.getD 0 0
+  else Id.run do
+    let odd := xs.size % 2 == 1
+    let mut out : Array Nat := if odd then #[xs.getD 0 0] else #[]
+    let mut i := if odd then 1 else 0
+    while i + 1 < xs.size do
+      out := out.push (xs.getD i 0 * pow + xs.getD (i + 1) 0)
+      i := i + 2
+    return combineBlocks out (pow * pow)
+
+/-- A non-empty string of ASCII decimal digits → its value, in quasi-linear time. -/
+def parseDecimal (s : String) : Option Nat :=
+  if s.isEmpty || !s.all Char.isDigit then none
+  else Id.run do
+    -- All ASCII, so byte offsets are character offsets.
+    let n := s.utf8ByteSize
+    let first := if n % decimalBlock == 0 then decimalBlock else n % decimalBlock
+    let mut blocks : Array Nat := #[smallDecimal s 0 first]
+    let mut b := first
+    while b < n do
+      blocks := blocks.push (smallDecimal s b (b + decimalBlock))
+      b := b + decimalBlock
+    return some (combineBlocks blocks (10 ^ decimalBlock))
+
 def decodeNatLit (s : String) : Except String Nat :=
-  if s.isEmpty || !s.all Char.isDigit then
-    throw s!"\"nat\" takes a string of decimal digits"
-  else match s.toNat? with
-    | some k => pure k
-    | none => throw s!"\"nat\" takes a string of decimal digits"
+  match parseDecimal s with
+  | some k => pure k
+  | none => throw s!"\"nat\" takes a string of decimal digits"
 
 /-- A binder node (`lam`/`pi`): name, annotation, type, body. -/
 def binderArgs (t : Tables) (a : Array Json) (tag : String) :
@@ -428,12 +481,11 @@ def decodeTable {α : Type} (key : String) (entries : Array Json) (init : Tables
     i := i + 1
   return t
 
-/-- EXPORT → constants, in order. Fails with a message on anything malformed; never panics. -/
-def decode (j : Json) : Except String (List (Name × ConstantInfo)) := do
+/-- The three tables of an EXPORT or REFERENCE object, decoded in order. -/
+def decodeTables (j : Json) : Except String Tables := do
   let namesJ ← tableOf j "names"
   let levelsJ ← tableOf j "levels"
   let exprsJ ← tableOf j "exprs"
-  let constsJ ← tableOf j "consts"
   let mut names : Array Name := #[]
   let mut i := 0
   for nj in namesJ do
@@ -444,7 +496,12 @@ def decode (j : Json) : Except String (List (Name × ConstantInfo)) := do
   let t0 : Tables := { names }
   let t1 ← decodeTable "levels" levelsJ t0 decodeLevel fun t (l, d) =>
     { t with levels := t.levels.push l, levelDepths := t.levelDepths.push d }
-  let t ← decodeTable "exprs" exprsJ t1 decodeExpr fun t e => { t with exprs := t.exprs.push e }
+  decodeTable "exprs" exprsJ t1 decodeExpr fun t e => { t with exprs := t.exprs.push e }
+
+/-- EXPORT → constants, in order. Fails with a message on anything malformed; never panics. -/
+def decode (j : Json) : Except String (List (Name × ConstantInfo)) := do
+  let constsJ ← tableOf j "consts"
+  let t ← decodeTables j
   let mut out : Array (Name × ConstantInfo) := #[]
   let mut k := 0
   for cj in constsJ do
@@ -455,10 +512,52 @@ def decode (j : Json) : Except String (List (Name × ConstantInfo)) := do
   if out.isEmpty then throw "consts: the export declares no constant"
   return out.toList
 
+/-- A decoded REFERENCE: what the statement declares. -/
+structure Reference where
+  name : Name
+  levelParams : List Name
+  type : Expr
+  /-- `kind = "def"` (a `def`/`abbrev` statement); `false` = `"thm"`. -/
+  isDef : Bool
+  /-- The header's own constants the statement depends on (optional field `consts`). -/
+  consts : List (Name × ConstantInfo) := []
+
+/-- REFERENCE → `Reference`, bounds-checked like `decode`. -/
+def decodeReference (j : Json) : Except String Reference := do
+  let t ← decodeTables j
+  let name ← indexField t.names j "name" "name"
+  let lpsJ ← arrOf (← fieldOf j "lps") "field 'lps'"
+  let levelParams ← lpsJ.toList.mapM fun x => do
+    match x.getNat? with
+    | .ok i => lookup t.names i "name"
+    | .error _ => throw "field 'lps' must list name indices"
+  let type ← indexField t.exprs j "type" "expression"
+  let isDef ← match ← fieldOf j "kind" with
+    | Json.str "thm" => pure false
+    | Json.str "def" => pure true
+    | _ => throw "field 'kind' must be \"thm\" or \"def\""
+  let constsJ ← match j.getObjVal? "consts" with
+    | .ok v => arrOf v "field 'consts'"
+    | .error _ => pure #[]
+  let mut consts : Array (Name × ConstantInfo) := #[]
+  let mut k := 0
+  for cj in constsJ do
+    match decodeConst t cj with
+    | .ok c => consts := consts.push c
+    | .error e => throw s!"consts[{k}]: {e}"
+    k := k + 1
+  return { name, levelParams, type, isDef, consts := consts.toList }
+
 /-! ### Refusal before the kernel -/
 
-/-- Constants whose appearance makes the kernel evaluate compiled code. -/
-def kernelEvalConstants : List Name := [`Lean.reduceBool, `Lean.reduceNat]
+/-- Constants whose appearance makes the kernel evaluate compiled code (`reduceBool`,
+`reduceNat`), and the axioms that trust such evaluation (`ofReduceBool`, `ofReduceNat`). -/
+def kernelEvalConstants : List Name :=
+  [`Lean.reduceBool, `Lean.reduceNat, `Lean.ofReduceBool, `Lean.ofReduceNat]
+
+/-- The first constant of `kernelEvalConstants` that `e` uses, if any. -/
+def kernelEvalIn? (e : Expr) : Option Name :=
+  e.getUsedConstants.find? (kernelEvalConstants.contains ·)
 
 def constValue? : ConstantInfo → Option Expr
   | ConstantInfo.thmInfo v => some v.value
@@ -467,8 +566,8 @@ def constValue? : ConstantInfo → Option Expr
   | _ => none
 
 /-- Why `consts` must not reach the kernel on top of `base`, or `none`: a duplicate name, a name
-the header environment already has, a constant other than a safe theorem/definition/opaque,
-or a type or value that uses `Lean.reduceBool`/`Lean.reduceNat`. -/
+the imported environment already has, a constant other than a safe theorem/definition/opaque,
+a type or value with a loose bound variable, or one that uses a `kernelEvalConstants` constant. -/
 def refusal (base : Environment) (consts : List (Name × ConstantInfo)) : Option String := Id.run do
   let mut seen : NameSet := {}
   for (n, ci) in consts do
@@ -481,6 +580,11 @@ def refusal (base : Environment) (consts : List (Name × ConstantInfo)) : Option
       | ConstantInfo.opaqueInfo v => !v.isUnsafe
       | _ => false
     if !safe then return some s!"{n}: not a safe theorem, definition or opaque constant"
+    -- A closed constant has no loose bound variable; the kernel has mis-handled such terms
+    -- (lean4#10577: uninitialized memory read on loose `bvar`s under `let`), and no elaborated
+    -- constant has one, so refusing them costs nothing (`looseBVarRange` is cached per node).
+    if ci.type.hasLooseBVars || ((constValue? ci).map (·.hasLooseBVars)).getD false then
+      return some s!"{n}: a type or value with a loose bound variable"
     let used := ci.type.getUsedConstants ++ ((constValue? ci).map (·.getUsedConstants)).getD #[]
     if let some bad := used.find? (kernelEvalConstants.contains ·) then
       return some s!"{n}: uses {bad} (the kernel would run compiled code)"
@@ -492,5 +596,44 @@ def decodeChecked (base : Environment) (j : Json) :
   let consts ← decode j
   if let some why := refusal base consts then throw why
   return consts
+
+/-- Decode a REFERENCE and refuse one whose type has a loose bound variable or uses a
+`kernelEvalConstants` constant, or whose header constants `refusal` refuses on top of `base`. -/
+def decodeReferenceChecked (base : Environment) (j : Json) : Except String Reference := do
+  let r ← decodeReference j
+  if r.type.hasLooseBVars then throw "the reference type has a loose bound variable"
+  if let some bad := kernelEvalIn? r.type then
+    throw s!"the reference type uses {bad}"
+  if let some why := refusal base r.consts then throw why
+  return r
+
+/-! ### Which `def`/`opaque` constants may reach the judge's kernel -/
+
+/-- `n` is `<target>.match_<k>` (k a decimal numeral ≥ 1): the name the elaborator gives the
+matcher of a `match` (also `fun ⟨a, b⟩ => …`, `intro ⟨a, b⟩`) inside the declaration `target`.
+At v4.9.0-rc1 the matcher's name is `Lean.Elab.Term.mkAuxName` applied to the suffix
+`match`, i.e. `Lean.mkAuxName (declName ++ match) 1`: the first of
+`base.appendIndexAfter i`, `i+1`, … not yet in the environment (`appendIndexAfter` turns
+`match` into `match_1`). lean/API_SOURCES.md has where
+this was read. -/
+def isMatcherOf (target n : Name) : Bool :=
+  match n with
+  | .str p s =>
+    p == target && s.startsWith "match_" &&
+      (let k := s.drop 6; !k.isEmpty && k.all Char.isDigit && !k.startsWith "0")
+  | _ => false
+
+/-- The judge's rule (protocol 4 step c, a kernel-bug mitigation: user definitions never reach
+the kernel). An exported `def` is allowed only when it is the target of a `def` REFERENCE, or a
+matcher of the target (`isMatcherOf`); an exported `opaque` never. Theorems are not restricted
+(the elaborator's `<target>.proof_<k>` and `_auxLemma.<k>` auxiliaries are theorems). `some
+name` = the first forbidden constant. -/
+def forbiddenDeclaration (target : Name) (targetIsDef : Bool)
+    (consts : List (Name × ConstantInfo)) : Option Name :=
+  (consts.find? fun (n, ci) =>
+    match ci with
+    | ConstantInfo.thmInfo _ => false
+    | ConstantInfo.defnInfo _ => !((n == target && targetIsDef) || isMatcherOf target n)
+    | _ => true).map (·.1)
 
 end STP.Export

@@ -1,12 +1,15 @@
-/-
-The extractor: re-elaborate one module's source and report raw facts (command kinds and byte
-ranges, theorem constants with their declaration ranges). Python slices the source, rebuilds the
-scope and assembles records (stp.extract), so this file stays small.
--/
 import Lean
 import STP.Compat
 import STP.Protocol
 import STP.Session
+
+/-!
+# The extractor
+
+Re-elaborate one module's source and report raw facts (command kinds and byte ranges, theorem
+constants with their declaration ranges). Python slices the source, rebuilds the scope and
+assembles records (stp.extract), so this file stays small.
+-/
 
 open Lean Elab
 

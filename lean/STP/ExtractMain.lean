@@ -1,8 +1,11 @@
-/-
-`stp_extract`: one `{"op":"module",...}` line per module in; per module its `decl` and `cmd`
-lines and one closing `done` (or `error`) line out. EOF → exit 0. Protocol: docs/protocol.md.
--/
 import STP.Extract
+
+/-!
+# `stp_extract`
+
+One `{"op":"module",...}` line per module in; per module its `decl` and `cmd` lines and one
+closing `done` (or `error`) line out. EOF → exit 0. Protocol: docs/protocol.md.
+-/
 
 open Lean
 

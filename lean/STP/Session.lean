@@ -1,12 +1,17 @@
-/-
-Elaborating text from Lean: the header once, then any snippet on top of the saved header state.
-`Lean.Environment` and `Command.State` are persistent values, so every snippet starts from the
-very same header state and nothing one snippet adds can be seen by the next.
--/
 import Lean
 import STP.Compat
 import STP.Gate
 import STP.Protocol
+
+/-!
+# Elaborating text (roles `check` and `statement`; never the judge)
+
+The header once, then any snippet on top of the saved header state. `Lean.Environment` and
+`Command.State` are persistent values, so every snippet starts from the very same header state
+and nothing one snippet adds can be seen by the next. The environment right after the imports
+is kept too (`SessionHeader.importEnv`): what the header's own commands added is what a
+statement process puts into a REFERENCE for the judge, which imports modules only.
+-/
 
 open Lean Elab
 
@@ -15,9 +20,9 @@ namespace STP
 def Msg.ofMessage (m : Message) : IO Msg := do
   let text := Compat.trimText (← m.data.toString)
   let severity := match m.severity with
-    | MessageSeverity.information => "info"
-    | MessageSeverity.warning => "warning"
-    | MessageSeverity.error => "error"
+    | MessageSeverity.information => Severity.info
+    | MessageSeverity.warning => Severity.warning
+    | MessageSeverity.error => Severity.error
   return { severity, line := m.pos.line, column := m.pos.column, text,
            endLine? := m.endPos.map (·.line), endColumn? := m.endPos.map (·.column) }
 
@@ -55,6 +60,9 @@ structure SessionHeader where
   state : Command.State
   /-- The environment after the header, to tell which constants a snippet added. -/
   env : Environment
+  /-- The environment after the imports only (before the header's commands): what the judge
+  has; the constants `env` has beyond it are the header's own (`def`s of ProofNet headers). -/
+  importEnv : Environment
   errors : List Msg
   ms : Nat
 
@@ -86,7 +94,8 @@ def resetOptions (st : Command.State) (maxHeartbeats : Nat) : Command.State :=
 
 /-- Elaborate an untrusted header's commands one at a time, each one gated before it runs.
 The next command is cut out of `rest` (its text up to where the parser stopped), parsed again
-on its own from the current state, gated (`headerCommandProblem`), and only then elaborated:
+on its own from the current state, gated (`headerCommandProblemIn`: the command allow-list plus
+the syntax allow-list walk over `def` bodies and `variable` binders), and only then elaborated:
 the syntax that was gated is exactly the syntax that is elaborated, even when an earlier
 `open`/`namespace` changed which notations are active. Message positions are relative to the
 command's own text. -/
@@ -105,7 +114,7 @@ partial def elabGatedCommands (st : Command.State) (rest : String) (msgs : Array
   if !reparseErrs.isEmpty then return (st, msgs ++ reparseErrs.toArray)
   match cmds.toList with
   | [one] =>
-    if let some problem := headerCommandProblem one then
+    if let some problem := headerCommandProblemIn st.env one then
       return (st, msgs.push (Msg.plain problem))
     let s ← runText st cmdText "<header>"
     let errs ← (s.commandState.messages.toList.filter isErrorMsg).mapM Msg.ofMessage
@@ -143,8 +152,8 @@ def loadHeader (header : String) (maxHeartbeats : Nat) (trusted : Bool) : IO Ses
     else
       elabGatedCommands st0 (String.extract header ps.pos header.endPos) #[]
   let st := resetOptions st maxHeartbeats
-  return { state := st, env := st.env, errors := importErrs ++ cmdErrs.toList,
-           ms := (← IO.monoMsNow) - t0 }
+  return { state := st, env := st.env, importEnv := env,
+           errors := importErrs ++ cmdErrs.toList, ms := (← IO.monoMsNow) - t0 }
 
 /-- The header state with a different heartbeat limit and info trees on or off. -/
 def SessionHeader.stateWith (h : SessionHeader) (maxHeartbeats : Nat) (infoTrees : Bool) :

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
+# Upward by design: the CLI plumbing is the config loader's front end (--config/--set/--data-dir).
 from stp.config import STPConfig, load_config
 from stp.errors import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, STPError, UsageError
 

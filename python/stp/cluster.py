@@ -22,8 +22,22 @@ from typing import Any
 
 import msgspec
 
-from stp.config import ClusterConfig
 from stp.errors import UsageError
+from stp.host import available_cpus
+from stp.ranges import NonNegativeInt
+
+
+class ClusterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Ray placement. An empty address starts a local cluster sized to this machine."""
+
+    address: str = ""
+    namespace: str = "stp"
+    # Caps for a locally started cluster (0 = use what the machine has).
+    num_cpus: NonNegativeInt = 0
+    num_gpus: NonNegativeInt = 0
+    # CPUs kept free per node for Ray itself and the driver (the original reserved 4).
+    reserved_cpus: NonNegativeInt = 1
+
 
 LEAN_RESOURCE = "stp_lean"
 SAMPLER_RESOURCE = "GPU"
@@ -47,14 +61,6 @@ class ClusterInfo(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def lean_slots(self) -> int:
         return int(self.resources.get(LEAN_RESOURCE, 0))
-
-
-def available_cpus() -> int:
-    """CPUs this process may use (respects affinity/cgroup pinning where the OS exposes it)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        return os.cpu_count() or 1
 
 
 def _import_ray() -> Any:

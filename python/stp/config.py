@@ -17,14 +17,18 @@ from typing import Any, Literal, TypeVar, overload
 
 import msgspec
 
+# Upward by design: each section's type is owned by the package that uses it (its `config.py`
+# imports only stp.ranges and the package's own closed sets, never the package's code), and the
+# tree of sections is assembled here, so `stp.config` itself stays low enough for every command.
+from stp.cluster import ClusterConfig
 from stp.data.config import DATA_DIR_ENV, DEFAULT_DATA_DIR, DataConfig, resolve_data_dir
 from stp.errors import ConfigError
 from stp.eval.config import EvalConfig
 from stp.extract.config import ExtractConfig
 from stp.lean.config import LeanConfig
-from stp.model.config import ModelConfig, SamplerConfig, TrainerConfig
+from stp.model.config import ModelConfig, SamplerConfig, TrainerConfig, TrainerOverlay
 from stp.pipeline.config import PipelineConfig, SFTConfig
-from stp.ranges import NonNegativeInt, Seed
+from stp.ranges import Seed
 from stp.selfplay.config import RetrainConfig, SelfPlayConfig
 from stp.verify.config import VerifierConfig
 
@@ -42,18 +46,6 @@ class RunConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Benchmark and dataset files; empty means $STP_DATA_DIR, else ~/.cache/stp/data.
     data_dir: str = ""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-
-
-class ClusterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Ray placement. An empty address starts a local cluster sized to this machine."""
-
-    address: str = ""
-    namespace: str = "stp"
-    # Caps for a locally started cluster (0 = use what the machine has).
-    num_cpus: NonNegativeInt = 0
-    num_gpus: NonNegativeInt = 0
-    # CPUs kept free per node for Ray itself and the driver (the original reserved 4).
-    reserved_cpus: NonNegativeInt = 1
 
 
 class STPConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -127,6 +119,78 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: {err}") from None
 
 
+EXTENDS_KEY = "extends"
+
+
+def read_config_tree(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file's raw tree with its `extends = "base.toml"` chain merged in: the base (a path
+    relative to the extending file) is read first and the file's own tables are merged over it key
+    by key (a value, arrays included, replaces the base's). A variant config thus states only what
+    it changes (Levanter-style includes); a cycle or a missing base is an error naming the file."""
+    path = Path(path)
+    resolved = path.resolve()
+    if resolved in _chain:
+        cycle = " -> ".join(str(p) for p in (*_chain, resolved))
+        raise ConfigError(f"{path}: `{EXTENDS_KEY}` forms a cycle: {cycle}")
+    tree = read_toml(path)
+    base_name = tree.pop(EXTENDS_KEY, None)
+    if base_name is None:
+        return tree
+    if not isinstance(base_name, str) or not base_name:
+        raise ConfigError(f"{path}: `{EXTENDS_KEY}` must be the path of a TOML config file")
+    base_path = path.parent / base_name
+    if not base_path.is_file():
+        raise ConfigError(f"{path}: `{EXTENDS_KEY}`: base config not found: {base_path}")
+    return merge_trees(read_config_tree(base_path, (*_chain, resolved)), tree)
+
+
+def merge_trees(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` merged into a copy of `base`: tables recursively, every other value replaced."""
+    out = _deep_copy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_trees(out[key], value)
+        else:
+            out[key] = _deep_copy(value) if isinstance(value, dict) else value
+    return out
+
+
+# Keys that moved; an old config gets one line saying where the setting lives now.
+MOVED_KEYS: dict[str, str] = {
+    "sft.steps": "sft.trainer.min_steps and sft.trainer.max_steps",
+    "sft.epochs": "sft.trainer.epochs",
+    "sft.batch_size": "sft.trainer.batch_size",
+    "sft.learning_rate": "sft.trainer.learning_rate",
+    "sft.warmup_steps": "sft.trainer.warmup_steps",
+    "selfplay.learning_rate": "selfplay.trainer.learning_rate",
+    "selfplay.max_train_steps": "selfplay.trainer.max_steps",
+    "retrain.learning_rate": "retrain.trainer.learning_rate",
+    "retrain.min_steps": "retrain.trainer.min_steps",
+    "retrain.epochs": "retrain.trainer.epochs",
+    "retrain.max_steps": "retrain.trainer.max_steps",
+}
+
+
+def _overlay_defaults() -> dict[str, Any]:
+    """The stages' default `[<stage>.trainer]` overlays as a raw tree. A config's overlay table is
+    merged over these key by key, so `[sft.trainer] min_steps = 2` keeps Stage 1's default
+    learning rate instead of replacing the whole overlay (the struct defaults stay the one
+    definition)."""
+    overlays = {"sft": SFTConfig().trainer, "selfplay": SelfPlayConfig().trainer,
+                "retrain": RetrainConfig().trainer}
+    return {name: {"trainer": msgspec.to_builtins(overlay)}
+            for name, overlay in overlays.items()}
+
+
+def _check_moved_keys(tree: dict[str, Any], source: str) -> None:
+    for old, new in MOVED_KEYS.items():
+        section, key = old.split(".")
+        node = tree.get(section)
+        if isinstance(node, dict) and key in node:
+            raise ConfigError(f"{source}: `{old}` was moved: set {new} (stage overlays on "
+                              "[trainer], docs/foundation.md#training-settings)")
+
+
 _UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `([^`]*)`(?: - at `\$\.?([^`]*)`)?$")
 _AT_PATH = re.compile(r"^(.*) - at `\$\.?([^`]*)`$")
 
@@ -187,16 +251,26 @@ def load_config(
     overrides: list[str] | None = None,
     cls: type[Any] = STPConfig,
 ) -> Any:
-    """Load defaults, then the TOML file (if any), then `key=value` overrides, and validate.
+    """Load defaults, then the TOML file (if any, with its `extends` chain), then `key=value`
+    overrides, and validate (for the whole config also: no training key without an effect).
 
     `cls` is the struct to validate against (the whole `STPConfig` unless a caller loads one
     section on its own); the overloads give callers the precise return type."""
-    tree = read_toml(path) if path is not None else {}
+    tree = read_config_tree(path) if path is not None else {}
     tree = apply_overrides(tree, overrides or [])
     source = str(path) if path is not None else "config"
     if overrides:
         source += " (with --set overrides)"
-    return convert(tree, cls, source)
+    if cls is not STPConfig:
+        return convert(tree, cls, source)
+    _check_moved_keys(tree, source)
+    tree = merge_trees(_overlay_defaults(), tree)
+    cfg = convert(tree, cls, source)
+
+    problem = check_training_settings(cfg, tree)
+    if problem:
+        raise ConfigError(f"{source}: {problem}")
+    return cfg
 
 
 def to_toml(config: msgspec.Struct) -> str:
@@ -205,4 +279,77 @@ def to_toml(config: msgspec.Struct) -> str:
 
 
 __all__ = ["DATA_DIR_ENV", "DEFAULT_DATA_DIR", "ConfigError", "STPConfig", "load_config",
-           "resolve_data_dir", "to_toml"]
+           "read_config_tree", "resolve_data_dir", "to_toml"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Training settings per stage
+# ---------------------------------------------------------------------------------------------
+# One story for training settings: `[trainer]` is what every stage starts from, and each stage
+# that trains changes it only through its own overlay (`[sft.trainer]`, `[selfplay.trainer]`,
+# `[retrain.trainer]`). `stage_trainer` is the one place the two are combined; every stage trains
+# with its result and nothing else (`train_kwargs` turns it into `train_weighted`'s arguments).
+#
+# A setting that would have no effect is a configuration error naming the key
+# (`check_training_settings`, run by `stp.config.load_config`):
+#
+# - a `[trainer]` key that every stage's overlay replaces (the old configs set
+#   `trainer.learning_rate` next to three stage learning rates, and it was used nowhere);
+# - an overlay's `epochs` where that stage's step count is fixed (min_steps = max_steps > 0);
+# - a `[selfplay.trainer]` key when `selfplay.train = false` (repeated sampling never trains).
+
+TrainingStage = Literal["sft", "selfplay", "retrain"]
+TRAINING_STAGES: tuple[TrainingStage, ...] = ("sft", "selfplay", "retrain")
+
+
+def stage_overlay(cfg: STPConfig, stage: TrainingStage) -> TrainerOverlay:
+    section: Any = getattr(cfg, stage)
+    overlay: TrainerOverlay = section.trainer
+    return overlay
+
+
+def stage_trainer(cfg: STPConfig, stage: TrainingStage) -> TrainerConfig:
+    """`[trainer]` with `stage`'s overlay applied: the settings `stage` trains with."""
+    changes = {k: v for k, v in msgspec.structs.asdict(stage_overlay(cfg, stage)).items()
+               if v is not None}
+    return msgspec.structs.replace(cfg.trainer, **changes)
+
+
+def train_kwargs(trainer: TrainerConfig) -> dict[str, Any]:
+    """The step-count and learning-rate arguments of `train_weighted` for resolved settings."""
+    out: dict[str, Any] = {"learning_rate": trainer.learning_rate,
+                           "min_steps": trainer.min_steps, "epochs": trainer.epochs}
+    if trainer.max_steps > 0:
+        out["max_steps"] = trainer.max_steps
+    return out
+
+
+def _fixed_steps(trainer: TrainerConfig) -> bool:
+    return trainer.max_steps > 0 and trainer.min_steps >= trainer.max_steps
+
+
+def check_training_settings(cfg: STPConfig, tree: dict[str, Any]) -> str:
+    """The first training key in the raw config `tree` (file, `extends` chain and overrides)
+    that would have no effect, as a message naming it; empty when there is none."""
+    base = tree.get("trainer")
+    overlays = {stage: stage_overlay(cfg, stage) for stage in TRAINING_STAGES}
+    if isinstance(base, dict):
+        for key in TrainerOverlay.__struct_fields__:
+            if key in base and all(getattr(o, key) is not None for o in overlays.values()):
+                return (f"`trainer.{key}` has no effect: sft.trainer, selfplay.trainer and "
+                        f"retrain.trainer all set {key}; set it in the stage it is meant for")
+    for stage in TRAINING_STAGES:
+        section = tree.get(stage)
+        raw = section.get("trainer") if isinstance(section, dict) else None
+        if not isinstance(raw, dict):
+            continue
+        if stage == "selfplay" and not cfg.selfplay.train and raw:
+            key = next(iter(raw))
+            return (f"`selfplay.trainer.{key}` has no effect: selfplay.train = false (repeated "
+                    "sampling never trains)")
+        if "epochs" in raw and _fixed_steps(stage_trainer(cfg, stage)):
+            t = stage_trainer(cfg, stage)
+            return (f"`{stage}.trainer.epochs` has no effect: min_steps = {t.min_steps} and "
+                    f"max_steps = {t.max_steps} fix the step count (set both to 0 to train "
+                    "by epochs)")
+    return ""

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from stp import storage
+from stp.host import available_cpus
 
 T = TypeVar("T")
 
@@ -42,7 +43,7 @@ def describe_machine() -> str:
                 model = line.split(":", 1)[1].strip()
                 break
     total = os.cpu_count() or 0
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else total
+    usable = available_cpus()
     load = ""
     if hasattr(os, "getloadavg"):
         load = f", load average {os.getloadavg()[0]:.1f}"

@@ -198,9 +198,27 @@ def _upload_file(local: str, uri: str, *, overwrite: bool = True) -> None:
 # Local atomic publication
 
 
+_UMASK: list[int] = []
+
+
+def _file_mode() -> int:
+    """The mode a plain `open(path, "w")` would give a new file: 0o666 less the umask (read
+    once: reading it means setting it, which must not race with other threads' file creation
+    more than once per process)."""
+    if not _UMASK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+        _UMASK.append(mask)
+    return 0o666 & ~_UMASK[0]
+
+
 def _local_tmp(path: Path) -> tuple[int, str]:
     path.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    # mkstemp creates 0600; a published artifact (a report, a manifest, a model file) gets the
+    # permissions any other file written by this user gets, so the group can read a report.
+    os.fchmod(fd, _file_mode())
+    return fd, tmp
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -29,6 +29,7 @@ from stp.cli import (
     run_main,
     setup_logging,
 )
+from stp.errors import STPError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,15 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     base = args.model or cfg.model.name
 
     from stp.model.training import train_weighted
-    from stp.model.training.data import ExampleError
-    from stp.model.training.levanter_trainer import TrainingSettingsMismatch
 
     try:
         result = train_weighted(base, args.data, out, cfg.trainer, cfg.model,
                                 learning_rate=args.learning_rate, min_steps=args.min_steps,
                                 epochs=args.epochs, max_steps=args.max_steps)
-    except (ExampleError, TrainingSettingsMismatch) as err:
-        raise UsageError(str(err)) from None
+    except STPError:
+        raise
     except Exception as err:
         # A full or read-only --out reported without a file name (Python's write(2) errors,
         # Rust libraries' "(os error 28)"): name the output directory; anything else propagates.

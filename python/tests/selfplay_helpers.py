@@ -95,8 +95,10 @@ def run_contents(root: Path, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
+        # checker.json names the checker's argv (a run's own check log path among its rules).
         if not path.is_file() or rel.startswith(("verify-cache", "report")) or rel in (
-                "metrics.jsonl", ".stp-lock") or any(rel.startswith(s) for s in skip):
+                "metrics.jsonl", ".stp-lock", "checker.json") or any(
+                rel.startswith(s) for s in skip):
             continue
         data = path.read_bytes().replace(str(root).encode(), b"<RUN>")
         if rel.endswith(".npz"):

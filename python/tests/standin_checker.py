@@ -8,10 +8,16 @@ Spec (every key optional):
            the first rule whose regex `pattern` matches `field` ("proof" default, "statement",
            "name", "text" = statement + proof) decides; `times: n` applies the rule only to the
            first n requests with that text across all processes (needs state_dir; such rules
-           are skipped by the replay role); `role: "check"|"replay"` limits a rule to one role.
+           are skipped by the judge); `role: "check"|"replay"|"statement"` limits a rule to one
+           role (rules without one apply to check processes and the judge, never to statement
+           processes).
   default: action when no rule matches — REQUIRED: the stand-in never passes by default, so a
            bare invocation (or a spec that forgot it) cannot pass anything; tests/standin.py's
-           `standin_command` fills in "pass" explicitly for tests that want it
+           `standin_command` fills in "pass" explicitly for tests that want it. `"judge"`: a
+           rule set decides (below)
+  judge:   with `default: "judge"`, the name of a module beside this file whose
+           `standin_verdict(statement, proof) -> (action, rule spec)` judges every request no
+           rule matched, in both roles (e.g. learning_task: a synthetic logic judged exactly)
   actions: pass | fail | error | hang | crash | leak | garbage | wrong_id | out_of_order | slow
            | burn | probe and the adversarial ones below.
            `slow` waits `ms` then passes (or gives `then`); `leak` allocates ~`mb_per_s` MiB/s
@@ -20,6 +26,12 @@ Spec (every key optional):
            `cpu_ms` of CPU then gives `then` (default pass); `probe` tries to escape (write
            `probe_write`, connect to `probe_connect` [host, port], read env `probe_env`) and
            answers fail with one error whose text is the JSON of what it could do.
+           `payload` is what proof code that took over the checker would try against other
+           processes (see `payload`): fork a child that reads this process's memory through
+           /proc/<ppid>/mem, read its own parent's memory, run a program, read `payload_victim`'s memory ({pid, address,
+           secret}: another worker's) via /proc/<pid>/mem, process_vm_readv and ptrace,
+           signal it, list /proc, open each of `payload_write` for writing; answers fail with
+           the JSON of the outcomes ("ok" or the exception's name).
   adversarial actions (what a checker whose process ran exploit code could print):
            forge_pass   {"op":"result","id":..,"nonce":..,"verdict":"pass"} and nothing else
            dup_verdict  a consistent pass line that names "verdict" twice (fail, then pass)
@@ -28,27 +40,49 @@ Spec (every key optional):
            huge         a fail whose message is `mb` MiB long (one line)
            hijack       answers a consistent pass; from then on every answer of this process is
                         a consistent forged pass with the right nonce (a rewritten stdout)
-  replay role (protocol 3): a process started with `role: "replay"` answers only `replay`
-           requests (a `check` gets error/bad_request, and a `replay` sent to a check process
-           too). It decodes the request's EXPORT (bounds- and tag-checked, every index pointing
-           at an earlier entry, like the real decoder), finds the statement's theorem, requires
-           its type to be `["str", statement]`, takes its value `["str", proof]`, and judges that
-           proof with the rules as the replay role sees them: a rule's `replay` key if given,
-           else its action when it is pass/fail/error/hang/crash/slow/burn/leak, else `fail` (a
-           forged or adversarial answer is a false proof the kernel rejects). Its fails carry
-           reason `replay_failed`.
+  roles (protocol 4): `check` answers `check` requests; `statement` (single-use) answers
+           `reference` requests and exits on EOF; `replay` (the judge) answers `replay` requests
+           only. A request of another role's op gets error/bad_request.
+  statement role: the REFERENCE of a statement is `{"names": [[], <target name>], "levels": [],
+           "exprs": [["str", statement]], "name": 1, "lps": [], "type": 0, "kind": "thm"|"def"}`
+           (the stand-in's "type" is the statement text). Rules with `role: "statement"` (field
+           "statement") decide: pass (the reference), fail (reason `statement_error`), error,
+           crash, hang, slow, burn, and the adversarial statement actions below; without a
+           matching rule the answer is `statement_default` (default "pass", not `default`).
+  judge (role replay): decodes the REFERENCE and the EXPORT (bounds- and tag-checked, every
+           index pointing at an earlier entry, like the real decoder), finds the reference's
+           target among the exported constants (`missing_theorem`), requires its type to equal the
+           reference's type (`statement_mismatch`), takes its value `["str", proof]` and judges
+           (statement from the reference, that proof) with the rules as the judge sees them: a
+           rule's `replay` key if given, else its action when it is pass/fail/error/hang/crash/
+           slow/burn/leak, else `fail` (a forged answer is a false proof the kernel rejects).
+           Its fails carry reason `replay_failed`. It never reads any other text.
+  rule sets for learning tests (e.g. an arithmetic rule set): a list of
+           {pattern, field: "proof"|"statement"|"text", action: "pass"|"fail"} entries without
+           `role` is judged the same way by check workers and by the judge (which recovers the
+           statement from the REFERENCE and the proof from the EXPORT), with `default: "fail"`;
+           statement processes answer `pass` for every statement unless a `role: "statement"`
+           rule says otherwise. Nothing else is needed for a pass to go through the whole pool.
   exports: a check process started with `export: true` attaches to each strict pass it prints
-           an EXPORT of the theorem (type `["str", statement]`, value `["str", proof]`, and
-           the request's informational `name` as an opaque `_stp_standin.request_name` so that
-           rules on field "name" judge the replay too; see `encode_export`); actions `no_export` (a consistent pass without one: a protocol
-           error), `export_too_large` (a pass with `export_omitted: "too_large"`) and
-           `forge_consistent` (a consistent pass with an honest export, for a proof the replay
-           role rejects) exercise the rest.
+           an EXPORT of the theorem (type `["str", statement]`, value `["str", proof]`, and the
+           request's informational `name` as an opaque `_stp_standin.request_name`, so that rules
+           on field "name" judge the replay too; see `encode_export`). An EXPORT whose JSON text
+           is longer than `export_chunk_bytes` (spec; default EXPORT_CHUNK_BYTES) travels in
+           `export_chunks` ExportChunk lines, as the real checker sends it; `pad_export_kb` (per
+           rule or global) pads the export with a string constant to make it that large.
+  adversarial check actions beyond those above: see ADVERSARIAL_CHECK (each one is a way a
+           compromised check process can answer; tests/test_verify_adversarial.py runs them all).
+  adversarial statement actions: see ADVERSARIAL_STATEMENT.
+  check_sleep_ms / replay_sleep_ms / reference_sleep_ms: wall time (sleep, no CPU) every check /
+           judgement / reference takes: the SIMULATED workers of benchmarks/verify_defences.py
+           (many workers on few cores; start_delay_ms models the header import the same way)
   check_cpu_ms: CPU every check spends before answering (like Lean elaborating a proof)
-  replay_cpu_ms: CPU every replay spends before answering (the kernel re-check of the export)
+  replay_cpu_ms: CPU every judgement spends before answering (the kernel re-check of the export)
+  reference_cpu_ms: CPU every reference spends (a statement elaborated with `sorry`)
   start_cpu_ms: CPU spent before Ready (like Lean importing the header)
   premises: list returned for requests that ask for premises (per rule or global)
-  log:     file getting one JSON line per event: {"ev": "start"|"check", "pid", "id", "cpu", ...}
+  log:     file getting one JSON line per event: {"ev": "start"|"check"|"reference"|"replay",
+           "pid", "id", "cpu", ...} (a judge's "replay" event lists the request's `fields`)
            (`cpu`: the process's CPU seconds so far, start and check CPU spending included)
   state_dir: directory for `times` counters
   header_error: regex; a header matching it gets Ready(ok=false) and every check "error"
@@ -78,20 +112,63 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import msgspec
 
 from stp.lean.protocol import (
+    EXPORT_CHUNK_BYTES,
     PROTOCOL_VERSION,
     CheckerConfig,
     CheckRequest,
     CheckResponse,
+    ExportChunk,
     LeanMessage,
     Ready,
+    ReferenceRequest,
     ReplayRequest,
     Verdict,
     checker_input_decoder,
     encoder,
 )
 
-# What the replay role does with a rule's action; anything else is judged `fail`.
+# What the judge does with a rule's action; anything else is judged `fail`.
 REPLAY_ACTIONS = {"pass", "fail", "error", "hang", "crash", "slow", "burn", "leak"}
+# Every answer a compromised CHECK process can give besides the honest ones (action -> what it
+# prints); tests/test_verify_adversarial.py keeps one case per entry.
+ADVERSARIAL_CHECK = {
+    "forge_pass": "a bare pass line: no axioms, no statement_match, no export",
+    "dup_verdict": "a pass line naming `verdict` twice (fail, then pass)",
+    "wrong_nonce": "a consistent pass with another nonce",
+    "no_nonce": "a consistent pass without a nonce",
+    "sorry_pass": "a pass whose axioms include sorryAx",
+    "bad_axiom_pass": "a pass depending on Lean.ofReduceBool",
+    "mismatch_pass": "a pass with statement_match false",
+    "hijack": "a consistent pass, and from then on every answer is a consistent forged pass",
+    "forge_consistent": "a consistent pass with an honest-looking export of the false proof",
+    "no_export": "a consistent pass without an export",
+    "export_not_object": "a pass whose export is a JSON string",
+    "export_garbage": "a pass whose export is an object with malformed tables",
+    "export_other_theorem": "a pass whose export proves another (true) statement (`as`)",
+    "export_and_chunks": "a pass with both export and export_chunks",
+    "chunks_short": "export_chunks: 3 followed by only 2 chunks, then the next answer",
+    "chunks_wrong_nonce": "export chunks carrying another nonce",
+    "chunks_wrong_index": "export chunks out of order",
+    "chunks_one": "export_chunks: 1",
+    "stray_chunk": "a lone export_chunk line instead of a result",
+    "reference_on_check": "a check pass carrying a `reference` field",
+    "other_id": "a consistent pass for another request's id",
+    "previous_nonce": "a consistent pass echoing the previous request's nonce",
+    "late": "answers this request after the next one (out of order)",
+    "double": "answers the same pass twice",
+}
+# Every answer a compromised STATEMENT process can give besides the honest ones.
+ADVERSARIAL_STATEMENT = {
+    "misstate": "a consistent reference of another statement (`as`)",
+    "ref_missing": "a pass without a reference",
+    "ref_not_object": "a pass whose reference is a JSON string",
+    "ref_wrong_nonce": "a reference with another nonce",
+    "ref_other_id": "a reference for another request's id",
+    "ref_double": "the same reference twice",
+    "ref_with_export": "a reference pass that also carries an export",
+    "ref_forge_fail": "a consistent `fail` (statement_error) for a good statement",
+    "ref_then_exit_1": "consistent references, then exit code 1",
+}
 
 
 class Rule:
@@ -102,6 +179,8 @@ class Rule:
         self.spec = spec
 
     def applies_to(self, role: str) -> bool:
+        if role == "statement":  # statement processes only follow rules meant for them
+            return self.spec.get("role") == "statement"
         return self.spec.get("role", role) == role and not (
             role == "replay" and "times" in self.spec)
 
@@ -122,6 +201,7 @@ class StandIn:
         self.spec = spec
         self.rules = [Rule(r) for r in spec.get("rules", [])]
         self.default = spec["default"]
+        self.judge = load_judge(spec) if self.default == "judge" else None
         self.log_path = spec.get("log")
         self.state_dir = spec.get("state_dir")
         self.out = sys.stdout.buffer
@@ -133,6 +213,8 @@ class StandIn:
         self.role = "check"
         self.export = False
         self.profile = "strict"
+        self.previous: CheckRequest | None = None
+        self.exit_code = 0
 
     def log(self, **event: object) -> None:
         if not self.log_path:
@@ -162,8 +244,15 @@ class StandIn:
                              "refuses it")
         burn(self.spec.get("start_cpu_ms", 0))
         self.role, self.export, self.profile = cfg.role, cfg.export, cfg.profile
-        self.log(ev="start", header=cfg.header, trusted=cfg.header_trusted, role=cfg.role,
-                 export=cfg.export)
+        if cfg.role == "replay" and (cfg.header or cfg.export):
+            raise SystemExit("stand-in: the judge is sent no header text and no export flag")
+        if cfg.role != "replay" and cfg.imports:
+            raise SystemExit("stand-in: `imports` is for the judge only")
+        self.log(ev="start", header=cfg.header, imports=cfg.imports, trusted=cfg.header_trusted,
+                 role=cfg.role, export=cfg.export)
+        if cfg.role == "replay":  # the judge knows its imports only: match header rules on them
+            cfg = msgspec.structs.replace(cfg, header="".join(f"import {m}\n"
+                                                              for m in cfg.imports))
         crash = self.spec.get("start_crash")
         if crash and re.search(crash, cfg.header) and self.spec.get("start_crash_role",
                                                                      cfg.role) == cfg.role:
@@ -195,9 +284,13 @@ class StandIn:
                     action = rule.spec.get("replay", rule.action)
                     return (action if action in REPLAY_ACTIONS else "fail"), rule.spec
                 return rule.action, rule.spec
+        if self.role == "statement":
+            return self.spec.get("statement_default", "pass"), {}
+        action, spec = (self.default, {}) if self.judge is None else self.judge(
+            req.statement, req.proof)
         if self.role == "replay":
-            return (self.default if self.default in REPLAY_ACTIONS else "fail"), {}
-        return self.default, {}
+            return (action if action in REPLAY_ACTIONS else "fail"), spec
+        return action, spec
 
     def take(self, rule: Rule, req: CheckRequest) -> bool:
         times = rule.spec.get("times")
@@ -222,38 +315,120 @@ class StandIn:
             return
         if isinstance(req, ReplayRequest):
             if self.role != "replay":
-                self.send(self.bad_request(req.id, req.nonce, "replay request to a check worker"))
+                self.send(self.bad_request(req.id, req.nonce, "replay request to a "
+                                           f"{self.role} process"))
                 return
             self.replay(req, sorted(json.loads(line)))
+            return
+        if isinstance(req, ReferenceRequest):
+            if self.role != "statement":
+                self.send(self.bad_request(req.id, req.nonce, "reference request to a "
+                                           f"{self.role} process"))
+                return
+            self.reference(req)
             return
         if not isinstance(req, CheckRequest):
             self.send(CheckResponse(id="", verdict="error", reasons=["unknown_op"]))
             return
-        if self.role == "replay":
-            self.send(self.bad_request(req.id, req.nonce, "check request to a replay worker"))
+        if self.role != "check":
+            self.send(self.bad_request(req.id, req.nonce, f"check request to a {self.role} "
+                                       "process"))
             return
         if self.header_ok:
             burn(self.spec.get("check_cpu_ms", 0))
+            nap(self.spec.get("check_sleep_ms", 0))
         self.log(ev="check", id=req.id, proof=req.proof, statement=req.statement)
         if not self.header_ok:
             self.send(CheckResponse(id=req.id, nonce=req.nonce, verdict="error",
                                     reasons=["header_error"]))
             return
         if self.hijacked:
-            self.send(self.consistent_pass(req))
+            self.send_pass(self.consistent_pass(req))
+            self.previous = req
             return
         action, spec = self.pick(req)
         self.act(req, action, spec)
+        self.previous = req
 
     def bad_request(self, ident: str, nonce: str, text: str) -> CheckResponse:
         return CheckResponse(id=ident, nonce=nonce, verdict="error", reasons=["bad_request"],
                              errors=[LeanMessage(severity="error", line=0, column=0, text=text)])
 
+    # -- statement role -------------------------------------------------------------------------
+
+    def reference(self, req: ReferenceRequest) -> None:
+        """Answer a statement's REFERENCE (the stand-in's type is the statement text)."""
+        burn(self.spec.get("reference_cpu_ms", 0))
+        nap(self.spec.get("reference_sleep_ms", 0))
+        self.log(ev="reference", id=req.id, statement=req.statement)
+        if not self.header_ok:
+            self.send(CheckResponse(id=req.id, nonce=req.nonce, verdict="error",
+                                    reasons=["header_error"]))
+            return
+        view = CheckRequest(id=req.id, nonce=req.nonce, statement=req.statement, proof="")
+        action, spec = self.pick(view)
+        if action in ("slow", "burn"):
+            if action == "slow":
+                time.sleep(spec.get("ms", 100) / 1000)
+            else:
+                burn(spec.get("cpu_ms", 500))
+            action = spec.get("then", "pass")
+        ident, nonce = req.id, req.nonce
+        ref = encode_reference(req.statement)
+        if action == "pass":
+            self.send(CheckResponse(id=ident, nonce=nonce, verdict="pass", reference=raw(ref)))
+        elif action == "fail":
+            self.send(CheckResponse(id=ident, nonce=nonce, verdict="fail",
+                                    reasons=spec.get("reasons", ["statement_error"]),
+                                    errors=[LeanMessage(severity="error", line=1, column=0,
+                                                        text="stand-in: statement error")]))
+        elif action == "error":
+            self.send(CheckResponse(id=ident, nonce=nonce, verdict="error",
+                                    reasons=["internal_error"]))
+        elif action == "hang":
+            while True:
+                time.sleep(3600)
+        elif action == "crash":
+            os._exit(spec.get("code", 1))
+        elif action == "misstate":
+            other = encode_reference(spec.get("as", "theorem t : True :="))
+            other["names"][1] = list(target_name(req.statement))  # same target name
+            self.send(CheckResponse(id=ident, nonce=nonce, verdict="pass", reference=raw(other)))
+        elif action == "ref_missing":
+            self.raw(f'{{"op":"result","id":{json.dumps(ident)},"nonce":{json.dumps(nonce)},'
+                     '"verdict":"pass"}')
+        elif action == "ref_not_object":
+            self.send(CheckResponse(id=ident, nonce=nonce, verdict="pass",
+                                    reference=raw(req.statement)))
+        elif action == "ref_wrong_nonce":
+            self.send(CheckResponse(id=ident, nonce="0" * 32, verdict="pass", reference=raw(ref)))
+        elif action == "ref_other_id":
+            self.send(CheckResponse(id=ident + "x", nonce=nonce, verdict="pass",
+                                    reference=raw(ref)))
+        elif action == "ref_double":
+            for _ in range(2):
+                self.send(CheckResponse(id=ident, nonce=nonce, verdict="pass",
+                                        reference=raw(ref)))
+        elif action == "ref_with_export":
+            self.send(CheckResponse(id=ident, nonce=nonce, verdict="pass", reference=raw(ref),
+                                    export=raw(encode_export(req.statement, " trivial"))))
+        elif action == "ref_forge_fail":
+            self.send(CheckResponse(id=ident, nonce=nonce, verdict="fail",
+                                    reasons=["statement_error"]))
+        elif action == "ref_then_exit_1":
+            self.send(CheckResponse(id=ident, nonce=nonce, verdict="pass", reference=raw(ref)))
+            self.exit_code = 1
+        else:
+            raise SystemExit(f"stand-in: unknown statement action {action!r}")
+
+    # -- judge ----------------------------------------------------------------------------------
+
     def replay(self, req: ReplayRequest, fields: list[str]) -> None:
-        """Judge a pass from its EXPORT alone, as the real replay worker does (no proof text)."""
+        """Judge a pass from REFERENCE + EXPORT alone, as the real judge does (no text)."""
         if self.header_ok:
             burn(self.spec.get("replay_cpu_ms", 0))
-        self.log(ev="replay", id=req.id, statement=req.statement, fields=fields)
+            nap(self.spec.get("replay_sleep_ms", 0))
+        self.log(ev="replay", id=req.id, fields=fields)
         if not self.header_ok:
             self.send(CheckResponse(id=req.id, nonce=req.nonce, verdict="error",
                                     reasons=["header_error"]))
@@ -266,25 +441,28 @@ class StandIn:
                                     statement_match=match, ms=1))
 
         try:
-            consts, exprs = decode_export(req.export)
-        except ExportError as err:
-            fail("replay_failed", f"export: {err}")
+            target, ref_type, kind = decode_reference(json.loads(bytes(req.reference)))
+            consts, exprs = decode_export(json.loads(bytes(req.export)))
+        except (ExportError, ValueError) as err:
+            fail("replay_failed", f"decode: {err}")
             return
-        target = target_name(req.statement)
         if target not in consts:
             fail("missing_theorem", f"the export has no constant {'.'.join(map(str, target))}")
             return
-        _kind, type_ix, value_ix = consts[target]
-        if exprs[type_ix] != ["str", req.statement]:
-            fail("statement_mismatch", "the exported type differs from the statement", False)
+        const_kind, type_ix, value_ix = consts[target]
+        if kind == "thm" and const_kind != "thm":
+            fail("missing_theorem", "the target is not a theorem")
+            return
+        if exprs[type_ix] != ref_type:
+            fail("statement_mismatch", "the exported type differs from the reference", False)
             return
         value = exprs[value_ix]
-        if value[0] != "str":
+        if value[0] != "str" or ref_type[0] != "str":
             fail("replay_failed", "the stand-in can only replay a proof encoded as a string")
             return
         named = consts.get(NAME_CONSTANT)
         name = exprs[named[2]][1] if named and exprs[named[2]][0] == "str" else None
-        decoded = CheckRequest(id=req.id, nonce=req.nonce, statement=req.statement,
+        decoded = CheckRequest(id=req.id, nonce=req.nonce, statement=ref_type[1],
                                proof=value[1], name=name)
         action, spec = self.pick(decoded)
         if action == "fail":  # what a kernel rejection of the replayed declarations says
@@ -292,6 +470,8 @@ class StandIn:
                     "errors": [{"severity": "error", "line": 0, "column": 0,
                                 "text": "(kernel) the stand-in's replay rejects this proof"}]}
         self.act(decoded, action, spec)
+
+    # -- check role -----------------------------------------------------------------------------
 
     def act(self, req: CheckRequest, action: str, spec: dict) -> None:
         if action == "slow":
@@ -319,56 +499,141 @@ class StandIn:
             self.send(CheckResponse(id=req.id + "-wrong", nonce=req.nonce, verdict="pass"))
             return
         if action == "out_of_order":
-            self.held = encoder.encode(self.consistent_pass(req)) + b"\n"
+            self.held = self.pass_lines(self.consistent_pass(req, spec=spec))
+            return
+        if action == "pass" and self.role == "check":
+            self.send_pass(self.consistent_pass(req, spec=spec,
+                                                premises=self.premises_for(req, spec)))
             return
         self.send(self.verdict(req, action, spec))
 
-    def consistent_pass(self, req: CheckRequest, **fields: object) -> CheckResponse:
+    def premises_for(self, req: CheckRequest, spec: dict) -> list[str] | None:
+        premises = spec.get("premises", self.spec.get("premises", []))
+        return list(premises) if req.premises else None
+
+    def consistent_pass(self, req: CheckRequest, spec: dict | None = None,
+                        **fields: object) -> CheckResponse:
         """A pass that satisfies every consistency rule (what an honest checker sends); a check
-        process asked for exports attaches the EXPORT of the request's theorem."""
+        process asked for exports attaches the EXPORT of the request's theorem (chunked by
+        `send_pass` when it is large)."""
         values: dict = {"nonce": req.nonce,
                         "axioms": sorted(set(self.allowed_axioms) & {"propext"}),
                         "statement_match": True, "ms": 1}
         if self.role == "check" and self.export and self.profile == "strict":
-            values["export"] = encode_export(req.statement, req.proof, req.name)
+            pad = (spec or {}).get("pad_export_kb", self.spec.get("pad_export_kb", 0))
+            values["export"] = raw(encode_export(req.statement, req.proof, req.name, pad))
         values.update(fields)
-        return CheckResponse(id=req.id, verdict="pass", **values)
+        ident = values.pop("id", req.id)
+        return CheckResponse(id=ident, verdict="pass", **values)
+
+    def pass_lines(self, resp: CheckResponse) -> bytes:
+        """The lines of an answer: one, or the result plus its export chunks when the EXPORT
+        text is longer than `export_chunk_bytes`."""
+        limit = self.spec.get("export_chunk_bytes", EXPORT_CHUNK_BYTES)
+        if isinstance(resp.export, msgspec.Raw) and len(resp.export) > limit:
+            text = bytes(resp.export).decode()
+            pieces = [text[i:i + limit] for i in range(0, len(text), limit)]
+            head = msgspec.structs.replace(resp, export=msgspec.UNSET, export_chunks=len(pieces))
+            lines = [encoder.encode(head)] + [
+                encoder.encode(ExportChunk(id=resp.id, nonce=resp.nonce or "", index=i, data=p))
+                for i, p in enumerate(pieces)]
+            return b"".join(line + b"\n" for line in lines)
+        return encoder.encode(resp) + b"\n"
+
+    def send_pass(self, resp: CheckResponse) -> None:
+        data = self.pass_lines(resp)
+        if self.held is not None:
+            data, self.held = data + self.held, None
+        self.out.write(data)
+        self.out.flush()
 
     def raw(self, obj_text: str) -> None:
         self.out.write(obj_text.encode() + b"\n")
         self.out.flush()
 
+    def chunks(self, req: CheckRequest, count: int, pieces: list[tuple[int, str]],
+               nonce: str | None = None) -> None:
+        """A pass announcing `count` chunks followed by `pieces` ((index, data) pairs)."""
+        head = self.consistent_pass(req, export=msgspec.UNSET, export_chunks=count)
+        lines = [encoder.encode(head)] + [
+            encoder.encode(ExportChunk(id=req.id, nonce=nonce or req.nonce, index=i, data=d))
+            for i, d in pieces]
+        self.out.write(b"".join(line + b"\n" for line in lines))
+        self.out.flush()
+
     def adversarial(self, req: CheckRequest, action: str, spec: dict) -> bool:
         ident, nonce = json.dumps(req.id), json.dumps(req.nonce)
+        text = json.dumps(encode_export(req.statement, req.proof, req.name))
+        half = len(text) // 2
         if action == "forge_pass":
             self.raw(f'{{"op":"result","id":{ident},"nonce":{nonce},"verdict":"pass"}}')
         elif action == "dup_verdict":
             self.raw(f'{{"op":"result","id":{ident},"nonce":{nonce},"verdict":"fail",'
                      f'"verdict":"pass","axioms":["propext"],"statement_match":true}}')
         elif action == "wrong_nonce":
-            self.send(self.consistent_pass(req, nonce="0" * 32))
+            self.send_pass(self.consistent_pass(req, nonce="0" * 32))
         elif action == "no_nonce":
-            self.send(self.consistent_pass(req, nonce=None))
+            self.send_pass(self.consistent_pass(req, nonce=None))
         elif action == "sorry_pass":
-            self.send(self.consistent_pass(req, axioms=["propext", "sorryAx"]))
+            self.send_pass(self.consistent_pass(req, axioms=["propext", "sorryAx"]))
+        elif action == "bad_axiom_pass":
+            self.send_pass(self.consistent_pass(req, axioms=["Lean.ofReduceBool", "propext"]))
         elif action == "mismatch_pass":
-            self.send(self.consistent_pass(req, statement_match=False))
+            self.send_pass(self.consistent_pass(req, statement_match=False))
         elif action == "huge":
-            text = "x" * (int(spec.get("mb", 20)) * 1024 * 1024)
+            big = "x" * (int(spec.get("mb", 20)) * 1024 * 1024)
             self.send(CheckResponse(id=req.id, nonce=req.nonce, verdict="fail",
                                     reasons=["elab_error"],
                                     errors=[LeanMessage(severity="error", line=1, column=0,
-                                                        text=text)]))
+                                                        text=big)]))
         elif action == "hijack":
             self.hijacked = True
-            self.send(self.consistent_pass(req))
+            self.send_pass(self.consistent_pass(req))
         elif action == "forge_consistent":
-            self.send(self.consistent_pass(req))
+            self.send_pass(self.consistent_pass(req))
         elif action == "no_export":
-            self.send(self.consistent_pass(req, export=None))
-        elif action == "export_too_large":  # only a process asked for exports says so
-            omitted = "too_large" if self.export and self.profile == "strict" else None
-            self.send(self.consistent_pass(req, export=None, export_omitted=omitted))
+            self.send_pass(self.consistent_pass(req, export=msgspec.UNSET))
+        elif action == "export_not_object":
+            self.send_pass(self.consistent_pass(req, export=raw("an export")))
+        elif action == "export_garbage":
+            self.send_pass(self.consistent_pass(req, export=raw(
+                {"names": [[]], "levels": [], "exprs": [["ap", 0, 0]], "consts": []})))
+        elif action == "export_other_theorem":
+            other = spec.get("as", "theorem t : True :=")
+            forged = encode_export(other, " trivial", req.name)
+            forged["names"][1] = list(target_name(req.statement))  # under the target's name
+            self.send_pass(self.consistent_pass(req, export=raw(forged)))
+        elif action == "export_and_chunks":
+            self.send_pass(self.consistent_pass(req, export_chunks=2))
+        elif action == "chunks_short":
+            self.chunks(req, 3, [(0, text[:half]), (1, text[half:])])
+        elif action == "chunks_wrong_nonce":
+            self.chunks(req, 2, [(0, text[:half]), (1, text[half:])], nonce="0" * 32)
+        elif action == "chunks_wrong_index":
+            self.chunks(req, 2, [(1, text[half:]), (0, text[:half])])
+        elif action == "chunks_one":
+            self.chunks(req, 1, [(0, text)])
+        elif action == "stray_chunk":
+            self.send(ExportChunk(id=req.id, nonce=req.nonce, index=0, data=text))
+        elif action == "reference_on_check":
+            self.send_pass(self.consistent_pass(
+                req, reference=raw(encode_reference(req.statement))))
+        elif action == "other_id":
+            other_id = self.previous.id if self.previous is not None else req.id + "0"
+            self.send_pass(self.consistent_pass(req, id=other_id))
+        elif action == "previous_nonce":
+            other_nonce = self.previous.nonce if self.previous is not None else "1" * 32
+            self.send_pass(self.consistent_pass(req, nonce=other_nonce))
+        elif action == "late":
+            self.held = self.pass_lines(self.consistent_pass(req))
+        elif action == "double":
+            self.send_pass(self.consistent_pass(req))
+            self.send_pass(self.consistent_pass(req))
+        elif action == "payload":
+            self.send(CheckResponse(id=req.id, nonce=req.nonce, verdict="fail",
+                                    reasons=["elab_error"],
+                                    errors=[LeanMessage(severity="error", line=1, column=0,
+                                                        text=json.dumps(payload(self.spec)))]))
         elif action == "probe":
             self.send(CheckResponse(id=req.id, nonce=req.nonce, verdict="fail",
                                     reasons=["elab_error"],
@@ -403,8 +668,7 @@ class StandIn:
 
     def verdict(self, req: CheckRequest, action: str, spec: dict) -> CheckResponse:
         if action == "pass":
-            premises = spec.get("premises", self.spec.get("premises", []))
-            return self.consistent_pass(req, premises=list(premises) if req.premises else None)
+            return self.consistent_pass(req, spec=spec, premises=self.premises_for(req, spec))
         if action in ("fail", "error"):
             errors = [msgspec.convert(e, LeanMessage) for e in spec.get(
                 "errors", [{"severity": "error", "line": 1, "column": 0,
@@ -437,6 +701,131 @@ class StandIn:
         if self.held is not None:
             self.out.write(self.held)
             self.out.flush()
+        if self.exit_code:
+            self.out.flush()
+            os._exit(self.exit_code)
+
+
+SECRET = b"standin-nonce-" + os.urandom(8).hex().encode()
+
+
+def _attempt(fn) -> str:
+    try:
+        result = fn()
+    except Exception as err:  # the outcome is the report
+        return type(err).__name__
+    return "ok" if result is None or result is True else str(result)
+
+
+def _read_mem(pid: int, address: int, size: int) -> bytes:
+    with open(f"/proc/{pid}/mem", "rb", buffering=0) as fh:
+        fh.seek(address)
+        return fh.read(size)
+
+
+def _read_mapped(pid: int) -> bytes:
+    """16 bytes of the first readable mapping of process `pid`, through /proc/<pid>/mem."""
+    with open(f"/proc/{pid}/maps") as maps:
+        for line in maps:
+            span, perms = line.split()[:2]
+            if perms.startswith("r"):
+                return _read_mem(pid, int(span.split("-")[0], 16), 16)
+    raise OSError("no readable mapping")
+
+
+def _libc():
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int) -> None:
+    import ctypes
+
+    if result == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _vm_readv(pid: int, address: int, size: int) -> bytes:
+    import ctypes
+
+    class IOVec(ctypes.Structure):
+        _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+    buf = ctypes.create_string_buffer(size)
+    local, remote = IOVec(ctypes.addressof(buf), size), IOVec(address, size)
+    libc = _libc()
+    libc.process_vm_readv.restype = ctypes.c_ssize_t
+    _check(libc.process_vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0))
+    return buf.raw
+
+
+def _ptrace_seize(pid: int) -> None:
+    import ctypes
+
+    libc = _libc()
+    libc.ptrace.restype = ctypes.c_long
+    _check(libc.ptrace(0x4206, pid, None, None))  # PTRACE_SEIZE: attach without stopping it
+
+
+def _fork_and_read_parent() -> str:
+    """A child reads the parent's secret through /proc/<ppid>/mem (issue #20, item 4)."""
+    address = id(SECRET) + sys.getsizeof(b"") - 1  # CPython: the bytes' data after the header
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        try:
+            got = _read_mem(os.getppid(), address, len(SECRET))
+            os.write(write_end, b"ok" if got == SECRET else b"mismatch")
+        except Exception as err:
+            os.write(write_end, type(err).__name__.encode())
+        os._exit(0)
+    os.close(write_end)
+    answer = os.read(read_end, 100).decode()
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    return answer
+
+
+def _fork() -> None:
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def payload(spec: dict) -> dict[str, object]:
+    """What proof code that took over a checker tries against other processes."""
+    import subprocess
+
+    found: dict[str, object] = {
+        "fork": _attempt(_fork),
+        "child_reads_parent": _attempt(_fork_and_read_parent),
+        "run_program": _attempt(lambda: subprocess.run(["/bin/true"], check=True) and None),
+        "parent_mem": _attempt(lambda: _read_mapped(os.getppid()) and None),
+        "proc": sorted(int(p) for p in os.listdir("/proc") if p.isdigit())[:5],
+        "pid": os.getpid(),
+    }
+    victim = spec.get("payload_victim")
+    if victim:
+        pid, address = int(victim["pid"]), int(victim["address"])
+        secret = bytes.fromhex(victim["secret"])
+
+        def same(data: bytes) -> str:
+            return "ok" if data == secret else "mismatch"
+
+        found["victim_mem"] = _attempt(lambda: same(_read_mem(pid, address, len(secret))))
+        found["victim_vm_readv"] = _attempt(lambda: same(_vm_readv(pid, address, len(secret))))
+        found["victim_ptrace"] = _attempt(lambda: _ptrace_seize(pid))
+        found["victim_signal"] = _attempt(lambda: os.kill(pid, 0))
+    for path in spec.get("payload_write", []):
+        def opened(path: str = path) -> None:
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+
+        found[f"write:{path}"] = _attempt(opened)
+    return found
 
 
 def header_gate(header: str, forbidden: str) -> tuple[int, str] | None:
@@ -453,7 +842,8 @@ class ExportError(ValueError):
 
 
 BINDER_INFOS = {"d", "i", "s", "c"}
-REFUSED_CONSTANTS = {("Lean", "reduceBool"), ("Lean", "reduceNat")}
+REFUSED_CONSTANTS = {("Lean", "reduceBool"), ("Lean", "reduceNat"), ("Lean", "ofReduceBool"),
+                     ("Lean", "ofReduceNat")}
 
 
 def target_name(statement: str) -> tuple[str | int, ...]:
@@ -468,13 +858,20 @@ def target_name(statement: str) -> tuple[str | int, ...]:
 NAME_CONSTANT = ("_stp_standin", "request_name")
 
 
-def encode_export(statement: str, proof: str, name: str | None = None) -> dict:
+def raw(value: object) -> msgspec.Raw:
+    """A JSON value as the raw field the protocol structs carry."""
+    return msgspec.Raw(json.dumps(value, ensure_ascii=False).encode())
+
+
+def encode_export(statement: str, proof: str, name: str | None = None,
+                  pad_kb: float = 0) -> dict:
     """A structurally valid EXPORT of one theorem whose type and value are string literals
     holding the statement and the proof text (what the stand-in needs to judge it again); a
     universe-polymorphic `Sort`, an application and a binder are included so that every table
-    is exercised. Indices point at earlier entries, as the real encoder's do."""
+    is exercised. Indices point at earlier entries, as the real encoder's do. `pad_kb` adds an
+    opaque string constant of that size (a large proof term, for chunking)."""
     target = list(target_name(statement))
-    names = [[], target, ["u"], ["Nat", "add"], ["x"], list(NAME_CONSTANT)]
+    names = [[], target, ["u"], ["Nat", "add"], ["x"], list(NAME_CONSTANT), list(PAD_CONSTANT)]
     levels = [["z"], ["p", 2], ["s", 1], ["max", 0, 2], ["imax", 1, 2]]
     exprs = [["str", statement], ["str", proof], ["so", 3], ["c", 3, []], ["nat", "0"],
              ["ap", 3, 4], ["lam", 4, "d", 2, 5], ["pi", 0, "i", 2, 2]]
@@ -483,7 +880,37 @@ def encode_export(statement: str, proof: str, name: str | None = None) -> dict:
         exprs.append(["str", name])
         consts.append({"kind": "opaque", "name": 5, "lps": [], "type": 7,
                        "value": len(exprs) - 1})
+    if pad_kb:
+        exprs.append(["str", "p" * int(pad_kb * 1024)])
+        consts.append({"kind": "opaque", "name": 6, "lps": [], "type": 7,
+                       "value": len(exprs) - 1})
     return {"names": names, "levels": levels, "exprs": exprs, "consts": consts}
+
+
+PAD_CONSTANT = ("_stp_standin", "pad")
+
+
+def encode_reference(statement: str) -> dict:
+    """The stand-in's REFERENCE of a statement: its target name, and the statement text as its
+    "type" (what the judge compares with the exported theorem's type)."""
+    kind = "def" if re.match(r"\s*(def|abbrev)\b", statement) else "thm"
+    return {"names": [[], list(target_name(statement))], "levels": [],
+            "exprs": [["str", statement]], "name": 1, "lps": [], "type": 0, "kind": kind}
+
+
+def decode_reference(ref: object) -> tuple[tuple, list, str]:
+    """(target name, type expr, kind) of a REFERENCE, checked like the real decoder."""
+    keys = {"names", "levels", "exprs", "name", "lps", "type", "kind"}
+    if not isinstance(ref, dict) or set(ref) != keys:
+        raise ExportError(f"REFERENCE must be an object with {sorted(keys)}")
+    probe = decode_export({"names": ref["names"], "levels": ref["levels"],
+                           "exprs": ref["exprs"], "consts": []})
+    exprs = probe[1]
+    names = ref["names"]
+    target = tuple(names[_index(ref["name"], len(names), "name")])
+    if ref["kind"] not in ("thm", "def"):
+        raise ExportError(f"bad reference kind {ref['kind']!r}")
+    return target, exprs[_index(ref["type"], len(exprs), "expr")], ref["kind"]
 
 
 def _index(value: object, below: int, what: str) -> int:
@@ -581,6 +1008,12 @@ def decode_export(export: object) -> tuple[dict[tuple, tuple[str, int, int]], li
     return consts, exprs
 
 
+def nap(ms: float) -> None:
+    """Take `ms` of wall time without using CPU (a simulated worker)."""
+    if ms > 0:
+        time.sleep(ms / 1000)
+
+
 def burn(cpu_ms: float) -> None:
     """Spend `cpu_ms` of CPU time (not wall time) in a busy loop."""
     if cpu_ms <= 0:
@@ -590,6 +1023,17 @@ def burn(cpu_ms: float) -> None:
     while time.process_time() < end:
         for _ in range(2000):
             x += 1
+
+
+def load_judge(spec: dict):  # -> Callable[[str, str], tuple[str, dict]]
+    """`standin_verdict` of the module named by spec["judge"] (a file beside this one)."""
+    import importlib
+
+    name = spec.get("judge")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise SystemExit(f"stand-in: default 'judge' needs a module name in 'judge', got {name!r}")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    return importlib.import_module(name).standin_verdict
 
 
 def parse_spec(argv: list[str]) -> dict:

@@ -16,15 +16,16 @@ import textwrap
 import pytest
 
 from stp import cluster
-from stp.config import ClusterConfig
+from stp.cluster import ClusterConfig
 from stp.errors import UsageError
+from stp.host import available_cpus
 
 _SCRIPT = textwrap.dedent(
     """
     import json, subprocess, sys
     import ray
     from stp import cluster
-    from stp.config import ClusterConfig
+    from stp.cluster import ClusterConfig
 
     out = {}
     info = cluster.init_cluster(ClusterConfig(num_cpus=2, reserved_cpus=1, namespace="t"))
@@ -39,7 +40,7 @@ _SCRIPT = textwrap.dedent(
     out["task"] = ray.get([square.remote(i) for i in range(4)])
     out["again_same"] = cluster.init_cluster(ClusterConfig(num_cpus=7)) == info
     child = (
-        "from stp import cluster; from stp.config import ClusterConfig; import ray, json;"
+        "from stp import cluster; from stp.cluster import ClusterConfig; import ray, json;"
         f"i = cluster.init_cluster(ClusterConfig(address={info.address!r}, namespace='t'));"
         "f = ray.remote(lambda: 5);"
         "print(json.dumps({'started_locally': i.started_locally, 'nodes': i.nodes,"
@@ -148,9 +149,9 @@ def test_local_sizing_passed_to_ray(no_ray_session: list[dict], monkeypatch: pyt
     monkeypatch.setattr(cluster, "_started_locally", False)  # restored after the test
     cluster.init_cluster(ClusterConfig(num_cpus=0, reserved_cpus=1, namespace="ns"))
     kwargs = no_ray_session[-1]
-    assert kwargs["num_cpus"] == cluster.available_cpus()
+    assert kwargs["num_cpus"] == available_cpus()
     assert kwargs["num_gpus"] is None  # 0 = let Ray detect
-    assert kwargs["resources"] == {cluster.LEAN_RESOURCE: float(max(1, cluster.available_cpus() - 1))}
+    assert kwargs["resources"] == {cluster.LEAN_RESOURCE: float(max(1, available_cpus() - 1))}
     assert kwargs["include_dashboard"] is False
     assert kwargs["namespace"] == "ns"
 

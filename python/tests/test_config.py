@@ -52,8 +52,8 @@ def test_shipped_configs_present_and_meaningful() -> None:
     assert (paper.selfplay.rounds, paper.selfplay.samples_first_round,
             paper.selfplay.samples_per_statement) == (12, 64, 32)
     assert (paper.trainer.batch_size, paper.trainer.learning_rate) == (2048, 5e-5)
-    assert paper.retrain.learning_rate == 1e-4
-    assert [d.name for d in paper.data.selfplay] == ["lean_workbook"]
+    assert paper.retrain.trainer.learning_rate == 1e-4
+    assert [d.name for d in paper.data.selfplay] == ["lean_workbook", "minif2f", "proofnet"]
     assert paper.eval.samples_per_statement == 3200
 
 

@@ -231,7 +231,7 @@ def test_both_profiles_are_stored_and_summarized_side_by_side(
 
 def test_attempts_without_a_verdict_are_not_logged_and_a_rerun_redoes_them(
         tmp_path: Path, data_dir: Path) -> None:
-    from stp.pipeline.shards import VerificationOutage
+    from stp.verify.runner import VerificationOutage
 
     stmts = statements(data_dir)
     dropped = stmts["minif2f:test"][0].name

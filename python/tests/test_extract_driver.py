@@ -7,14 +7,21 @@ import shutil
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from stp import storage
 from stp.extract.__main__ import main
 from stp.extract.assemble import assemble_directory
-from stp.extract.driver import discover_modules, done_modules, read_raw, run_extraction
+from stp.extract.driver import (
+    discover_modules,
+    done_modules,
+    raw_path,
+    read_raw,
+    run_extraction,
+)
 from stp.extract.records import ExtractedTheorem
-from stp.lean.protocol import ExtractFailed
+from stp.lean.protocol import ExtractDecl, ExtractFailed
 
 # The one extractor fixture tree (sources + golden lines), shared with the Lean smoke run.
 FIXTURES = Path(__file__).resolve().parents[2] / "lean" / "test" / "golden"
@@ -208,7 +215,7 @@ def test_cli_run_resume_and_sft(tmp_path: Path, capsys: pytest.CaptureFixture[st
                  "2"]) == 0
     text = capsys.readouterr().out
     assert "conjecture examples: 0" in text and "lemmas: 16" in text  # lemma is term-mode
-    for name in ("lemmas.jsonl.gz", "sft.jsonl.gz", "sft_mathlib.jsonl.gz", "eval.jsonl.gz"):
+    for name in ("lemmas.jsonl.gz", "sft.jsonl.gz", "sft-mathlib-only.jsonl.gz", "eval.jsonl.gz"):
         assert (sft_dir / name).is_file()
 
 
@@ -220,3 +227,29 @@ def test_cli_failures_exit_1_and_missing_extractor(tmp_path: Path) -> None:
     with pytest.raises(Exception, match=r"not built|Lean not found"):
         main(["run", "--mathlib-dir", str(src), "--out", str(tmp_path / "o2"),
               "--set", f"lean.project_dir={str(tmp_path)!r}".replace("'", '"')])
+
+
+def test_malformed_extractor_line_fails_its_module_only(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One decl line whose range lies outside its source (a wrong file or an extractor bug) makes
+    that module a failure named with the decl and its lines; the other module is assembled and
+    the command ends with exit 1 and no traceback (it raised AssemblyError after every module
+    had been extracted before)."""
+    src = _tree(tmp_path / "src", 2)
+    out = tmp_path / "out"
+    cmd = f"{sys.executable} {FAKE} {GOLDEN} {tmp_path / 'log'}"
+    args = ["run", "--mathlib-dir", str(src), "--out", str(out), "--extractor-command", cmd,
+            "--no-progress", "--workers", "1"]
+    assert main(args) == 0
+    capsys.readouterr()
+    lines = read_raw(str(out), "Mathlib.Fake.M00")
+    bad = [msgspec.structs.replace(m, line=99_999, end_line=99_999)
+           if isinstance(m, ExtractDecl) else m for m in lines]
+    storage.write_jsonl(raw_path(str(out), "Mathlib.Fake.M00"), bad)
+    assert main(args) == 1
+    text = capsys.readouterr().out
+    assert "failed modules: 1" in text
+    assert "Mathlib.Fake.M00: assembly: Mathlib.Fake.M00: decl" in text
+    assert "line 99999 outside the source" in text
+    names = {t.module for t in _theorems(out)}
+    assert names == {"Mathlib.Fake.M01"}

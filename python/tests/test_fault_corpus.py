@@ -489,7 +489,9 @@ def _output_cases(root: Path, model: str) -> dict[str, tuple[str, list[str]]]:
     dataset = ["--set", 'data.selfplay=[{name = "minif2f", split = "valid"}]',
                "--set", "data.allow_download=false", "--set", 'run.log_level="WARNING"',
                "--set", f"data.lemma_dict={json.dumps(str(lemmas))}",
-               "--set", 'sampler.backend="hf"', "--set", f"model.name={json.dumps(model)}"]
+               "--set", 'sampler.backend="hf"',
+               # The config's plan has Stage 1: round 0 starts from a named model instead.
+               "--set", f"selfplay.initial_model={json.dumps(model)}"]
     return {
         "stp.selfplay": ("stp.selfplay", [*inv["stp.selfplay"], *dataset]),
         "stp.eval plot": ("stp.eval", ["plot", "--log", str(log_dir), "--out", out]),

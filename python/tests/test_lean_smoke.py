@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from standin import standin_command
+from standin import UNSANDBOXED, standin_command
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "lean_smoke.py"
@@ -106,6 +106,7 @@ def test_a_group_runs_on_one_worker_in_file_order(tmp_path: Path) -> None:
     others = [c["id"] for c in cases if "request" in c and "group" not in c
               and not c.get("header") and not c.get("config")][:4]
     proc = _run(["--checker-command", shlex.join(standin_command(spec)), "--only-verdicts",
+                 "--set", UNSANDBOXED,  # the stand-in writes its log to the host
                  "--set", "verifier.workers=3", "--set", "verifier.pipeline_depth=1",
                  "--only", ",".join(others + [c["id"] for c in pair])])
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -284,27 +285,32 @@ def test_runner_rejects_bad_replay_lines(tmp_path: Path) -> None:
         assert f"{bad}:1" in proc.stderr and message in proc.stderr, proc.stderr
 
 
-# A fake protocol-3 checker for the runner's own wire lines: role "check" passes everything with
-# SAMPLE_EXPORT; role "replay" passes exactly an export equal to SAMPLE_EXPORT. It logs what it
-# was sent. (The stand-in of python/tests speaks the pool's protocol, not the replay role.)
+# A fake protocol-4 checker for the runner's own wire lines: role "check" passes everything with
+# SAMPLE_EXPORT; role "statement" answers a reference holding the statement; role "replay" (the
+# judge) passes exactly an export equal to SAMPLE_EXPORT with that reference. It logs what it was
+# sent. (The stand-in of python/tests speaks the pool's protocol, not these hand-made exports.)
 FAKE_CHECKER = """
 import json, sys
 log, export = open(sys.argv[1], "a"), json.loads(sys.argv[2])
 cfg = json.loads(sys.stdin.readline())
 log.write(json.dumps(cfg) + "\\n"); log.flush()
-print(json.dumps({"op": "ready", "protocol": 3, "ok": True, "lean_version": "fake",
+print(json.dumps({"op": "ready", "protocol": 4, "ok": True, "lean_version": "fake",
                   "checker_version": "fake", "header_ms": 1}), flush=True)
+ops = {"check": "check", "statement": "reference", "replay": "replay"}
 for line in sys.stdin:
     req = json.loads(line)
     log.write(json.dumps(req) + "\\n"); log.flush()
     out = {"op": "result", "id": req["id"], "nonce": req["nonce"], "verdict": "pass",
            "axioms": [], "statement_match": True}
-    if req["op"] != {"check": "check", "replay": "replay"}[cfg["role"]]:
+    if req["op"] != ops[cfg["role"]]:
         out = {"op": "result", "id": req["id"], "nonce": req["nonce"], "verdict": "error",
                "reasons": ["bad_request"]}
     elif req["op"] == "check":
         out["export"] = export
-    elif req["export"] != export:
+    elif req["op"] == "reference":
+        out = {"op": "result", "id": req["id"], "nonce": req["nonce"], "verdict": "pass",
+               "reference": {"statement": req["statement"]}}
+    elif req["export"] != export or "statement" not in req["reference"]:
         out = {"op": "result", "id": req["id"], "nonce": req["nonce"], "verdict": "fail",
                "reasons": ["replay_failed"]}
     print(json.dumps(out), flush=True)
@@ -330,17 +336,21 @@ def test_replay_lines_drive_check_and_replay_workers(tmp_path: Path) -> None:
     smoke = tmp_path / "smoke.jsonl"
     smoke.write_text("".join(json.dumps(x) + "\n" for x in lines))
     cmd = shlex.join([sys.executable, str(fake), str(log), json.dumps(SAMPLE_EXPORT)])
-    proc = _run(["--smoke", str(smoke), "--checker-command", cmd, "--timeout-cap", "20"])
+    proc = _run(["--smoke", str(smoke), "--checker-command", cmd, "--timeout-cap", "20",
+                 "--set", UNSANDBOXED])  # the fake checker logs to the host
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "3/4 smoke cases match" in proc.stdout, proc.stdout
     assert "FAIL wrong: pass" in proc.stdout
     sent = [json.loads(x) for x in log.read_text().splitlines()]
     configs = [m for m in sent if m["op"] == "config"]
-    assert sorted((c["role"], c["export"], c["protocol"]) for c in configs) == [
-        ("check", True, 3), ("replay", False, 3)]
+    assert sorted((c["role"], c["export"], c["protocol"]) for c in configs)[:2] == [
+        ("check", True, 4), ("replay", False, 4)]
+    assert {c["role"] for c in configs} == {"check", "statement", "replay"}
+    assert all(c["header"] == "" and c["imports"] for c in configs if c["role"] == "replay")
+    assert all("statement" not in m and "proof" not in m for m in sent if m["op"] == "replay")
     replays = [m for m in sent if m["op"] == "replay"]
     assert [r["id"] for r in replays] == ["legit", "dup", "literal", "wrong"]
-    assert all(r["statement"] == stmt and "proof" not in r for r in replays)
+    assert all(r["reference"]["statement"] == stmt and "proof" not in r for r in replays)
     assert replays[0]["export"] == SAMPLE_EXPORT
     assert len(replays[1]["export"]["consts"]) == 2  # the mutation was applied
     checks = [m for m in sent if m["op"] == "check"]

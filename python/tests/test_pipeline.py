@@ -17,7 +17,7 @@ from selfplay_helpers import DATA_DIR, REPO_ROOT, tiny_model_rules
 from standin import count_checks, standin_command, with_checker
 
 from stp import storage
-from stp.config import STPConfig, load_config
+from stp.config import STPConfig, load_config, stage_trainer
 
 CONFIGS = sorted((REPO_ROOT / "configs").glob("*.toml"))
 
@@ -32,15 +32,26 @@ def test_paper_configs_carry_the_papers_values() -> None:
     cfg = load_config(REPO_ROOT / "configs" / "stp-7b.toml")
     # Stage 1 is a real stage with the original recipe (run_SFT.sh / sft.yaml).
     assert cfg.pipeline.stages[0] == "sft"
-    assert (cfg.sft.base_model, cfg.sft.data, cfg.sft.steps, cfg.sft.batch_size,
-            cfg.sft.learning_rate, cfg.sft.warmup_steps) == (
-        "deepseek-ai/DeepSeek-Prover-V1.5-SFT", "stp_sft", 115, 2048, 1e-4, 20)
+    sft = stage_trainer(cfg, "sft")
+    assert (cfg.sft.base_model, cfg.sft.data, sft.min_steps, sft.max_steps, sft.batch_size,
+            sft.learning_rate, sft.warmup_steps) == (
+        "deepseek-ai/DeepSeek-Prover-V1.5-SFT", "stp_sft", 115, 115, 2048, 1e-4, 20)
+    # The rounds: 1 epoch at lr 5e-5, at least 5 steps; the final re-training: lr 1e-4, >= 10.
+    rounds, retrain = stage_trainer(cfg, "selfplay"), stage_trainer(cfg, "retrain")
+    assert (rounds.learning_rate, rounds.epochs, rounds.min_steps, rounds.max_steps) == (
+        5e-5, 1.0, 5, 0)
+    assert (retrain.learning_rate, retrain.epochs, retrain.min_steps) == (1e-4, 1.0, 10)
+    # The paper's statement mix is the paper config's; the released script's set its own file.
+    assert [(d.name, d.split, d.weight) for d in cfg.data.selfplay] == [
+        ("lean_workbook", "", 1), ("minif2f", "valid", 256), ("proofnet", "valid", 256)]
+    assert cfg.pipeline.blocks == 2 and cfg.selfplay.check_budget == "original"
     assert (cfg.model.max_prompt_tokens, cfg.model.max_model_len) == (1024, 1024)
     assert cfg.data.lemma_vocabulary == "tactic"
     assert cfg.eval.profiles == ["strict", "paper"]
-    mix = load_config(REPO_ROOT / "configs" / "stp-7b-paper-mix.toml")
-    assert [(d.name, d.split, d.weight) for d in mix.data.selfplay] == [
-        ("lean_workbook", "", 1), ("minif2f", "valid", 256), ("proofnet", "valid", 256)]
+    script = load_config(REPO_ROOT / "configs" / "stp-7b-released-script.toml")
+    assert [(d.name, d.split, d.weight) for d in script.data.selfplay] == [
+        ("lean_workbook", "", 1)]
+    assert script.pipeline.blocks == 1
     expit = load_config(REPO_ROOT / "configs" / "baseline-expert-iteration.toml")
     assert not expit.selfplay.conjecturing and expit.selfplay.train
     assert expit.selfplay.round_training == "restart" and expit.selfplay.samples_per_statement == 64
@@ -51,7 +62,10 @@ def test_paper_configs_carry_the_papers_values() -> None:
     assert sampling.selfplay.recheck_probability == 0.0 == sampling.selfplay.seed_threshold
     released = load_config(REPO_ROOT / "configs" / "released-0320.toml")
     assert released.pipeline.stages == ["sft", "eval", "report"]
-    assert (released.sft.data, released.sft.steps, released.sft.epochs) == ("stp_0320", 0, 1.0)
+    one_epoch = stage_trainer(released, "sft")
+    assert (released.sft.data, one_epoch.min_steps, one_epoch.max_steps, one_epoch.epochs,
+            one_epoch.learning_rate) == ("stp_0320", 0, 0, 1.0, 1e-4)
+    assert stage_trainer(expit, "selfplay").min_steps == 10
 
 
 # -- the tiny pipeline end to end --------------------------------------------------------------
@@ -106,9 +120,10 @@ def tiny_config(tmp: Path, name: str, model: str, log: Path) -> STPConfig:
         # Checks are counted one per attempt and profile: no second check of each pass.
         "verifier.recheck='off'",
         "verifier.cache_dir='off'", "sampler.max_tokens=24", "sampler.shard_size=16",
-        "run.seed=3", "selfplay.statements_per_round=8", "selfplay.max_train_steps=1", "retrain.max_steps=1",
+        "run.seed=3", "selfplay.statements_per_round=8", "selfplay.trainer.max_steps=1", "retrain.trainer.max_steps=1",
         "trainer.batch_size=4", "trainer.per_device_batch_size=4", "trainer.min_steps=1",
-        "trainer.warmup_steps=0", "sft.batch_size=4", "sft.steps=1", "sft.warmup_steps=0",
+        "trainer.warmup_steps=0", "sft.trainer.batch_size=4", "sft.trainer.min_steps=1", "sft.trainer.max_steps=1",
+        "sft.trainer.warmup_steps=0",
         "eval.samples_per_statement=2", "eval.statements_per_split=12", "eval.shard_size=8",
         "eval.bootstrap_samples=0",
         'eval.splits=["minif2f:valid"]', "eval.budgets=[1]",
@@ -207,8 +222,10 @@ def contents(root: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
+        # .stp-lock: the run directory's lock; checker.json names the checker's argv, which
+        # holds each run's own check log path.
         if not path.is_file() or rel.startswith(("report", ".stp-")) or rel in (
-                "metrics.jsonl", "config.toml"):  # .stp-lock: the run directory's lock
+                "metrics.jsonl", "config.toml") or rel.endswith("checker.json"):
             continue
         if "/model/" in rel and "/hf/" not in rel and not rel.endswith("train_result.json"):
             continue

@@ -33,6 +33,8 @@ def _without_defaults(msg: msgspec.Struct, original: dict[str, Any]) -> dict[str
     """`original` minus the keys holding their field's default (omit_defaults drops those)."""
     defaults: dict[str, Any] = {}
     for f in msgspec.structs.fields(msg):
+        if f.default is msgspec.UNSET:
+            continue  # an unset field is simply absent on the wire
         if f.default is not msgspec.NODEFAULT:
             defaults[f.encode_name] = f.default
         elif f.default_factory is not msgspec.NODEFAULT:
@@ -64,32 +66,59 @@ def test_checker_input_golden_roundtrips() -> None:
     assert {m.mode for m in configs} == {"strict", "lenient"}
     assert {m.profile for m in configs} == {"strict", "paper"}
     assert {m.header_trusted for m in configs} == {True, False}
-    assert all(m.protocol == P.PROTOCOL_VERSION == 3 for m in configs)
+    assert all(m.protocol == P.PROTOCOL_VERSION == 4 for m in configs)
     # Every config field is required by stp_check: Python must send each one, defaults included.
     for m in configs:
-        assert json.loads(P.encode_line(m))["protocol"] == 3
-    assert {m.role for m in configs} == {"check", "replay"}
+        assert json.loads(P.encode_line(m))["protocol"] == 4
+        assert "imports" in json.loads(P.encode_line(m))
+    assert {m.role for m in configs} == {"check", "statement", "replay"}
     assert {m.export for m in configs if m.role == "check"} == {True, False}
-    assert all(not m.export for m in configs if m.role == "replay")
+    assert all(not m.export for m in configs if m.role != "check")
+    # the judge is sent no header text, only the modules Python read from the header
+    judges = [m for m in configs if m.role == "replay"]
+    assert judges and all(m.header == "" and m.imports for m in judges)
+    assert all(m.imports == [] for m in configs if m.role != "replay")
     assert all(len(r.nonce) == 32 for r in reqs)
+    refs = [m for m in msgs if isinstance(m, P.ReferenceRequest)]
+    assert refs and any(r.max_heartbeats for r in refs)
     replays = [m for m in msgs if isinstance(m, P.ReplayRequest)]
     assert replays and any(r.max_heartbeats for r in replays)
-    assert all(len(r.nonce) == 32 for r in replays)
-    assert "proof" not in P.ReplayRequest.__struct_fields__  # never proof text, by construction
+    assert all(len(r.nonce) == 32 for r in replays + refs)
+    # never any text to the judge, by construction: no proof, no statement
+    assert set(P.ReplayRequest.__struct_fields__) == {"id", "nonce", "reference", "export",
+                                                      "max_heartbeats"}
+
+
+def _golden_objects(name: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in _lines(GOLDEN / name)]
+
+
+def _joined_chunks(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The EXPORTs of the golden output that travel in chunks, joined (id -> EXPORT)."""
+    joined: dict[str, str] = {}
+    for row in rows:
+        if row["op"] == "export_chunk":
+            joined[row["id"]] = joined.get(row["id"], "") + row["data"]
+    return {k: json.loads(v) for k, v in joined.items()}
 
 
 def test_golden_exports_follow_the_export_grammar() -> None:
-    """Every EXPORT in the golden files decodes with the stand-in's decoder (which checks tags,
-    arities and that every index points at an earlier entry, as the spec requires), and the
-    malformed one is refused; the two examples together use every tag of the grammar."""
-    from standin_checker import ExportError, decode_export
+    """Every EXPORT and REFERENCE in the golden files decodes with the stand-in's decoders
+    (which check tags, arities and that every index points at an earlier entry, as the spec
+    requires), and the malformed one is refused; together they use every tag of the grammar."""
+    from standin_checker import ExportError, decode_export, decode_reference
 
     exports = {}
+    references = {}
     for name in ("checker_in.jsonl", "checker_out.jsonl"):
-        for line in _lines(GOLDEN / name):
-            obj = json.loads(line)
+        rows = _golden_objects(name)
+        for obj in rows:
             if isinstance(obj.get("export"), dict):
                 exports[(name, obj["id"])] = obj["export"]
+            if isinstance(obj.get("reference"), dict):
+                references[(name, obj["id"])] = obj["reference"]
+        for ident, export in _joined_chunks(rows).items():
+            exports[(name, ident)] = export
     bad = exports.pop(("checker_in.jsonl", "32"))
     with pytest.raises(ExportError, match="out of range"):
         decode_export(bad)
@@ -104,13 +133,19 @@ def test_golden_exports_follow_the_export_grammar() -> None:
                     "z", "s", "max", "imax", "p"}
     assert kinds == {"thm", "def", "opaque"}
     assert exports[("checker_in.jsonl", "30")] == exports[("checker_out.jsonl", "0")], (
-        "the replay request forwards the check's export unchanged")
+        "the judge's request forwards the check's export unchanged")
+    assert ("checker_out.jsonl", "1") in exports, "a chunked export joins into an EXPORT"
+    for ref in references.values():
+        decode_reference(ref)
+    assert references[("checker_in.jsonl", "30")] == references[("checker_out.jsonl", "40")], (
+        "the judge's request forwards the statement process's reference unchanged")
 
 
 def test_checker_output_golden_roundtrips_and_covers_every_reason() -> None:
     msgs = _roundtrip(GOLDEN / "checker_out.jsonl", P.checker_output_decoder)
     readies = [m for m in msgs if isinstance(m, P.Ready)]
     assert {r.ok for r in readies} == {True, False}
+    assert all(r.protocol == 4 for r in readies)
     assert any(r.header_errors for r in readies)
     results = [m for m in msgs if isinstance(m, P.CheckResponse)]
     assert {r.verdict for r in results} == {"pass", "fail", "error"}
@@ -122,15 +157,26 @@ def test_checker_output_golden_roundtrips_and_covers_every_reason() -> None:
     severities = {m.severity for r in results for m in r.errors + r.warnings}
     assert severities == {"error", "warning", "info"}
     paper = {"20", "21"}  # answers of the paper-profile session
-    replay = {"30", "31", "32"}  # answers of the replay session
-    assert any(r.export for r in results) and any(r.export_omitted for r in results)
+    statement = {"40", "41", "42", "43"}  # answers of the statement process
+    judge = {"30", "31", "32", "33"}  # answers of the judge
+    assert any(r.export for r in results) and any(r.export_chunks for r in results)
+    assert any(r.reference for r in results)
+    # each chunked pass is followed at once by its chunks, in order
+    for i, m in enumerate(msgs):
+        if isinstance(m, P.CheckResponse) and m.export_chunks:
+            chunks = msgs[i + 1:i + 1 + m.export_chunks]
+            assert all(isinstance(c, P.ExportChunk) and c.id == m.id and c.nonce == m.nonce
+                       and c.index == k for k, c in enumerate(chunks))
     for r in results:  # the invariants docs/protocol.md states
         assert (r.verdict == "pass") == (not r.reasons)
         if r.id:
             assert r.nonce is not None
+            role: P.Role = ("statement" if r.id in statement else
+                            "replay" if r.id in judge else "check")
             assert P.pass_problem(r, r.nonce, ["propext", "Classical.choice", "Quot.sound"],
                                   "paper" if r.id in paper else "strict",
-                                  export_requested=r.id not in paper | replay) is None, r.id
+                                  export_requested=role == "check" and r.id not in paper,
+                                  role=role) is None, r.id
         if "sorry" in r.reasons:
             assert "sorryAx" in r.axioms
         if r.forbidden:
@@ -258,10 +304,22 @@ def test_duplicate_keys_are_refused() -> None:
     assert P.checker_output_decoder.decode(line).verdict == "pass"  # msgspec: last one wins
     with pytest.raises(msgspec.DecodeError, match="duplicate key 'verdict'"):
         P.decode_checker_line(line)
-    nested = (b'{"op":"result","id":"1","nonce":"n","verdict":"fail","reasons":["elab_error"],'
-              b'"errors":[{"severity":"error","line":1,"line":2,"column":0,"text":"x"}]}')
+    nested = (b'{"op":"result","id":"1","nonce":"n","verdict":"pass","axioms":[],'
+              b'"warnings":[{"severity":"info","line":1,"line":2,"column":0,"text":"x"}]}')
     with pytest.raises(msgspec.DecodeError, match="duplicate key 'line'"):
         P.decode_checker_line(nested)
+    # a second export key is caught although the export value is set aside for the scan
+    export = b'{"names":[],"levels":[],"exprs":[["str","' + b"x" * 100 + b'"]],"consts":[]}'
+    twice = (b'{"op":"result","id":"1","nonce":"n","verdict":"pass","export":' + export
+             + b',"export":' + export + b'}')
+    with pytest.raises(msgspec.DecodeError, match="duplicate key 'export'"):
+        P.decode_checker_line(twice)
+    once = b'{"op":"result","id":"1","nonce":"n","verdict":"pass","export":' + export + b'}'
+    decoded = P.decode_checker_line(once)
+    assert isinstance(decoded, P.CheckResponse) and bytes(decoded.export) == export  # type: ignore[arg-type]
+    # a line that cannot read as a pass is not scanned: whatever key it repeats, it is no pass
+    fail = b'{"op":"result","id":"1","nonce":"n","verdict":"pass","verdict":"fail"}'
+    assert P.decode_checker_line(fail).verdict == "fail"  # type: ignore[union-attr]
 
 
 def test_pass_consistency_rules() -> None:
@@ -290,22 +348,39 @@ def test_pass_consistency_rules() -> None:
                           "n", allowed, "paper") is not None
     assert P.pass_problem(P.CheckResponse(id="1", nonce="n", verdict="fail", reasons=["sorry"]),
                           "n", allowed, "paper") is not None  # nothing in the messages says so
-    # protocol 3: exports on exactly the strict passes of a check worker that asked for them
-    export = {"names": [], "levels": [], "exprs": [], "consts": []}
+    # protocol 4: exports on exactly the strict passes of a check worker that asked for them
+    export = msgspec.Raw(b'{"names":[],"levels":[],"exprs":[],"consts":[]}')
     with_export = msgspec.structs.replace(good, export=export)
-    omitted = msgspec.structs.replace(good, export_omitted="too_large")
+    chunked = msgspec.structs.replace(good, export_chunks=2)
     assert P.pass_problem(with_export, "n", allowed, export_requested=True) is None
-    assert P.pass_problem(omitted, "n", allowed, export_requested=True) is None
+    assert P.pass_problem(chunked, "n", allowed, export_requested=True) is None
     assert "without export" in str(P.pass_problem(good, "n", allowed, export_requested=True))
     assert P.pass_problem(good, "n", allowed) is None  # not requested: none needed
-    for resp in (with_export, omitted):
-        assert P.pass_problem(resp, "n", allowed) is not None  # not requested (replay worker)
+    for resp in (with_export, chunked):
+        assert P.pass_problem(resp, "n", allowed) is not None  # not requested (fresh worker)
         assert P.pass_problem(resp, "n", allowed, "paper", export_requested=True) is not None
-    both = msgspec.structs.replace(with_export, export_omitted="too_large")
+        assert P.pass_problem(resp, "n", allowed, role="replay") is not None
+    both = msgspec.structs.replace(with_export, export_chunks=2)
     assert P.pass_problem(both, "n", allowed, export_requested=True) is not None
+    one = msgspec.structs.replace(good, export_chunks=1)
+    assert P.pass_problem(one, "n", allowed, export_requested=True) is not None
+    text = msgspec.structs.replace(good, export=msgspec.Raw(b'"an export"'))
+    assert "not a JSON object" in str(P.pass_problem(text, "n", allowed, export_requested=True))
     fail = P.CheckResponse(id="1", nonce="n", verdict="fail", reasons=["elab_error"],
                            export=export)
     assert "fail" in str(P.pass_problem(fail, "n", allowed, export_requested=True))
+    # references: only on a statement process's pass, which must carry one
+    ref = msgspec.Raw(b'{"names":[],"levels":[],"exprs":[],"name":0,"lps":[],"type":0,'
+                      b'"kind":"thm"}')
+    ref_pass = P.CheckResponse(id="1", nonce="n", verdict="pass", reference=ref)
+    assert P.pass_problem(ref_pass, "n", allowed, role="statement") is None
+    assert P.pass_problem(P.CheckResponse(id="1", nonce="n", verdict="pass"), "n", allowed,
+                          role="statement") is not None
+    assert P.pass_problem(msgspec.structs.replace(good, reference=ref), "n", allowed) is not None
+    assert P.pass_problem(msgspec.structs.replace(ref_pass, export=export), "n", allowed,
+                          role="statement") is not None
+    assert P.pass_problem(msgspec.structs.replace(ref_pass, reference=msgspec.Raw(b"1")), "n",
+                          allowed, role="statement") is not None
     info = P.LeanMessage(severity="info", line=1, column=0, text="attempt failed: 3")
     assert P.pass_problem(P.CheckResponse(id="1", nonce="n", verdict="pass", warnings=[info]),
                           "n", allowed, "paper") is None  # info messages do not count

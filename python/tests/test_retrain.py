@@ -89,7 +89,7 @@ def test_retrain_without_conjectures(selfplay_run: Path) -> None:
 
 def test_retrain_missing_sft_is_a_usage_error(selfplay_run: Path) -> None:
     cfg = retrain_config(selfplay_run, "nosft", ['data.sft_mathlib="/nonexistent/sft.jsonl.gz"'])
-    with pytest.raises(UsageError, match="SFT set not found"):
+    with pytest.raises(UsageError, match="re-training SFT set not found"):
         run_retrain(cfg, train_fn=scripted_train)
 
 
@@ -109,8 +109,8 @@ def test_retrain_cli_trains_the_tiny_base_model(selfplay_run: Path, tiny_model: 
     base = tiny_model
     sets = [f'run.run_dir="{tmp / "cli"}"', f'run.data_dir="{tmp}"',
             f'retrain.merge_from=["{tmp / "run"}"]', f'data.sft_mathlib="{tmp / "sft.jsonl.gz"}"',
-            f'retrain.base_model="{base}"', f'model.name="{base}"', "retrain.max_steps=1",
-            "retrain.min_steps=1", "trainer.batch_size=4", "trainer.per_device_batch_size=4",
+            f'retrain.base_model="{base}"', f'model.name="{base}"', "retrain.trainer.max_steps=1",
+            "retrain.trainer.min_steps=1", "trainer.batch_size=4", "trainer.per_device_batch_size=4",
             "trainer.warmup_steps=0", "trainer.max_seq_len=256", 'trainer.mp="p=f32,c=f32"',
             'model.dtype="float32"']
     cmd = [sys.executable, "-m", "stp.retrain"] + [x for s in sets for x in ("--set", s)]

@@ -31,7 +31,7 @@ def e2e_config(tmp: Path, name: str, model: str):
         'model.dtype="float32"', 'sampler.backend="hf"', "sampler.max_tokens=24",
         "sampler.embed_max_tokens=64", "sampler.embed_batch_size=8",
         "selfplay.samples_first_round=4", "selfplay.samples_per_statement=4",
-        "selfplay.max_train_steps=1", "trainer.batch_size=4", "trainer.per_device_batch_size=4",
+        "selfplay.trainer.max_steps=1", "trainer.batch_size=4", "trainer.per_device_batch_size=4",
         "trainer.min_steps=1", "trainer.warmup_steps=0", "trainer.max_seq_len=512",
         'trainer.mp="p=f32,c=f32"',
     ])

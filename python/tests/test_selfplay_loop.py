@@ -206,6 +206,17 @@ def test_missing_lemma_dict_is_a_usage_error(tmp_path: Path) -> None:
         run(cfg)
 
 
+def test_paper_profile_never_rewards_self_play(tmp_path: Path) -> None:
+    """Paper-profile passes are not judged (no statement comparison, no export): self-play
+    refuses them as rewards with one config line, before any work."""
+    from stp.errors import ConfigError
+    from stp.selfplay.loop import SelfPlay
+
+    cfg = make_config(tmp_path, "paper", ['lean.profile="paper"'])
+    with pytest.raises(ConfigError, match=r"lean\.profile"):
+        SelfPlay(cfg)
+
+
 def test_without_a_checker_command_lean_is_required(tmp_path: Path) -> None:
     import shutil
 
@@ -292,7 +303,7 @@ def _rules(*first: dict, log: Path | None = None, state: Path | None = None) -> 
 def test_outage_fails_the_stage_and_a_rerun_verifies_only_the_missing(tmp_path: Path) -> None:
     from standin import count_checks
 
-    from stp.pipeline.shards import VerificationOutage
+    from stp.verify.runner import VerificationOutage
 
     cfg = _outage_config(tmp_path, "outage", "verifier.cache_dir='off'",
                          "verifier.recheck='off'")  # one check per attempt, counted
@@ -375,8 +386,8 @@ def test_training_runs_with_jax_preallocation_off(tmp_path: Path,
 
 def test_expert_iteration_restarts_from_the_round0_model_on_all_rounds(tmp_path: Path) -> None:
     """`round_training = "restart"` (the expert-iteration baseline): every round trains the
-    round-0 model again, at lr `selfplay.learning_rate`, on the correct dataset proofs of every
-    round so far (never a conjecture), with at least `retrain.min_steps` steps."""
+    round-0 model again, with the `[selfplay.trainer]` settings, on the correct dataset proofs
+    of every round so far (never a conjecture)."""
     seen: list[dict] = []
 
     def train(base_model: str, examples_path: str, out_dir: str, trainer_cfg, model_cfg,
@@ -387,11 +398,11 @@ def test_expert_iteration_restarts_from_the_round0_model_on_all_rounds(tmp_path:
 
     cfg = make_config(tmp_path, "expit", ['model.name="sft-model"', "selfplay.conjecturing=false",
                                           'selfplay.round_training="restart"',
-                                          "retrain.min_steps=7"])
+                                          "selfplay.trainer.min_steps=7"])
     summaries = run_selfplay(with_checker(cfg, standin_command(RULES)),
                              sampler_factory=ScriptedSampler, train_fn=train)
     assert [s["base"] for s in seen] == ["sft-model", "sft-model"]
-    assert all(s["kw"]["min_steps"] == 7 and s["kw"]["learning_rate"] == cfg.selfplay.learning_rate
+    assert all(s["kw"]["min_steps"] == 7 and s["kw"]["learning_rate"] == cfg.trainer.learning_rate
                for s in seen)
     round0, round1 = ({e.prompt + e.target for e in s["examples"]} for s in seen)
     # Round 1's set contains round 0's proofs (all rounds so far), and only dataset statements.

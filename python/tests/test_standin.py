@@ -20,7 +20,7 @@ from stp.lean.protocol import (
 
 
 def config(header: str) -> CheckerConfig:
-    return CheckerConfig(role="check", export=False, header=header, header_trusted=True,
+    return CheckerConfig(role="check", export=False, header=header, imports=[], header_trusted=True,
                          max_heartbeats=400_000,
                          mode="strict", profile="strict", allowed_axioms=["propext"])
 
@@ -78,37 +78,64 @@ def test_standin_header_error_and_out_of_order(tmp_path: Path) -> None:
     assert ids == ["2", "1"]
 
 
-def test_standin_replay_role_judges_the_export_alone(tmp_path: Path) -> None:
-    """A check process asked for exports attaches one to its passes; a replay process decodes
-    it (refusing malformed ones), re-judges the decoded proof and refuses check requests."""
-    from stp.lean.protocol import ReplayRequest
+def test_standin_statement_process_and_judge(tmp_path: Path) -> None:
+    """A check process asked for exports attaches one to its passes (in chunks when large); a
+    statement process answers references and exits at EOF; the judge decodes REFERENCE and
+    EXPORT (refusing malformed ones), re-judges the decoded proof and refuses other requests."""
+    import json
 
-    spec = {"rules": [{"pattern": "bad", "action": "forge_consistent"}]}
+    from stp.lean.protocol import ExportChunk, ReferenceRequest, ReplayRequest
+
+    spec = {"rules": [{"pattern": "bad", "action": "forge_consistent"},
+                      {"pattern": "big", "action": "pass", "pad_export_kb": 8}],
+            "export_chunk_bytes": 3000}
     statement = "theorem x : True :="
     check_cfg = msgspec.structs.replace(config(""), export=True)
     lines = [encode_line(check_cfg),
              encode_line(CheckRequest(id="a", nonce="na", statement=statement, proof=" trivial")),
-             encode_line(CheckRequest(id="b", nonce="nb", statement=statement, proof=" bad"))]
+             encode_line(CheckRequest(id="b", nonce="nb", statement=statement, proof=" bad")),
+             encode_line(CheckRequest(id="c", nonce="nc", statement=statement, proof=" big"))]
     proc = subprocess.run(standin_command(spec), input=b"".join(lines), capture_output=True,
                           timeout=30, check=True)
-    passes = [checker_output_decoder.decode(x) for x in proc.stdout.splitlines()[1:]]
-    assert all(isinstance(p, CheckResponse) and p.verdict == "pass" and p.export for p in passes)
-    exports = [p.export for p in passes if isinstance(p, CheckResponse)]
-    broken = {**exports[0], "exprs": [["ap", 0, 0]]}
-    other = {**exports[0], "exprs": [["str", "theorem y : False :="], *exports[0]["exprs"][1:]]}
-    replay_cfg = msgspec.structs.replace(config(""), role="replay")
-    lines = [encode_line(replay_cfg)] + [
-        encode_line(ReplayRequest(id=str(i), nonce=f"n{i}", statement=statement, export=e))
-        for i, e in enumerate([exports[0], exports[1], broken, other])]
+    out = [checker_output_decoder.decode(x) for x in proc.stdout.splitlines()[1:]]
+    passes = [p for p in out if isinstance(p, CheckResponse)]
+    assert [p.verdict for p in passes] == ["pass"] * 3
+    exports = [bytes(p.export) for p in passes[:2] if isinstance(p.export, msgspec.Raw)]
+    assert len(exports) == 2 and passes[2].export_chunks and passes[2].export_chunks >= 3
+    chunks = [c for c in out if isinstance(c, ExportChunk)]
+    assert [c.index for c in chunks] == list(range(passes[2].export_chunks))
+    assert json.loads("".join(c.data for c in chunks))["consts"]
+
+    st_cfg = msgspec.structs.replace(config(""), role="statement")
+    lines = [encode_line(st_cfg),
+             encode_line(ReferenceRequest(id="r", nonce="nr", statement=statement)),
+             encode_line(CheckRequest(id="c", nonce="nc", statement=statement, proof=" x"))]
+    proc = subprocess.run(standin_command(spec), input=b"".join(lines), capture_output=True,
+                          timeout=30, check=True)
+    ref_out = [checker_output_decoder.decode(x) for x in proc.stdout.splitlines()[1:]]
+    assert isinstance(ref_out[0], CheckResponse) and ref_out[0].verdict == "pass"
+    assert isinstance(ref_out[0].reference, msgspec.Raw)
+    assert isinstance(ref_out[1], CheckResponse) and ref_out[1].reasons == ["bad_request"]
+    reference = bytes(ref_out[0].reference)
+
+    ok = json.loads(exports[0])
+    broken = {**ok, "exprs": [["ap", 0, 0]]}
+    other = {**ok, "exprs": [["str", "theorem x : False :="], *ok["exprs"][1:]]}
+    judge_cfg = msgspec.structs.replace(config(""), role="replay", imports=["Mathlib"])
+    raw = msgspec.Raw
+    lines = [encode_line(judge_cfg)] + [
+        encode_line(ReplayRequest(id=str(i), nonce=f"n{i}", reference=raw(reference),
+                                  export=raw(json.dumps(e).encode())))
+        for i, e in enumerate([ok, json.loads(exports[1]), broken, other])]
     lines.append(encode_line(CheckRequest(id="c", nonce="nc", statement=statement,
                                           proof=" trivial")))
     proc = subprocess.run(standin_command(spec), input=b"".join(lines), capture_output=True,
                           timeout=30, check=True)
-    out = [checker_output_decoder.decode(x) for x in proc.stdout.splitlines()[1:]]
-    assert [(r.verdict, r.reasons) for r in out if isinstance(r, CheckResponse)] == [
+    judged = [checker_output_decoder.decode(x) for x in proc.stdout.splitlines()[1:]]
+    assert [(r.verdict, r.reasons) for r in judged if isinstance(r, CheckResponse)] == [
         ("pass", []), ("fail", ["replay_failed"]), ("fail", ["replay_failed"]),
         ("fail", ["statement_mismatch"]), ("error", ["bad_request"])]
-    assert all(isinstance(r, CheckResponse) and r.export is None for r in out)
+    assert all(isinstance(r, CheckResponse) and r.export is msgspec.UNSET for r in judged)
 
 
 def test_standin_never_passes_by_default() -> None:
@@ -128,4 +155,4 @@ def test_standin_never_passes_by_default() -> None:
         assert len(proc.stderr.decode().strip().splitlines()) == 1, proc.stderr
         assert b"default" in proc.stderr or b"JSON" in proc.stderr
     # The test helper asks for "pass" explicitly.
-    assert json.loads(standin_command()[-1])["default"] == "pass"
+    assert json.loads(standin_command()[2])["default"] == "pass"

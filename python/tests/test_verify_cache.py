@@ -185,3 +185,32 @@ def test_a_changed_checker_file_invalidates_the_cache(tmp_path: Path) -> None:
     with verifier() as v:
         assert not v.verify_all([it])[0].cached
     assert count_checks(log) == 2
+
+
+def test_references_are_made_once_and_kept_per_limits(tmp_path: Path) -> None:
+    """A statement's REFERENCE is made once (statement process), persisted with the result cache
+    and reused by a later run; under other limits (heartbeats: a heartbeat `statement_error`
+    must not be served to larger limits) it is made again."""
+    from standin import read_log
+
+    cache = str(tmp_path / "cache")
+    log = tmp_path / "log"  # one checker command (its argv is part of the fingerprint)
+
+    def run(tag: str, *extra: str) -> list[VerifyResult]:
+        v = make(tmp_path, log, cache, ("verifier.recheck='replay'", *extra))
+        try:
+            # distinct proofs each run: the result cache does not answer them
+            return v.verify_all([VerifyItem(statement=f"theorem t{i % 2} : True :=",
+                                            proof=f" by simp {tag} {i}") for i in range(6)])
+        finally:
+            v.close()
+
+    def references() -> int:
+        return sum(1 for e in read_log(log) if e["ev"] == "reference")
+
+    assert all(r.passed for r in run("a"))
+    assert references() == 2, "one reference per statement"
+    assert all(r.passed for r in run("b"))
+    assert references() == 2, "served from the persistent reference store"
+    assert all(r.passed for r in run("c", "lean.max_heartbeats=1000"))
+    assert references() == 4, "other limits: made again"

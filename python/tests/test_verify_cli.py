@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from standin import checker_override, standin_command
+from standin import UNSANDBOXED, checker_override, standin_command
 
 from stp.config import load_config
 from stp.errors import UsageError
@@ -69,9 +69,12 @@ def test_header_flag_applies_to_records_without_one(tmp_path: Path) -> None:
                  '{"statement": "theorem a : True :=", "proof": " trivial"}\n'
                  '{"statement": "theorem b : True :=", "proof": " trivial", "header": "import B"}\n')
     assert main([str(path), "--header", "import Custom\\nopen Nat", "--json",
-                 "--set", checker_override(standin_command({"log": str(log)}))]) == 0
-    headers = {json.loads(x)["header"] for x in log.read_text().splitlines()
-               if json.loads(x)["ev"] == "start"}
+                 "--set", checker_override(standin_command({"log": str(log)})),
+                 "--set", UNSANDBOXED]) == 0
+    starts = [json.loads(x) for x in log.read_text().splitlines() if json.loads(x)["ev"] == "start"]
+    # the judge is sent no header text (only its imports)
+    headers = {e["header"] for e in starts if e["role"] != "replay"}
+    assert {tuple(e["imports"]) for e in starts if e["role"] == "replay"} >= {("Custom",), ("B",)}
     # plus the trusted default header of the start-up probe (never a header from a file)
     assert headers == {"import Custom\nopen Nat", "import B", load_config(None).lean.default_header}
 

@@ -91,10 +91,11 @@ def test_a_lone_surrogate_is_one_items_error(make: Any) -> None:
     assert "proof is not valid Unicode" in results[1].detail
 
 
-def test_hijacked_stream_is_caught_by_the_fresh_recheck(make: Any) -> None:
+def test_hijacked_stream_is_caught_by_the_judge(make: Any) -> None:
     """After the trigger, every later answer of that process is a *consistent* forged pass with
-    the right nonce (what a rewritten stdout prints). Only a re-check in a process that ran no
-    earlier request can tell; without it the false proofs pass."""
+    the right nonce and an honest-looking export (what a rewritten stdout prints). Without a
+    confirmation the false proofs pass; the judge refutes them (its verdict decides: `fail`) and
+    a fresh re-check comes on top under recheck = "fresh"."""
     spec = {"default": "fail", "rules": [{"pattern": "TRIGGER", "action": "hijack"},
                                          {"pattern": "honest", "action": "pass"}]}
     items = [item(" by TRIGGER"), item(" by false 1"), item(" by false 2"), item(" by honest")]
@@ -103,15 +104,12 @@ def test_hijacked_stream_is_caught_by_the_fresh_recheck(make: Any) -> None:
     v, log = make(spec, "verifier.pipeline_depth=1", "verifier.recheck='fresh'",
                   "verifier.workers=2")
     results = v.verify_all(items)
-    # the trigger passes everywhere (stopping it is the Lean side's job); the false proofs the
-    # hijacked worker passed are not confirmed; the honest one is confirmed
-    assert [r.status for r in results] == ["pass", "error", "error", "pass"]
-    assert results[1].reasons == results[2].reasons == ["recheck_disagreement"]
-    assert "re-check: fail" in results[1].detail
+    assert [r.status for r in results] == ["fail", "fail", "fail", "pass"]
+    assert all(r.reasons == ["replay_failed"] for r in results[:3])
     events = read_log(log)
     per_pid = Counter(e["pid"] for e in events if e["ev"] == "check")
     rechecked = [e for e in events if e["ev"] == "check" and "honest" in e["proof"]]
-    assert len(rechecked) == 2
+    assert len(rechecked) == 2, "judged, then re-checked fresh on top"
     assert per_pid[rechecked[1]["pid"]] == 1, "a re-check runs alone in its process"
 
 
@@ -136,7 +134,8 @@ def test_recheck_runs_each_pass_in_a_process_with_no_earlier_request(make: Any) 
             second_runs[proof] = pids[1]
     for proof, pid in second_runs.items():
         assert order[pid] == [proof], f"re-check of {proof!r} shared its process"
-    assert v.backend.stats.rechecks == 6  # type: ignore[attr-defined]
+    stats = v.backend.stats  # type: ignore[attr-defined]
+    assert stats.replays == 6 and stats.rechecks == 12, "judged, then fresh on top"
 
 
 def test_start_timeout_logs_no_unretrieved_future(make: Any, caplog: Any) -> None:
@@ -221,21 +220,28 @@ def test_sandbox_contains_the_checker(tmp_path: Path) -> None:
                                  "env": "absent", "file_outside": False}
 
 
+@pytest.mark.parametrize("mode", ["auto", "bwrap"])
 def test_sandbox_bwrap_required_but_missing_is_an_environment_error(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    """`auto` used to fall back to running the checker unsandboxed (one log warning); now both
+    modes refuse, with the fix in the one line."""
     from stp.errors import EnvironmentSetupError
     from stp.verify import sandbox
 
     monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
-    cfg = with_checker(config(tmp_path, "verifier.sandbox='bwrap'"), standin_command({}))
-    with pytest.raises(EnvironmentSetupError, match="bubblewrap is not installed"):
+    cfg = with_checker(config(tmp_path, f"verifier.sandbox='{mode}'"), standin_command({}))
+    with pytest.raises(EnvironmentSetupError, match="needs bubblewrap, which is not installed") \
+            as err:
         make_verifier(cfg)
+    assert "apt-get install bubblewrap" in str(err.value)
+    assert "kernel.apparmor_restrict_unprivileged_userns=0" in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 def test_cli_never_starts_a_file_header_as_trusted(tmp_path: Path) -> None:
     """The command line's start-up probe used the first file's header; it must use the trusted
     default, and the file's header only ever reaches a checker as untrusted."""
-    from standin import checker_override
+    from standin import UNSANDBOXED, checker_override
 
     from stp.verify.cli import main
 
@@ -245,7 +251,8 @@ def test_cli_never_starts_a_file_header_as_trusted(tmp_path: Path) -> None:
                     "theorem a : True := by trivial\n")
     code = main([str(lean), "--json", "--cache", str(tmp_path / "cache"),
                  "--set", checker_override(standin_command(
-                     {"log": str(log), "untrusted_header_forbidden": "skipKernelTC"}))])
+                     {"log": str(log), "untrusted_header_forbidden": "skipKernelTC"})),
+                 "--set", UNSANDBOXED])
     assert code == 1
     starts = [e for e in read_log(log) if e["ev"] == "start"]
     assert starts and all(not e["trusted"] for e in starts if "skipKernelTC" in e["header"])
@@ -261,10 +268,10 @@ def test_recheck_with_a_single_worker_slot(make: Any) -> None:
     checks = [e for e in read_log(log) if e["ev"] == "check"]
     assert len(checks) == 9
     stats = v.backend.stats  # type: ignore[attr-defined]
-    assert stats.rechecks == 3 and stats.recheck_rejections == 0
+    assert stats.rechecks == 6 and stats.replays == 3 and stats.recheck_rejections == 0
 
 
-# -- protocol 3: the kernel-replay re-check ----------------------------------------------------
+# -- protocol 4: the judge (kernel replay of EXPORT against REFERENCE) ----------------------------------------------------
 
 REPLAY = "verifier.recheck='replay'"
 
@@ -283,11 +290,13 @@ def test_replay_confirms_honest_passes_without_ever_seeing_proof_text(make: Any)
     assert [r.status for r in results] == ["fail" if i % 3 == 0 else "pass" for i in range(9)]
     starts = _events(log, "start")
     roles = Counter((e["role"], e["export"]) for e in starts)
-    assert roles == {("check", True): 2, ("replay", False): 1}, roles
+    assert roles == {("check", True): 2, ("replay", False): 1, ("statement", False): 1}, roles
     replays = _events(log, "replay")
     assert sorted(int(e["id"]) for e in replays) == sorted(
         int(e["id"]) for e in _events(log, "check") if "simp" in e["proof"])
-    assert all(e["fields"] == ["export", "id", "nonce", "op", "statement"] for e in replays)
+    # the judge gets REFERENCE + EXPORT: no statement, no proof, no text at all
+    assert all(e["fields"] == ["export", "id", "nonce", "op", "reference"] for e in replays)
+    assert len(_events(log, "reference")) == 1, "one statement: one reference"
     replay_pid = next(e["pid"] for e in starts if e["role"] == "replay")
     assert {e["pid"] for e in replays} == {replay_pid}, "one long-lived replay worker"
     assert replay_pid not in {e["pid"] for e in _events(log, "check")}
@@ -302,10 +311,10 @@ def test_replay_rejects_a_consistent_forged_pass(make: Any) -> None:
     every Python-side consistency rule holds, only the replay can tell, and it says no."""
     v, _ = make({"rules": [{"pattern": "FALSE", "action": "forge_consistent"}]}, REPLAY)
     results = v.verify_all([item(" by simp"), item(" by FALSE"), item(" by simp 2")])
-    assert [r.status for r in results] == ["pass", "error", "pass"]
-    assert results[1].reasons == ["recheck_disagreement"]
-    assert "not confirmed by the kernel replay (re-check: fail, replay_failed)" in results[1].detail
-    assert v.backend.stats.recheck_rejections == 1  # type: ignore[attr-defined]
+    assert [r.status for r in results] == ["pass", "fail", "pass"]
+    assert results[1].reasons == ["replay_failed"]
+    assert "the judge refuted the export" in results[1].detail
+    assert v.backend.stats.judge_rejections == 1  # type: ignore[attr-defined]
 
 
 def test_replay_catches_a_persistent_exploit(make: Any) -> None:
@@ -318,25 +327,32 @@ def test_replay_catches_a_persistent_exploit(make: Any) -> None:
     items = [item(" by TRIGGER"), *(item(f" by false {i}") for i in range(4)), item(" by honest")]
     v, log = make(spec, REPLAY, "verifier.pipeline_depth=1")
     results = v.verify_all(items)
-    assert [r.status for r in results] == ["pass", "error", "error", "error", "error", "pass"]
-    assert all(r.reasons == ["recheck_disagreement"] for r in results[1:5])
-    checks = _events(log, "check")
-    assert len({e["pid"] for e in checks}) == 1, "the hijacked worker checked them all"
+    assert [r.status for r in results] == ["pass", "fail", "fail", "fail", "fail", "pass"]
+    assert all(r.reasons == ["replay_failed"] for r in results[1:5])
     assert len(_events(log, "replay")) == 6
 
 
-def test_export_omitted_falls_back_to_a_fresh_recheck(make: Any) -> None:
-    v, log = make({"rules": [{"pattern": "BIG", "action": "export_too_large"}]}, REPLAY,
-                  "verifier.workers=2")
+def test_a_large_export_travels_in_chunks(make: Any) -> None:
+    """An EXPORT longer than the chunk size comes as `export_chunks` lines, is joined by the
+    client and judged like any other (protocol 3 omitted it and re-ran the proof fresh: a
+    downgrade the attacker chose)."""
+    v, log = make({"rules": [{"pattern": "BIG", "action": "pass", "pad_export_kb": 40}],
+                   "export_chunk_bytes": 4096}, REPLAY, "verifier.workers=2")
     results = v.verify_all([item(" by BIG"), item(" by simp")])
     assert [r.status for r in results] == ["pass", "pass"]
     stats = v.backend.stats  # type: ignore[attr-defined]
-    assert stats.export_omitted == 1 and stats.rechecks == 2 and stats.replays == 1
-    checks = _events(log, "check")
-    big = [e for e in checks if "BIG" in e["proof"]]
-    assert len(big) == 2, "checked, then re-checked from the proof text"
-    assert sum(e["pid"] == big[1]["pid"] for e in checks) == 1, "by a fresh worker"
-    assert all("BIG" not in json.dumps(e) for e in _events(log, "replay"))
+    assert stats.replays == stats.rechecks == 2
+    assert sum("BIG" in e["proof"] for e in _events(log, "check")) == 1, "never re-run"
+
+
+def test_an_export_over_the_cap_is_an_error_never_a_rerun(make: Any) -> None:
+    v, log = make({"rules": [{"pattern": "BIG", "action": "pass", "pad_export_kb": 1200}],
+                   "export_chunk_bytes": 65536}, REPLAY, "verifier.max_export_mb=1")
+    results = v.verify_all([item(" by BIG"), item(" by simp")])
+    assert [r.status for r in results] == ["error", "pass"]
+    assert results[0].reasons == ["export_too_large"]
+    assert sum("BIG" in e["proof"] for e in _events(log, "check")) == 1, "never re-run"
+    assert v.backend.stats.export_too_large == 1  # type: ignore[attr-defined]
 
 
 def test_a_pass_without_its_export_is_a_protocol_error(make: Any) -> None:
@@ -344,8 +360,10 @@ def test_a_pass_without_its_export_is_a_protocol_error(make: Any) -> None:
     results = v.verify_all([item(" by NOEXP"), item(" by simp")])
     assert [r.status for r in results] == ["error", "pass"]
     assert results[0].reasons == ["protocol_error"]
-    assert "pass without export or export_omitted" in results[0].detail
+    assert "pass without export" in results[0].detail
     assert sum("NOEXP" in e["proof"] for e in _events(log, "check")) == 2, "retried once"
+    assert not [e for e in _events(log, "start") if e["role"] == "check" and not e["export"]], (
+        "no fresh re-run instead")
 
 
 @pytest.mark.parametrize("action, status", [("crash", "crash"), ("hang", "timeout")])
@@ -366,7 +384,8 @@ def test_a_replay_that_crashes_or_hangs_is_never_a_pass(make: Any, action: str,
 
 
 def test_replay_workers_are_recycled(make: Any) -> None:
-    v, log = make({}, REPLAY, "verifier.recycle_after=2", "verifier.workers=1")
+    v, log = make({}, REPLAY, "verifier.recycle_after=2", "verifier.workers=1",
+                  "verifier.replay_workers=1")
     results = v.verify_all([item(f" by simp {i}") for i in range(5)])
     assert all(r.passed for r in results)
     pids = Counter(e["pid"] for e in _events(log, "replay"))
@@ -399,8 +418,9 @@ def test_cache_fingerprint_names_the_recheck_mode(tmp_path: Path) -> None:
 
 def test_replay_ratio_script_measures_check_and_replay_ms(tmp_path: Path) -> None:
     """benchmarks/replay_ratio.py (the measurement of r for the first machine with Lean) runs
-    end to end against the stand-in: it checks every proof, replays every pass from its export
-    and reports the replays that did not pass."""
+    end to end against the stand-in: it checks every proof, makes each statement's reference in
+    a statement process, judges every pass from REFERENCE + EXPORT and reports the judgements
+    that did not pass, with the machine and its load."""
     import subprocess
 
     from standin import checker_override
@@ -416,6 +436,8 @@ def test_replay_ratio_script_measures_check_and_replay_ms(tmp_path: Path) -> Non
         capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": ""})
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "4 proofs checked, 3 passed, 3 replayed, 0 exports omitted" in out
+    assert "4 proofs checked, 3 passed, 3 judged, 0 passes not judged" in out
+    assert "machine:" in out and "load average" in out
+    assert "reference ms (statement process)" in out and "1 statements" in out
     assert "r(passes) = 1.000   r(model) = 1.000" in out  # the stand-in answers ms = 1
     assert out.count("replay did not pass") == 1 and "replay_failed" in out

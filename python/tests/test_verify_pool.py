@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,7 +91,7 @@ def test_each_failure_mode_gets_its_status_while_the_rest_complete(verifier_fact
                       {"pattern": "LEAK", "action": "leak", "mb_per_s": 600},
                       {"pattern": "ORDER", "action": "out_of_order", "times": 1}]}
     v, log = verifier_factory(spec, workers=3, timeout_s=1.5, memory_mb=120)
-    bad = {"HANG": "timeout", "CRASH": "crash", "GARBAGE": "crash", "WRONGID": "crash",
+    bad = {"HANG": "timeout", "CRASH": "crash", "GARBAGE": "crash", "WRONGID": "error",
            "LEAK": "memory", "ORDER": "pass"}
     items, expected = [], []
     for i in range(600):
@@ -273,7 +274,7 @@ def test_a_replay_worker_that_cannot_start_confirms_nothing(verifier_factory: An
     results = v.verify_all([item(" by simp"), item(" by bad")])
     assert [r.status for r in results] == ["error", "fail"]
     assert results[0].reasons == ["recheck_disagreement"]
-    assert "replay checker could not start" in results[0].detail
+    assert "judge could not start" in results[0].detail
     starts = [e for e in read_log(log) if e["ev"] == "start"]
     assert sum(e["role"] == "replay" for e in starts) == MAX_START_FAILURES
     assert v.backend.stats.start_failures == MAX_START_FAILURES  # type: ignore[attr-defined]
@@ -287,7 +288,8 @@ def test_replay_under_load_answers_every_item_once(verifier_factory: Any) -> Non
     spec = {"rules": [{"pattern": "omega", "action": "fail"},
                       {"pattern": "CRASH", "role": "replay", "action": "crash"},
                       {"pattern": "FORGE", "action": "forge_consistent"}]}
-    v, log = verifier_factory(spec, recheck="replay", recycle_after=50, workers=2)
+    v, log = verifier_factory(spec, recheck="replay", recycle_after=50, workers=2,
+                              replay_workers=1)
     kinds = ["simp", "omega", "simp", "FORGE", "simp", "CRASH"]
     items = [item(f" by {kinds[i % 6]} {i}", header="" if i % 2 else "import Other\n")
              for i in range(600)]
@@ -297,14 +299,20 @@ def test_replay_under_load_answers_every_item_once(verifier_factory: Any) -> Non
         seen[index] += 1
         results[index] = result
     assert sorted(seen) == list(range(len(items))) and set(seen.values()) == {1}
-    expected = {"simp": "pass", "omega": "fail", "FORGE": "error", "CRASH": "error"}
+    # FORGE: the judge refutes the forged pass and its verdict decides (`fail`)
+    expected = {"simp": "pass", "omega": "fail", "FORGE": "fail", "CRASH": "error"}
     for i in range(len(items)):
         assert results[i].status == expected[kinds[i % 6]], (i, results[i])
     events = read_log(log)
     replay_starts = [e for e in events if e["ev"] == "start" and e["role"] == "replay"]
-    assert len({e["header"] for e in replay_starts}) == 2, "one replay worker per header pool"
+    # the judge gets the header's imports (read by Python), never the header text
+    assert {tuple(e["imports"]) for e in replay_starts} == {("Other",), ("Mathlib", "Aesop")}
+    assert {e["header"] for e in replay_starts} == {""}
     replays = [e for e in events if e["ev"] == "replay"]
-    assert all("proof" not in e["fields"] for e in replays)
+    assert all("proof" not in e["fields"] and "statement" not in e["fields"] for e in replays)
+    # one statement, two headers: its reference is made once per header, by statement processes
+    references = [e for e in events if e["ev"] == "reference"]
+    assert len(references) == 2
     stats = v.backend.stats  # type: ignore[attr-defined]
     assert stats.recycled > 0 and stats.replays >= 400
 
@@ -344,7 +352,7 @@ def test_a_worker_killed_while_being_created_does_not_linger() -> None:
         def on_protocol_error(self, detail: str, kind: Any = "crash") -> None: ...
         def on_exit(self, detail: str) -> None: ...
 
-    cfg = CheckerConfig(role="check", export=False, header="", header_trusted=True,
+    cfg = CheckerConfig(role="check", export=False, header="", imports=[], header_trusted=True,
                         max_heartbeats=0, mode="strict", profile="strict", allowed_axioms=[])
 
     async def scenario() -> tuple[float, int | None]:
@@ -360,3 +368,67 @@ def test_a_worker_killed_while_being_created_does_not_linger() -> None:
     elapsed, pid = asyncio.run(scenario())
     assert elapsed < 10
     assert pid is not None and not psutil.pid_exists(pid)
+
+
+def test_judges_are_sized_from_the_pool_and_the_pass_rate() -> None:
+    """At the old default (one judge per pool) a 64-worker pool reached ~30 % of ideal; the
+    judge count now follows workers x pass rate x judge/check time (1.5x headroom)."""
+    from stp.verify.pool import judge_target, statement_target
+
+    assert judge_target(64, 0.2, 0.25, cap=64) == 5  # 64 x 0.2 x 0.25 x 1.5 = 4.8
+    assert judge_target(2, 0.2, 0.25, cap=2) == 1
+    assert judge_target(64, 1.0, 1.0, cap=64) == 64  # capped at the pool size
+    assert judge_target(64, 0.0, 0.25, cap=64) == 1  # always one
+    assert statement_target(64, 0.2, cap=64) == 4 and statement_target(2, 0.2, cap=2) == 1
+
+
+def test_the_shipped_configs_size_judges_automatically() -> None:
+    from pathlib import Path
+
+    from stp.verify.config import VerifierConfig
+
+    repo = Path(__file__).resolve().parents[2]
+    assert VerifierConfig().replay_workers == 0 and VerifierConfig().statement_workers == 0
+    for name in ("stp-7b.toml", "stp-7b-released-script.toml", "released-0320.toml"):
+        cfg = load_config(repo / "configs" / name, [])
+        assert cfg.verifier.replay_workers == 0, name
+
+
+def test_auto_sizing_starts_more_judges_when_passes_queue(verifier_factory: Any) -> None:
+    """Four workers, every item passes, each judgement slower than a check: one judge would be
+    the bottleneck; the auto sizing (replay_workers = 0) starts more, and every item passes."""
+    spec = {"replay_cpu_ms": 30, "check_cpu_ms": 5}
+    v, log = verifier_factory(spec, recheck="replay", workers=4, replay_workers=0)
+    results = v.verify_all([item(f" by simp {i}") for i in range(300)])
+    assert all(r.passed for r in results)
+    judges = {e["pid"] for e in read_log(log) if e["ev"] == "start" and e["role"] == "replay"}
+    assert len(judges) > 1, "the auto sizing started more than one judge"
+    sizing = v.backend.sizing()  # type: ignore[attr-defined]
+    assert sizing["pass_rate"] == 1.0 and sizing["replay_ratio"] > 1.0
+
+
+def test_a_cancelled_caller_leaves_no_reference_waiters(verifier_factory: Any) -> None:
+    """Jobs waiting for a statement's reference whose caller cancels are dropped without leaving
+    an empty waiting list behind (which would keep their header pool busy for ever)."""
+    from stp.verify.pool import Sink
+
+    spec = {"rules": [{"pattern": "SLOWREF", "field": "statement", "role": "statement",
+                       "action": "hang"}]}
+    v, _ = verifier_factory(spec, recheck="replay")
+    engine = v.backend  # type: ignore[attr-defined]
+    slow = [VerifyItem(statement="theorem s_SLOWREF : True :=", proof=f" by simp {i}",
+                       header=v.default_header) for i in range(4)]
+    sink = Sink(len(slow))
+    engine.submit(list(enumerate(slow)), sink)
+
+    def waiting() -> dict[str, int]:
+        return engine._on_loop(lambda: {s: len(js) for p in engine._pools.values()
+                                        for s, js in p.ref_waiters.items()})
+
+    deadline = time.monotonic() + 20
+    while sum(waiting().values()) < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)  # the checks pass; the jobs then wait for the reference
+    assert sum(waiting().values()) == 4
+    engine.cancel(sink)
+    time.sleep(0.3)
+    assert waiting() == {}, "cancelled waiters leave no (empty) entry behind"

@@ -26,6 +26,8 @@ from stp.cli import (
     run_main,
     setup_logging,
 )
+
+# Upward by design: a command entry point reads the whole config (the data directory rule).
 from stp.config import resolve_data_dir
 from stp.data.download import download_dataset
 from stp.data.loaders import dataset_status

@@ -12,6 +12,9 @@ from stp.ranges import PositiveInt
 
 DATA_DIR_ENV = "STP_DATA_DIR"
 DEFAULT_DATA_DIR = "~/.cache/stp/data"
+# The Mathlib-only SFT examples inside the data directory: what the final re-training re-adds
+# (the original's RL_step3_final_model.py), written by `python -m stp.extract sft [--from-hf]`.
+SFT_MATHLIB_ONLY = "mathlib/sft-mathlib-only.jsonl.gz"
 
 
 class DatasetRef(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -33,9 +36,11 @@ class DataConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Lemmas seeds are paired with: "tactic" = Mathlib theorems with a tactic proof (the
     # original's ~59.7K), "all" = every extracted theorem, term-mode proofs included.
     lemma_vocabulary: LemmaVocabulary = "tactic"
-    # SFT set for stage 1 and the final re-training; empty = <data_dir>/mathlib/sft.jsonl.gz.
+    # SFT set for Stage 1 when sft.data is empty, and the self-play SFT replay; empty =
+    # <data_dir>/mathlib/sft.jsonl.gz.
     sft: str = ""
-    # Mathlib-only SFT examples re-added in the final re-training.
+    # Mathlib-only SFT examples re-added in the final re-training; empty means
+    # <data_dir>/mathlib/sft-mathlib-only.jsonl.gz (`python -m stp.extract sft [--from-hf]`).
     sft_mathlib: str = ""
     # Download missing public datasets when online.
     allow_download: bool = True

@@ -162,8 +162,23 @@ def summarize_profiles(cfg: STPConfig, args: argparse.Namespace, path: str
     return _system_error_exit(cfg, by_profile[profiles[0]], args.allow_system_errors), payload
 
 
+def _print_checker(path: str, as_json: bool) -> None:
+    """The checker that judged the log, before the tables (and plainly when it was not
+    stp_check); `run` records it in `<log>/checker.json`."""
+    from stp import storage
+    from stp.eval import log as evlog
+    from stp.verify.identity import identity_lines, read_record
+
+    if as_json or not (storage.exists(path) and evlog.is_log_dir(path)):
+        return
+    lines = identity_lines(read_record(path), "pass rates")
+    if lines:
+        print("\n".join(lines).rstrip())
+
+
 def cmd_summarize(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    _print_checker(args.log, args.json)
     if args.profile is None and len(_log_profiles(args.log)) > 1:
         return summarize_profiles(cfg, args, args.log)[0]
     loaded, summaries = _summarize_one(cfg, args, args.log, None)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import msgspec
 
+from stp.lean.protocol import Profile
 from stp.ranges import NonNegativeFloat, NonNegativeInt, PositiveInt, Seed, UnitFloat
-
-Profile = Literal["strict", "paper"]
 
 
 class EvalConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -158,7 +158,7 @@ def run_eval(settings: RunSettings, statements: dict[str, list[Statement]], *,
     completion into the proof text. Attempts that got no verdict under some profile after
     `retries` re-verifications are not logged (a rerun redoes exactly those); above
     `max_unverified_fraction` of this run's attempts the run fails with one line."""
-    from stp.pipeline.shards import NO_VERDICT, ShardRunner, check_outage, verify_with_retries
+    from stp.verify.runner import NO_VERDICT, ShardRunner, check_outage, verify_with_retries
 
     start = time.monotonic()
     verifiers: dict[str, Any] = (dict(verifier) if isinstance(verifier, Mapping)
@@ -254,11 +254,13 @@ def profile_config(cfg: STPConfig, profile: str) -> STPConfig:
                                    verifier=verifier)
 
 
-def make_components(cfg: STPConfig, settings: RunSettings
+def make_components(cfg: STPConfig, settings: RunSettings,
+                    sampler_factory: Callable[[str], Sampler] | None = None
                     ) -> tuple[Sampler, dict[str, Any], Callable[[Statement], str],
                                Callable[[str], str]]:
-    """The production sampler, one verifier per `eval.profiles` entry, and the prompt
-    functions for `settings`."""
+    """The sampler (the production one, or `sampler_factory(model)`: the pipeline's tests pass
+    their scripted sampler through here, so evaluation is wired in exactly one place), one
+    verifier per `eval.profiles` entry, and the prompt functions for `settings`."""
     from stp.lean.toolchain import checker_command
     from stp.model.prompts import extract_proof, prover_prompt
     from stp.model.sampling import make_sampler
@@ -268,7 +270,8 @@ def make_components(cfg: STPConfig, settings: RunSettings
     if not cfg.eval.profiles:
         raise UsageError("eval.profiles is empty: name at least one of strict, paper")
     fmt = settings.prompt_format
-    sampler = make_sampler(settings.model, cfg.model, cfg.sampler)
+    sampler = (make_sampler(settings.model, cfg.model, cfg.sampler) if sampler_factory is None
+               else sampler_factory(settings.model))
     verifiers: dict[str, Any] = {}
     try:
         for profile in cfg.eval.profiles:
@@ -284,16 +287,27 @@ def make_components(cfg: STPConfig, settings: RunSettings
     return sampler, verifiers, prompt, extract_proof
 
 
+def record_checkers(cfg: STPConfig, out: str) -> None:
+    """Write `<log>/checker.json`: the checker of every profile this run judges with, named in
+    the first lines of `summarize` and of the pipeline report."""
+    from stp.verify.identity import describe_checker, write_record
+
+    write_record(out, {f"eval {p}": describe_checker(profile_config(cfg, p))
+                       for p in cfg.eval.profiles})
+
+
 def close_all(verifiers: Mapping[str, Any]) -> None:
     for v in verifiers.values():
         v.close()
 
 
 def run_from_config(cfg: STPConfig, settings: RunSettings, *, data_dir: str | None = None,
-                    metrics: Any = None) -> RunResult:
+                    metrics: Any = None,
+                    sampler_factory: Callable[[str], Sampler] | None = None) -> RunResult:
     root = resolve_data_dir(cfg.run.data_dir, data_dir)
     statements = load_splits(settings.splits, root, cfg.eval.statements_per_split)
-    sampler, verifiers, prompt, extract = make_components(cfg, settings)
+    sampler, verifiers, prompt, extract = make_components(cfg, settings, sampler_factory)
+    record_checkers(cfg, settings.out)
     try:
         return run_eval(settings, statements, sampler=sampler, verifier=verifiers,
                         prompt=prompt, extract=extract,

@@ -28,9 +28,13 @@ from stp.cli import (
     run_main,
     setup_logging,
 )
-from stp.cluster import available_cpus
 from stp.config import STPConfig, resolve_data_dir
+from stp.data.config import SFT_MATHLIB_ONLY
 from stp.extract.records import ExtractedTheorem
+from stp.host import workers_after_reserve
+
+# The file the final re-training re-adds, inside the output directory (<data_dir>/mathlib).
+MATHLIB_ONLY = storage.basename(SFT_MATHLIB_ONLY)
 
 
 def _default_out(cfg: STPConfig) -> str:
@@ -111,7 +115,7 @@ def cmd_run(args: argparse.Namespace, cfg: STPConfig) -> int:
     mathlib = args.mathlib_dir or (toolchain.project_dir(cfg.lean) / ".lake" / "packages"
                                    / "mathlib")
     jobs = discover_modules(mathlib, args.prefix)
-    workers = args.workers or max(1, available_cpus() - cfg.cluster.reserved_cpus)
+    workers = args.workers or workers_after_reserve(cfg.cluster.reserved_cpus)
     ray_address = (cfg.cluster.address or "local") if args.ray else ""
     result = run_extraction(jobs, out, command, cwd=cwd, workers=workers,
                             premises=not args.no_premises,
@@ -196,13 +200,14 @@ def cmd_sft(args: argparse.Namespace, cfg: STPConfig) -> int:
 
     write_lemma_dict(storage.join(out, "lemmas.jsonl.gz"), build.lemmas)
     write_examples(storage.join(out, "sft.jsonl.gz"), build.sft)
-    write_examples(storage.join(out, "sft_mathlib.jsonl.gz"), build.sft)
+    # The whole extraction is Mathlib: its Mathlib-only part is all of it.
+    write_examples(storage.join(out, MATHLIB_ONLY), build.sft)
     write_examples(storage.join(out, "eval.jsonl.gz"), build.prove_eval)
     print(f"lemmas: {len(build.lemmas)} -> lemmas.jsonl.gz")
     print(f"conjecture examples: {len(build.conjecture)}; proving examples: "
           f"{len(build.prove_train)} train + {len(build.prove_eval)} eval "
           f"(skipped: {build.skipped})")
-    print(f"sft.jsonl.gz / sft_mathlib.jsonl.gz: {len(build.sft)}; eval.jsonl.gz: "
+    print(f"sft.jsonl.gz / {MATHLIB_ONLY}: {len(build.sft)}; eval.jsonl.gz: "
           f"{len(build.prove_eval)}  (format {args.format}, in {out})")
     for label, examples in (("conjecture", build.conjecture), ("prove", build.prove_train)):
         stats = length_stats(examples)
@@ -222,9 +227,10 @@ def _sft_from_hf(cfg: STPConfig, out: str) -> int:
     evals = load_examples("stp_sft", data_dir, "eval", allow_download=cfg.data.allow_download)
     mathlib = [e for e in train if "lean_workbook" not in e.prompt]
     write_examples(storage.join(out, "sft.jsonl.gz"), train)
-    write_examples(storage.join(out, "sft_mathlib.jsonl.gz"), mathlib)
+    write_examples(storage.join(out, MATHLIB_ONLY), mathlib)
     write_examples(storage.join(out, "eval.jsonl.gz"), evals)
-    print(f"kfdong/STP_Lean_SFT: {len(train)} train ({len(mathlib)} Mathlib-only), "
+    print(f"kfdong/STP_Lean_SFT: {len(train)} train ({len(mathlib)} Mathlib-only -> "
+          f"{MATHLIB_ONLY}), "
           f"{len(evals)} eval -> {out}")
     return EXIT_OK
 

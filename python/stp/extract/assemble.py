@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from stp.errors import InputFormatError
 from stp.extract.records import ExtractedTheorem, TheoremContext
 from stp.lean.protocol import ExtractCommand, ExtractDecl, ExtractDone, ExtractFailed
 
@@ -50,8 +51,12 @@ class ModuleAssembly:
     lean_errors: int
 
 
-class AssemblyError(ValueError):
-    """The extractor output does not fit the source (wrong file or a protocol bug)."""
+class AssemblyError(InputFormatError):
+    """The extractor output does not fit the source (wrong file or a protocol bug).
+
+    An input-format error like any malformed file: `assemble_directory` turns it into that
+    module's failure (one bad module never stops the others), and a direct caller that lets it
+    through gets one line from the CLI, never a traceback."""
 
 
 def _line_starts(source: bytes) -> list[int]:
@@ -186,10 +191,14 @@ def assemble_module(module: str, path: str, source: bytes,
     # Which decls belong to which command.
     by_cmd: dict[int, list[tuple[ExtractDecl, int, int, int, int]]] = {}
     for d in decls:
-        begin = _byte_of(source, starts, d.line, d.column)
-        end = _byte_of(source, starts, d.end_line, d.end_column)
-        sel = _byte_of(source, starts, d.sel_line, d.sel_column)
-        sel_end = _byte_of(source, starts, d.sel_end_line, d.sel_end_column)
+        try:
+            begin = _byte_of(source, starts, d.line, d.column)
+            end = _byte_of(source, starts, d.end_line, d.end_column)
+            sel = _byte_of(source, starts, d.sel_line, d.sel_column)
+            sel_end = _byte_of(source, starts, d.sel_end_line, d.sel_end_column)
+        except AssemblyError as err:
+            raise AssemblyError(f"{module}: decl {d.name} (lines {d.line}-{d.end_line}): "
+                                f"{err}") from None
         i = bisect.bisect_right(cmd_starts, begin) - 1
         if i < 0 or begin >= commands[i].end_byte:
             skipped["outside_commands"] += 1
@@ -330,7 +339,11 @@ def assemble_directory(out_dir: str, modules: list[str] | None = None) -> Direct
             continue
         source = storage.read_bytes(source_path(out_dir, module))
         rel = module.replace(".", "/") + ".lean"
-        result = assemble_module(module, rel, source, lines)
+        try:
+            result = assemble_module(module, rel, source, lines)
+        except AssemblyError as err:
+            failed.append((module, f"assembly: {err}"))
+            continue
         records.extend(result.theorems)
         skipped.update(result.skipped)
         lean_errors += result.lean_errors

@@ -221,8 +221,7 @@ def run_extraction(jobs: list[ModuleJob], out_dir: str, command: list[str], *,
     bar = Progress(len(jobs), "extract", done=resumed, unit="modules",
                    enabled=None if progress else False) if todo else None
     if ray_address and todo:
-        from stp.cluster import init_cluster
-        from stp.config import ClusterConfig
+        from stp.cluster import ClusterConfig, init_cluster
 
         init_cluster(ClusterConfig(address=ray_address if ray_address != "local" else ""))
         stream = _run_ray(todo, command, cwd, premises, timeout_s, ray_batch,

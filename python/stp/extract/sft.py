@@ -19,7 +19,6 @@ import re
 import statistics
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 
@@ -27,8 +26,7 @@ from stp import storage
 from stp.data.lemmas import LemmaEntry
 from stp.data.records import TrainingExample
 from stp.extract.records import ExtractedTheorem
-
-Format = Literal["stp", "clean"]
+from stp.model.prompts import Format
 
 FENCE = "Complete the following Lean 4 code:\n\n```lean4\n"
 INVOKED_LEMMA = "<lemma>"

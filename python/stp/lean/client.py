@@ -11,6 +11,12 @@ cores so that orchestration never competes with Lean):
   `max_line_bytes` is reported as a protocol error and the owner kills the process (an overlong
   line is never buffered beyond the cap); id, nonce and pass-consistency checks are the owner's
   job.
+- a pass whose EXPORT is chunked (`export_chunks: N`) is held until its N ExportChunk lines
+  have arrived (same id and nonce, indices 0..N-1, nothing in between: anything else is a
+  protocol error); their text is joined into `export` (as raw JSON, never parsed here) unless it
+  exceeds `max_export_bytes`, in which case the pieces are dropped as they come and the answer
+  is handed on with `export` unset and `export_chunks` kept: the owner answers that item `error`
+  (`export_too_large`), it never re-checks it some other way;
 - stderr is drained continuously (a full pipe would block the checker) into a bounded tail that
   failure reports quote.
 """
@@ -20,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import msgspec
@@ -38,15 +45,26 @@ from stp.lean.protocol import (
     CheckerConfig,
     CheckRequest,
     CheckResponse,
+    ExportChunk,
     Ready,
+    ReferenceRequest,
     ReplayRequest,
+    checker_output_decoder,
     decode_checker_line,
     encoder,
 )
 
+# Default cap on one joined EXPORT (the default of verifier.max_export_mb).
+DEFAULT_MAX_EXPORT_MB = 256
+
 
 class CheckerStartError(RuntimeError):
     """The process died, timed out or answered nonsense before its Ready line."""
+
+
+# How bad a bad line is: "protocol" (a line that could be a forged or oversized answer: duplicate
+# keys, over the size cap) or "crash" (plain garbage).
+ProtocolErrorKind = Literal["crash", "protocol"]
 
 
 class CheckerListener(Protocol):
@@ -54,7 +72,7 @@ class CheckerListener(Protocol):
 
     def on_responses(self, responses: list[CheckResponse]) -> None: ...
 
-    def on_protocol_error(self, detail: str, kind: Literal["crash", "protocol"] = "crash") -> None:
+    def on_protocol_error(self, detail: str, kind: ProtocolErrorKind = "crash") -> None:
         """`kind` "protocol": a line that could be a forged or oversized answer (duplicate keys,
         over the size cap); "crash": plain garbage."""
 
@@ -83,6 +101,17 @@ class _Pipes(asyncio.SubprocessProtocol):
         self.owner._finished()
 
 
+@dataclass
+class _Chunks:
+    """A pass whose EXPORT chunks are arriving."""
+
+    resp: CheckResponse
+    pieces: list[str] = field(default_factory=list)
+    size: int = 0
+    received: int = 0
+    over: bool = False
+
+
 class CheckerProcess:
     """A long-lived checker: header elaborated once at start, then any number of checks."""
 
@@ -95,6 +124,8 @@ class CheckerProcess:
         env: dict[str, str] | None = None,
         rlimit_as_mb: int = 0,
         max_line_bytes: int = DEFAULT_MAX_RESPONSE_MB * 1024 * 1024,
+        max_export_bytes: int = DEFAULT_MAX_EXPORT_MB * 1024 * 1024,
+        runs_model_text: bool = True,
     ) -> None:
         if not command:
             raise ValueError("empty checker command")
@@ -103,6 +134,13 @@ class CheckerProcess:
         self.env = env
         self.rlimit_as_mb = rlimit_as_mb
         self.max_line_bytes = max_line_bytes
+        self.max_export_bytes = max_export_bytes
+        # The judge (role "replay") parses and elaborates no model text: its lines are read
+        # without the duplicate-key scan (a second JSON parse), which guards only against
+        # output rewritten by code a process ran. Every other process runs model text.
+        self._decode = decode_checker_line if runs_model_text else checker_output_decoder.decode
+        # A chunked pass being assembled.
+        self._chunked: _Chunks | None = None
         # Told about responses, protocol errors and exits, but only once Ready has arrived:
         # before that, failures surface as CheckerStartError from start().
         self.listener = listener
@@ -160,7 +198,12 @@ class CheckerProcess:
             )
         return ready
 
-    def send(self, requests: Sequence[CheckRequest | ReplayRequest]) -> None:
+    def close_stdin(self) -> None:
+        """End the request stream (a statement process answers its batch, then exits)."""
+        if self._stdin is not None and not self._stdin.is_closing():
+            self._stdin.close()
+
+    def send(self, requests: Sequence[CheckRequest | ReferenceRequest | ReplayRequest]) -> None:
         """Queue request lines (one write for the whole batch)."""
         if self._dead or self._stdin is None or self._stdin.is_closing():
             return  # the exit callback reports the in-flight items
@@ -225,21 +268,58 @@ class CheckerProcess:
             if not line.strip():
                 continue
             try:
-                msg = decode_checker_line(line)
+                msg = self._decode(line)
             except msgspec.DecodeError as err:
-                kind: Literal["crash", "protocol"] = (
+                kind: ProtocolErrorKind = (
                     "protocol" if "duplicate key" in str(err) else "crash")
                 self._protocol_error(responses, f"undecodable line ({err}): {clip(line)}", kind)
                 return
+            if self._chunked is not None:
+                problem = self._chunk(msg, responses)
+                if problem is not None:
+                    self._protocol_error(responses, problem, "protocol")
+                    return
+                continue
             if not isinstance(msg, CheckResponse):
-                self._protocol_error(responses, f"unexpected {type(msg).__name__} line")
+                self._protocol_error(responses, f"unexpected {type(msg).__name__} line",
+                                     "protocol" if isinstance(msg, ExportChunk) else "crash")
                 return
+            if msg.export_chunks is not None and msg.export_chunks >= 2:
+                self._chunked = _Chunks(msg)
+                continue
             responses.append(msg)
         if responses:
             self.listener.on_responses(responses)
 
+    def _chunk(self, msg: object, responses: list[CheckResponse]) -> str | None:
+        """Take one line of a chunked EXPORT; the problem when it is not the expected piece."""
+        state = self._chunked
+        assert state is not None
+        resp = state.resp
+        if not isinstance(msg, ExportChunk):
+            return f"{type(msg).__name__} line inside the export chunks of request {resp.id!r}"
+        if msg.id != resp.id or msg.nonce != resp.nonce or msg.index != state.received:
+            return (f"export chunk (id {msg.id!r}, index {msg.index}) out of sequence for "
+                    f"request {resp.id!r} (expected index {state.received})")
+        state.received += 1
+        if not state.over:
+            state.size += len(msg.data)
+            state.pieces.append(msg.data)
+            if state.size > self.max_export_bytes:  # keep counting, stop keeping
+                state.over, state.pieces = True, []
+        if state.received < (resp.export_chunks or 0):
+            return None
+        self._chunked = None
+        if not state.over:
+            text = "".join(state.pieces).encode("utf-8", "surrogatepass")
+            if len(text) <= self.max_export_bytes:
+                resp.export = msgspec.Raw(text)
+                resp.export_chunks = None
+        responses.append(resp)
+        return None
+
     def _protocol_error(self, good: list[CheckResponse], detail: str,
-                        kind: Literal["crash", "protocol"] = "crash") -> None:
+                        kind: ProtocolErrorKind = "crash") -> None:
         if good:
             self.listener.on_responses(good)
         self.kill()

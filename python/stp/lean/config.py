@@ -15,11 +15,11 @@ from stp.ranges import NonNegativeInt
 # `set_option maxHeartbeats 0` line: the heartbeat limit is the checker's setting, never 0.
 DEFAULT_HEADER = "import Mathlib\nimport Aesop\nopen BigOperators Real Nat Topology Rat\n"
 
-# The `paper` profile's header: the original verifier's LEAN_HEADER (stp-reference.md §3.6) with
-# `import miniF2F` (a 55-line library of Mathlib imports the original added to its workspace,
-# not part of ours) replaced by `import Mathlib`, its superset; `set_option maxHeartbeats 0` is
-# expressed as max_heartbeats = 0 (no limit; the wall clock bounds a check, as in the original).
-PAPER_HEADER = "import Mathlib\nimport Aesop\nopen BigOperators Real Nat Topology Rat\n"
+# The `paper` profile runs under the same header: the original verifier's LEAN_HEADER
+# (docs/reference.md §3.6) with `import miniF2F` (a 55-line library of Mathlib imports the
+# original added to its workspace, not part of ours) replaced by `import Mathlib`, its superset,
+# is exactly DEFAULT_HEADER; its `set_option maxHeartbeats 0` is expressed as max_heartbeats = 0
+# (no limit; the wall clock bounds a check, as in the original).
 PAPER_MAX_HEARTBEATS = 0
 
 
@@ -42,7 +42,7 @@ class LeanConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     mode: Mode = "strict"
     # "strict": the full judgement (gate, reference type match, axiom walk); "paper": the
     # original STP rule (no error, no sorry, no warning containing "failed") under the original
-    # header (PAPER_HEADER when default_header is left at its default) without a heartbeat limit.
+    # header (DEFAULT_HEADER, see above) without a heartbeat limit.
     profile: Profile = "strict"
     # The checker process to run instead of the built `stp_check` (argv; empty = the built
     # checker, started as `lake env <project_dir>/<checker_exe>` from project_dir). The test suite
@@ -54,9 +54,7 @@ class LeanConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 def session_header(lean_cfg: LeanConfig) -> str:
-    """The header of items that carry none, for the configured profile."""
-    if lean_cfg.profile == "paper" and lean_cfg.default_header == DEFAULT_HEADER:
-        return PAPER_HEADER
+    """The header of items that carry none (the same for both profiles: see DEFAULT_HEADER)."""
     return lean_cfg.default_header
 
 

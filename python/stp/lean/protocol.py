@@ -8,13 +8,16 @@ Field names are snake_case on both sides. Optional fields are omitted when absen
 Lean's: `line` is 1-based, `column` is 0-based and counts Unicode code points; byte offsets
 (`*_byte`) are UTF-8 offsets into the text the program was given.
 
-Checker session (protocol version 3):
-    -> CheckerConfig            (first line: role, export, header, trust, limits, mode, profile,
-                                 axioms)
-    <- Ready                    (header elaborated once; errors reported here)
+Checker session (protocol version 4):
+    -> CheckerConfig            (first line: role, export, header, imports, trust, limits, mode,
+                                 profile, axioms)
+    <- Ready                    (header elaborated once, or for role "replay" only imported)
     -> CheckRequest ...         (role "check": any number)
-    -> ReplayRequest ...        (role "replay": any number; statement + EXPORT, never proof text)
-    <- CheckResponse ...        (exactly one per request line, same `id`, in request order)
+    -> ReferenceRequest ...     (role "statement": one batch, then stdin is closed)
+    -> ReplayRequest ...        (role "replay", the judge: REFERENCE + EXPORT, never any text)
+    <- CheckResponse ...        (exactly one per request line, same `id`, in request order; a
+                                 pass whose EXPORT is chunked is followed at once by its
+                                 `export_chunks` ExportChunk lines)
 A line that is not valid JSON, lacks a field or names an unknown op gets a CheckResponse with
 verdict "error" (id echoed when it could be read, else "") and the process keeps serving.
 
@@ -22,12 +25,15 @@ Stdout of a checker is untrusted (proof text is adversarial and may have run cod
 every response echoes the request's random `nonce`, and Python accepts a `pass` only when it is
 consistent (`pass_problem`); JSON objects with duplicate keys are rejected (`decode_checker_line`).
 
-Protocol 3 adds the kernel-replay re-check: a check worker started with `export: true` attaches
-to every strict `pass` an EXPORT (the declarations the proof added, as a table of names, levels,
-expressions and constants; docs/protocol.md) or `export_omitted: "too_large"`; a separate
-replay worker (`role: "replay"`) that never sees proof text re-adds those declarations through
-the kernel on its pristine header environment and answers like a check. Python keeps EXPORT
-opaque (a JSON object it forwards).
+Protocol 4 (issue #20): every process that elaborates model-written text (role "check": proofs;
+role "statement": conjectured statements) is assumed compromised and its answers are claims. A
+check worker started with `export: true` attaches to every strict `pass` an EXPORT (the
+declarations the proof added; docs/protocol.md), inline or in chunks, never omitted. Single-use
+statement processes answer REFERENCE objects (the statement's elaborated type). The judge (role
+"replay") never parses or elaborates any text: it imports only the modules Python names in
+`imports`, re-adds the EXPORT through the kernel and compares the target with the REFERENCE.
+Python keeps EXPORT and REFERENCE opaque: they are `msgspec.Raw` slices of the answer line,
+forwarded byte for byte to the judge without being parsed in Python.
 
 Extractor session: ExtractRequest lines in, for each module a stream of ExtractCommand and
 ExtractDecl lines, closed by exactly one ExtractDone (or ExtractFailed) line for that module.
@@ -40,13 +46,14 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 import msgspec
+from msgspec import UNSET, Raw, UnsetType
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 
-# The largest EXPORT a check worker attaches to a pass (mirrors `exportMaxBytes` in
-# lean/STP/Protocol.lean); above it the pass carries `export_omitted: "too_large"` instead and
-# Python re-checks that item with a fresh worker.
-EXPORT_MAX_BYTES = 8 * 1024 * 1024
+# An EXPORT whose JSON text is longer than this travels in `export_chunks` ExportChunk lines of
+# at most this many bytes of EXPORT text each (mirrors `exportChunkBytes` in
+# lean/STP/Protocol.lean). Exports are never omitted (protocol 3's `export_omitted` is gone).
+EXPORT_CHUNK_BYTES = 4 * 1024 * 1024
 
 # Wire-level size cap on one checker output line (the default of verifier.max_response_mb).
 DEFAULT_MAX_RESPONSE_MB = 16
@@ -57,9 +64,11 @@ Mode = Literal["strict", "lenient"]
 # "strict": our checker's full judgement; "paper": what the original STP counted (no error, no
 # `sorry`, no warning containing "declaration uses 'sorry'" or "failed"), for comparable numbers.
 Profile = Literal["strict", "paper"]
-# "check": elaborates proofs (answers `check`); "replay": re-adds exported declarations through
-# the kernel (answers `replay`), never elaborating proof text.
-Role = Literal["check", "replay"]
+# "check": elaborates header + proofs (answers `check`); "statement": single-use, elaborates
+# header + the statements of one batch (answers `reference`); "replay": the judge, imports the
+# modules of `imports` only and re-adds exported declarations through the kernel (answers
+# `replay`), never parsing or elaborating any text.
+Role = Literal["check", "statement", "replay"]
 
 # Machine-readable reasons a CheckResponse may carry (several can apply at once).
 REASONS: dict[str, str] = {
@@ -83,6 +92,8 @@ REASONS: dict[str, str] = {
     "export_failed": "the passing declarations could not be exported for the replay re-check "
                      "(an fvar/mvar/level mvar in a term, or a kind other than a safe "
                      "theorem/definition/opaque)",
+    "forbidden_declaration": "(judge) the export carries a def/opaque that is not an auxiliary "
+                             "declaration the elaborator makes for the target",
 }
 
 
@@ -112,9 +123,11 @@ class CheckerConfig(msgspec.Struct, tag_field="op", tag="config", omit_defaults=
     makes the checker apply its header allow-list (import/open/universe/namespace/section/end/
     variable and a few safe set_options) before elaborating the header.
 
-    `role` "check" answers CheckRequests; "replay" answers ReplayRequests only (the header is
-    elaborated the same way). `export` (role "check"): attach an EXPORT, or `export_omitted`, to
-    every strict pass; role "replay" ignores it (Python sends false).
+    `role` "check" answers CheckRequests; "statement" answers ReferenceRequests (one batch, then
+    EOF; the header is elaborated as for "check"); "replay" (the judge) answers ReplayRequests
+    only, imports exactly the modules of `imports` and elaborates nothing (`header` is sent as
+    ""). `imports` is `[]` for the other roles, which elaborate `header`. `export` (role "check"):
+    attach an EXPORT to every strict pass; the other roles ignore it (Python sends false).
 
     Every field goes on the wire (`omit_defaults=False`): the checker requires `protocol`, which
     a default-omitting encoder would leave out exactly when it has its default value."""
@@ -123,6 +136,7 @@ class CheckerConfig(msgspec.Struct, tag_field="op", tag="config", omit_defaults=
     role: Role
     export: bool
     header: str
+    imports: list[str]
     header_trusted: bool
     max_heartbeats: int
     mode: Mode
@@ -163,19 +177,30 @@ class CheckRequest(msgspec.Struct, tag_field="op", tag="check", omit_defaults=Tr
     max_heartbeats: int | None = None
 
 
-class ReplayRequest(msgspec.Struct, tag_field="op", tag="replay", omit_defaults=True,
-                    forbid_unknown_fields=True, kw_only=True):
-    """Re-check a pass by kernel replay (role "replay"): re-add the constants of `export` on the
-    header environment and compare the target with `statement`'s own reference type.
-
-    There is no proof text in this request, by design: the replay worker never elaborates
-    anything a proof wrote, so no exploit in the text can reach its state. `export` is the EXPORT
-    object of the check worker's pass, forwarded unchanged (Python does not interpret it)."""
+class ReferenceRequest(msgspec.Struct, tag_field="op", tag="reference", omit_defaults=True,
+                       forbid_unknown_fields=True, kw_only=True):
+    """Elaborate `statement + " sorry"` (after the statement gate: term syntax only) from the
+    header state and answer its REFERENCE (role "statement")."""
 
     id: str
     nonce: str
     statement: str
-    export: dict[str, Any]
+    max_heartbeats: int | None = None
+
+
+class ReplayRequest(msgspec.Struct, tag_field="op", tag="replay", omit_defaults=True,
+                    forbid_unknown_fields=True, kw_only=True):
+    """The judge's request (role "replay"): re-add the constants of `export` through the kernel
+    on the imported environment and compare the target with `reference`.
+
+    There is no text in this request, by design (no statement, no proof): the judge never parses
+    or elaborates anything a model wrote. `reference` comes from a statement process, `export`
+    from the check worker's pass; both are forwarded byte for byte (`Raw`)."""
+
+    id: str
+    nonce: str
+    reference: Raw
+    export: Raw
     max_heartbeats: int | None = None
 
 
@@ -205,14 +230,29 @@ class CheckResponse(msgspec.Struct, tag_field="op", tag="result", omit_defaults=
     premises: list[str] | None = None
     ms: int = 0
     # Role "check" with `export: true`, strict pass only: the EXPORT of the declarations the
-    # proof added (target included), or why it was left out ("too_large": over
-    # EXPORT_MAX_BYTES). Exactly one of the two on such a pass; never on anything else.
-    export: dict[str, Any] | None = None
-    export_omitted: str | None = None
+    # proof added (target included), inline, or the number N >= 2 of ExportChunk lines that
+    # follow this line at once and carry its text. Exactly one of the two on such a pass; never
+    # on anything else. Kept as raw JSON: Python forwards it to the judge unparsed.
+    export: Raw | UnsetType = UNSET
+    export_chunks: int | None = None
+    # Role "statement", pass only: the REFERENCE of the statement (raw JSON, forwarded).
+    reference: Raw | UnsetType = UNSET
 
 
-CheckerInput = CheckerConfig | CheckRequest | ReplayRequest
-CheckerOutput = Ready | CheckResponse
+class ExportChunk(msgspec.Struct, tag_field="op", tag="export_chunk", omit_defaults=True,
+                  forbid_unknown_fields=True, kw_only=True):
+    """One piece of a chunked EXPORT: the `export_chunks` lines follow their result line
+    immediately, `index` 0..N-1 in order, same id and nonce; the `data` strings concatenated are
+    the EXPORT JSON text."""
+
+    id: str
+    nonce: str
+    index: int
+    data: str
+
+
+CheckerInput = CheckerConfig | CheckRequest | ReferenceRequest | ReplayRequest
+CheckerOutput = Ready | CheckResponse | ExportChunk
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,15 +377,38 @@ def duplicate_key(line: bytes | bytearray) -> str | None:
 
 
 def decode_checker_line(line: bytes | bytearray) -> CheckerOutput:
-    """Decode one checker output line, refusing duplicate keys (msgspec.DecodeError otherwise)."""
+    """Decode one checker output line, refusing duplicate keys in any line that decodes as a
+    `pass` (msgspec.DecodeError otherwise).
+
+    Only a pass is scanned: a duplicate key can only matter where it could make a line read as
+    something it is not, and every line that does not read as a pass is already treated as what
+    a forger could print anyway (a fail is provisional, an error is retried); the scan costs
+    about one more JSON parse, so it is spent where it decides something. The raw EXPORT /
+    REFERENCE values are forwarded to the judge unparsed and only the judge reads them, so the
+    scan skips them: each is replaced by `0` before it (found by its exact bytes; JSON escapes
+    every `"` inside a string, so an object's text can only occur as a value). A second `export`
+    key is still caught: the placeholder keeps its key."""
     msg = checker_output_decoder.decode(line)
-    dup = duplicate_key(line)
-    if dup is not None:
-        raise msgspec.DecodeError(f"{dup} in one object")
+    if not isinstance(msg, CheckResponse) or msg.verdict != "pass":
+        return msg
+    scanned: bytes | bytearray = line
+    for raw in (msg.export, msg.reference):
+        if isinstance(raw, Raw) and len(raw) > 64:
+            text = bytes(raw)
+            at = scanned.find(text)
+            if at >= 0:
+                scanned = scanned[:at] + b"0" + scanned[at + len(text):]
+    try:
+        json.loads(scanned, object_pairs_hook=_reject_duplicates)
+    except DuplicateKeyError as err:
+        raise msgspec.DecodeError(f"{err} in one object") from None
+    except ValueError:
+        # msgspec read the line; with its raw values set aside it must still be JSON
+        raise msgspec.DecodeError("line unreadable once its raw values are set aside") from None
     return msg
 
 
-# Warning texts that made the original STP verifier reject a proof (stp-reference §5.3).
+# Warning texts that made the original STP verifier reject a proof (docs/reference.md §5.3).
 PAPER_BAD_WARNINGS = ("declaration uses 'sorry'", "failed")
 
 
@@ -359,31 +422,58 @@ def paper_verdict(resp: CheckResponse) -> bool:
                    for bad in PAPER_BAD_WARNINGS)
 
 
+def is_json_object(raw: Raw | UnsetType) -> bool:
+    """A raw value that is a JSON object (starts with `{`; the judge parses the rest)."""
+    return isinstance(raw, Raw) and bytes(memoryview(raw)[:1]) == b"{"
+
+
 def pass_problem(resp: CheckResponse, nonce: str, allowed_axioms: Iterable[str],
-                 profile: Profile = "strict", export_requested: bool = False) -> str | None:
+                 profile: Profile = "strict", export_requested: bool = False,
+                 role: Role = "check") -> str | None:
     """Why a response cannot be accepted as it stands, or None when it is consistent.
 
     Checked for every response: the nonce. Checked for a `pass` (strict profile): no reasons, no
     error messages, nothing forbidden, `statement_match` true, every axiom allowed (never
     `sorryAx`). Paper profile: the verdict must equal the paper rule re-derived from the
-    messages, and a pass carries no reasons. The same rule holds for check and replay answers.
+    messages, and a pass carries no reasons. The same rule holds for check and judge answers.
 
-    Exports (protocol 3): `export_requested` is true for answers of a check worker started with
-    `export: true`. Then a strict pass must carry exactly one of `export` / `export_omitted`;
-    no other answer (fail, error, paper profile, replay worker, a worker not asked) may carry
-    either. Any problem is a protocol error of the worker."""
+    Exports (protocol 4): `export_requested` is true for answers of a check worker started with
+    `export: true`. Then a strict pass must carry exactly one of `export` (a JSON object) /
+    `export_chunks` (N >= 2; the client has joined the chunks into `export` before the pool sees
+    the answer); no other answer (fail, error, paper profile, judge, statement process, a worker
+    not asked) may carry either. References (role "statement"): a pass must carry `reference` (a
+    JSON object) and nothing a proof check reports; no other answer may carry one. Any problem
+    is a protocol error of the worker: a pass without its export is NEVER re-checked some cheaper
+    way instead."""
     if resp.nonce != nonce:
         return f"nonce {resp.nonce!r} does not match the request's"
-    has_export = resp.export is not None
-    omitted = resp.export_omitted is not None
-    if has_export or omitted:
-        if not export_requested or profile != "strict" or resp.verdict != "pass":
-            field = "export" if has_export else "export_omitted"
-            return f"{field} on a {profile} {resp.verdict} that may not carry one"
-        if has_export and omitted:
-            return "pass with both export and export_omitted"
-    elif export_requested and profile == "strict" and resp.verdict == "pass":
-        return "pass without export or export_omitted (export was requested)"
+    has_export = resp.export is not UNSET
+    chunked = resp.export_chunks is not None
+    has_reference = resp.reference is not UNSET
+    if has_reference and (role != "statement" or resp.verdict != "pass"):
+        return f"reference on a {role} {resp.verdict} that may not carry one"
+    if has_export or chunked:
+        if (not export_requested or role != "check" or profile != "strict"
+                or resp.verdict != "pass"):
+            field = "export" if has_export else "export_chunks"
+            return f"{field} on a {profile} {role} {resp.verdict} that may not carry one"
+        if has_export and chunked:
+            return "pass with both export and export_chunks"
+        if has_export and not is_json_object(resp.export):
+            return "export that is not a JSON object"
+        if chunked and (resp.export_chunks or 0) < 2:
+            return f"export_chunks={resp.export_chunks} (must be >= 2)"
+    elif (export_requested and role == "check" and profile == "strict"
+          and resp.verdict == "pass"):
+        return "pass without export (export was requested)"
+    if role == "statement":
+        if resp.verdict != "pass":
+            return None
+        if not is_json_object(resp.reference):
+            return "statement pass without a reference object"
+        if resp.reasons or resp.errors or resp.forbidden:
+            return "statement pass with reasons, errors or forbidden constructs"
+        return None
     if profile == "paper":
         if resp.verdict in ("pass", "fail") and (resp.verdict == "pass") != paper_verdict(resp):
             return f"paper verdict {resp.verdict!r} disagrees with its messages"
@@ -400,8 +490,10 @@ def pass_problem(resp: CheckResponse, nonce: str, allowed_axioms: Iterable[str],
         return f"pass with forbidden constructs {resp.forbidden}"
     if resp.statement_match is not True:
         return f"pass with statement_match={resp.statement_match}"
-    allowed = set(allowed_axioms)
-    bad = sorted(a for a in resp.axioms if a not in allowed or a == "sorryAx")
-    if bad:
-        return f"pass depending on axioms {bad}"
+    allowed = allowed_axioms if isinstance(allowed_axioms, (set, frozenset)) else set(
+        allowed_axioms)
+    for a in resp.axioms:
+        if a not in allowed or a == "sorryAx":
+            bad = sorted(a for a in resp.axioms if a not in allowed or a == "sorryAx")
+            return f"pass depending on axioms {bad}"
     return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 from stp.checkout import checkout_root
@@ -94,3 +95,55 @@ def require_lean(lean_cfg: LeanConfig, exe: Path | None = None, what: str = "che
     if not exe.is_file():
         raise UsageError(f"{what} not built ({exe} missing): run `lake build` in {root} "
                          f"(the Lean project, from {source})")
+
+
+# Variables `lake env` sets that a sandboxed checker must not take from the driver even if they
+# happen to be equal there (Lean finds its oleans and its sysroot through them).
+LAKE_ENV_VARIABLES = ("LEAN_PATH", "LEAN_SYSROOT", "LEAN_SRC_PATH", "LAKE", "LAKE_HOME",
+                      "LEAN_GITHASH", "ELAN_TOOLCHAIN", "LD_LIBRARY_PATH", "PATH")
+_lake_env_cache: dict[tuple[str, str], dict[str, str]] = {}
+
+
+def lake_environment(lake: str, root: Path) -> dict[str, str]:
+    """The variables `lake env` adds or changes for programs of the workspace at `root`.
+
+    A sandboxed checker is exec'd directly with these (instead of under `lake env`, which spawns
+    the program as a child: the sandbox's seccomp filter allows no process creation). `LEAN_SYSROOT`
+    must be among them, else Lean's `findSysroot` would spawn `lean --print-prefix`; it is asked
+    of `lake env lean --print-prefix` when Lake does not set it. Computed once per workspace and
+    process, outside the sandbox, from trusted files only (the lakefile and the toolchain)."""
+    key = (lake, str(root))
+    cached = _lake_env_cache.get(key)
+    if cached is not None:
+        return dict(cached)
+    env_program = shutil.which("env") or "/usr/bin/env"
+    out = _run_lake(lake, root, [env_program, "-0"])
+    found: dict[str, str] = {}
+    for entry in out.split(b"\0"):
+        name, sep, value = entry.decode("utf-8", "surrogateescape").partition("=")
+        if not sep:
+            continue
+        if os.environ.get(name) != value or name in LAKE_ENV_VARIABLES:
+            found[name] = value
+    if "LEAN_PATH" not in found:
+        raise UsageError(f"`{lake} env` in {root} set no LEAN_PATH: is it a Lake workspace?")
+    if "LEAN_SYSROOT" not in found:
+        prefix = _run_lake(lake, root, ["lean", "--print-prefix"]).decode().strip()
+        if not prefix:
+            raise UsageError(f"`{lake} env lean --print-prefix` in {root} printed nothing")
+        found["LEAN_SYSROOT"] = prefix
+    _lake_env_cache[key] = found
+    return dict(found)
+
+
+def _run_lake(lake: str, root: Path, command: list[str]) -> bytes:
+    try:
+        done = subprocess.run([lake, "env", *command], cwd=root, capture_output=True,
+                              timeout=600, check=False)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise UsageError(f"cannot run `{lake} env` in {root}: {err}") from err
+    if done.returncode != 0:
+        tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+        raise UsageError(f"`{lake} env {command[0]}` in {root} failed "
+                         f"(exit {done.returncode}): {tail[0]}")
+    return done.stdout

@@ -18,6 +18,7 @@ from stp.cli import (
     run_main,
     setup_logging,
 )
+from stp.errors import UsageError
 from stp.pipeline.config import ALL_STAGES
 
 
@@ -29,7 +30,8 @@ def build_parser() -> ArgumentParser:
     add_config_arguments(parser)
     parser.add_argument("--run-dir", default=None, help="override run.run_dir")
     parser.add_argument("--stages", nargs="+", choices=ALL_STAGES, default=None,
-                        help="run only these stages (default: pipeline.stages)")
+                        help="run only these of pipeline.stages now (default: all of them); "
+                             "the plan (Stage 1, blocks) stays the config's")
     return parser
 
 
@@ -37,14 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.run_dir:
         args.overrides.append(f"run.run_dir={json.dumps(args.run_dir)}")
-    if args.stages:
-        args.overrides.append("pipeline.stages=[" + ", ".join(f'"{s}"' for s in args.stages)
-                              + "]")
     cfg = config_from_args(args)
     setup_logging(cfg.run.log_level)
+    if args.stages:
+        unknown = [s for s in args.stages if s not in cfg.pipeline.stages]
+        if unknown:
+            raise UsageError(f"--stages {' '.join(unknown)}: not in pipeline.stages "
+                             f"{cfg.pipeline.stages} of the config (add it there with --set)")
     from stp.pipeline.run import run_pipeline
 
-    manifest = run_pipeline(cfg)
+    manifest = run_pipeline(cfg, stages=args.stages, config_name=args.config or "CONFIG")
     for stage, summary in manifest.stages.items():
         shown = {k: v for k, v in summary.items() if k in ("model", "report", "attempts")}
         print(f"{stage}: done {shown}")

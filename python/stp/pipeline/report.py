@@ -20,7 +20,20 @@ METRICS_FILE = "metrics.jsonl"
 def write_pipeline_report(cfg: STPConfig, manifest: Any, out_dir: str) -> str:
     """Write `<out_dir>/report.md` (plus `selfplay/*.png`, `passk/*`); returns its path."""
     stages = manifest.stages
-    lines = [f"# Pipeline report: {cfg.run.name}", "", f"Run directory: `{cfg.run.run_dir}`", ""]
+    lines = [f"# Pipeline report: {cfg.run.name}", ""]
+    from stp.verify.identity import identity_lines, read_record
+
+    # Which checker judged, first (and plainly when it was not stp_check): self-play's record
+    # in each block's run directory, the evaluation's in its log.
+    checkers = dict(read_record(cfg.run.run_dir))
+    for unit, summary in stages.items():
+        if unit.startswith("selfplay@") and "run_dir" in summary:
+            checkers.update({f"{k} ({unit})": v
+                             for k, v in read_record(summary["run_dir"]).items()})
+    if "eval" in stages:
+        checkers.update(read_record(stages["eval"]["log"]))
+    lines += identity_lines(checkers, "numbers")
+    lines += [f"Run directory: `{cfg.run.run_dir}`", ""]
     if "sft" in stages:
         s = stages["sft"]
         lines += ["## Stage 1: SFT", "",

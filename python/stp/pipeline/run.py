@@ -30,6 +30,7 @@ from stp import storage
 from stp.config import STPConfig, resolve_data_dir, to_toml
 from stp.errors import UsageError
 from stp.metrics import MetricsWriter
+from stp.model.training import TrainFn
 from stp.model.types import Sampler
 
 log = logging.getLogger(__name__)
@@ -51,13 +52,18 @@ class Pipeline:
     def __init__(self, cfg: STPConfig, *, hook: PipelineHook | None = None,
                  selfplay_hook: Any = None,
                  sampler_factory: Callable[[str], Sampler] | None = None,
-                 train_fn: Any = None) -> None:
+                 train_fn: TrainFn | None = None, stages: list[str] | None = None,
+                 config_name: str = "CONFIG") -> None:
         self.cfg = cfg
         self.root = cfg.run.run_dir
         self.hook = hook or (lambda stage: None)
         self.selfplay_hook = selfplay_hook
         self.sampler_factory = sampler_factory
         self.train_fn = train_fn
+        # The stages to run now (`--stages`); the plan (blocks, Stage 1 or not) stays the
+        # config's pipeline.stages.
+        self.only = list(stages) if stages is not None else list(cfg.pipeline.stages)
+        self.config_name = config_name
 
     # ------------------------------------------------------------------ manifest
     @property
@@ -72,11 +78,45 @@ class Pipeline:
     def path(self, *parts: str) -> str:
         return storage.join(self.root, *parts)
 
+    # ------------------------------------------------------------------ plan
+    def units(self) -> list[str]:
+        """The plan as manifest keys, in order: the config's stages, with self-play and the
+        re-training repeated per block (`selfplay`, `retrain` for block 0, `selfplay@b`,
+        `retrain@b` for block b > 0)."""
+        stages: list[str] = list(self.cfg.pipeline.stages)
+        blocks = self.cfg.pipeline.blocks
+        if blocks > 1 and "selfplay" in stages and "retrain" not in stages:
+            raise UsageError(f"pipeline.blocks = {blocks} alternates self-play with the "
+                             "re-training, but pipeline.stages has no \"retrain\" (add it, or "
+                             "set pipeline.blocks = 1)")
+        if blocks == 1 or "selfplay" not in stages:
+            return stages
+        out: list[str] = []
+        for stage in stages:
+            if stage == "selfplay":
+                continue
+            if stage == "retrain":
+                for b in range(blocks):
+                    out += [unit_name("selfplay", b), unit_name("retrain", b)]
+            else:
+                out.append(stage)
+        return out
+
+    def pending(self) -> list[str]:
+        """The units of the chosen stages that are not done yet."""
+        done = self.manifest().stages
+        return [u for u in self.units() if base_stage(u) in self.only and u not in done]
+
     # ------------------------------------------------------------------ driver
     def run(self) -> PipelineManifest:
         from stp.lean.toolchain import checker_command
 
         checker_command(self.cfg.lean)  # without Lean nothing can be verified: fail first
+        from stp.selfplay.inputs import check_inputs
+
+        # Every input the chosen stages read, before the first one starts (exit 2, one line).
+        check_inputs(self.cfg, {base_stage(u) for u in self.pending()},
+                     config_name=self.config_name)
         from stp.lock import lock_dir
 
         # One process per run directory (re-entrant: self-play takes the same lock inside).
@@ -84,32 +124,40 @@ class Pipeline:
             return self._run()
 
     def _run(self) -> PipelineManifest:
-        table: dict[str, Callable[[], dict[str, Any]]] = {
-            "sft": self.stage_sft, "selfplay": self.stage_selfplay,
-            "retrain": self.stage_retrain, "eval": self.stage_eval, "report": self.stage_report,
-        }
-        for stage in self.cfg.pipeline.stages:
+        for unit in self.units():
             manifest = self.manifest()
-            if stage in manifest.stages:
-                log.info("pipeline: %s already done", stage)
+            if unit in manifest.stages:
+                log.info("pipeline: %s already done", unit)
+                continue
+            if base_stage(unit) not in self.only:
                 continue
             start = time.monotonic()
-            log.info("pipeline: %s", stage)
-            summary = table[stage]()
+            log.info("pipeline: %s", unit)
+            summary = self.run_unit(unit)
             summary["seconds"] = round(time.monotonic() - start, 3)
             with MetricsWriter(self.path("metrics.jsonl")) as metrics:
-                metrics.log("pipeline", stage=stage, **summary)
-            manifest.stages[stage] = summary
+                metrics.log("pipeline", stage=unit, **summary)
+            manifest.stages[unit] = summary
             if not storage.exists(self.path("config.toml")):  # the resolved config, once
                 storage.write_text(self.path("config.toml"), to_toml(self.cfg))
             storage.write_json(self.manifest_path, manifest)
-            self.hook(stage)
+            self.hook(unit)
         return self.manifest()
 
-    def _train(self) -> Any:
-        from stp.pipeline.devices import prepare_for_training
+    def run_unit(self, unit: str) -> dict[str, Any]:
+        stage, block = base_stage(unit), block_of(unit)
+        if stage == "selfplay":
+            return self.stage_selfplay(block)
+        if stage == "retrain":
+            return self.stage_retrain(block)
+        table: dict[str, Callable[[], dict[str, Any]]] = {
+            "sft": self.stage_sft, "eval": self.stage_eval, "report": self.stage_report}
+        return table[stage]()
 
-        prepare_for_training()
+    def _train(self) -> Any:
+        from stp.model.phases import release_for_training
+
+        release_for_training()
         if self.train_fn is not None:
             return self.train_fn
         from stp.model.training import train_weighted
@@ -119,15 +167,15 @@ class Pipeline:
     # ------------------------------------------------------------------ stages
     def stage_sft(self) -> dict[str, Any]:
         """Stage 1: `sft.base_model` fine-tuned on the SFT set with the original's recipe."""
+        from stp.config import stage_trainer, train_kwargs
+
         sft = self.cfg.sft
         data = self.sft_data()
-        trainer = msgspec.structs.replace(self.cfg.trainer, batch_size=sft.batch_size,
-                                          warmup_steps=sft.warmup_steps)
-        steps = {"min_steps": sft.steps, "max_steps": sft.steps} if sft.steps > 0 else {}
+        trainer = stage_trainer(self.cfg, "sft")
         result = self._train()(sft.base_model, str(storage.local_cache_path(data)),
                                self.path("sft", "model"), trainer, self.cfg.model,
-                               learning_rate=sft.learning_rate, epochs=sft.epochs, **steps)
-        losses = list(getattr(result, "losses", []) or [])
+                               **train_kwargs(trainer))
+        losses = list(result.losses)
         return {"model": str(result.hf_path), "data": data, "steps": int(result.steps),
                 "last_loss": float(losses[-1]) if losses else None}
 
@@ -139,7 +187,9 @@ class Pipeline:
         name = self.cfg.sft.data
         data_dir = resolve_data_dir(self.cfg.run.data_dir)
         if not name:
-            path = self.cfg.data.sft or str(data_dir / "mathlib" / "sft.jsonl.gz")
+            from stp.selfplay.inputs import stage1_sft_path
+
+            path = stage1_sft_path(self.cfg)
             if not storage.exists(path):
                 raise UsageError(f"sft.data is empty and the SFT set {path} is missing (build it "
                                  "with `python -m stp.extract sft`, or set sft.data=\"stp_sft\")")
@@ -156,16 +206,37 @@ class Pipeline:
             raise UsageError(f"sft.data: no such file or dataset: {name}")
         return name
 
-    def start_model(self) -> str:
-        """The model self-play starts from: Stage 1's when it ran, else `model.name`."""
-        sft = self.manifest().stages.get("sft")
-        return str(sft["model"]) if sft else self.cfg.model.name
+    def block_dir(self, block: int) -> str:
+        """Block 0 is the run directory itself (the layout of `python -m stp.selfplay`); block
+        b > 0 is its own self-play run directory `block-<b>`."""
+        return self.root if block == 0 else self.path(f"block-{block}")
 
-    def stage_selfplay(self) -> dict[str, Any]:
+    def start_model(self, block: int = 0) -> str:
+        """The model a block's self-play starts from: block 0's by `selfplay_start_model` (the
+        run's Stage-1 model when the plan has Stage 1), block b's the re-trained model of b-1."""
+        if block == 0:
+            from stp.selfplay.inputs import selfplay_start_model
+
+            return selfplay_start_model(self.cfg, config_name=self.config_name)
+        previous = self.manifest().stages.get(unit_name("retrain", block - 1))
+        if previous is None:
+            raise UsageError(f"self-play block {block} starts from the re-trained model of "
+                             f"block {block - 1}, which is not there yet: run the "
+                             "\"retrain\" stage first")
+        return str(previous["model"])
+
+    def block_config(self, block: int, model: str | None = None) -> STPConfig:
+        run = msgspec.structs.replace(self.cfg.run, run_dir=self.block_dir(block))
+        cfg = msgspec.structs.replace(self.cfg, run=run)
+        if model is not None:
+            cfg = msgspec.structs.replace(cfg, model=msgspec.structs.replace(cfg.model,
+                                                                             name=model))
+        return cfg
+
+    def stage_selfplay(self, block: int = 0) -> dict[str, Any]:
         from stp.selfplay.loop import run_selfplay
 
-        cfg = msgspec.structs.replace(
-            self.cfg, model=msgspec.structs.replace(self.cfg.model, name=self.start_model()))
+        cfg = self.block_config(block, self.start_model(block))
         summaries = run_selfplay(cfg, hook=self.selfplay_hook,
                                  sampler_factory=self.sampler_factory, train_fn=self.train_fn)
         rounds = []
@@ -177,20 +248,36 @@ class Pipeline:
                            "dataset_size": book.get("dataset_size"),
                            "conjectures_solved": book.get("conjectures_solved")})
         last = summaries[-1].stages.get("train", {}).get("model", summaries[-1].model)
-        return {"rounds": rounds, "model": str(last)}
+        out: dict[str, Any] = {"rounds": rounds, "model": str(last)}
+        if self.cfg.pipeline.blocks > 1:
+            out["block"], out["run_dir"] = block, cfg.run.run_dir
+        return out
 
-    def stage_retrain(self) -> dict[str, Any]:
+    def stage_retrain(self, block: int = 0) -> dict[str, Any]:
+        """The final re-training of `block`: from `retrain.base_model` on the rounds of every
+        block so far (and of `retrain.merge_from`), into `<block dir>/retrain`."""
         from stp.selfplay.retrain import run_retrain
 
-        manifest = run_retrain(self.cfg, train_fn=self.train_fn)
-        return {"model": manifest["train"]["model"], "examples": manifest["data"]["examples"],
-                "selfplay_examples": manifest["data"]["selfplay_examples"]}
+        cfg = self.block_config(block)
+        if self.cfg.pipeline.blocks > 1:
+            blocks = [self.block_dir(b) for b in range(block + 1)]
+            merge = list(self.cfg.retrain.merge_from) or [blocks[0]]
+            merge += [d for d in blocks[1:] if d not in merge]
+            cfg = msgspec.structs.replace(cfg, retrain=msgspec.structs.replace(
+                cfg.retrain, merge_from=merge))
+        manifest = run_retrain(cfg, train_fn=self.train_fn)
+        out = {"model": manifest["train"]["model"], "examples": manifest["data"]["examples"],
+               "selfplay_examples": manifest["data"]["selfplay_examples"]}
+        if self.cfg.pipeline.blocks > 1:
+            out["block"], out["runs"] = block, manifest["data"]["runs"]
+        return out
 
     def final_model(self) -> str:
+        """The model the evaluation measures: the last unit of the plan that produced one."""
         stages = self.manifest().stages
-        for stage in ("retrain", "selfplay", "sft"):
-            if stage in stages:
-                return str(stages[stage]["model"])
+        for unit in reversed(self.units()):
+            if unit in stages and "model" in stages[unit] and base_stage(unit) != "eval":
+                return str(stages[unit]["model"])
         return self.cfg.model.name
 
     def stage_eval(self) -> dict[str, Any]:
@@ -199,10 +286,8 @@ class Pipeline:
         settings = settings_from_config(self.cfg, model=self.final_model(), splits=None,
                                         samples=None, out=self.path(self.cfg.pipeline.eval_dir))
         with MetricsWriter(self.path("metrics.jsonl")) as metrics:
-            if self.sampler_factory is None:
-                result = run_from_config(self.cfg, settings, metrics=metrics)
-            else:
-                result = self._eval_with_factory(settings, metrics)
+            result = run_from_config(self.cfg, settings, metrics=metrics,
+                                     sampler_factory=self.sampler_factory)
         log.info("evaluation: %d attempts written, %d were already logged", result.written,
                  result.skipped)
         # The summary describes the log (the same however often the stage was resumed).
@@ -216,29 +301,6 @@ class Pipeline:
         return {"model": settings.model, "log": settings.out, "attempts": result.planned,
                 "statuses": dict(sorted(statuses.items()))}
 
-    def _eval_with_factory(self, settings: Any, metrics: Any) -> Any:
-        from stp.eval.run import close_all, load_splits, profile_config, run_eval
-        from stp.model.prompts import extract_proof, prover_prompt
-        from stp.verify import make_verifier
-
-        assert self.sampler_factory is not None
-        statements = load_splits(settings.splits, resolve_data_dir(self.cfg.run.data_dir),
-                                 self.cfg.eval.statements_per_split)
-        sampler = self.sampler_factory(settings.model)
-        verifiers: dict[str, Any] = {p: make_verifier(profile_config(self.cfg, p))
-                                     for p in self.cfg.eval.profiles}
-        fmt = settings.prompt_format
-        try:
-            return run_eval(settings, statements, sampler=sampler, verifier=verifiers,
-                            prompt=lambda rec: prover_prompt(rec.statement, rec.header, fmt),
-                            extract=extract_proof,
-                            retries=self.cfg.verifier.unverified_retries,
-                            max_unverified_fraction=self.cfg.verifier.max_unverified_fraction,
-                            metrics=metrics)
-        finally:
-            close_all(verifiers)
-            sampler.close()
-
     def stage_report(self) -> dict[str, Any]:
         """report.md: solved counts per round, pass@k per verifier profile, and the plots."""
         from stp.pipeline.report import write_pipeline_report
@@ -247,6 +309,23 @@ class Pipeline:
         return {"report": str(path)}
 
 
+def unit_name(stage: str, block: int) -> str:
+    """The manifest key of `stage` in alternation block `block` (block 0 keeps the stage's
+    name, so a one-block run's manifest is the same as without alternation)."""
+    return stage if block == 0 else f"{stage}@{block}"
+
+
+def base_stage(unit: str) -> str:
+    return unit.partition("@")[0]
+
+
+def block_of(unit: str) -> int:
+    _, sep, block = unit.partition("@")
+    return int(block) if sep else 0
+
+
 def run_pipeline(cfg: STPConfig, **kwargs: Any) -> PipelineManifest:
-    """Run (or continue) every stage of `cfg.pipeline.stages` in `cfg.run.run_dir`."""
+    """Run (or continue) the stages of `cfg.pipeline.stages` (or `stages=`, a subset to run
+    now) in `cfg.run.run_dir`."""
     return Pipeline(cfg, **kwargs).run()
+

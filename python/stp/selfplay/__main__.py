@@ -1,7 +1,9 @@
 """`python -m stp.selfplay`: run or continue self-play; `... report --run-dir D`: plots + markdown.
 
+    python -m stp.pipeline --config configs/tiny-cpu.toml --stages sft   # Stage 1 first, then
     python -m stp.selfplay --config configs/tiny-cpu.toml
-    python -m stp.selfplay --config configs/stp-7b.toml --rounds 4 --set run.seed=1
+    python -m stp.selfplay --config configs/stp-7b.toml --rounds 4    # after the pipeline's sft
+    python -m stp.selfplay --config configs/stp-7b.toml --set selfplay.initial_model='"M"'
     python -m stp.selfplay report --run-dir runs/tiny-cpu
 """
 
@@ -64,6 +66,15 @@ def main(argv: list[str] | None = None) -> int:
 
     # Before any model or dataset is touched: without Lean nothing can be verified.
     checker_command(cfg.lean)
+    import msgspec
+
+    from stp.selfplay.inputs import check_inputs, selfplay_start_model
+
+    # Round 0 starts from the run's Stage-1 model when the config's pipeline has Stage 1 (or
+    # refuses, saying how to get one), never silently from the public base model.
+    start = selfplay_start_model(cfg, config_name=args.config or "CONFIG")
+    cfg = msgspec.structs.replace(cfg, model=msgspec.structs.replace(cfg.model, name=start))
+    check_inputs(cfg, ["selfplay"], config_name=args.config or "CONFIG")
     from stp.selfplay.loop import run_selfplay
 
     summaries = run_selfplay(cfg, rounds=args.rounds)

@@ -6,6 +6,7 @@ from typing import Literal
 
 import msgspec
 
+from stp.model.config import BASE_MODEL, TrainerOverlay
 from stp.ranges import (
     NonNegativeFloat,
     NonNegativeInt,
@@ -15,6 +16,10 @@ from stp.ranges import (
     UnitFloat,
     UnitFloatBelowOne,
 )
+
+# The original's wall clock per self-play proof (RL_step1_generate.py: 200 s, with
+# `set_option maxHeartbeats 0`), used by `check_budget = "original"`.
+ORIGINAL_PROOF_TIMEOUT_S = 200.0
 
 
 class SelfPlayConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -27,9 +32,9 @@ class SelfPlayConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # How each round's model is trained. "continue": the previous round's model on this round's
     # window (self-play, RL_step2_train.py). "restart": the round-0 model (the SFT model) again,
     # on the final re-training's selection (`retrain.max_proofs_per_statement`,
-    # `retrain.length_penalty`, `retrain.min_steps`) of the correct dataset proofs of every round
-    # so far, with `learning_rate` below: the expert-iteration baseline (run_RL_expert_iter.sh
-    # calling RL_step3_final_model.py without synthetic examples).
+    # `retrain.length_penalty`) of the correct dataset proofs of every round so far, with the
+    # `[selfplay.trainer]` settings: the expert-iteration baseline (run_RL_expert_iter.sh calling
+    # RL_step3_final_model.py without synthetic examples).
     round_training: Literal["continue", "restart"] = "continue"
     samples_first_round: PositiveInt = 64
     samples_per_statement: PositiveInt = 32
@@ -57,9 +62,17 @@ class SelfPlayConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     window_rounds: PositiveInt = 3
     length_penalty: NonNegativeFloat = 0.001
     time_penalty: NonNegativeFloat = 0.01
-    learning_rate: PositiveFloat = 5e-5
-    # Cap on optimizer steps per round (0 = none; the paper's count is max(len // batch, 5)).
-    max_train_steps: NonNegativeInt = 0
+    # Each round's changes to [trainer] (empty: the round update is [trainer] itself, 1 epoch at
+    # lr 5e-5, at least 5 steps, RL_step2_train.py); max_steps caps a round's steps (0 = none).
+    trainer: TrainerOverlay = msgspec.field(default_factory=TrainerOverlay)
+    # The model round 0 starts from. Empty: the run's Stage-1 model when pipeline.stages has
+    # "sft" (`python -m stp.selfplay` refuses to start without it), else model.name.
+    initial_model: str = ""
+    # How a self-play proof is judged. "original": the original's budget (no heartbeat limit,
+    # 200 s wall clock per proof; RL_step1_generate.py with `set_option maxHeartbeats 0`) under
+    # lean.profile, so the reward differs from the original's rule only by the soundness checks;
+    # "config": lean.max_heartbeats and verifier.timeout_s as configured.
+    check_budget: Literal["original", "config"] = "original"
     # Replay fraction of SFT examples mixed into each round's update (0 = the original).
     sft_replay_fraction: UnitFloatBelowOne = 0.0
 
@@ -72,15 +85,14 @@ class SelfPlayConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class RetrainConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    base_model: str = "deepseek-ai/DeepSeek-Prover-V1.5-SFT"
+    base_model: str = BASE_MODEL
     max_proofs_per_statement: PositiveInt = 16
     include_conjectures: bool = True
     conjecture_rate_max: UnitFloat = 0.25
     length_penalty: NonNegativeFloat = 0.001
-    learning_rate: PositiveFloat = 1e-4
-    min_steps: NonNegativeInt = 10
-    epochs: PositiveFloat = 1.0
-    # Cap on optimizer steps (0 = none; tests and smoke runs).
-    max_steps: NonNegativeInt = 0
+    # The final re-training's changes to [trainer] (RL_step3_final_model.py): lr 1e-4, at least
+    # 10 steps, 1 epoch; max_steps caps the steps (0 = none; tests and smoke runs).
+    trainer: TrainerOverlay = msgspec.field(
+        default_factory=lambda: TrainerOverlay(learning_rate=1e-4, min_steps=10))
     # Self-play run directories whose rounds are merged (empty = run.run_dir).
     merge_from: list[str] = msgspec.field(default_factory=list)

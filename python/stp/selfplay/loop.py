@@ -18,17 +18,18 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+import msgspec
 import numpy as np
 
 from stp import storage
 from stp.config import STPConfig, resolve_data_dir, to_toml
 from stp.data.records import TrainingExample, statement_key
-from stp.errors import UsageError
+from stp.errors import ConfigError, UsageError
 from stp.metrics import MetricsWriter, progress
+from stp.model.training import TrainFn
 from stp.model.types import Sampler, SampleRequest
-from stp.pipeline.shards import NO_VERDICT
 from stp.selfplay import rules
 from stp.selfplay.records import (
     ConjectureExample,
@@ -46,6 +47,10 @@ from stp.selfplay.training_sets import (
     prover_examples,
     shuffled,
 )
+from stp.verify.runner import NO_VERDICT
+
+if TYPE_CHECKING:
+    from stp.verify.service import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +58,6 @@ log = logging.getLogger(__name__)
 # of a sampling stage is stored. Tests raise from it to simulate a crash at that point.
 StageHook = Callable[[int, str, int | None], None]
 SamplerFactory = Callable[[str], Sampler]
-
-
-class TrainFn(Protocol):
-    """The signature of `stp.model.training.train_weighted` (tests pass scripted stand-ins)."""
-
-    def __call__(self, base_model: str, examples_path: str, out_dir: str, trainer_cfg: Any,
-                 model_cfg: Any, *, learning_rate: float | None = None,
-                 min_steps: int | None = None, epochs: float | None = None,
-                 max_steps: int | None = None) -> Any: ...
 
 
 @dataclass
@@ -105,6 +101,11 @@ class SelfPlay:
     def __init__(self, cfg: STPConfig, *,
                  hook: StageHook | None = None, sampler_factory: SamplerFactory | None = None,
                  train_fn: TrainFn | None = None) -> None:
+        if cfg.lean.profile == "paper":
+            # the paper rule compares no statement and yields no export to judge: its passes are
+            # never rewards (evaluation may still count them under eval.profiles)
+            raise ConfigError("lean.profile = \"paper\" cannot reward self-play (its passes are "
+                              "not judged); use \"strict\" (eval.profiles may list \"paper\")")
         self.cfg = cfg
         self.sp = cfg.selfplay
         self.fmt = cfg.model.prompt_format
@@ -114,7 +115,7 @@ class SelfPlay:
         self._train_fn = train_fn
         self._sampler: Sampler | None = None
         self._sampler_model: str | None = None
-        self._verifier: Any = None
+        self._verifier: Verifier | None = None
         self._cluster = False
         self.metrics = MetricsWriter(self.run_dir.metrics)
         # The statement table of the round being run (dataset rows, then conjectures).
@@ -156,11 +157,11 @@ class SelfPlay:
         self._sampler_model = model_path
         return self._sampler
 
-    def verifier(self) -> Any:
+    def verifier(self) -> Verifier:
         if self._verifier is None:
             from stp.verify import make_verifier
 
-            self._verifier = make_verifier(self.cfg)
+            self._verifier = make_verifier(selfplay_check_config(self.cfg))
         return self._verifier
 
     # ------------------------------------------------------------------ set-up
@@ -176,6 +177,12 @@ class SelfPlay:
         if not storage.exists(self.run_dir.dataset_statements):
             storage.write_text(self.run_dir.path("config.toml"), to_toml(cfg))
             storage.write_jsonl(self.run_dir.dataset_statements, self._dataset_rows(data_dir))
+        from stp.verify.identity import describe_checker, write_record
+
+        # The checker this start judges with, for the report's first lines (rewritten on every
+        # start: a resumed run names the checker of its latest start).
+        write_record(self.run_dir.root, {"self-play": describe_checker(
+            selfplay_check_config(cfg))})
         lemma_path = cfg.data.lemma_dict or str(data_dir / "mathlib" / "lemmas.jsonl.gz")
         from stp.data.lemmas import load_lemma_dict
 
@@ -434,11 +441,11 @@ class SelfPlay:
 
     def stage_proving(self, r: int, model: str) -> dict[str, Any]:
         """Sample proofs shard by shard; each shard is verified while the next one is sampled
-        (`stp.pipeline.shards`). Attempts left without a verdict by an earlier, failed run are
+        (`stp.verify.runner`). Attempts left without a verdict by an earlier, failed run are
         verified again first; above `verifier.max_unverified_fraction` the stage fails."""
         from stp.model import prompts
-        from stp.pipeline.shards import ShardRunner, check_outage, verify_with_retries
         from stp.verify import VerifyItem
+        from stp.verify.runner import ShardRunner, check_outage, verify_with_retries
 
         targets = self.run_dir.load_arrays(self.run_dir.targets_path(r))["sids"]
         sps = self.samples_per_statement(r)
@@ -695,8 +702,9 @@ class SelfPlay:
         k = round(self.sp.sft_replay_fraction * n)
         if k <= 0:
             return []
-        path = self.cfg.data.sft or str(resolve_data_dir(self.cfg.run.data_dir)
-                                        / "mathlib" / "sft.jsonl.gz")
+        from stp.selfplay.inputs import stage1_sft_path
+
+        path = stage1_sft_path(self.cfg)
         if not storage.exists(path):
             raise UsageError(f"selfplay.sft_replay_fraction > 0 but the SFT set {path} is missing")
         pool = list(storage.iter_jsonl(path, type=TrainingExample))
@@ -714,31 +722,46 @@ class SelfPlay:
             log.warning("round %d: no training examples; the model is carried over", r)
             return {"model": model, "skipped": True, "steps": 0}
         self._close_sampler()  # free accelerator memory for the trainer
-        from stp.pipeline.devices import prepare_for_training
+        from stp.model.phases import release_for_training
 
-        prepare_for_training()
-        train_fn: Any = self._train_fn
+        release_for_training()
+        train_fn: TrainFn | None = self._train_fn
         if train_fn is None:
             from stp.model.training import train_weighted
 
             train_fn = train_weighted
-        # "restart" (expert iteration) trains the round-0 model again each round, for at least
-        # the final re-training's step count; "continue" trains the previous round's model.
-        restart = self.sp.round_training == "restart"
-        base = self.model_for(0) if restart else model
-        extra: dict[str, Any] = {"min_steps": self.cfg.retrain.min_steps} if restart else {}
-        if self.sp.max_train_steps > 0:
-            extra["max_steps"] = self.sp.max_train_steps
+        # "restart" (expert iteration) trains the round-0 model again each round; "continue"
+        # trains the previous round's model. Both with the [selfplay.trainer] settings.
+        from stp.config import stage_trainer, train_kwargs
+
+        base = self.model_for(0) if self.sp.round_training == "restart" else model
+        trainer = stage_trainer(self.cfg, "selfplay")
         result = train_fn(base, str(storage.local_cache_path(train_path)),
-                          self.run_dir.model_dir(r), self.cfg.trainer, self.cfg.model,
-                          learning_rate=self.sp.learning_rate, **extra)
+                          self.run_dir.model_dir(r), trainer, self.cfg.model,
+                          **train_kwargs(trainer))
         self.counters["train_runs"] += 1
         self.counters["train_steps"] += int(result.steps)
-        losses = list(getattr(result, "losses", []) or [])
+        losses = list(result.losses)
         return {"model": str(result.hf_path), "skipped": False, "steps": int(result.steps),
                 "first_loss": float(losses[0]) if losses else None,
                 "last_loss": float(losses[-1]) if losses else None,
-                "tokens": int(getattr(result, "tokens", 0) or 0)}
+                "tokens": int(result.tokens)}
+
+
+def selfplay_check_config(cfg: STPConfig) -> STPConfig:
+    """The config self-play proofs are judged under. `selfplay.check_budget = "original"` gives
+    them the original's budget, no heartbeat limit and a 200 s wall clock per proof
+    (RL_step1_generate.py checks under `set_option maxHeartbeats 0` with a 200 s timeout), under
+    `lean.profile`: the reward then differs from the original's rule only by the soundness
+    checks. "config" leaves `lean.max_heartbeats` and `verifier.timeout_s` as configured."""
+    if cfg.selfplay.check_budget == "config":
+        return cfg
+    from stp.lean.config import PAPER_MAX_HEARTBEATS
+    from stp.selfplay.config import ORIGINAL_PROOF_TIMEOUT_S
+
+    return msgspec.structs.replace(
+        cfg, lean=msgspec.structs.replace(cfg.lean, max_heartbeats=PAPER_MAX_HEARTBEATS),
+        verifier=msgspec.structs.replace(cfg.verifier, timeout_s=ORIGINAL_PROOF_TIMEOUT_S))
 
 
 def _embed(sampler: Sampler, texts: list[str], chunk: int = 4096) -> np.ndarray:

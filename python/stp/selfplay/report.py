@@ -6,7 +6,6 @@ stage is counted once) and writes `<out>/report.md` plus one PNG per plot.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,10 @@ def _finish(fig: Any, ax: Any, path: Path, *, xlabel: str, ylabel: str, title: s
     """Label, save and close one report figure; returns its (file name, caption) entry."""
     import matplotlib.pyplot as plt
 
+    if xlabel == "round":  # rounds are whole numbers: no 0.5 ticks on a two-round run
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=legend_size)
@@ -124,8 +127,10 @@ def render_report(run_dir: str, out_dir: str | None = None) -> Path:
     lines.append("")
     for name, title in plots:
         lines += [f"## {title}", "", f"![{title}]({name})", ""]
+    from stp.verify.identity import identity_lines, read_record
+
+    # Which checker judged, in the first lines (and plainly when it was not stp_check).
+    lines[1:1] = ["", *identity_lines(read_record(run_dir), "self-play results")]
     report = out / "report.md"
-    tmp = report.with_name(report.name + ".tmp")
-    tmp.write_text("\n".join(lines), encoding="utf-8")
-    os.replace(tmp, report)
+    storage.write_text(str(report), "\n".join(lines))
     return report

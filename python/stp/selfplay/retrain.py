@@ -23,10 +23,11 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from stp import storage
-from stp.config import STPConfig, resolve_data_dir
+from stp.config import STPConfig
 from stp.data.records import TrainingExample
 from stp.errors import UsageError
 from stp.metrics import MetricsWriter
+from stp.model.training import TrainFn
 from stp.selfplay import rules
 from stp.selfplay.records import CorrectProof, StatementRow
 from stp.selfplay.rundir import RunDir
@@ -68,8 +69,12 @@ def round_sources(run_dirs: list[str]) -> Iterator[RoundSource]:
 
 
 def sft_path(cfg: STPConfig) -> str:
-    return (cfg.data.sft_mathlib or cfg.data.sft
-            or str(resolve_data_dir(cfg.run.data_dir) / "mathlib" / "sft.jsonl.gz"))
+    """The Mathlib-only SFT set re-added (`data.sft_mathlib`, else
+    `<data_dir>/mathlib/sft-mathlib-only.jsonl.gz`); never the whole SFT set, whose
+    LeanWorkbook proofs the original does not re-add."""
+    from stp.selfplay.inputs import retrain_sft_path
+
+    return retrain_sft_path(cfg)
 
 
 def retrain_examples(cfg: STPConfig, sources: Iterable[RoundSource], *,
@@ -98,8 +103,9 @@ def build_retrain_set(cfg: STPConfig) -> tuple[list[TrainingExample], dict[str, 
     sources = round_sources(run_dirs)  # checks the runs first: their error is the one to report
     sft_file = sft_path(cfg)
     if not storage.exists(sft_file):
-        raise UsageError(f"SFT set not found: {sft_file} (set data.sft_mathlib; build it with "
-                         "`python -m stp.extract sft`)")
+        raise UsageError(f"re-training SFT set not found: {sft_file} (build it with `python -m "
+                         "stp.extract sft --from-hf` or `python -m stp.extract sft`, or set "
+                         "data.sft_mathlib)")
     sft = list(storage.iter_jsonl(sft_file, type=TrainingExample))
     seen = {rules.dedup_key(e.prompt, e.target) for e in sft}
     selfplay, proofs = retrain_examples(cfg, sources,
@@ -111,7 +117,7 @@ def build_retrain_set(cfg: STPConfig) -> tuple[list[TrainingExample], dict[str, 
     return examples, summary
 
 
-def run_retrain(cfg: STPConfig, *, train_fn: Any = None) -> dict[str, Any]:
+def run_retrain(cfg: STPConfig, *, train_fn: TrainFn | None = None) -> dict[str, Any]:
     """Build the data (once) and train (once); returns the manifest's stage summaries."""
     out = storage.join(cfg.run.run_dir, "retrain")
     manifest_path = storage.join(out, "manifest.json")
@@ -134,13 +140,13 @@ def run_retrain(cfg: STPConfig, *, train_fn: Any = None) -> dict[str, Any]:
                 from stp.model.training import train_weighted
 
                 train_fn = train_weighted
-            rc = cfg.retrain
-            result = train_fn(rc.base_model, str(storage.local_cache_path(train_path)),
-                              storage.join(out, "model"), cfg.trainer, cfg.model,
-                              learning_rate=rc.learning_rate, min_steps=rc.min_steps,
-                              epochs=rc.epochs,
-                              **({"max_steps": rc.max_steps} if rc.max_steps > 0 else {}))
-            losses = list(getattr(result, "losses", []) or [])
+            from stp.config import stage_trainer, train_kwargs
+
+            trainer = stage_trainer(cfg, "retrain")
+            result = train_fn(cfg.retrain.base_model, str(storage.local_cache_path(train_path)),
+                              storage.join(out, "model"), trainer, cfg.model,
+                              **train_kwargs(trainer))
+            losses = list(result.losses)
             summary = {"model": str(result.hf_path), "steps": int(result.steps),
                        "last_loss": float(losses[-1]) if losses else None,
                        "seconds": time.monotonic() - start}

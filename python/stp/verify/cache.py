@@ -6,13 +6,15 @@ atomic batched inserts (a crash loses at most the uncommitted batch, never corru
 indexed lookups without loading millions of results into memory, and safe use from several threads
 of one process (one connection behind a lock).
 
-Only judgements are cached: pass and fail. `error` (the checker could not judge: header error,
+Only judgements are cached: pass and fail (a `fail` claimed by a check worker only once that
+worker retired consistent: stp.verify.pool `provisional`). `error` (the checker could not judge: header error,
 internal error, cannot start), timeouts, memory kills and crashes depend on the machine, the
 workspace build and the limits, so a re-run tries them again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import msgspec
 
-from stp.verify.types import VerifyResult
+from stp.verify.types import VerifyResult, length_prefixed
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(VerifyResult)
@@ -29,7 +31,7 @@ _CHUNK = 500  # SQLite's host-parameter limit is 999 on old builds
 
 def cacheable(result: VerifyResult) -> bool:
     """A judgement the checker reached about the proof itself."""
-    return result.status in ("pass", "fail")
+    return result.status in ("pass", "fail") and not result.provisional
 
 
 class ResultCache:
@@ -43,6 +45,8 @@ class ResultCache:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, result BLOB NOT NULL)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS refs (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
 
     def get_many(self, keys: Sequence[str]) -> dict[str, VerifyResult]:
         found: dict[str, VerifyResult] = {}
@@ -81,3 +85,48 @@ class ResultCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+class ReferenceStore:
+    """Statement REFERENCEs (or the `fail` a statement got) across runs, in the result cache's
+    SQLite file (table `refs`), keyed by header, header trust, statement and `context` (the
+    checker fingerprint: toolchain, Mathlib revision, checker binary digest, heartbeats, mode),
+    so a dataset statement is elaborated once and a heartbeat-caused `statement_error` is never
+    served under other limits. The pool stores only answers of statement processes that answered
+    their whole batch consistently and exited cleanly."""
+
+    def __init__(self, cache: ResultCache, context: str) -> None:
+        self.cache = cache
+        self.context = context
+
+    def _key(self, header: str, trusted: bool, statement: str) -> str:
+        return hashlib.blake2b(length_prefixed(header, str(trusted), statement, self.context),
+                               digest_size=16).hexdigest()
+
+    def get(self, header: str, trusted: bool, statement: str) -> msgspec.Raw | VerifyResult | None:
+        key = self._key(header, trusted, statement)
+        with self.cache._lock:
+            row = self.cache._db.execute("SELECT value FROM refs WHERE key = ?",
+                                         (key,)).fetchone()
+        if row is None:
+            return None
+        blob = bytes(row[0])
+        if blob[:1] == b"R":
+            return msgspec.Raw(blob[1:])
+        return _decoder.decode(blob[1:])
+
+    def put(self, entries: list[tuple[str, bool, str, msgspec.Raw | VerifyResult]]) -> None:
+        rows = []
+        for header, trusted, statement, value in entries:
+            blob = (b"R" + bytes(value) if isinstance(value, msgspec.Raw)
+                    else b"F" + _encoder.encode(value))
+            rows.append((self._key(header, trusted, statement), blob))
+        with self.cache._lock:
+            self.cache._db.execute("BEGIN")
+            try:
+                self.cache._db.executemany(
+                    "INSERT OR REPLACE INTO refs (key, value) VALUES (?, ?)", rows)
+                self.cache._db.execute("COMMIT")
+            except BaseException:
+                self.cache._db.execute("ROLLBACK")
+                raise

@@ -30,7 +30,7 @@ from stp.cli import (
     setup_logging,
 )
 from stp.metrics import Progress
-from stp.verify.leanfile import LeanFileError, TextMap, split_lean_file
+from stp.verify.leanfile import TextMap, split_lean_file
 from stp.verify.types import VerifyItem, VerifyResult
 
 
@@ -91,10 +91,7 @@ def read_lean(path: Path) -> list[Entry]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise UsageError(f"{path}: not UTF-8 text ({err})") from None
-    try:
-        theorems = split_lean_file(text, str(path))
-    except LeanFileError as err:
-        raise UsageError(str(err)) from None
+    theorems = split_lean_file(text, str(path))
     return [Entry(t.name, f"{path}:{t.line}",
                   VerifyItem(statement=t.statement, proof=t.proof, header=t.header,
                              header_trusted=False, name=t.name),

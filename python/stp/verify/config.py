@@ -13,9 +13,10 @@ from stp.ranges import NonNegativeInt, PositiveFloat, PositiveInt, UnitFloat
 Backend = Literal["local", "ray"]
 Sandbox = Literal["auto", "bwrap", "none"]
 # How a pass is confirmed before it is cached, rewarded or counted (docs/verify.md):
-# "replay": a long-lived replay worker, which never sees proof text, re-adds the declarations the
-# check worker exported through the kernel on its pristine header environment; "fresh": the proof
-# is re-checked by a freshly started worker (one header import per pass); "off": no re-check.
+# "replay": the judge (a process that never parses or elaborates text) re-adds the EXPORT of the
+# check worker's pass through the kernel and compares it with the statement's REFERENCE from a
+# statement process; "fresh": the same, plus a fresh re-check of the proof on top; "off": no
+# confirmation. Under the paper profile (no exports) a pass is re-checked by a fresh worker.
 Recheck = Literal["replay", "fresh", "off"]
 # -1 = derived (see rlimit_as_mb), 0 = none, else MiB.
 AddressSpaceMB = Annotated[int, Meta(ge=-1)]
@@ -47,7 +48,7 @@ class VerifierConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     start_timeout_s: PositiveFloat = 600.0
     # A crashed check is retried this many times on a fresh worker before it is marked `crash`.
     crash_retries: NonNegativeInt = 1
-    # Outage guard of self-play proving and evaluation (stp.pipeline.shards): attempts that got no
+    # Outage guard of self-play proving and evaluation (stp.verify.runner): attempts that got no
     # verdict (`error`, `crash`) are verified again this many times; if more than this fraction
     # of a stage's attempts still has none, the stage fails and a rerun verifies only those (the
     # original aborted a round above 0.5 %).
@@ -56,21 +57,30 @@ class VerifierConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Longest checker output line accepted (MiB); a longer one is a protocol error of the worker
     # and is never buffered beyond this.
     max_response_mb: PositiveInt = DEFAULT_MAX_RESPONSE_MB
-    # Run checker workers under bubblewrap (read-only toolchain and workspace, private /tmp, no
-    # network, cleared environment). "auto": where `bwrap` exists, else one warning; "bwrap":
-    # required (missing bwrap is an error); "none": no sandbox.
+    # Run checker processes (workers and the cross-check's REPL) under bubblewrap + seccomp
+    # (stp.verify.sandbox, docs/verify.md). "auto" and "bwrap": required, also for a
+    # lean.checker_command (no working bwrap is an error naming the fix); "none": no sandbox,
+    # only when said explicitly, and then named in every report header.
     sandbox: Sandbox = "auto"
     # Extra paths bound read-only into the sandbox (e.g. the interpreter of a checker_command).
     sandbox_binds: list[str] = msgspec.field(default_factory=list)
-    # Confirm every pass before it is cached, rewarded or counted (a disagreement makes the item
-    # `error`). "replay" falls back to "fresh" for passes without an export (too large) and for
-    # the paper profile.
+    # Confirm every pass before it is cached, rewarded or counted (a pass the judge refutes is
+    # `fail`; one it cannot judge is `error`). A strict pass must carry its EXPORT: a pass
+    # without one is a protocol error, never re-checked some cheaper way instead.
     recheck: Recheck = "replay"
-    # Replay workers per header pool (recheck = "replay"), started on demand, long-lived; NOT
-    # counted in `workers` (they idle most of the time: a replay is a fraction of a check).
-    replay_workers: PositiveInt = 1
+    # Judges (replay role) per header pool; 0 = sized from `workers` and the measured pass rate
+    # and judge/check time ratio (stp.verify.pool.judge_target). Outside the `workers` cap.
+    replay_workers: NonNegativeInt = 0
+    # Statement processes running at once per header pool; 0 = sized like the judges
+    # (stp.verify.pool.statement_target). Each is single-use: one batch, then it exits.
+    statement_workers: NonNegativeInt = 0
+    # Statements per statement process (a compromised one can misstate at most its batch).
+    statement_batch: PositiveInt = 32
+    # Largest EXPORT (joined chunks) accepted; a larger one makes the item `error`
+    # (`export_too_large`).
+    max_export_mb: PositiveInt = 256
     # Fresh workers kept started per header pool, ready for fresh pass re-checks (each runs one);
-    # used by recheck = "fresh", and by "replay" only under the paper profile.
+    # used by recheck = "fresh" and under the paper profile.
     recheck_spares: NonNegativeInt = 1
     # Persistent result cache (SQLite, local); empty = <run_dir>/verify-cache; "off" = none.
     cache_dir: str = ""

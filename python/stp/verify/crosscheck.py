@@ -8,17 +8,28 @@ verdict would poison training data and reported numbers.
 The REPL's criterion here: the command `statement + proof` elaborates with no error message and no
 sorry, and `#print axioms <theorem>` lists nothing outside the allowed axioms. The REPL keeps one
 environment per distinct header (imported once, reused via its `env` field).
+
+The REPL elaborates the same model-written text as our checker, so it runs in the same sandbox
+(stp.verify.sandbox): lean-interact starts it as `<lake> env <repl>` with the `lake` its config
+names, and that `lake` is a wrapper that starts exactly that REPL through the checker launcher
+(digest checked at every start, seccomp filter, namespaces, read-only binds). lean-interact's
+one-time set-up (cloning and building the REPL) runs before, with the real `lake`: it runs no
+model text.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from stp.errors import UsageError
 from stp.lean.config import LeanConfig
+from stp.verify.config import VerifierConfig
 from stp.verify.leanfile import declared_name
 from stp.verify.pool import join_proof
 from stp.verify.types import VerifyItem, VerifyResult
@@ -100,11 +111,17 @@ def axioms_from_messages(texts: list[str]) -> list[str] | None:
 class LeanInteractBackend:
     """lean-interact's AutoLeanServer on the same Lake workspace as our checker."""
 
-    def __init__(self, lean_cfg: LeanConfig, timeout_s: float, memory_mb: int) -> None:
+    def __init__(self, lean_cfg: LeanConfig, timeout_s: float, memory_mb: int,
+                 verifier_cfg: VerifierConfig | None = None) -> None:
         """lean-interact clones and builds its REPL (github.com/leanprover-community/repl) into
         its cache directory on first use, so the first cross-check needs network access and a
-        few minutes; later ones reuse the build."""
+        few minutes; later ones reuse the build. `verifier_cfg` gives the sandbox settings
+        (`verifier.sandbox`, `sandbox_binds`); without it the default, a required sandbox."""
         from stp.lean import toolchain
+        from stp.verify import sandbox
+
+        verifier_cfg = verifier_cfg or VerifierConfig()
+        sandbox.sandboxed(verifier_cfg)  # refuse before minutes of REPL set-up
 
         toolchain.require_lean(lean_cfg)
         try:
@@ -120,7 +137,15 @@ class LeanInteractBackend:
         self.config = LeanREPLConfig(project=project, lake_path=lake,
                                      memory_hard_limit_mb=memory_mb or None,
                                      enable_incremental_optimization=False)
-        self.server: Any = AutoLeanServer(self.config)
+        self._wrapper_dir = Path(tempfile.mkdtemp(prefix="stp-crosscheck-"))
+        repl = str(Path(self.config.cache_repl_dir) / ".lake" / "build" / "bin" / "repl")
+        self.config.lake_path = sandbox.lake_wrapper(verifier_cfg, lean_cfg, repl,
+                                                     self.config.working_dir, self._wrapper_dir)
+        try:
+            self.server: Any = AutoLeanServer(self.config)
+        except BaseException:
+            shutil.rmtree(self._wrapper_dir, ignore_errors=True)
+            raise
         self.allowed = set(lean_cfg.allowed_axioms)
         self.timeout_s = timeout_s
         self._envs: dict[str, int] = {}
@@ -167,6 +192,7 @@ class LeanInteractBackend:
         kill = getattr(self.server, "kill", None)
         if callable(kill):
             kill()
+        shutil.rmtree(self._wrapper_dir, ignore_errors=True)
 
 
 def _errors(resp: Any) -> list[str]:

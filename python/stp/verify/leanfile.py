@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from stp.errors import InputFormatError
 from stp.verify.pool import join_proof
 
 _MODIFIERS = r"(?:(?:private|protected|noncomputable|nonrec|unsafe|partial)\s+)*"
@@ -34,8 +35,9 @@ _LONE_ATTR = re.compile(r"@\[[^\]]*\]\s*")
 _OPEN_IN = re.compile(r"open\b[^\n]*\bin\s*")
 
 
-class LeanFileError(ValueError):
-    """The file cannot be split (e.g. a theorem without `:=`); the message names file and line."""
+class LeanFileError(InputFormatError):
+    """The file cannot be split (e.g. a theorem without `:=`); the message names file and line
+    (an `STPError`: the CLI prints it as one line)."""
 
 
 @dataclass

@@ -1,29 +1,41 @@
 """The local checker pool: header-keyed warm workers on one asyncio loop in a background thread.
 
-Every job ends in exactly one result delivered to its sink: a checker verdict, `timeout`, `memory`,
-`crash` (after `crash_retries` retries on another worker) or `error` (the checker cannot start for
-that header). The invariants that guarantee it:
+Every job ends in exactly one result delivered to its sink: a verdict, `timeout`, `memory`,
+`crash` (after `crash_retries` retries on another worker) or `error`. The invariants that
+guarantee it:
 - a job is in exactly one place at a time: one of its pool's queues (`pending` for a first check,
-  `rechecks` for a fresh re-check, `replays` for a replay; `_HeaderPool.queue_of` decides), a
-  worker's in-flight queue, or finished (`Job.done`);
+  `rechecks` for a fresh re-check, `replays` for the judge; `_HeaderPool.queue_of` decides), the
+  waiting list of its statement's reference (`ref_waiters`), a worker's in-flight queue, or
+  finished (`Job.done`);
 - a worker is retired exactly once (`_retire`), and retiring hands back every in-flight job;
 - a response is accepted only if its id is the id of the oldest in-flight job of that worker
   (checkers answer in request order), it echoes that job's nonce, and a `pass` is consistent
-  (`stp.lean.protocol.pass_problem`); anything else kills the worker. An inconsistent answer is
-  retried once on another worker, then the item is `error`: it is never a pass;
-- with `recheck` on, a pass is only final once it is confirmed, and a re-check that is not a
-  consistent pass (fail, error, timeout, memory, crash after retries) makes the item `error`
-  (`recheck_disagreement`), never a pass:
-  - "replay": a strict pass carrying an EXPORT goes to its pool's replay worker (role "replay",
-    `replay_workers` per pool, started on demand, long-lived, outside the `workers` cap) as a
-    ReplayRequest, which carries the statement and the export and never the proof text; the
-    replay worker answers from its immutable header environment, so no earlier request can have
-    changed its verdict;
-  - "fresh" (and, under "replay", passes with `export_omitted` and paper-profile passes): a fresh
-    worker (a process that has run no earlier request) checks the proof again; each fresh worker
-    runs exactly one re-check and is retired;
-- a check worker is started with `export` on exactly when `recheck` is "replay"; a replay worker
-  only ever receives ReplayRequests, a normal or fresh worker only CheckRequests.
+  (`stp.lean.protocol.pass_problem`, exports and references included); anything else kills the
+  worker. An inconsistent answer is retried once on another worker, then the item is `error`.
+
+Protocol 4 (issue #20; docs/verify.md "Trust base"): every process that elaborates model text
+(check workers, statement processes) is assumed compromised; its answers are claims.
+- With `recheck` on (strict profile) a check worker is started with `export: true` and every
+  pass must carry its EXPORT (a pass without one is a protocol error: retried once, then `error`;
+  NEVER a cheaper re-check instead). An EXPORT over `max_export_bytes` is `error`,
+  `export_too_large`.
+- The statement's REFERENCE comes from a single-use **statement process** (role "statement"):
+  started when references are wanted, given at most `statement_batch` statements at Ready,
+  stdin closed; its answers are used only once it has answered all of them and exited with code
+  0 (any protocol error discards the whole batch: retried once, then `error`). References are
+  cached per header + statement (+ limits, toolchain and checker digest when persisted), so a
+  dataset statement is elaborated once.
+- The **judge** (role "replay") imports the header's modules (read by Python,
+  `stp.verify.imports`) and receives REFERENCE + EXPORT only; its verdict decides: pass -> the
+  item passes (with `recheck = "fresh"` a fresh re-check is added on top, never instead); fail
+  -> `fail` with the judge's reasons (the check worker is then known to have lied: retired);
+  error/timeout/crash -> `error` (`recheck_disagreement`).
+- Judges and statement processes are outside the `workers` cap and sized from it and the
+  measured pass rate and replay/check time ratio (`replay_workers` / `statement_workers` = 0).
+- A `fail` from a check worker is `provisional` until that worker retires without ever having
+  broken the protocol or been refuted by the judge: then the sink's `on_settle` hears it may be
+  persisted; a worker caught lying settles its fails as untrusted (never cached across runs).
+- Paper profile: no exports; a pass is re-checked by a fresh worker (each runs one re-check).
 
 Throughput: up to `pipeline_depth` requests are in flight per worker, requests are written in one
 batch per loop iteration, results are handed to the caller's thread in batches, and timeouts and
@@ -36,9 +48,9 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import os
 import queue
-import secrets
 import signal
 import threading
 import time
@@ -46,8 +58,11 @@ import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
+from msgspec import UNSET, Raw
+
+from stp.host import workers_after_reserve
 from stp.lean.client import CheckerProcess, CheckerStartError, private_rss_mb
 from stp.lean.protocol import (
     CheckerConfig,
@@ -55,9 +70,13 @@ from stp.lean.protocol import (
     CheckResponse,
     Mode,
     Profile,
+    ReferenceRequest,
     ReplayRequest,
+    Role,
     pass_problem,
 )
+from stp.verify.config import Recheck
+from stp.verify.imports import HeaderImportsError, header_imports
 from stp.verify.types import VerifyItem, VerifyResult, encoding_problem
 
 log = logging.getLogger(__name__)
@@ -67,13 +86,50 @@ MAX_START_FAILURES = 3
 # An inconsistent answer (forged pass, wrong nonce, duplicate keys, oversized line) is retried
 # this many times on another worker before the item is answered `error`.
 PROTOCOL_RETRIES = 1
+# References kept in memory (least recently used dropped; the persistent store keeps the rest).
+MAX_MEMORY_REFERENCES = 200_000
+# Priors of the judge sizing before enough answers were measured.
+PRIOR_PASS_RATE = 0.2
+PRIOR_REPLAY_RATIO = 0.25
+MEASURE_AFTER = 50
 
 WorkerState = Literal["starting", "ready", "draining", "retired"]
 FailureKind = Literal["timeout", "memory", "crash", "protocol"]
 # A worker's role: "normal" serves the pool's queue; "fresh" runs exactly one pass re-check;
-# "replay" (wire role "replay") serves the pool's kernel-replay re-checks.
-WorkerRole = Literal["normal", "fresh", "replay"]
-Recheck = Literal["replay", "fresh", "off"]
+# "statement" (single-use) answers one batch of references; "replay" is the judge.
+WorkerRole = Literal["normal", "fresh", "statement", "replay"]
+# Where a job is: first check, waiting for its statement's reference, at the judge, at a fresh
+# re-check.
+Stage = Literal["check", "reference", "judge", "fresh"]
+WIRE_ROLE: dict[WorkerRole, Role] = {"normal": "check", "fresh": "check",
+                                     "statement": "statement", "replay": "replay"}
+
+
+class _Nonces:
+    """128-bit request nonces from os.urandom, drawn 4 KiB at a time: one system call per 256
+    nonces instead of one per request (the same randomness; the driver's CPU per check counts)."""
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._at = 0
+
+    def next(self) -> str:
+        if self._at + 16 > len(self._pool):
+            self._pool, self._at = os.urandom(4096), 0
+        start = self._at
+        self._at += 16
+        return self._pool[start:start + 16].hex()
+
+
+_nonce_sources = threading.local()
+
+
+def new_nonce() -> str:
+    """A fresh request nonce (one source per thread: each engine's loop has its own)."""
+    source = getattr(_nonce_sources, "source", None)
+    if source is None:
+        source = _nonce_sources.source = _Nonces()
+    return str(source.next())
 
 
 def join_proof(statement: str, proof: str) -> str:
@@ -93,6 +149,15 @@ def response_to_result(resp: CheckResponse) -> VerifyResult:
     )
 
 
+class ReferenceStore(Protocol):
+    """Persistent references (stp.verify.cache.ReferenceStore): `get` returns the stored answer
+    (raw REFERENCE or a `fail` result) of a statement under a header, `put` stores answers."""
+
+    def get(self, header: str, trusted: bool, statement: str) -> Raw | VerifyResult | None: ...
+
+    def put(self, entries: list[tuple[str, bool, str, Raw | VerifyResult]]) -> None: ...
+
+
 @dataclass(frozen=True, kw_only=True)
 class PoolSettings:
     """What the engine needs to know. Built from STPConfig by `stp.verify.service.pool_settings`
@@ -109,11 +174,15 @@ class PoolSettings:
     memory_check_s: float
     rlimit_as_mb: int
     max_line_bytes: int
+    max_export_bytes: int
     recycle_after: int
     max_header_pools: int
     crash_retries: int
     recheck: Recheck
+    # 0 = sized from `workers` and the measured pass rate (`judge_target`)
     replay_workers: int
+    statement_workers: int
+    statement_batch: int
     recheck_spares: int
     max_heartbeats: int
     mode: Mode
@@ -121,14 +190,33 @@ class PoolSettings:
     allowed_axioms: tuple[str, ...]
 
 
+def judge_target(check_workers: int, pass_rate: float, replay_ratio: float, cap: int) -> int:
+    """Judges one pool needs: the judge work per unit of time is check_workers x pass rate x
+    (judge time / check time); 1.5x headroom so that a burst of passes does not queue; at least
+    one, at most `cap`."""
+    need = 1.5 * check_workers * pass_rate * replay_ratio
+    return max(1, min(cap, math.ceil(need)))
+
+
+def statement_target(check_workers: int, pass_rate: float, cap: int) -> int:
+    """Statement processes running at once for one pool: each answers a batch and exits; one per
+    16 check workers at the prior pass rate of 20 %, scaled with the measured rate."""
+    return max(1, min(cap, math.ceil(check_workers * pass_rate / 3.2)))
+
+
 class Sink:
-    """Where one `submit` call's results go: batches of (tag, result) read by the caller's thread."""
+    """Where one `submit` call's results go: batches of (tag, result) read by the caller's thread.
+
+    `on_settle(tags, trusted)` (optional, called on the pool's loop thread) hears when the
+    provisional fails of `tags` became persistable (their worker retired consistently) or must
+    be forgotten (their worker was caught lying)."""
 
     def __init__(self, expected: int) -> None:
         self.expected = expected
         self.delivered = 0
         self.cancelled = False
         self.queue: queue.SimpleQueue[list[tuple[int, VerifyResult]]] = queue.SimpleQueue()
+        self.on_settle: Callable[[list[int], bool], None] | None = None
         self._buffer: list[tuple[int, VerifyResult]] = []
         self._flush_scheduled = False
 
@@ -161,10 +249,14 @@ class Job:
     done: bool = False
     # The nonce of the latest request sent for this job (a new one per attempt).
     nonce: str = ""
-    # Set once the first check passed: the job then waits for its re-check.
+    stage: Stage = "check"
+    # Set once the first check passed: the job then waits for its confirmation.
     first_pass: VerifyResult | None = None
-    # The first pass's EXPORT when it is re-checked by kernel replay (else a fresh re-check).
-    export: dict[str, Any] | None = None
+    # The first pass's EXPORT and the statement's REFERENCE (raw JSON, forwarded to the judge).
+    export: Raw | None = None
+    reference: Raw | None = None
+    # The check worker whose pass is being confirmed (refuted by the judge -> it lied).
+    checked_by: _Worker | None = None
 
     @property
     def rechecking(self) -> bool:
@@ -172,19 +264,38 @@ class Job:
 
     @property
     def replaying(self) -> bool:
-        return self.first_pass is not None and self.export is not None
+        return self.stage == "judge"
 
     def request(self) -> CheckRequest | ReplayRequest:
         it = self.item
-        self.nonce = secrets.token_hex(16)
-        if self.replaying:
-            assert self.export is not None
-            # never the proof text: the replay worker sees only the statement and the export
-            return ReplayRequest(id=str(self.id), nonce=self.nonce, statement=it.statement,
+        self.nonce = new_nonce()
+        if self.stage == "judge":
+            assert self.export is not None and self.reference is not None
+            # never any text: the judge sees the reference and the export only
+            return ReplayRequest(id=str(self.id), nonce=self.nonce, reference=self.reference,
                                  export=self.export)
         return CheckRequest(id=str(self.id), nonce=self.nonce, statement=it.statement,
                             proof=join_proof(it.statement, it.proof), name=it.name,
                             premises=it.premises)
+
+
+@dataclass(eq=False)
+class RefJob:
+    """One statement whose reference is wanted (by the jobs in its pool's `ref_waiters`)."""
+
+    id: int
+    statement: str
+    attempts: int = 0
+    protocol_attempts: int = 0
+    nonce: str = ""
+    done: bool = False
+    # Set once a batch holding it failed: it is retried alone, so that one lying statement
+    # process (or one statement that crashes it) cannot fail the other statements of its batch.
+    isolate: bool = False
+
+    def request(self) -> ReferenceRequest:
+        self.nonce = new_nonce()
+        return ReferenceRequest(id=str(self.id), nonce=self.nonce, statement=self.statement)
 
 
 @dataclass
@@ -201,10 +312,16 @@ class EngineStats:
     protocol_errors: int = 0
     rechecks: int = 0
     recheck_rejections: int = 0
-    # of `rechecks`: those done by kernel replay, and first passes sent to a fresh re-check
-    # because their export was omitted (too large)
+    # of `rechecks`: those judged (kernel replay against the reference)
     replays: int = 0
-    export_omitted: int = 0
+    # judge refutations of a check worker's pass (that worker lied: retired)
+    judge_rejections: int = 0
+    # passes whose EXPORT exceeded max_export_bytes (answered `error`)
+    export_too_large: int = 0
+    # references answered by statement processes / served from the caches
+    references: int = 0
+    reference_hits: int = 0
+    statement_processes: int = 0
     header_seconds: list[float] = field(default_factory=list)
 
 
@@ -217,13 +334,22 @@ class _Worker:
         self.role: WorkerRole = role
         s = engine.settings
         self.proc = CheckerProcess(s.command, self, cwd=s.cwd, env=s.env,
-                                   rlimit_as_mb=s.rlimit_as_mb, max_line_bytes=s.max_line_bytes)
+                                   rlimit_as_mb=s.rlimit_as_mb, max_line_bytes=s.max_line_bytes,
+                                   max_export_bytes=s.max_export_bytes,
+                                   runs_model_text=role != "replay")
         self.state: WorkerState = "starting"
-        self.inflight: deque[Job] = deque()
-        self.outbox: list[Job] = []
+        self.inflight: deque[Any] = deque()
         self.served = 0
         self.head_since = 0.0
         self.started_at = time.monotonic()
+        # Fails this worker answered that are still provisional: (sink, tag).
+        self.held_fails: list[tuple[Sink, int]] = []
+        # Set when the judge refuted one of its passes or it broke the protocol.
+        self.lied = False
+        # Statement process: its batch's answers, used only after a clean exit.
+        self.ref_answers: list[tuple[RefJob, CheckResponse]] = []
+        self.batch: list[RefJob] = []
+        self.awaiting_exit = False
 
     @property
     def active(self) -> bool:
@@ -231,10 +357,12 @@ class _Worker:
 
     async def run_start(self) -> None:
         s = self.engine.settings
-        replay = self.role == "replay"
-        cfg = CheckerConfig(role="replay" if replay else "check",
-                            export=self.role == "normal" and s.recheck == "replay",
-                            header=self.pool.header, header_trusted=self.pool.trusted,
+        judge = self.role == "replay"
+        cfg = CheckerConfig(role=WIRE_ROLE[self.role],
+                            export=self.role == "normal" and self.engine.exports,
+                            header="" if judge else self.pool.header,
+                            imports=list(self.pool.imports or []) if judge else [],
+                            header_trusted=self.pool.trusted,
                             max_heartbeats=s.max_heartbeats, mode=s.mode, profile=s.profile,
                             allowed_axioms=list(s.allowed_axioms))
         try:
@@ -258,6 +386,10 @@ class _Worker:
         self.engine._worker_failed(self, kind, f"misbehaving checker: {detail}")
 
     def on_exit(self, detail: str) -> None:
+        if (self.role == "statement" and self.awaiting_exit and not self.inflight
+                and self.proc.returncode() == 0):
+            self.engine._statement_done(self)
+            return
         self.engine._worker_failed(self, "crash", detail)
 
 
@@ -268,14 +400,27 @@ class _HeaderPool:
     def __init__(self, key: PoolKey) -> None:
         self.key = key
         self.header, self.trusted = key
+        # The judge's imports, read by Python (None: the header's imports cannot be read).
+        self.imports: list[str] | None
+        self.imports_error = ""
+        try:
+            self.imports = header_imports(self.header)
+        except HeaderImportsError as err:
+            self.imports, self.imports_error = None, str(err)
         self.pending: deque[Job] = deque()
         # Jobs whose first check passed, waiting for a fresh worker to re-check them.
         self.rechecks: deque[Job] = deque()
-        # Jobs whose first check passed with an export, waiting for the replay worker.
+        # Jobs whose first check passed with an export and whose reference is known: for the judge.
         self.replays: deque[Job] = deque()
+        # Statements whose reference is wanted and not yet sent to a statement process.
+        self.references: deque[RefJob] = deque()
+        # statement -> its RefJob while the reference is being made, and the jobs waiting for it
+        self.ref_jobs: dict[str, RefJob] = {}
+        self.ref_waiters: dict[str, list[Job]] = {}
         self.workers: list[_Worker] = []
         self.start_failures = 0
         self.replay_start_failures = 0
+        self.statement_start_failures = 0
         self.last_error = ""
 
     def active_workers(self, role: WorkerRole = "normal") -> list[_Worker]:
@@ -293,27 +438,40 @@ class _HeaderPool:
                 self.queue_of(job).appendleft(job)
 
     def queue_of(self, job: Job) -> deque[Job]:
-        if job.replaying:
+        if job.stage == "judge":
             return self.replays
-        return self.rechecks if job.rechecking else self.pending
+        return self.rechecks if job.stage == "fresh" else self.pending
 
     def busy(self) -> bool:
         return (bool(self.pending) or bool(self.rechecks) or bool(self.replays)
-                or any(w.inflight for w in self.workers))
+                or bool(self.references) or bool(self.ref_waiters)
+                or any(w.inflight or w.awaiting_exit for w in self.workers))
 
 
 class Engine:
     """The pool. Thread-safe entry points: submit, cancel, versions, stats, close."""
 
-    def __init__(self, settings: PoolSettings) -> None:
+    def __init__(self, settings: PoolSettings, references: ReferenceStore | None = None) -> None:
         if settings.workers < 1:
             raise ValueError("the pool needs at least one worker")
         self.settings = settings
         self.stats = EngineStats()
+        # Passes of check workers must carry an EXPORT for the judge (strict profile, re-check on).
+        self.exports = settings.recheck != "off" and settings.profile == "strict"
+        self.references = references
+        self._allowed_axioms = frozenset(settings.allowed_axioms)
         self.checker_version: str | None = None
         self.lean_version: str | None = None
         self._ids = itertools.count()
         self._pools: OrderedDict[PoolKey, _HeaderPool] = OrderedDict()
+        # (header, trusted, statement) -> the REFERENCE, or the `fail` the statement got
+        self._ref_cache: OrderedDict[tuple[str, bool, str], Raw | VerifyResult] = OrderedDict()
+        # Measured for the judge sizing: first checks and their passes, service seconds
+        self._first_checks = 0
+        self._first_passes = 0
+        self._check_seconds = 0.0
+        self._judge_seconds = 0.0
+        self._judged_count = 0
         self._versions_waiters: list[asyncio.Future[tuple[str, str]]] = []
         self._kick_scheduled = False
         self._closed = False
@@ -370,6 +528,11 @@ class Engine:
         """Headers with a warm pool, least recently used first."""
         return self._on_loop(lambda: [p.header for p in self._pools.values()])
 
+    def sizing(self) -> dict[str, float]:
+        """The measured pass rate and judge/check time ratio the auto sizing uses."""
+        return self._on_loop(lambda: {"pass_rate": self._pass_rate(),
+                                      "replay_ratio": self._replay_ratio()})
+
     def _on_loop(self, fn: Callable[[], Any]) -> Any:
         async def call() -> Any:
             return fn()
@@ -386,6 +549,7 @@ class Engine:
         self._sweeper.cancel()
         for pool in list(self._pools.values()):
             for w in list(pool.workers):
+                self._settle(w)
                 w.state = "retired"
                 w.proc.kill()
             pool.workers.clear()
@@ -414,8 +578,35 @@ class Engine:
                 self._finish(job, VerifyResult(status="error", reasons=["bad_request"],
                                                detail=problem))
                 continue
-            self._pool((job.item.header, job.item.header_trusted)).pending.append(job)
+            pool = self._pool((job.item.header, job.item.header_trusted))
+            if self.exports and pool.imports is None:
+                # the judge could not be told what to import: refuse, never guess
+                self._finish(job, VerifyResult(
+                    status="error", reasons=["bad_request"],
+                    detail=f"the header's imports cannot be read: {pool.imports_error}"))
+                continue
+            pool.pending.append(job)
+            if self.exports:
+                # ask for the statement's reference now, in parallel with the checks, so that a
+                # pass does not wait for a statement process to start (with 32-64 attempts per
+                # statement this is a few percent of the check work)
+                self._prefetch_reference(pool, job.item.statement)
         self._kick()
+
+    def _prefetch_reference(self, pool: _HeaderPool, statement: str) -> None:
+        if statement in pool.ref_jobs:
+            return
+        key = (pool.header, pool.trusted, statement)
+        if key in self._ref_cache:
+            return
+        if self.references is not None:
+            known = self.references.get(pool.header, pool.trusted, statement)
+            if known is not None:
+                self._remember_reference(key, known)
+                return
+        ref = RefJob(next(self._ids), statement)
+        pool.ref_jobs[statement] = ref
+        pool.references.append(ref)
 
     def _drop_cancelled(self) -> None:
         for pool in self._pools.values():
@@ -425,6 +616,15 @@ class Engine:
                 pool.rechecks = deque(j for j in pool.rechecks if not j.sink.cancelled)
             if any(j.sink.cancelled for j in pool.replays):
                 pool.replays = deque(j for j in pool.replays if not j.sink.cancelled)
+            for statement, waiters in list(pool.ref_waiters.items()):
+                for job in waiters:
+                    if job.sink.cancelled:
+                        job.done = True
+                left = [j for j in waiters if not j.done]
+                if left:
+                    pool.ref_waiters[statement] = left
+                else:  # an empty entry would keep the pool busy (never evicted)
+                    del pool.ref_waiters[statement]
 
     async def _versions(self, key: PoolKey) -> tuple[str, str]:
         if self.checker_version is not None and self.lean_version is not None:
@@ -447,6 +647,40 @@ class Engine:
         job.done = True
         if not job.sink.cancelled:
             job.sink._add(self._loop, job.tag, result)
+
+    # -- sizing ---------------------------------------------------------------------------------
+
+    def _pass_rate(self) -> float:
+        if self._first_checks < MEASURE_AFTER:
+            return PRIOR_PASS_RATE
+        return self._first_passes / self._first_checks
+
+    def _replay_ratio(self) -> float:
+        if self._judged_count < 5 or self._first_checks < MEASURE_AFTER or not self._check_seconds:
+            return PRIOR_REPLAY_RATIO
+        judge = self._judge_seconds / self._judged_count
+        check = self._check_seconds / self._first_checks
+        return judge / check if check > 0 else PRIOR_REPLAY_RATIO
+
+    def _judges_wanted(self, pool: _HeaderPool) -> int:
+        s = self.settings
+        if s.replay_workers:
+            return s.replay_workers
+        judges = len(pool.active_workers("replay"))
+        target = judge_target(max(1, len(pool.active_workers())), self._pass_rate(),
+                              self._replay_ratio(), s.workers)
+        # a backlog beyond what the running judges pipeline: one more, up to the pool size
+        if len(pool.replays) > 2 * s.pipeline_depth * max(1, judges):
+            target = max(target, min(s.workers, judges + 1))
+        return target
+
+    def _statements_wanted(self, pool: _HeaderPool) -> int:
+        s = self.settings
+        if s.statement_workers:
+            return s.statement_workers
+        return statement_target(max(1, len(pool.active_workers())), self._pass_rate(), s.workers)
+
+    # -- scheduling -----------------------------------------------------------------------------
 
     def _schedule(self) -> None:
         self._kick_scheduled = False
@@ -476,23 +710,34 @@ class Engine:
                 w.head_since = time.monotonic()
                 w.inflight.append(job)
                 w.proc.send([job.request()])
-        # 1c. replay workers take the pool's replays (pipelined like normal workers); a pool
-        # with replays waiting and fewer than `replay_workers` replay workers starts one. They
-        # are outside the `workers` cap: a replay costs a fraction of a check.
+        # 1c. judges take the pool's replays (pipelined like normal workers); a pool with replays
+        # waiting and fewer judges than wanted starts one. Judges and statement processes are
+        # outside the `workers` cap (sized by `_judges_wanted` / `_statements_wanted`).
         for pool in self._pools.values():
             if not pool.replays:
                 continue
-            for w in sorted(pool.active_workers("replay"), key=lambda w: len(w.inflight)):
+            judges = pool.active_workers("replay")
+            for w in sorted(judges, key=lambda w: len(w.inflight)):
                 if w.state == "ready":
                     self._feed(w, pool.replays)
                 if not pool.replays:
                     break
-            if pool.replays and len(pool.active_workers("replay")) < s.replay_workers:
+            if pool.replays and len(judges) < self._judges_wanted(pool):
                 self._spawn(pool, "replay")
+        # 1d. statement processes: one is started while references wait and none is starting
+        # (a starting one collects the batch it is given at Ready), up to the wanted number
+        for pool in self._pools.values():
+            if not pool.references:
+                continue
+            statements = pool.active_workers("statement")
+            starting = any(w.state == "starting" for w in statements)
+            if not starting and len(statements) < self._statements_wanted(pool):
+                self.stats.statement_processes += 1
+                self._spawn(pool, "statement")
         # 2. start workers where work waits, fairest pool first, within the global cap; fresh
         # workers (re-checks) first: their jobs are one step from done
         live = sum(1 for p in self._pools.values() for w in p.workers
-                   if w.state != "retired" and w.role != "replay")
+                   if w.state != "retired" and w.role in ("normal", "fresh"))
         while live < s.workers:
             fresh_want = [p for p in self._pools.values() if self._wants_fresh(p)]
             if fresh_want:
@@ -556,8 +801,8 @@ class Engine:
     def _wants_fresh(self, pool: _HeaderPool) -> bool:
         """A fresh worker is wanted for every waiting re-check, and `recheck_spares` are kept
         started ahead while the pool has work that may pass (hiding the start latency) when
-        passes are re-checked fresh: recheck "fresh", or "replay" under the paper profile (under
-        the strict profile only passes whose export was omitted need one: no spares then)."""
+        passes are re-checked fresh: the paper profile, or `recheck = "fresh"` (where the fresh
+        re-check comes on top of the judge's)."""
         s = self.settings
         if s.recheck == "off":
             return False
@@ -570,7 +815,6 @@ class Engine:
         if not waiting and pool.pending and not pool.active_workers():
             return False
         return fresh < waiting + spares
-
     def _free_slot_for(self, needy: _HeaderPool, include_self: bool = False) -> None:
         others = [p for p in self._pools.values() if include_self or p is not needy]  # LRU order
         # idle workers of pools with nothing to do, then idle workers of crowded pools,
@@ -612,19 +856,44 @@ class Engine:
         self._all_workers.add(w.proc)
         self._loop.create_task(w.run_start())
 
-    def _retire(self, w: _Worker, *, requeue: bool) -> list[Job]:
+    def _settle(self, w: _Worker) -> None:
+        """Tell the sinks of the worker's provisional fails whether they may be persisted: yes
+        when it retires consistent (never broke the protocol, never refuted by the judge)."""
+        held, w.held_fails = w.held_fails, []
+        by_sink: dict[int, tuple[Sink, list[int]]] = {}
+        for sink, tag in held:
+            by_sink.setdefault(id(sink), (sink, []))[1].append(tag)
+        for sink, tags in by_sink.values():
+            if sink.on_settle is not None:
+                try:
+                    sink.on_settle(tags, not w.lied)
+                except Exception:  # the caller's callback must not take the pool down
+                    log.exception("settling provisional fails failed")
+
+    def _retire(self, w: _Worker, *, requeue: bool) -> list[Any]:
         """Kill the worker; give its in-flight jobs back (front of the queue, order kept)."""
         if w.state == "retired":
             return []
         w.state = "retired"
         w.proc.kill()
+        self._settle(w)
         with contextlib.suppress(ValueError):
             w.pool.workers.remove(w)
         jobs = list(w.inflight)
         w.inflight.clear()
+        if w.role == "statement":
+            # its answers count only after a clean exit: the whole batch goes back
+            self._requeue_statements(w, [r for r in w.batch if not r.done])
+            w.ref_answers.clear()
+            return jobs
         if requeue:
             w.pool.requeue(jobs)
         return jobs
+
+    def _requeue_statements(self, w: _Worker, refs: list[RefJob]) -> None:
+        for ref in reversed(refs):
+            if not ref.done and ref not in w.pool.references:
+                w.pool.references.appendleft(ref)
 
     # -- worker events --------------------------------------------------------------------------
 
@@ -635,6 +904,8 @@ class Engine:
         w.state = "ready"
         if w.role == "replay":
             w.pool.replay_start_failures = 0
+        elif w.role == "statement":
+            w.pool.statement_start_failures = 0
         else:
             w.pool.start_failures = 0
         self.stats.header_seconds.append(seconds)
@@ -644,7 +915,26 @@ class Engine:
             if not fut.done():
                 fut.set_result((checker_version, lean_version))
         self._versions_waiters.clear()
+        if w.role == "statement":
+            self._send_statements(w)
         self._kick()
+
+    def _send_statements(self, w: _Worker) -> None:
+        """A statement process gets one batch at Ready, then its stdin is closed (single use)."""
+        pool = w.pool
+        batch: list[RefJob] = []
+        while pool.references and len(batch) < self.settings.statement_batch:
+            if batch and (batch[0].isolate or pool.references[0].isolate):
+                break
+            batch.append(pool.references.popleft())
+        if not batch:
+            self._retire(w, requeue=False)
+            return
+        w.batch = batch
+        w.inflight.extend(batch)
+        w.head_since = time.monotonic()
+        w.proc.send([ref.request() for ref in batch])
+        w.proc.close_stdin()
 
     def _start_failed(self, w: _Worker, detail: str) -> None:
         if w.state == "retired":  # retired while starting (killed on purpose): not a failure
@@ -653,19 +943,34 @@ class Engine:
         self._retire(w, requeue=True)
         pool = w.pool
         pool.last_error = detail
-        if w.role == "replay":
-            # counted apart: a pool whose checks start fine must not loop on a broken replay
-            pool.replay_start_failures += 1
-            log.warning("replay checker failed to start (%d in a row): %s",
-                        pool.replay_start_failures, detail)
-            if pool.replay_start_failures >= MAX_START_FAILURES:
-                pool.replay_start_failures = 0
-                while pool.replays:
-                    job = pool.replays.popleft()
-                    assert job.first_pass is not None
-                    self.stats.recheck_rejections += 1
-                    self._finish(job, _not_confirmed(
-                        job, "error", [], f"replay checker could not start: {detail}"))
+        if w.role in ("replay", "statement"):
+            # counted apart: a pool whose checks start fine must not loop on a broken judge
+            what = "judge" if w.role == "replay" else "statement process"
+            if w.role == "replay":
+                pool.replay_start_failures += 1
+                failures = pool.replay_start_failures
+            else:
+                pool.statement_start_failures += 1
+                failures = pool.statement_start_failures
+            log.warning("%s failed to start (%d in a row): %s", what, failures, detail)
+            if failures >= MAX_START_FAILURES:
+                waiting: list[Job] = []
+                if w.role == "replay":
+                    pool.replay_start_failures = 0
+                    waiting = list(pool.replays)
+                    pool.replays.clear()
+                else:
+                    pool.statement_start_failures = 0
+                    for ref in pool.references:
+                        ref.done = True
+                        pool.ref_jobs.pop(ref.statement, None)
+                        waiting.extend(pool.ref_waiters.pop(ref.statement, []))
+                    pool.references.clear()
+                for job in waiting:
+                    if not job.done:
+                        self.stats.recheck_rejections += 1
+                        self._finish(job, _not_confirmed(
+                            job, "error", [], f"{what} could not start: {detail}"))
             self._kick()
             return
         pool.start_failures += 1
@@ -676,10 +981,10 @@ class Engine:
         else:
             pool.start_failures = 0
             result_detail = f"checker could not start for this header: {detail}"
-            for waiting in (pool.pending, pool.rechecks, pool.replays):
-                while waiting:
-                    self._finish(waiting.popleft(), VerifyResult(status="error",
-                                                                 detail=result_detail))
+            for queued in (pool.pending, pool.rechecks, pool.replays):
+                while queued:
+                    self._finish(queued.popleft(), VerifyResult(status="error",
+                                                                detail=result_detail))
             for fut in self._versions_waiters:
                 if not fut.done():
                     fut.set_exception(CheckerStartError(detail))
@@ -690,25 +995,41 @@ class Engine:
         if w.state == "retired":
             return
         s = self.settings
+        role = WIRE_ROLE[w.role]
+        # a judge answer is always the strict judgement (paper passes are never judged)
+        profile: Profile = "strict" if w.role in ("replay", "statement") else s.profile
+        export_requested = w.role == "normal" and self.exports
+        allowed = self._allowed_axioms
         for resp in responses:
             if not w.inflight or resp.id != str(w.inflight[0].id):
                 expected = str(w.inflight[0].id) if w.inflight else "none"
                 self._worker_failed(
-                    w, "crash", f"misbehaving checker: response id {resp.id!r}, expected {expected}")
+                    w, "protocol", f"misbehaving checker: response id {resp.id!r}, "
+                    f"expected {expected}")
                 return
             job = w.inflight[0]
-            # a replay is always the strict judgement (paper passes are never replayed)
-            profile: Profile = "strict" if w.role == "replay" else s.profile
-            export_requested = w.role == "normal" and s.recheck == "replay"
-            problem = pass_problem(resp, job.nonce, s.allowed_axioms, profile, export_requested)
+            problem = pass_problem(resp, job.nonce, allowed, profile, export_requested, role)
             if problem is not None:
                 self._worker_failed(w, "protocol", f"inconsistent checker answer: {problem}")
                 return
             w.inflight.popleft()
-            w.head_since = time.monotonic()
+            now = time.monotonic()
+            took, w.head_since = now - w.head_since, now
             w.served += 1
             self.stats.checks += 1
-            self._judged(job, resp)
+            if w.role == "statement":
+                w.ref_answers.append((job, resp))
+                continue
+            if w.role == "replay":
+                self._judge_seconds += took
+                self._judged_count += 1
+            elif w.role == "normal":
+                self._check_seconds += took
+            self._judged(w, job, resp)
+        if w.role == "statement":
+            if not w.inflight:
+                w.awaiting_exit = True  # answers count once it exits cleanly (on_exit)
+            return
         if w.role == "fresh" and w.served >= 1 and not w.inflight:
             self._retire(w, requeue=True)  # a fresh worker runs exactly one re-check
             self._kick()
@@ -722,42 +1043,218 @@ class Engine:
             self._retire(w, requeue=True)
         self._kick()
 
-    def _judged(self, job: Job, resp: CheckResponse) -> None:
-        """A consistent verdict: final, or (a first pass with re-checks on) sent to re-check:
-        to the replay worker when it carries an export, else to a fresh worker."""
+    def _judged(self, w: _Worker, job: Job, resp: CheckResponse) -> None:
+        """A consistent verdict of a check worker, the judge or a fresh worker."""
         s = self.settings
-        result = response_to_result(resp)
-        if job.first_pass is None:
-            if result.passed and s.recheck != "off":
-                job.first_pass = result
-                job.attempts = job.protocol_attempts = 0
-                if s.recheck == "replay" and resp.export is not None:
-                    job.export = resp.export
-                elif resp.export_omitted is not None:
-                    self.stats.export_omitted += 1
-                pool = self._pool((job.item.header, job.item.header_trusted))
-                pool.queue_of(job).append(job)
+        pool = w.pool
+        if job.stage == "check":
+            self._first_checks += 1
+            passed = resp.verdict == "pass"
+            if passed:
+                self._first_passes += 1
+            if not passed or s.recheck == "off":
+                result = response_to_result(resp)
+                if result.status == "fail":
+                    # a claim of a process that ran model text: persisted only once its worker
+                    # retired consistent (`_settle`)
+                    result.provisional = True
+                    w.held_fails.append((job.sink, job.tag))
+                self._finish(job, result)
                 return
-            self._finish(job, result)
+            job.first_pass = response_to_result(resp)
+            job.attempts = job.protocol_attempts = 0
+            if not self.exports:  # paper profile: a fresh re-check (eval only, never a reward)
+                job.stage = "fresh"
+                pool.rechecks.append(job)
+                return
+            if resp.export is UNSET:  # chunks over max_export_bytes (the client kept none)
+                self.stats.export_too_large += 1
+                self._finish(job, VerifyResult(
+                    status="error", reasons=["export_too_large"],
+                    detail=f"the pass's EXPORT ({resp.export_chunks} chunks) exceeds "
+                           f"verifier.max_export_mb; not re-checked any other way"))
+                return
+            assert isinstance(resp.export, Raw)
+            job.export = resp.export
+            job.checked_by = w
+            self._want_reference(pool, job)
             return
         self.stats.rechecks += 1
-        if job.replaying:
+        if job.stage == "judge":
             self.stats.replays += 1
+            if resp.verdict == "pass":
+                if s.recheck == "fresh":  # a fresh re-check on top, never instead
+                    job.stage = "fresh"
+                    job.attempts = job.protocol_attempts = 0
+                    pool.rechecks.append(job)
+                    return
+                assert job.first_pass is not None
+                self._finish(job, job.first_pass)
+                return
+            if resp.verdict == "fail":
+                # the judge refutes the check worker's pass: its verdict decides, and that
+                # worker is known to have lied (or to be broken): its fails are not trusted
+                self.stats.judge_rejections += 1
+                liar = job.checked_by
+                log.warning("checker/judge disagreement on job %d: the judge says %s", job.id,
+                            ", ".join(resp.reasons))
+                first = job.first_pass
+                assert first is not None
+                self._finish(job, VerifyResult(
+                    status="fail", reasons=resp.reasons, errors=resp.errors,
+                    axioms=resp.axioms, statement_match=resp.statement_match,
+                    detail="the check worker passed it; the judge refuted the export"))
+                if liar is not None and liar.state != "retired":
+                    liar.lied = True
+                    self._retire(liar, requeue=True)
+                elif liar is not None:
+                    liar.lied = True
+                return
+            self.stats.recheck_rejections += 1
+            self._finish(job, _not_confirmed(job, resp.verdict, resp.reasons))
+            return
+        # fresh re-check
+        result = response_to_result(resp)
         if result.passed:
-            # a replay answer carries no premises or messages: the first check's result stands
-            self._finish(job, job.first_pass if job.replaying else result)
+            assert job.first_pass is not None
+            # a judged item keeps the first check's result (premises, messages)
+            self._finish(job, job.first_pass if self.exports else result)
             return
         self.stats.recheck_rejections += 1
         self._finish(job, _not_confirmed(job, result.status, result.reasons))
+
+    # -- references -----------------------------------------------------------------------------
+
+    def _want_reference(self, pool: _HeaderPool, job: Job) -> None:
+        """Send the job to the judge once its statement's reference is known."""
+        statement = job.item.statement
+        key = (pool.header, pool.trusted, statement)
+        known = self._ref_cache.get(key)
+        if known is None and self.references is not None:
+            known = self.references.get(pool.header, pool.trusted, statement)
+            if known is not None:
+                self._remember_reference(key, known)
+        if known is not None:
+            self._ref_cache.move_to_end(key)
+            self.stats.reference_hits += 1
+            self._reference_known(pool, job, known)
+            return
+        job.stage = "reference"
+        pool.ref_waiters.setdefault(statement, []).append(job)
+        if statement not in pool.ref_jobs:  # neither cached nor stored (checked above): make it
+            self._prefetch_reference(pool, statement)
+        self._kick()
+
+    def _remember_reference(self, key: tuple[str, bool, str], value: Raw | VerifyResult) -> None:
+        self._ref_cache[key] = value
+        if len(self._ref_cache) > MAX_MEMORY_REFERENCES:
+            self._ref_cache.popitem(last=False)
+
+    def _reference_known(self, pool: _HeaderPool, job: Job, known: Raw | VerifyResult) -> None:
+        if job.done:
+            return
+        if isinstance(known, VerifyResult):
+            # the statement itself does not elaborate (or is gated): the pass cannot stand
+            self.stats.recheck_rejections += 1
+            if job.checked_by is not None:
+                job.checked_by.lied = True
+            self._finish(job, VerifyResult(
+                status="fail", reasons=known.reasons, errors=known.errors,
+                forbidden=known.forbidden,
+                detail="the check worker passed it; the statement's reference failed"))
+            return
+        job.reference = known
+        job.stage = "judge"
+        pool.replays.append(job)
+
+    def _statement_done(self, w: _Worker) -> None:
+        """A statement process answered its whole batch consistently and exited with code 0:
+        its answers become references (kept in memory, persisted) and release the waiting jobs."""
+        if w.state == "retired":
+            return
+        answers, w.ref_answers = w.ref_answers, []
+        w.state = "retired"
+        with contextlib.suppress(ValueError):
+            w.pool.workers.remove(w)
+        pool = w.pool
+        persist: list[tuple[str, bool, str, Raw | VerifyResult]] = []
+        for ref, resp in answers:
+            ref.done = True
+            pool.ref_jobs.pop(ref.statement, None)
+            waiters = pool.ref_waiters.pop(ref.statement, [])
+            self.stats.references += 1
+            known: Raw | VerifyResult
+            if resp.verdict == "pass":
+                assert isinstance(resp.reference, Raw)
+                known = resp.reference
+            else:
+                known = response_to_result(resp)
+            if resp.verdict in ("pass", "fail"):
+                self._remember_reference((pool.header, pool.trusted, ref.statement), known)
+                persist.append((pool.header, pool.trusted, ref.statement, known))
+            for job in waiters:
+                if resp.verdict == "error":
+                    self.stats.recheck_rejections += 1
+                    if not job.done:
+                        self._finish(job, _not_confirmed(job, "error", resp.reasons,
+                                                         "the statement's reference"))
+                else:
+                    self._reference_known(pool, job, known)
+        if persist and self.references is not None:
+            try:
+                self.references.put(persist)
+            except Exception:  # a full disk must not lose the verdicts of this run
+                log.exception("could not persist references")
+        self._kick()
+
+    def _statement_failed(self, w: _Worker, kind: FailureKind, detail: str) -> None:
+        """A statement process broke the protocol, crashed, timed out or did not exit cleanly:
+        none of its answers is used; the statement it was answering (or, after all answers,
+        every statement of the batch) is charged one attempt; past the retries its waiting jobs
+        are answered `error`."""
+        refs = [r for r in w.batch if not r.done]
+        charged = [w.inflight[0]] if w.inflight else refs
+        for ref in refs:
+            ref.isolate = True
+        self._retire(w, requeue=False)  # requeues the batch
+        if kind == "protocol":
+            self.stats.protocol_errors += 1
+        for ref in charged:
+            limit = PROTOCOL_RETRIES if kind == "protocol" else self.settings.crash_retries
+            used = ref.protocol_attempts if kind == "protocol" else ref.attempts
+            if used < limit:
+                if kind == "protocol":
+                    ref.protocol_attempts += 1
+                else:
+                    ref.attempts += 1
+                self.stats.retries += 1
+                continue
+            ref.done = True
+            pool = w.pool
+            with contextlib.suppress(ValueError):
+                pool.references.remove(ref)
+            pool.ref_jobs.pop(ref.statement, None)
+            for job in pool.ref_waiters.pop(ref.statement, []):
+                if not job.done:
+                    self.stats.recheck_rejections += 1
+                    reasons = ["protocol_error"] if kind == "protocol" else []
+                    self._finish(job, _not_confirmed(job, kind, reasons,
+                                                     f"statement process: {detail}"))
+        self._kick()
 
     def _worker_failed(self, w: _Worker, kind: FailureKind, detail: str) -> None:
         """The worker must go: the oldest in-flight job is charged, the rest are requeued."""
         if w.state == "retired":
             return
-        jobs = self._retire(w, requeue=False)
+        if kind == "protocol":
+            w.lied = True
         tail = w.proc.stderr_tail()
         if tail and "stderr:" not in detail:
             detail = f"{detail}; stderr: {tail[-500:]}"
+        if w.role == "statement":
+            self._statement_failed(w, kind, detail)
+            return
+        jobs = self._retire(w, requeue=False)
         if jobs:
             head, rest = jobs[0], jobs[1:]
             w.pool.requeue(rest)
@@ -808,13 +1305,14 @@ class Engine:
                 next_memory = now + s.memory_check_s
             for pool in list(self._pools.values()):
                 for w in list(pool.workers):
-                    if (w.state in ("ready", "draining") and w.inflight
+                    if (w.state in ("ready", "draining") and (w.inflight or w.awaiting_exit)
                             and now - w.head_since > s.timeout_s):
+                        what = ("did not exit after its batch" if w.awaiting_exit
+                                and not w.inflight else "no answer")
                         self._worker_failed(
-                            w, "timeout", f"no answer within {s.timeout_s:g}s; worker killed")
+                            w, "timeout", f"{what} within {s.timeout_s:g}s; worker killed")
             if check_memory:
                 await self._check_memory()
-
     async def _check_memory(self) -> None:
         s = self.settings
         workers = {w.proc.pid: w for p in self._pools.values() for w in p.workers
@@ -839,7 +1337,8 @@ def _not_confirmed(job: Job, status: str, reasons: list[str], detail: str = "") 
     """The result of a pass the re-check did not reproduce: `error`, never a pass."""
     first = job.first_pass
     assert first is not None
-    by = "the kernel replay" if job.replaying else "a fresh checker"
+    by = {"judge": "the judge", "fresh": "a fresh checker",
+          "reference": "a statement process", "check": "the checker"}[job.stage]
     why = f"pass not confirmed by {by} (re-check: {status}"
     why += f", {', '.join(reasons)})" if reasons else ")"
     if detail:
@@ -856,4 +1355,5 @@ def _kill_all(procs: weakref.WeakSet[CheckerProcess]) -> None:
 
 
 def default_workers(reserved_cpus: int) -> int:
-    return max(1, (os.cpu_count() or 1) - reserved_cpus)
+    """One checker per usable core (affinity respected: `stp.host`), minus the reserved ones."""
+    return workers_after_reserve(reserved_cpus)

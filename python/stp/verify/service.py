@@ -8,7 +8,10 @@
 The backend only ever sees distinct items that are not in the cache; results are fanned back out
 to every duplicate. The cache key of an item covers its text (length-prefixed fields), its header
 trust and the checker fingerprint (policy, toolchain, Mathlib revision, checker build), so a verdict
-is never reused under another policy or checker. With the cross-check on, a pass is confirmed by
+is never reused under another policy or checker. A `fail` claimed by a check worker that is still
+running is `provisional`: reused within this Verifier's life only, persisted once the pool says
+that worker retired consistent, forgotten if it was caught lying (never a persisted false
+negative from a worker known to forge). With the cross-check on, a pass is confirmed by
 lean-interact before it is cached (cache hits never confirmed are confirmed then); a disagreement
 makes the item `error`, never a pass. `verify` may be called from several threads at once (each call has its own
 result sink); abandoning the iterator early cancels that call's pending work.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +34,7 @@ import msgspec
 from stp.errors import UsageError
 from stp.lean.client import CheckerStartError
 from stp.lean.config import session_header, session_heartbeats
-from stp.verify.cache import ResultCache
+from stp.verify.cache import ReferenceStore, ResultCache
 from stp.verify.crosscheck import CrossChecker, Disagreement
 from stp.verify.dedup import deduplicate
 from stp.verify.pool import Engine, PoolSettings, Sink, default_workers
@@ -95,6 +99,12 @@ class Verifier:
         self.cross_checker = cross_checker
         self.last_stats = VerifyStats()
         self._closed = False
+        # Provisional fails (key -> result), reused in this process only; keys whose worker was
+        # caught lying, and keys settled trusted before their result was read here.
+        self._settle_lock = threading.Lock()
+        self._provisional: dict[str, VerifyResult] = {}
+        self._distrusted: set[str] = set()
+        self._trusted_early: set[str] = set()
 
     def normalize(self, item: VerifyItem) -> VerifyItem:
         """Resolve the empty header (the trusted default) and the configured premises flag."""
@@ -150,6 +160,12 @@ class Verifier:
         stats.unique = len(groups.unique)
         stats.multiplicity = groups.multiplicity_of_input(len(every))
         hits = self.cache.get_many(groups.keys) if self.cache is not None else {}
+        if self.cache is not None and self._provisional:
+            with self._settle_lock:
+                for k in groups.keys:
+                    found = self._provisional.get(k)
+                    if found is not None and k not in hits:
+                        hits[k] = msgspec.structs.replace(found, cached=True)
         misses: list[tuple[int, VerifyItem]] = []
         for g, k in enumerate(groups.keys):
             cached = hits.get(k)
@@ -164,6 +180,10 @@ class Verifier:
             yield from self._fan_out(groups.groups[g], cached, stats)
         if misses:
             sink = Sink(len(misses))
+            keys = groups.keys
+            if self.cache is not None:
+                sink.on_settle = lambda tags, trusted: self._settle([keys[g] for g in tags],
+                                                                    trusted)
             self.backend.submit(misses, sink)
             received = 0
             try:
@@ -179,7 +199,7 @@ class Verifier:
                         results = [(g, self._cross_check(groups.unique[g], r, stats)
                                     if r.passed else r) for g, r in results]
                     if self.cache is not None:
-                        self.cache.put_many((groups.keys[g], r) for g, r in results)
+                        self._store([(groups.keys[g], r) for g, r in results])
                     for g, result in results:
                         yield from self._fan_out(groups.groups[g], result, stats)
             finally:
@@ -187,6 +207,39 @@ class Verifier:
                     self.backend.cancel(sink)
                 stats.seconds = time.monotonic() - started
         stats.seconds = time.monotonic() - started
+
+    def _store(self, pairs: list[tuple[str, VerifyResult]]) -> None:
+        """Persist judgements; provisional fails stay in memory until settled (`_settle`)."""
+        assert self.cache is not None
+        final: list[tuple[str, VerifyResult]] = []
+        with self._settle_lock:
+            for key, result in pairs:
+                if not result.provisional:
+                    final.append((key, result))
+                elif key in self._trusted_early:
+                    self._trusted_early.discard(key)
+                    final.append((key, msgspec.structs.replace(result, provisional=False)))
+                elif key in self._distrusted:
+                    self._distrusted.discard(key)
+                else:
+                    self._provisional[key] = result
+        self.cache.put_many(final)
+
+    def _settle(self, keys: list[str], trusted: bool) -> None:
+        """The pool's word on provisional fails (called on its loop thread): persist them (their
+        worker retired consistent) or forget them (it was caught lying)."""
+        if self.cache is None:
+            return
+        persist: list[tuple[str, VerifyResult]] = []
+        with self._settle_lock:
+            for key in keys:
+                result = self._provisional.pop(key, None)
+                if result is None:
+                    (self._trusted_early if trusted else self._distrusted).add(key)
+                elif trusted:
+                    persist.append((key, msgspec.structs.replace(result, provisional=False)))
+        if persist:
+            self.cache.put_many(persist)
 
     def _cross_check(self, item: VerifyItem, result: VerifyResult,
                      stats: VerifyStats) -> VerifyResult:
@@ -257,9 +310,11 @@ def pool_settings(cfg: STPConfig, command: Sequence[str], cwd: str | None,
         start_timeout_s=v.start_timeout_s, memory_mb=v.memory_mb,
         memory_check_s=v.memory_check_s, rlimit_as_mb=rlimit_as_mb,
         max_line_bytes=v.max_response_mb * 1024 * 1024,
+        max_export_bytes=v.max_export_mb * 1024 * 1024,
         recycle_after=v.recycle_after, max_header_pools=v.max_header_pools,
         crash_retries=v.crash_retries, recheck=v.recheck,
-        replay_workers=v.replay_workers, recheck_spares=v.recheck_spares,
+        replay_workers=v.replay_workers, statement_workers=v.statement_workers,
+        statement_batch=v.statement_batch, recheck_spares=v.recheck_spares,
         max_heartbeats=session_heartbeats(lean),
         mode=lean.mode, profile=lean.profile, allowed_axioms=tuple(lean.allowed_axioms),
     )
@@ -330,27 +385,27 @@ def make_verifier(cfg: STPConfig) -> Verifier:
     fingerprint = checker_fingerprint(cfg, command)
     wrapped, cwd, env = sandbox.wrap(cfg, command, cwd)
     settings = pool_settings(cfg, wrapped, cwd, env, sandbox.address_space_mb(cfg))
+    cache_dir = cache_directory(cfg)
+    cache = ResultCache(cache_dir) if cache_dir is not None else None
     backend: Backend
     if cfg.verifier.backend == "local":
-        backend = Engine(settings)
+        references = ReferenceStore(cache, fingerprint) if cache is not None else None
+        backend = Engine(settings, references)
     elif cfg.verifier.backend == "ray":
         from stp.verify.ray_backend import RayBackend
 
         backend = RayBackend(cfg, settings)
     else:
+        if cache is not None:
+            cache.close()
         raise UsageError(f"verifier.backend must be 'local' or 'ray', got {cfg.verifier.backend!r}")
-    cache_dir = cache_directory(cfg)
     cross = None
     if cfg.verifier.cross_check:
         from stp.verify.crosscheck import LeanInteractBackend
 
         cross = CrossChecker(LeanInteractBackend(cfg.lean, timeout_s=cfg.verifier.timeout_s,
-                                                 memory_mb=cfg.verifier.memory_mb))
-    try:
-        cache = ResultCache(cache_dir) if cache_dir is not None else None
-    except Exception:
-        backend.close()
-        raise
+                                                 memory_mb=cfg.verifier.memory_mb,
+                                                 verifier_cfg=cfg.verifier))
     return Verifier(backend, default_header=session_header(cfg.lean), cache=cache,
                     premises=cfg.verifier.premises, fingerprint=fingerprint,
                     cross_checker=cross)

@@ -18,7 +18,10 @@ INFRASTRUCTURE_FAILURES: frozenset[str] = frozenset({"error", "timeout", "memory
 DRIVER_REASONS: dict[str, str] = {
     "protocol_error": "the checker's answers broke the protocol twice (forged or inconsistent "
                       "pass, wrong nonce, duplicate keys, oversized line)",
-    "recheck_disagreement": "a pass the re-check (replay worker or fresh process) did not confirm",
+    "recheck_disagreement": "a pass the confirmation (judge, statement reference or fresh "
+                            "process) could not confirm: error, timeout, memory or crash",
+    "export_too_large": "a pass whose EXPORT exceeds verifier.max_export_mb (never re-checked "
+                        "some cheaper way instead)",
     "crosscheck_disagreement": "a pass the lean-interact cross-check did not confirm",
 }
 
@@ -54,8 +57,11 @@ class VerifyItem(msgspec.Struct, frozen=True, kw_only=True):
         checker/policy fingerprint (stp.verify.service.checker_fingerprint): a verdict is only
         ever reused under the policy, toolchain and checker build that produced it."""
         h = hashlib.blake2b(digest_size=16)
-        h.update(length_prefixed(self.header, str(self.header_trusted), self.statement,
-                                 self.proof, str(self.premises), context))
+        for f in (self.header, str(self.header_trusted), self.statement, self.proof,
+                  str(self.premises), context):  # = length_prefixed(...), without the copy
+            data = f.encode("utf-8")
+            h.update(len(data).to_bytes(8, "big"))
+            h.update(data)
         return h.hexdigest()
 
 
@@ -63,7 +69,7 @@ def encoding_problem(item: VerifyItem) -> str | None:
     """Why an item cannot be sent as UTF-8 JSON (a lone surrogate, ...), or None."""
     for name in ("header", "statement", "proof", "name"):
         value = getattr(item, name)
-        if value is None:
+        if value is None or value.isascii():  # ASCII always encodes (the common, fast case)
             continue
         try:
             value.encode("utf-8")
@@ -91,6 +97,10 @@ class VerifyResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     cross_checked: bool = False
     # Pool-side diagnostics for timeout/memory/crash (exit code, stderr tail, ...).
     detail: str = ""
+    # A `fail` claimed by a check worker that is still running: cached in memory only until
+    # that worker retires without having been caught lying (Sink.on_settle), never persisted
+    # on its own (a compromised worker could otherwise plant false negatives across runs).
+    provisional: bool = False
 
     @property
     def passed(self) -> bool:

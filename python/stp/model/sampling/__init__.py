@@ -18,7 +18,18 @@ __all__ = ["BACKENDS", "SampleRequest", "Sampler", "SamplerStats", "make_sampler
 
 
 def make_sampler(model_path: str, model_cfg: ModelConfig, sampler_cfg: SamplerConfig) -> Sampler:
-    """A sampler for the checkpoint at `model_path` (HF id, local dir or gs:// dir)."""
+    """A sampler for the checkpoint at `model_path` (HF id, local dir or gs:// dir). With
+    `model.phase_isolation` on, the backend runs in a phase process that owns the accelerator
+    until `close()` (stp.model.phases)."""
+    from stp.model.phases import IsolatedSampler, in_phase_process, isolated
+
+    if isolated(model_cfg.phase_isolation) and not in_phase_process():
+        return IsolatedSampler(build_backend, model_path, model_cfg, sampler_cfg)
+    return build_backend(model_path, model_cfg, sampler_cfg)
+
+
+def build_backend(model_path: str, model_cfg: ModelConfig, sampler_cfg: SamplerConfig) -> Sampler:
+    """The backend named by `sampler.backend`, in this process."""
     if sampler_cfg.backend == "hf":
         from stp.model.sampling.hf import HFSampler
 

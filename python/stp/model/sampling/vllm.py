@@ -18,6 +18,7 @@ model load per call (self-play embeds once per round) and needs the memory vLLM 
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -79,6 +80,7 @@ class VLLMSampler:
 
         self.model_cfg = model_cfg
         self.sampler_cfg = sampler_cfg
+        self._embedder: Any = None  # the transformers backbone for embed(), loaded on first use
         self.model_path = resolve_model_path(model_path)
         self.tokenizer = load_tokenizer(self.model_path, model_cfg)
         kwargs = engine_arguments(self.model_path, model_cfg, sampler_cfg)
@@ -142,17 +144,24 @@ class VLLMSampler:
         from stp.model.sampling.hf import embed_texts, torch_dtype
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        model = AutoModel.from_pretrained(
-            self.model_path, dtype=torch_dtype(self.model_cfg.dtype, device)).to(device).eval()
-        try:
-            return embed_texts(model, self.tokenizer, texts, self.sampler_cfg, device)
-        finally:
-            del model
-            gc.collect()
-            if device == "cuda":
-                torch.cuda.empty_cache()
+        # Loaded once per sampler (a self-play stage embeds ~60K statements 4,096 at a time),
+        # freed by close() with the engine.
+        if self._embedder is None:
+            self._embedder = AutoModel.from_pretrained(
+                self.model_path, dtype=torch_dtype(self.model_cfg.dtype, device)).to(device).eval()
+        return embed_texts(self._embedder, self.tokenizer, texts, self.sampler_cfg, device)
+
+    def _free_embedder(self) -> None:
+        if self._embedder is None:
+            return
+        self._embedder = None
+        gc.collect()
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     def close(self) -> None:
+        self._free_embedder()
         llm, self.llm = getattr(self, "llm", None), None
         if llm is None:
             return

@@ -24,12 +24,16 @@ import numpy as np
 
 from stp import storage
 from stp.data.records import TrainingExample
+from stp.errors import InputFormatError
 
 logger = logging.getLogger(__name__)
 
 
-class ExampleError(ValueError):
-    """A training file or one of its records is unusable; the message names file and line."""
+class ExampleError(InputFormatError):
+    """A training file or one of its records is unusable; the message names file and line.
+
+    An `STPError`: every command that trains (stp.train, the pipeline's stages, self-play's
+    train stage) ends with this one line, not a traceback, without translating it."""
 
 
 def load_examples(path: str) -> list[TrainingExample]:

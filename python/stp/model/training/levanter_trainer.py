@@ -37,6 +37,7 @@ import msgspec
 import numpy as np
 
 from stp import hub, storage
+from stp.errors import ConfigError
 from stp.metrics import MetricsWriter, Progress, train_losses
 from stp.model.config import ModelConfig, TrainerConfig
 from stp.model.location import is_hub_id, local_path
@@ -77,8 +78,9 @@ class TrainResult(msgspec.Struct, kw_only=True):
     resumed_from_step: int = 0
 
 
-class TrainingSettingsMismatch(ValueError):
-    """out_dir already holds a run with different settings."""
+class TrainingSettingsMismatch(ConfigError):
+    """out_dir already holds a run with different settings (one line from every command that
+    trains: an `STPError`, so no caller translates it)."""
 
 
 def train_weighted(base_model: str, examples_path: str, out_dir: str,
@@ -89,11 +91,21 @@ def train_weighted(base_model: str, examples_path: str, out_dir: str,
     Hugging Face export. Resumable and idempotent in `out_dir` (see the module docstring).
 
     `learning_rate`, `min_steps`, `epochs` override the trainer config (self-play rounds and the
-    final re-training use their own); `max_steps` caps the step count (tests, benchmarks)."""
+    final re-training use their own); `max_steps` caps the step count (tests, benchmarks).
+    With `model.phase_isolation` on, the training runs in a phase process that owns the
+    accelerator and has exited (memory released) when this returns (stp.model.phases)."""
+    from stp.model.phases import in_phase_process, isolated, run_isolated
+
+    if isolated(model_cfg.phase_isolation) and not in_phase_process():
+        return run_isolated(train_weighted, base_model, examples_path, out_dir, trainer_cfg,
+                            model_cfg, learning_rate=learning_rate, min_steps=min_steps,
+                            epochs=epochs, max_steps=max_steps)
     base_model = _resolve_model_path(base_model)
     lr = trainer_cfg.learning_rate if learning_rate is None else learning_rate
     n_min = trainer_cfg.min_steps if min_steps is None else min_steps
     n_epochs = trainer_cfg.epochs if epochs is None else epochs
+    if max_steps is None and trainer_cfg.max_steps > 0:
+        max_steps = trainer_cfg.max_steps
     tokenizer_name = _resolve_model_path(model_cfg.tokenizer) if model_cfg.tokenizer else base_model
     # Everything that determines the result; a rerun must agree on all of it.
     settings = {

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Developer set-up: a virtual environment with the CPU test stack (constraints/cpu-test.txt) and
-# the package installed editable with its test extra. No Lean, no GPU. The README's developer
-# command and .ci/run both call this script, so a contributor and CI get the same environment.
+# Developer set-up: bubblewrap for the checker sandbox, and a virtual environment with the CPU test
+# stack (constraints/cpu-test.txt) and the package installed editable with its test extra. No Lean,
+# no GPU. The README's developer command and .ci/run both call this script, so a contributor and CI
+# get the same environment.
+#
+# bubblewrap: installed with apt-get when this runs as root, else one line names the command; then
+# bwrap is run with the sandbox's namespaces (Ubuntu 24.04's AppArmor restriction on unprivileged
+# user namespaces is recognised and its fix named). A problem there does not stop the Python
+# install, but the script then ends with that line and exit status 1 (the tests need bwrap).
 #
 #   bash scripts/dev-setup.sh                  # .venv in the checkout (reused if it is Python >= 3.11)
 #   bash scripts/dev-setup.sh --venv DIR       # another location
@@ -14,6 +20,8 @@
 # offer is used instead, with a note that it differs from the lock's pin. A CUDA build of torch
 # is refused. Environment: PYTHON (default python3), STP_TORCH_INDEX, STP_PROBE_TIMEOUT_S (5).
 set -euo pipefail
+# shellcheck source=lib/bubblewrap.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/bubblewrap.sh"
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOCK="$REPO/constraints/cpu-test.txt"
@@ -23,7 +31,7 @@ TORCH_INDEX="${STP_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}"
 PROBE_TIMEOUT_S="${STP_PROBE_TIMEOUT_S:-5}"
 RECREATE=0
 
-usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "${BASH_SOURCE[0]}"; }
 die() { printf 'dev-setup: error: %s\n' "$*" >&2; exit 1; }
 
 while [[ $# -gt 0 ]]; do
@@ -51,6 +59,15 @@ py_ok() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
 command -v "$PYTHON" >/dev/null || die "$PYTHON not found (Python >= 3.11 is required)"
 py_ok "$PYTHON" || die "Python >= 3.11 is required, found $("$PYTHON" --version 2>&1)"
 
+step "bubblewrap (the checker sandbox; its tests run it)"
+BWRAP_PROBLEM=""
+bwrap_err="$(mktemp)"
+if ! stp_bwrap_setup 2>"$bwrap_err"; then
+  BWRAP_PROBLEM="$(tail -n 1 "$bwrap_err")"
+  cat "$bwrap_err" >&2
+fi
+rm -f "$bwrap_err"
+
 if [[ $RECREATE -eq 1 ]]; then rm -rf "$VENV"; fi
 if [[ -x "$VENV/bin/python" ]]; then
   py_ok "$VENV/bin/python" \
@@ -61,6 +78,14 @@ else
   "$PYTHON" -m venv "$VENV" || die "could not create a virtual environment at $VENV"
 fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+
+# The lock is resolved for the Pythons its header names (scripts/locks.py); say so when this is
+# another one, since pip may then need versions the lock does not pin.
+VENV_PY="$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+LOCK_PYTHONS="$(sed -n -E 's/^# .* pinned for Python ([0-9., ]+) on .*/\1/p' "$LOCK" | head -n 1)"
+if [[ -n "$LOCK_PYTHONS" && ", $LOCK_PYTHONS," != *", $VENV_PY,"* ]]; then
+  echo "note: constraints/cpu-test.txt is resolved for Python $LOCK_PYTHONS, not $VENV_PY"
+fi
 
 # The lock's torch pin, e.g. "2.11.0".
 LOCK_TORCH="$(sed -n -E 's/^torch==([^ ;#]+).*/\1/p' "$LOCK" | head -n 1)"
@@ -116,4 +141,9 @@ sys.exit(0 if torch.version.cuda is None else
 
 step "pip install -c constraints/cpu-test.txt -e '.[test]'"
 quiet_pip install -c "$constraints" -e "$REPO[test]" || die "pip install -e .[test] failed"
+if [[ -n "$BWRAP_PROBLEM" ]]; then
+  printf 'dev-setup: %s is ready, but the sandbox tests will fail until this is fixed:\n%s\n' \
+    "$VENV" "$BWRAP_PROBLEM" >&2
+  exit 1
+fi
 step "done: $VENV ready (activate it with: . ${VENV#"$REPO"/}/bin/activate)"

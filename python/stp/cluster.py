@@ -67,7 +67,7 @@ def _import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise UsageError("Ray is not installed: pip install 'stp[cluster]'") from None
+        raise UsageError("Ray is not installed: pip install 'stp-prover[cluster]'") from None
     return ray
 
 

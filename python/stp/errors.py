@@ -43,10 +43,10 @@ def import_optional(module: str, extra: str, purpose: str) -> ModuleType:
     """Import a package of an optional extra, or say in one line which extra installs it.
 
     An optional dependency missing on this machine is a setup step, not a bug, so the user gets
-    `error: <purpose> needs matplotlib: pip install 'stp[plots]'` instead of a ModuleNotFoundError.
+    `error: <purpose> needs matplotlib: pip install 'stp-prover[plots]'` instead of a ModuleNotFoundError.
     """
     try:
         return importlib.import_module(module)
     except ImportError:
         top = module.split(".")[0]
-        raise EnvironmentSetupError(f"{purpose} needs {top}: pip install 'stp[{extra}]'") from None
+        raise EnvironmentSetupError(f"{purpose} needs {top}: pip install 'stp-prover[{extra}]'") from None

@@ -16,7 +16,7 @@ that no reader ever sees a half-written file:
   never overwrite each other's shard (the emulator used in tests ignores preconditions; the local
   path enforces the same rule with a hard link, which is tested directly).
 
-The Cloud Storage client is imported lazily (`pip install 'stp[cluster]'`), and honours the
+The Cloud Storage client is imported lazily (`pip install 'stp-prover[cluster]'`), and honours the
 standard `STORAGE_EMULATOR_HOST` environment variable, which is how the tests use
 `gcp-storage-emulator`.
 """
@@ -124,7 +124,7 @@ def _gcs_client() -> Any:
                 from google.cloud import storage as gcs
             except ImportError:
                 raise EnvironmentSetupError(
-                    "gs:// paths need google-cloud-storage: pip install 'stp[cluster]'"
+                    "gs:// paths need google-cloud-storage: pip install 'stp-prover[cluster]'"
                 ) from None
             from google.auth.exceptions import DefaultCredentialsError
 

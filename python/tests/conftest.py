@@ -26,7 +26,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skip_lean = pytest.mark.skip(
         reason="needs Lean: `lake` is not on PATH (install elan, then `lake build` at the repo root)"
     )
-    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU with vLLM installed (pip install 'stp[gpu]')")
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU with vLLM installed (pip install 'stp-prover[gpu]')")
     has_gpu = _gpu_available()
     for item in items:
         # The marker, not `item.keywords`: keywords also hold every directory name on the path,

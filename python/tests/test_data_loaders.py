@@ -204,6 +204,7 @@ def test_download_offline_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def test_hf_download_offline_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dl, "HF_ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    monkeypatch.setenv("STP_HF_REVISIONS", "kfdong/STP_Lean_SFT=" + "0" * 40)  # pinned (stp.hub)
     with pytest.raises(DownloadError, match=r"kfdong/STP_Lean_SFT.*offline"):
         load_examples("stp_sft", tmp_path, "train")
 

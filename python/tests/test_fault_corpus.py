@@ -461,7 +461,7 @@ def test_missing_optional_package_names_the_extra(ws: SimpleWorkspace,
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
     outcome = run_command("stp.eval", ws.invocations()["stp.eval plot"], capsys)
-    assert_one_line_error(outcome, "matplotlib", "pip install 'stp[plots]'")
+    assert_one_line_error(outcome, "matplotlib", "pip install 'stp-prover[plots]'")
 
 
 # --------------------------------------------------------------------------------------------

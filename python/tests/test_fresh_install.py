@@ -23,7 +23,7 @@ DEV_SETUP = REPO / "scripts" / "dev-setup.sh"
 FAKE_PYTHON = r"""#!/bin/bash
 case "$1" in
   --version) echo "Python 3.11.7"; exit 0 ;;
-  -c) case "$2" in *torch*) echo "    torch (fake)";; esac; exit 0 ;;
+  -c) case "$2" in *torch*) echo "    torch (fake)";; *version_info*) echo "${FAKE_PY_VERSION:-3.11}";; esac; exit 0 ;;
   -) exit "${FAKE_PROBE_RC:-1}" ;;
   -m)
     if [[ "$2 $3 $4" == "pip index versions" ]]; then
@@ -43,15 +43,21 @@ exit 0
 """
 
 
-def _dev_setup(tmp_path: Path, probe_rc: int, versions: str) -> subprocess.CompletedProcess[str]:
+def _dev_setup(tmp_path: Path, probe_rc: int, versions: str, bwrap: str = "exit 0",
+               python_version: str = "3.11") -> subprocess.CompletedProcess[str]:
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
     fake = venv / "bin" / "python"
     fake.write_text(FAKE_PYTHON)
     fake.chmod(0o755)
+    stubs = tmp_path / "stubs"  # a stand-in bwrap: the sandbox check is tested on its own
+    stubs.mkdir()
+    (stubs / "bwrap").write_text("#!/bin/sh\n" + bwrap + "\n")
+    (stubs / "bwrap").chmod(0o755)
     env = {**os.environ, "PYTHON": str(fake), "FAKE_PROBE_RC": str(probe_rc),
            "FAKE_TORCH_VERSIONS": versions, "FAKE_CALLS": str(tmp_path / "calls"),
-           "STP_TORCH_INDEX": "https://cpu-index.invalid/whl/cpu"}
+           "STP_TORCH_INDEX": "https://cpu-index.invalid/whl/cpu",
+           "PATH": f"{stubs}:{os.environ['PATH']}", "FAKE_PY_VERSION": python_version}
     return subprocess.run(["bash", str(DEV_SETUP), "--venv", str(venv)], capture_output=True,
                           text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
 
@@ -96,25 +102,35 @@ def test_dev_setup_refuses_when_only_cuda_builds_are_reachable(tmp_path: Path) -
     assert not (tmp_path / "calls").exists()
 
 
+def test_dev_setup_installs_python_then_fails_on_a_broken_bwrap(tmp_path: Path) -> None:
+    """A sandbox problem does not stop the Python install, but the command fails with its line,
+    so `dev-setup && pytest` never runs tests that need bwrap without it."""
+    proc = _dev_setup(tmp_path, probe_rc=0, versions="", bwrap="echo 'bwrap: No permissions' >&2; exit 1")
+    assert proc.returncode == 1
+    assert len((tmp_path / "calls").read_text().splitlines()) == 2  # torch, then the package
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("bubblewrap: ") and "No permissions" in last
+    assert "is ready, but the sandbox tests will fail until this is fixed" in proc.stderr
+    assert "done:" not in proc.stdout
+    assert "note: constraints/cpu-test.txt is resolved for Python" not in proc.stdout
+
+
+def test_dev_setup_notes_a_python_the_lock_was_not_resolved_for(tmp_path: Path) -> None:
+    proc = _dev_setup(tmp_path, probe_rc=0, versions="", python_version="3.14")
+    assert proc.returncode == 0, proc.stderr
+    assert "note: constraints/cpu-test.txt is resolved for Python 3.11, 3.12, 3.13, not 3.14" \
+        in proc.stdout
+
+
 def test_readme_and_ci_use_the_dev_setup_script() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert "bash scripts/dev-setup.sh && .venv/bin/python -m pytest -q" in readme
-    assert 'bash "$REPO/scripts/dev-setup.sh"' in (REPO / ".ci" / "run").read_text()
+    ci = (REPO / ".ci" / "run").read_text()
+    assert 'bash "$REPO/scripts/dev-setup.sh"' in ci
+    assert "apt-get install" not in ci  # bubblewrap comes from dev-setup, as for a developer
+    assert '"$VENV/bin/python" scripts/locks.py check' in ci
+    assert 'scripts/locks.py tested-versions --check --python "$VENV/bin/python"' in ci
     assert os.access(DEV_SETUP, os.X_OK)
-
-
-def test_cpu_lock_matches_the_gpu_stack() -> None:
-    """Tests run against the versions the GPU stack trains and samples with."""
-    def pins(name: str) -> dict[str, str]:
-        text = (REPO / "constraints" / name).read_text().splitlines()
-        return dict(line.split("==", 1) for line in text if "==" in line
-                    and not line.startswith("#"))
-    cpu, gpu, tpu = pins("cpu-test.txt"), pins("gpu.txt"), pins("tpu.txt")
-    for package in ("torch", "transformers", "jax", "levanter"):
-        assert cpu[package] == gpu[package], package
-    assert tpu["transformers"] == gpu["transformers"] and tpu["levanter"] == gpu["levanter"]
-    assert not any("cu12" in name for name in gpu)  # one CUDA major version
-    assert "jax-cuda13-plugin" in gpu and "vllm" in gpu and "vllm-tpu" in tpu
 
 
 def test_packaging_metadata() -> None:

@@ -3,7 +3,8 @@
 The benchmark files ship with the repository (`data/benchmarks/`) and are read from there first;
 other files come from plain HTTPS URLs pinned to the STP release commit and are checked against
 the registry's SHA-256 (or the release's git blob id where that is all that is known); the
-STP-released datasets come from the Hugging Face Hub through `huggingface_hub`. A file already
+STP-released datasets come from the Hugging Face Hub through `huggingface_hub`, at the commit
+pinned in `stp.hub`. A file already
 present is never fetched again. Tests exercise the failure path by pointing the URLs or
 the Hub endpoint at a closed local port; nothing here is ever faked in product code.
 """
@@ -18,6 +19,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from stp import hub
 from stp.data.registry import DataFile, DatasetInfo, shipped_dir
 from stp.errors import UsageError
 
@@ -116,7 +118,8 @@ def download_dataset(info: DatasetInfo, data_dir: Path) -> list[str]:
     checksum differs is an error (re-downloading over a user's file is not ours to decide)."""
     if info.hf_repo:
         local = ensure_hf_dataset(info, data_dir, allow_download=True)
-        return [f"{info.name}: {local} (Hugging Face dataset {info.hf_repo})"]
+        revision = (local / ".complete").read_text(encoding="utf-8").strip()
+        return [f"{info.name}: {local} (Hugging Face dataset {info.hf_repo} at {revision})"]
     lines: list[str] = []
     for data_file in info.files:
         found = locate_file(data_file, data_dir)
@@ -153,16 +156,18 @@ def ensure_hf_dataset(info: DatasetInfo, data_dir: Path, *, allow_download: bool
             f"{info.name}: {local} not found (downloads disabled; source {info.source})"
         )
     try:
-        from huggingface_hub import snapshot_download
+        import huggingface_hub  # noqa: F401
     except ImportError:
         raise DatasetMissingError(
             f"{info.name}: downloading needs huggingface_hub (pip install huggingface_hub), "
             f"or place the dataset files under {local}"
         ) from None
+    # At the commit pinned in stp.hub (an error before any download when none is configured).
+    revision = hub.pinned_revision(info.hf_repo)
     try:
-        snapshot_download(repo_id=info.hf_repo, repo_type="dataset", local_dir=str(local),
-                          endpoint=HF_ENDPOINT, allow_patterns=["*.json", "*.jsonl", "*.gz",
-                                                                "*.parquet", "*.md"])
+        hub.snapshot(info.hf_repo, "dataset", revision=revision, local_dir=local,
+                     endpoint=HF_ENDPOINT,
+                     allow_patterns=["*.json", "*.jsonl", "*.gz", "*.parquet", "*.md"])
     except Exception as err:  # huggingface_hub raises many types; all mean "not available"
         shutil.rmtree(local, ignore_errors=True)
         raise DownloadError(
@@ -170,5 +175,5 @@ def ensure_hf_dataset(info: DatasetInfo, data_dir: Path, *, allow_download: bool
             f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
             f"are you offline? Place the files under {local}"
         ) from None
-    marker.write_text("ok\n", encoding="utf-8")
+    marker.write_text(f"{revision}\n", encoding="utf-8")
     return local

@@ -127,7 +127,7 @@ class LeanInteractBackend:
         try:
             from lean_interact import AutoLeanServer, LeanREPLConfig, LocalProject
         except ImportError as err:
-            raise UsageError("--cross-check needs lean-interact: pip install 'stp[crosscheck]'") \
+            raise UsageError("--cross-check needs lean-interact: pip install 'stp-prover[crosscheck]'") \
                 from err
         lake = toolchain.find_lake() or "lake"
         project = LocalProject(directory=str(toolchain.project_dir(lean_cfg)), lake_path=lake,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from stp import storage
+from stp import hub, storage
 from stp.errors import UsageError
 from stp.model.location import is_hub_id, local_path
 
@@ -32,14 +32,14 @@ class SamplerStats:
 
 
 def resolve_model_path(path: str) -> str:
-    """A name transformers/vLLM can open: Hub ids unchanged, local dirs as absolute paths (see
+    """A name transformers/vLLM can open: Hub ids as their pinned snapshot, local dirs as absolute paths (see
     `stp.model.location`), gs:// dirs downloaded.
 
     A gs:// checkpoint directory is mirrored file by file through `storage.local_cache_path` (which
     revalidates each object's generation), so a re-exported checkpoint is picked up again.
     """
-    if is_hub_id(path):
-        return path
+    if is_hub_id(path):  # the local snapshot at the commit pinned in stp.hub
+        return hub.model_snapshot(path)
     if not storage.is_gcs(path):
         directory = local_path(path)
         if not os.path.isdir(directory):

@@ -50,7 +50,7 @@ def _import_vllm() -> Any:
     try:
         import vllm
     except ImportError as err:
-        raise UsageError("sampler.backend='vllm' needs vLLM: pip install 'stp[gpu]' "
+        raise UsageError("sampler.backend='vllm' needs vLLM: pip install 'stp-prover[gpu]' "
                          "(or use --set sampler.backend=\"hf\" on CPU)") from err
     return vllm
 

@@ -41,7 +41,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from stp import storage
+from stp import hub, storage
 from stp.errors import ConfigError
 from stp.metrics import MetricsWriter, Progress, train_losses
 from stp.model.config import ModelConfig, TrainerConfig
@@ -522,8 +522,10 @@ def _resolve_model_path(name: str) -> str:
     """Local checkpoints as absolute paths (Levanter and transformers take a relative name for a
     Hub id and go to the network); a local name must exist. Hub ids and gs:// pass. The rule is
     `stp.model.location`'s, shared with the sampler."""
-    if storage.is_gcs(name) or is_hub_id(name):
+    if storage.is_gcs(name):
         return name
+    if is_hub_id(name):  # the local snapshot at the commit pinned in stp.hub
+        return hub.model_snapshot(name)
     local = local_path(name)
     if not os.path.isfile(os.path.join(local, "config.json")) and \
             not os.path.isfile(os.path.join(local, "tokenizer_config.json")):

@@ -5,16 +5,20 @@ what a run trains on or is evaluated with, silently. So every download names a c
 here (`HUB_REVISIONS`, the single place the commits are written down), which a run can override
 for one repository with `org/name@<commit>` in a model name, or for any with
 `STP_HF_REVISIONS="org/name=<commit>,org/other=<commit>"`. A repository with no commit from any
-of these is an error naming where to give one, never a download of whatever `main` is today.
+of these is downloaded at the commit `main` points to at that moment, with a warning that names
+the commit used and how to pin it (the snapshot directory, which runs record, carries it).
 
 The commits of the repositories below could not be read on the machines this project was built on
-(no access to the Hub), so the table's entries are empty and a revision must be configured before
-the first download; `huggingface-cli repo info` or the repository's "Files and versions" page
-gives the current commit of `main`. Local checkpoints and `gs://` directories are never looked up.
+(no access to the Hub), so the table's entries are empty: until they are filled in, the first
+download of each uses the current `main` and says so. Refusing instead would stop the README's
+user command at its first download. A revision that is given must be a 40-hex commit (a branch
+or tag can move). `huggingface-cli repo info` or the repository's "Files and versions" page gives
+the current commit of `main`. Local checkpoints and `gs://` directories are never looked up.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -33,6 +37,7 @@ HUB_REVISIONS: dict[str, str] = {
     "kfdong/STP_Lean_0320": "",
 }
 REVISIONS_ENV = "STP_HF_REVISIONS"
+log = logging.getLogger(__name__)
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -66,10 +71,7 @@ def pinned_revision(repo_id: str, given: str = "") -> str:
     if not revision:
         source, revision = "stp.hub.HUB_REVISIONS", HUB_REVISIONS.get(repo_id, "")
     if not revision:
-        raise UnpinnedRevisionError(
-            f"Hugging Face repository {repo_id} has no pinned revision: give its commit as "
-            f"`{repo_id}@<40-hex commit>` (model names), in ${REVISIONS_ENV}="
-            f"\"{repo_id}=<commit>\", or in stp/hub.py HUB_REVISIONS")
+        return ""  # not pinned anywhere: `snapshot` takes the current main and warns
     if not _COMMIT.match(revision):
         raise UnpinnedRevisionError(
             f"{source}: revision `{revision}` of {repo_id} is not a 40-hex commit id (a branch or "
@@ -87,10 +89,15 @@ def snapshot(repo_id: str, repo_type: Literal["model", "dataset"], *, revision: 
     except ImportError:
         raise UsageError(f"downloading {repo_id} needs huggingface_hub "
                          "(pip install huggingface_hub)") from None
-    path = snapshot_download(repo_id=repo_id, repo_type=repo_type, revision=pinned,
-                             local_dir=str(local_dir) if local_dir else None, endpoint=endpoint,
-                             allow_patterns=allow_patterns)
-    return Path(path)
+    path = Path(snapshot_download(repo_id=repo_id, repo_type=repo_type, revision=pinned or None,
+                                  local_dir=str(local_dir) if local_dir else None,
+                                  endpoint=endpoint, allow_patterns=allow_patterns))
+    if not pinned:
+        used = path.name if _COMMIT.match(path.name) else "the current main"
+        log.warning("%s is not pinned: downloaded at %s; pin it with `%s@<commit>` (model "
+                    "names), %s=\"%s=<commit>\" or stp.hub.HUB_REVISIONS", repo_id, used,
+                    repo_id, REVISIONS_ENV, repo_id)
+    return path
 
 
 def model_snapshot(name: str) -> str:

@@ -162,7 +162,7 @@ def ensure_hf_dataset(info: DatasetInfo, data_dir: Path, *, allow_download: bool
             f"{info.name}: downloading needs huggingface_hub (pip install huggingface_hub), "
             f"or place the dataset files under {local}"
         ) from None
-    # At the commit pinned in stp.hub (an error before any download when none is configured).
+    # At the commit pinned in stp.hub (the current main, with a warning, when none is configured).
     revision = hub.pinned_revision(info.hf_repo)
     try:
         hub.snapshot(info.hf_repo, "dataset", revision=revision, local_dir=local,

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from selfplay_helpers import RULES, ScriptedSampler, make_config, scripted_train
 from standin import standin_command, with_checker
-from stp.verify.runner import VerificationOutage, check_outage
 
 from stp.eval import estimators
 from stp.selfplay import rules
 from stp.selfplay.loop import run_selfplay
 from stp.selfplay.records import CorrectProof
 from stp.selfplay.rundir import STAGES
+from stp.verify.runner import VerificationOutage, check_outage
 
 
 def test_outage_limit_at_exactly_its_threshold() -> None:

@@ -308,3 +308,25 @@ def test_lean_workbook_text_is_verbatim_in_records_and_prompts(tmp_path: Path) -
     assert prover_prompt(records[0].statement).endswith("(x - y) ^ 2 ≥ 0  :=  by")
     assert statement_key(records[0].statement) == statement_key(
         "theorem lean_workbook_214 (x y : ℝ) : (x - y) ^ 2 ≥ 0 := by")
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    # json.loads accepts a lone surrogate; self-play's msgspec readers crash on it later
+    ('{"a": 1}\n{"name": "x", "formal_statement": "theorem x : True := \\ud800"}\n',
+     r"bad\.jsonl:2: corrupt JSON line \(a string escape that is not valid Unicode"),
+    (b'{"a": 1}\n{"name": "\xff"}\n', r"bad\.jsonl:2: not UTF-8 text"),
+    ('{"a": ' + "[" * 200_000 + "]" * 200_000 + "}\n", r"bad\.jsonl:1: (JSON nested too deeply|corrupt JSON line)"),
+])
+def test_dataset_rows_use_one_strict_decoder(tmp_path: Path, content: str | bytes,
+                                             message: str) -> None:
+    """What `stp.data info` accepts, self-play can read: every dataset row goes through the
+    same strict decoder, and each refusal names the file and the line (issue #24 item 8)."""
+    from stp.data.loaders import iter_rows
+
+    path = tmp_path / "bad.jsonl"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(DatasetFormatError, match=message):
+        list(iter_rows(path, "jsonl"))

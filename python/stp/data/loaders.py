@@ -10,10 +10,14 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import re
+import zlib
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from stp.data import normalize as nz
 from stp.data.config import resolve_data_dir
@@ -29,37 +33,61 @@ class DatasetFormatError(UsageError, ValueError):
     """A dataset file is corrupt or a row lacks a field; the message names file and line."""
 
 
-def _open_text(path: Path) -> Any:
+def _open_bytes(path: Path) -> Any:
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open("r", encoding="utf-8")
+        return gzip.open(path, "rb")
+    return path.open("rb")
+
+
+_AT_BYTE = re.compile(r"\(byte (\d+)\)")
+
+
+def decode_json(data: bytes, path: Path | str, lineno: int = 1, what: str = "JSON") -> Any:
+    """One strict JSON decoder for every dataset file (msgspec, as the run directory's own files
+    are read): what `stp.data info` accepts, self-play can read. It refuses what Python's `json`
+    lets through and a later stage would crash on: a lone surrogate escape (`"\\ud800"`), bytes
+    that are not UTF-8, nesting deep enough to exhaust the stack. The error names the file and
+    the line (`lineno` is the line `data` starts on)."""
+    where = f"{path}:{lineno}"
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.DecodeError as err:
+        text = str(err)
+        at = _AT_BYTE.search(text)
+        # No byte position: the input ended early, so the problem is on its last line.
+        stop = int(at.group(1)) if at else len(data.rstrip())
+        line = lineno + data[:stop].count(b"\n")
+        where = f"{path}:{line}"
+        try:  # what msgspec calls "truncated" is often an escape that is not valid Unicode
+            json.loads(data)
+            text = "a string escape that is not valid Unicode (a lone surrogate such as \\ud800)"
+        except (ValueError, RecursionError):
+            pass
+        raise DatasetFormatError(f"{where}: corrupt {what} ({text})") from None
+    except UnicodeDecodeError as err:
+        line = lineno + data[:err.start].count(b"\n")
+        raise DatasetFormatError(f"{path}:{line}: not UTF-8 text (byte {err.start})") from None
+    except RecursionError:
+        raise DatasetFormatError(f"{where}: JSON nested too deeply") from None
 
 
 def iter_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, row) for a JSON list or a JSONL file; line numbers are 1-based. For a JSON
     list the number is the record's index + 1 (the parse error itself reports the exact line)."""
-    if fmt == "jsonl":
-        with _open_text(path) as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise DatasetFormatError(
-                        f"{path}:{lineno}: corrupt JSON line ({err.msg} at column {err.colno})"
-                    ) from None
-                if not isinstance(row, dict):
-                    raise DatasetFormatError(f"{path}:{lineno}: expected a JSON object")
-                yield lineno, row
-        return
-    with _open_text(path) as fh:
-        try:
-            data = json.load(fh)
-        except json.JSONDecodeError as err:
-            raise DatasetFormatError(
-                f"{path}:{err.lineno}: corrupt JSON ({err.msg} at column {err.colno})"
-            ) from None
+    try:
+        with _open_bytes(path) as fh:
+            if fmt == "jsonl":
+                for lineno, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    row = decode_json(line, path, lineno, "JSON line")
+                    if not isinstance(row, dict):
+                        raise DatasetFormatError(f"{path}:{lineno}: expected a JSON object")
+                    yield lineno, row
+                return
+            data = decode_json(fh.read(), path)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise DatasetFormatError(f"{path}: truncated or corrupt gzip stream ({err})") from None
     if not isinstance(data, list):
         raise DatasetFormatError(f"{path}:1: expected a JSON list of records")
     for index, row in enumerate(data):

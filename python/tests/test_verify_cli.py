@@ -132,3 +132,15 @@ def test_exit_codes_through_the_real_entry_point(tmp_path: Path) -> None:
     proc = _run_cli([str(path), "--json", *STANDIN], {}, tmp_path)
     assert proc.returncode == 1, proc.stderr
     assert [json.loads(x)["status"] for x in proc.stdout.splitlines()] == ["pass", "fail"]
+
+
+def test_a_checker_that_cannot_start_is_one_line(tmp_path: Path) -> None:
+    """Exit 2 and exactly one `error:` line on stderr (besides the explicit no-sandbox notice),
+    not a warning per start attempt before it (issue #24 item 8)."""
+    path = tmp_path / "one.jsonl"
+    path.write_text('{"statement": "theorem a : True :=", "proof": " trivial"}\n')
+    proc = _run_cli([str(path), "--set", 'lean.checker_command=["/bin/false"]',
+                     "--set", UNSANDBOXED], {}, tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = [x for x in proc.stderr.splitlines() if "sandbox: NONE" not in x]
+    assert lines == ["error: checker could not start: checker exited (code 1)"], proc.stderr

@@ -952,7 +952,8 @@ class Engine:
             else:
                 pool.statement_start_failures += 1
                 failures = pool.statement_start_failures
-            log.warning("%s failed to start (%d in a row): %s", what, failures, detail)
+            # Retried quietly; the limit makes every waiting item `error` naming the cause.
+            log.debug("%s failed to start (%d in a row): %s", what, failures, detail)
             if failures >= MAX_START_FAILURES:
                 waiting: list[Job] = []
                 if w.role == "replay":
@@ -974,7 +975,9 @@ class Engine:
             self._kick()
             return
         pool.start_failures += 1
-        log.warning("checker failed to start (%d in a row): %s", pool.start_failures, detail)
+        # Retried quietly (DEBUG): a checker that never starts ends in one line, the `error` of
+        # every item ("checker could not start …"), not in a warning per attempt before it.
+        log.debug("checker failed to start (%d in a row): %s", pool.start_failures, detail)
         if pool.start_failures < MAX_START_FAILURES:
             if self._versions_waiters and not pool.active_workers():
                 self._spawn(pool)  # a version probe has no pending job to trigger a restart

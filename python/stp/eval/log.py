@@ -20,7 +20,7 @@ import os
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 import numpy as np
@@ -29,7 +29,7 @@ from msgspec import Meta
 from stp import storage
 from stp.errors import InputFormatError
 from stp.ranges import MAX_SAMPLES
-from stp.verify.types import INFRASTRUCTURE_FAILURES
+from stp.verify.types import INFRASTRUCTURE_FAILURES, Status
 
 LOG_FORMAT = "stp-eval-log/1"
 MANIFEST = "manifest.json"
@@ -68,7 +68,6 @@ class Attempt(msgspec.Struct, kw_only=True, omit_defaults=True):
     reasons: dict[str, list[str]] = msgspec.field(default_factory=dict)
 
 
-Status = Literal["pass", "fail", "error", "timeout", "memory", "crash"]
 # Bounded at the boundary: an index or multiplicity near 2**63 overflowed the duplicate check and
 # the sums, and one beyond MAX_SAMPLES would make the chunk estimator allocate per chunk.
 SampleIndex = Annotated[int, Meta(ge=0, lt=MAX_SAMPLES)]

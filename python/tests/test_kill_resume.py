@@ -103,6 +103,21 @@ def test_selfplay_killed_inside_a_stage_resumes_to_the_same_run(
     assert rounds == [0, 1]
 
 
+def _cached_results(cache: Path) -> int:
+    """Rows in the verifier cache's results table (0 while it does not exist yet)."""
+    import sqlite3
+
+    for db in cache.glob("*.sqlite*") if cache.is_dir() else []:
+        if db.suffix not in (".sqlite", ".sqlite3"):
+            continue
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+                return int(conn.execute("SELECT count(*) FROM results").fetchone()[0])
+        except sqlite3.Error:
+            return 0
+    return 0
+
+
 def test_verify_json_killed_then_rerun_with_its_cache_gives_the_same_output(
         tmp_path: Path) -> None:
     proofs = tmp_path / "proofs.jsonl"
@@ -125,11 +140,11 @@ def test_verify_json_killed_then_rerun_with_its_cache_gives_the_same_output(
     cache = tmp_path / "cache"
     proc = subprocess.Popen([*base, "--cache", str(cache)], env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # Let it check part of the file, then kill it without warning.
+    # Let it check and cache part of the file (a worker start in the sandbox can take seconds on
+    # a loaded machine: wait for a cached result, not a fixed time), then kill it without warning.
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (cache.exists() and any(cache.iterdir())):
+    while time.monotonic() < deadline and _cached_results(cache) == 0:
         time.sleep(0.05)
-    time.sleep(0.5)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL

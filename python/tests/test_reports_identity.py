@@ -27,7 +27,7 @@ def test_the_real_checker_is_described_by_its_build_toolchain_and_mathlib(tmp_pa
     assert ident.toolchain == (REPO_ROOT / "lean-toolchain").read_text().strip()
     assert ident.mathlib.startswith("d1d1e4b7")
     assert (ident.profile, ident.max_heartbeats) == ("strict", 400000)
-    assert ident.sandbox.startswith("none")
+    assert ident.sandbox.startswith("sandbox: NONE")
     lines = identity_lines({"eval strict": ident})
     assert not any("Not judged" in line for line in lines)
     assert "`stp_check`" in lines[0] and "d1d1e4b7" in lines[0]

@@ -12,9 +12,7 @@ from stp.ranges import PositiveInt
 
 DATA_DIR_ENV = "STP_DATA_DIR"
 DEFAULT_DATA_DIR = "~/.cache/stp/data"
-# The Mathlib-only SFT examples inside the data directory: what the final re-training re-adds
-# (the original's RL_step3_final_model.py), written by `python -m stp.extract sft [--from-hf]`.
-SFT_MATHLIB_ONLY = "mathlib/sft-mathlib-only.jsonl.gz"
+# The Mathlib-derived file names inside the data directory: stp.data.mathlib_files.
 
 
 class DatasetRef(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -19,28 +19,28 @@ from pathlib import Path
 
 from stp import storage
 from stp.config import STPConfig, resolve_data_dir
+from stp.data import mathlib_files
 from stp.errors import UsageError
 
 MANIFEST = "pipeline.json"
 
 
 def lemma_dict_path(cfg: STPConfig) -> str:
-    return cfg.data.lemma_dict or str(resolve_data_dir(cfg.run.data_dir) / "mathlib"
-                                      / "lemmas.jsonl.gz")
+    """`data.lemma_dict`, else the lemma dictionary `python -m stp.extract sft` writes."""
+    return cfg.data.lemma_dict or mathlib_files.lemmas_path(resolve_data_dir(cfg.run.data_dir))
 
 
 def retrain_sft_path(cfg: STPConfig) -> str:
     """The SFT set the final re-training re-adds: `data.sft_mathlib`, else the Mathlib-only part
     that `python -m stp.extract sft` writes (the original re-adds Mathlib examples only)."""
-    from stp.data.config import SFT_MATHLIB_ONLY
-
-    return cfg.data.sft_mathlib or str(resolve_data_dir(cfg.run.data_dir) / SFT_MATHLIB_ONLY)
+    return cfg.data.sft_mathlib or mathlib_files.sft_mathlib_only_path(
+        resolve_data_dir(cfg.run.data_dir))
 
 
 def stage1_sft_path(cfg: STPConfig) -> str:
     """`data.sft`, else `<data_dir>/mathlib/sft.jsonl.gz` (Stage 1 with an empty `sft.data`, and
     the self-play SFT replay)."""
-    return cfg.data.sft or str(resolve_data_dir(cfg.run.data_dir) / "mathlib" / "sft.jsonl.gz")
+    return cfg.data.sft or mathlib_files.sft_path(resolve_data_dir(cfg.run.data_dir))
 
 
 def stage1_model(cfg: STPConfig) -> str | None:

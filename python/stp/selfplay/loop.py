@@ -192,10 +192,10 @@ class SelfPlay:
         # start: a resumed run names the checker of its latest start).
         write_record(self.run_dir.root, {"self-play": describe_checker(
             selfplay_check_config(cfg))})
-        lemma_path = cfg.data.lemma_dict or str(data_dir / "mathlib" / "lemmas.jsonl.gz")
         from stp.data.lemmas import load_lemma_dict
+        from stp.selfplay.inputs import lemma_dict_path
 
-        self.lemma_dict = load_lemma_dict(lemma_path, cfg.data.lemma_vocabulary)
+        self.lemma_dict = load_lemma_dict(lemma_dict_path(cfg), cfg.data.lemma_vocabulary)
         dataset = list(storage.iter_jsonl(self.run_dir.dataset_statements, type=StatementRow))
         self.dataset_size = len(dataset)
 

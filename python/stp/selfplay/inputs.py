@@ -21,8 +21,7 @@ from stp import storage
 from stp.config import STPConfig, resolve_data_dir
 from stp.data import mathlib_files
 from stp.errors import UsageError
-
-MANIFEST = "pipeline.json"
+from stp.selfplay.rundir import RunDir
 
 
 def lemma_dict_path(cfg: STPConfig) -> str:
@@ -45,7 +44,7 @@ def stage1_sft_path(cfg: STPConfig) -> str:
 
 def stage1_model(cfg: STPConfig) -> str | None:
     """The Stage-1 model recorded in the run directory's pipeline manifest, if any."""
-    path = storage.join(cfg.run.run_dir, MANIFEST)
+    path = RunDir(cfg.run.run_dir).pipeline_manifest_path
     if not storage.exists(path):
         return None
     stages = storage.read_json(path).get("stages", {})

@@ -24,7 +24,7 @@ import msgspec
 import numpy as np
 
 from stp import storage
-from stp.config import STPConfig, resolve_data_dir, to_toml
+from stp.config import STPConfig, resolve_data_dir
 from stp.data.records import TrainingExample, statement_key
 from stp.errors import ConfigError, UsageError
 from stp.metrics import MetricsWriter, progress
@@ -182,7 +182,7 @@ class SelfPlay:
             self._cluster = True
         data_dir = resolve_data_dir(cfg.run.data_dir)
         if not storage.exists(self.run_dir.dataset_statements):
-            storage.write_text(self.run_dir.path("config.toml"), to_toml(cfg))
+            self.run_dir.record_config(cfg)
             storage.write_jsonl(self.run_dir.dataset_statements, self._dataset_rows(data_dir))
         else:
             self.run_dir.check_settings(cfg, self.allow_changed_settings)

@@ -242,9 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     cfg = config_from_args(args)
     setup_logging(cfg.run.log_level)
-    if args.command not in ("run", "assemble", "verify", "sft"):
-        raise UsageError(f"unknown command {args.command}")
     from stp.lock import lock_dir
+
+    # args.command is one of the four subparsers (argparse refuses anything else).
 
     # Two extractions (or an extraction and an assembly) in one directory would interleave
     # shards and rewrite each other's outputs: the output directory is locked while working.

@@ -25,6 +25,9 @@ BASE_MODEL = "deepseek-ai/DeepSeek-Prover-V1.5-SFT"
 
 # Where accelerator phases run (stp.model.phases): their own processes, the driver, or auto.
 PhaseIsolation = Literal["auto", "process", "inline"]
+# Sampling engines: "vllm" on GPUs/TPUs (production), "hf" (transformers on CPU) for tests and
+# tiny runs; stp.model.sampling.make_sampler handles each.
+SamplerBackend = Literal["vllm", "hf"]
 
 
 class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -50,7 +53,7 @@ class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class SamplerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # "vllm" on GPUs/TPUs (production), "hf" (transformers on CPU) for tests and tiny runs.
-    backend: Literal["vllm", "hf"] = "vllm"
+    backend: SamplerBackend = "vllm"
     # 0 = greedy decoding.
     temperature: NonNegativeFloat = 1.0
     top_p: PositiveUnitFloat = 1.0

@@ -123,8 +123,6 @@ def missing_inputs(cfg: STPConfig, stages: Iterable[str], *, config_name: str = 
         if not storage.exists(path):
             out.append(f"lemma dictionary {path} is missing (build it with `python -m stp.extract "
                        "sft`, or set data.lemma_dict)")
-        if not cfg.data.selfplay:
-            out.append("data.selfplay is empty: name at least one dataset to self-play on")
         for ref in cfg.data.selfplay:
             out.append(_dataset_missing(cfg, ref.name, ref.split, "data.selfplay"))
         if "sft" not in stages:  # else Stage 1 produces the start model

@@ -204,8 +204,6 @@ class SelfPlay:
 
         rows: list[StatementRow] = []
         seen: set[tuple[str, str]] = set()
-        if not self.cfg.data.selfplay:
-            raise UsageError("data.selfplay is empty: name at least one dataset to self-play on")
         for ref in self.cfg.data.selfplay:
             for st in load_dataset(ref.name, data_dir, ref.split or None,
                                    allow_download=self.cfg.data.allow_download):

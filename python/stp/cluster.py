@@ -139,8 +139,6 @@ def init_cluster(cfg: ClusterConfig) -> ClusterInfo:
                 address, LEAN_RESOURCE, LEAN_RESOURCE,
             )
         return info
-    if cfg.num_cpus < 0 or cfg.num_gpus < 0 or cfg.reserved_cpus < 0:
-        raise UsageError("cluster.num_cpus, cluster.num_gpus and cluster.reserved_cpus must be >= 0")
     num_cpus = cfg.num_cpus or available_cpus()
     lean_slots = max(1, num_cpus - cfg.reserved_cpus)
     ray.init(

@@ -137,10 +137,15 @@ def test_ray_refusing_connection_is_a_usage_error(
             cluster.init_cluster(ClusterConfig(address=address))
 
 
-def test_negative_sizes_rejected(no_ray_session: list[dict]) -> None:
-    with pytest.raises(UsageError, match=">= 0"):
-        cluster.init_cluster(ClusterConfig(num_cpus=-1))
-    assert no_ray_session == []
+def test_negative_sizes_rejected_when_the_config_loads() -> None:
+    # The range is in the field's type (NonNegativeInt), so a negative size never reaches
+    # init_cluster: loading the config fails naming the key.
+    from stp.config import load_config
+    from stp.errors import ConfigError
+
+    for key in ("num_cpus", "num_gpus", "reserved_cpus"):
+        with pytest.raises(ConfigError, match=rf"cluster\.{key}"):
+            load_config(None, [f"cluster.{key}=-1"])
 
 
 def test_local_sizing_passed_to_ray(no_ray_session: list[dict], monkeypatch: pytest.MonkeyPatch) -> None:

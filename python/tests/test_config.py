@@ -71,6 +71,15 @@ def test_typo_key_is_named_with_suggestion(tmp_path: Path) -> None:
     assert "did you mean `learning_rate`?" in message
 
 
+def test_empty_profile_and_dataset_lists_fail_at_load() -> None:
+    # Both were re-checked at run time (evaluation after the Lean check, self-play after the
+    # cluster start); the types now refuse them when the config loads, naming the key.
+    with pytest.raises(ConfigError, match=r"eval\.profiles"):
+        load_config(None, ["eval.profiles=[]"])
+    with pytest.raises(ConfigError, match=r"data\.selfplay"):
+        load_config(None, ["data.selfplay=[]"])
+
+
 def test_typo_section_and_nested_list_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"unknown key `trainr` \(did you mean `trainer`\?\)"):
         load_config(_write(tmp_path, "[trainr]\nbatch_size = 8\n"))

@@ -47,11 +47,14 @@ def req(seed: int, **kw: object) -> SampleRequest:
 
 def test_make_sampler_dispatch(tiny_path: str, sampler: HFSampler) -> None:
     assert isinstance(sampler, Sampler)
-    with pytest.raises(UsageError, match=r"sampler\.backend"):
-        make_sampler(tiny_path, ModelConfig(name=tiny_path), SamplerConfig(backend="jax"))
-    with pytest.raises(UsageError, match=r"model\.dtype"):
-        make_sampler(tiny_path, ModelConfig(name=tiny_path, dtype="int3"),
-                     SamplerConfig(backend="hf"))
+    # An unknown backend fails when the config loads (a Literal), before any sampler is made.
+    from stp.config import load_config
+    from stp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"sampler\.backend"):
+        load_config(None, ['sampler.backend="jax"'])
+    with pytest.raises(ConfigError, match=r"model\.dtype"):
+        load_config(None, ['model.dtype="int3"'])
 
 
 def test_same_seed_same_completions_different_seed_differs(sampler: HFSampler) -> None:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
+from msgspec import Meta
 
 from stp.data.lemmas import LemmaVocabulary
 from stp.ranges import PositiveInt
 
 DATA_DIR_ENV = "STP_DATA_DIR"
 DEFAULT_DATA_DIR = "~/.cache/stp/data"
-# The Mathlib-only SFT examples inside the data directory: what the final re-training re-adds
-# (the original's RL_step3_final_model.py), written by `python -m stp.extract sft [--from-hf]`.
-SFT_MATHLIB_ONLY = "mathlib/sft-mathlib-only.jsonl.gz"
+# The Mathlib-derived file names inside the data directory: stp.data.mathlib_files.
 
 
 class DatasetRef(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -26,8 +26,9 @@ class DatasetRef(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class DataConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    # Statements self-play attacks (paper: LeanWorkbook, deduplicated).
-    selfplay: list[DatasetRef] = msgspec.field(
+    # Statements self-play attacks (paper: LeanWorkbook, deduplicated); at least one dataset (an
+    # empty list fails at load, naming the key).
+    selfplay: Annotated[list[DatasetRef], Meta(min_length=1)] = msgspec.field(
         default_factory=lambda: [DatasetRef(name="lean_workbook")]
     )
     # Lemma dictionary (full name -> statement) built by `python -m stp.extract sft`; empty

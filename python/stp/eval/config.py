@@ -42,5 +42,6 @@ class EvalConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     shard_size: PositiveInt = 4096
     # Verifier profiles every attempt is judged under, from one sampling run: "strict" (the sound
     # checks; self-play trains on these) and "paper" (what the original counted, comparable with
-    # the paper's numbers). The first is the attempt's `status`; summarize reports each.
-    profiles: list[Profile] = msgspec.field(default_factory=lambda: ["strict", "paper"])
+    # the paper's numbers). The first is the attempt's `status`; summarize reports each. At
+    # least one (an empty list fails at load, naming the key).
+    profiles: Annotated[list[Profile], Meta(min_length=1)] = msgspec.field(default_factory=lambda: ["strict", "paper"])

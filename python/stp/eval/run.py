@@ -92,10 +92,8 @@ def settings_from_config(cfg: STPConfig, *, model: str | None, splits: list[str]
         seed=cfg.eval.seed, temperature=cfg.eval.temperature, top_p=cfg.sampler.top_p,
         max_tokens=cfg.sampler.max_tokens, prompt_format=cfg.model.prompt_format,
         shard_size=cfg.eval.shard_size, allow_changed_settings=allow_changed_settings)
-    if settings.samples < 1:
-        raise UsageError(f"--samples must be >= 1, got {settings.samples}")
-    if settings.shard_size < 1:
-        raise UsageError(f"eval.shard_size must be >= 1, got {settings.shard_size}")
+    # `samples` (--samples: count_arg(1, ...), eval.samples_per_statement: SampleCount) and
+    # `shard_size` (PositiveInt) are in range by type; `splits` may be an empty --splits.
     if not settings.splits:
         raise UsageError("no splits to evaluate (--splits or eval.splits)")
     return settings
@@ -282,8 +280,6 @@ def make_components(cfg: STPConfig, settings: RunSettings,
     from stp.verify import make_verifier
 
     checker_command(cfg.lean)  # fail before the model loads when Lean is missing
-    if not cfg.eval.profiles:
-        raise UsageError("eval.profiles is empty: name at least one of strict, paper")
     fmt = settings.prompt_format
     sampler = (make_sampler(settings.model, cfg.model, cfg.sampler) if sampler_factory is None
                else sampler_factory(settings.model))

@@ -29,20 +29,17 @@ from stp.cli import (
     setup_logging,
 )
 from stp.config import STPConfig, resolve_data_dir
-from stp.data.config import SFT_MATHLIB_ONLY
+from stp.data import mathlib_files as files
 from stp.extract.records import ExtractedTheorem
 from stp.host import workers_after_reserve
 
-# The file the final re-training re-adds, inside the output directory (<data_dir>/mathlib).
-MATHLIB_ONLY = storage.basename(SFT_MATHLIB_ONLY)
-
 
 def _default_out(cfg: STPConfig) -> str:
-    return storage.join(str(resolve_data_dir(cfg.run.data_dir)), "mathlib", "extract")
+    return files.extract_dir(resolve_data_dir(cfg.run.data_dir))
 
 
 def _default_sft_dir(cfg: STPConfig) -> str:
-    return storage.join(str(resolve_data_dir(cfg.run.data_dir)), "mathlib")
+    return files.sft_dir(resolve_data_dir(cfg.run.data_dir))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the Lean extractor over Mathlib modules (resumable)")
     add_config_arguments(run)
     run.add_argument("--out", default=None, help="extraction directory (local or gs://); "
-                     "default <data_dir>/mathlib/extract")
+                     f"default {files.EXTRACT_DIR_HELP}")
     run.add_argument("--mathlib-dir", default=None, type=Path,
                      help="directory containing Mathlib/ (default "
                      "<lean.project_dir>/.lake/packages/mathlib)")
@@ -76,19 +73,19 @@ def _parser() -> argparse.ArgumentParser:
                      help="re-check every extracted proof with the verifier")
     run.add_argument("--no-progress", action="store_true")
 
-    assemble = sub.add_parser("assemble", help="(re)build theorems.jsonl.gz from raw shards")
+    assemble = sub.add_parser("assemble", help=f"(re)build {files.THEOREMS} from raw shards")
     add_config_arguments(assemble)
     assemble.add_argument("--out", default=None)
 
-    verify = sub.add_parser("verify", help="round-trip check theorems.jsonl.gz with Lean")
+    verify = sub.add_parser("verify", help=f"round-trip check {files.THEOREMS} with Lean")
     add_config_arguments(verify)
     verify.add_argument("--out", default=None)
 
     sft = sub.add_parser("sft", help="lemma dictionary + SFT/eval examples")
     add_config_arguments(sft)
     sft.add_argument("--extraction", default=None, help="extraction directory "
-                     "(default <data_dir>/mathlib/extract)")
-    sft.add_argument("--out", default=None, help="output directory (default <data_dir>/mathlib)")
+                     f"(default {files.EXTRACT_DIR_HELP})")
+    sft.add_argument("--out", default=None, help=f"output directory (default {files.SFT_DIR_HELP})")
     sft.add_argument("--format", choices=("stp", "clean"), default="stp")
     sft.add_argument("--eval-size", type=count_arg(0), default=4096)
     sft.add_argument("--seed", type=count_arg(0), default=0)
@@ -168,17 +165,17 @@ def cmd_verify_dir(cfg: STPConfig, out: str) -> int:
     from stp.lean.toolchain import checker_command
 
     checker_command(cfg.lean)  # fail fast when Lean is missing
-    theorems = _load_theorems(storage.join(out, "theorems.jsonl.gz"))
+    theorems = _load_theorems(storage.join(out, files.THEOREMS))
     passed, failed = roundtrip_check(cfg, theorems)
-    storage.write_jsonl(storage.join(out, "theorems.verified.jsonl.gz"), passed)
-    storage.write_jsonl(storage.join(out, "verify_failures.jsonl.gz"), [
+    storage.write_jsonl(storage.join(out, files.THEOREMS_VERIFIED), passed)
+    storage.write_jsonl(storage.join(out, files.VERIFY_FAILURES), [
         {"name": t.name, "module": t.module, "status": r.status, "reasons": r.reasons,
          "detail": r.detail, "errors": [e.text for e in r.errors][:3],
          "statement": roundtrip_item(t).statement if t.val_kind == "term" else t.statement}
         for t, r in failed
     ])
-    print(f"verified: {len(passed)} of {len(theorems)} pass -> theorems.verified.jsonl.gz; "
-          f"{len(failed)} failures -> verify_failures.jsonl.gz")
+    print(f"verified: {len(passed)} of {len(theorems)} pass -> {files.THEOREMS_VERIFIED}; "
+          f"{len(failed)} failures -> {files.VERIFY_FAILURES}")
     return EXIT_OK
 
 
@@ -189,9 +186,9 @@ def cmd_sft(args: argparse.Namespace, cfg: STPConfig) -> int:
     if args.from_hf:
         return _sft_from_hf(cfg, out)
     extraction = args.extraction or _default_out(cfg)
-    verified = storage.join(extraction, "theorems.verified.jsonl.gz")
+    verified = storage.join(extraction, files.THEOREMS_VERIFIED)
     path = verified if storage.exists(verified) else storage.join(extraction,
-                                                                  "theorems.jsonl.gz")
+                                                                  files.THEOREMS)
     theorems = _load_theorems(path)
     print(f"theorems: {len(theorems)} from {path}")
     sources: dict[str, str] = {}
@@ -204,16 +201,16 @@ def cmd_sft(args: argparse.Namespace, cfg: STPConfig) -> int:
                       seed=args.seed, max_pairs_per_theorem=args.max_pairs_per_theorem)
     from stp.data.lemmas import write_lemma_dict
 
-    write_lemma_dict(storage.join(out, "lemmas.jsonl.gz"), build.lemmas)
-    write_examples(storage.join(out, "sft.jsonl.gz"), build.sft)
+    write_lemma_dict(storage.join(out, files.LEMMAS), build.lemmas)
+    write_examples(storage.join(out, files.SFT), build.sft)
     # The whole extraction is Mathlib: its Mathlib-only part is all of it.
-    write_examples(storage.join(out, MATHLIB_ONLY), build.sft)
-    write_examples(storage.join(out, "eval.jsonl.gz"), build.prove_eval)
-    print(f"lemmas: {len(build.lemmas)} -> lemmas.jsonl.gz")
+    write_examples(storage.join(out, files.SFT_MATHLIB_ONLY), build.sft)
+    write_examples(storage.join(out, files.EVAL), build.prove_eval)
+    print(f"lemmas: {len(build.lemmas)} -> {files.LEMMAS}")
     print(f"conjecture examples: {len(build.conjecture)}; proving examples: "
           f"{len(build.prove_train)} train + {len(build.prove_eval)} eval "
           f"(skipped: {build.skipped})")
-    print(f"sft.jsonl.gz / {MATHLIB_ONLY}: {len(build.sft)}; eval.jsonl.gz: "
+    print(f"{files.SFT} / {files.SFT_MATHLIB_ONLY}: {len(build.sft)}; {files.EVAL}: "
           f"{len(build.prove_eval)}  (format {args.format}, in {out})")
     for label, examples in (("conjecture", build.conjecture), ("prove", build.prove_train)):
         stats = length_stats(examples)
@@ -232,11 +229,11 @@ def _sft_from_hf(cfg: STPConfig, out: str) -> int:
     train = load_examples("stp_sft", data_dir, "train", allow_download=cfg.data.allow_download)
     evals = load_examples("stp_sft", data_dir, "eval", allow_download=cfg.data.allow_download)
     mathlib = [e for e in train if "lean_workbook" not in e.prompt]
-    write_examples(storage.join(out, "sft.jsonl.gz"), train)
-    write_examples(storage.join(out, MATHLIB_ONLY), mathlib)
-    write_examples(storage.join(out, "eval.jsonl.gz"), evals)
+    write_examples(storage.join(out, files.SFT), train)
+    write_examples(storage.join(out, files.SFT_MATHLIB_ONLY), mathlib)
+    write_examples(storage.join(out, files.EVAL), evals)
     print(f"kfdong/STP_Lean_SFT: {len(train)} train ({len(mathlib)} Mathlib-only -> "
-          f"{MATHLIB_ONLY}), "
+          f"{files.SFT_MATHLIB_ONLY}), "
           f"{len(evals)} eval -> {out}")
     return EXIT_OK
 
@@ -245,9 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     cfg = config_from_args(args)
     setup_logging(cfg.run.log_level)
-    if args.command not in ("run", "assemble", "verify", "sft"):
-        raise UsageError(f"unknown command {args.command}")
     from stp.lock import lock_dir
+
+    # args.command is one of the four subparsers (argparse refuses anything else).
 
     # Two extractions (or an extraction and an assembly) in one directory would interleave
     # shards and rewrite each other's outputs: the output directory is locked while working.

@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from stp.data import mathlib_files
 from stp.errors import InputFormatError
 from stp.extract.records import ExtractedTheorem, TheoremContext
 from stp.lean.protocol import ExtractCommand, ExtractDecl, ExtractDone, ExtractFailed
@@ -347,7 +348,7 @@ def assemble_directory(out_dir: str, modules: list[str] | None = None) -> Direct
         records.extend(result.theorems)
         skipped.update(result.skipped)
         lean_errors += result.lean_errors
-    path = storage.join(out_dir, "theorems.jsonl.gz")
+    path = storage.join(out_dir, mathlib_files.THEOREMS)
     storage.write_jsonl(path, records)
     storage.write_json(storage.join(out_dir, "summary.json"), {
         "modules": len(names), "failed_modules": len(failed), "theorems": len(records),

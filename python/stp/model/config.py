@@ -25,6 +25,11 @@ BASE_MODEL = "deepseek-ai/DeepSeek-Prover-V1.5-SFT"
 
 # Where accelerator phases run (stp.model.phases): their own processes, the driver, or auto.
 PhaseIsolation = Literal["auto", "process", "inline"]
+# Sampling engines: "vllm" on GPUs/TPUs (production), "hf" (transformers on CPU) for tests and
+# tiny runs; stp.model.sampling.make_sampler handles each.
+SamplerBackend = Literal["vllm", "hf"]
+# Weight dtypes of a checkpoint as loaded (`model.dtype`).
+ModelDtype = Literal["bfloat16", "float16", "float32", "auto"]
 
 
 class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -41,7 +46,7 @@ class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # room, at the cost of comparability with the paper.
     max_model_len: PositiveInt = 1024
     # "auto" (the checkpoint's own) is understood by the samplers only, not by training.
-    dtype: Literal["bfloat16", "float16", "float32", "auto"] = "bfloat16"
+    dtype: ModelDtype = "bfloat16"
     # Accelerator phases (sampling, training, embedding) each in a process of their own that
     # owns the device and frees it by exiting ("process"), or one after the other in the
     # driver ("inline"); "auto" = process when the machine has a GPU/TPU (stp.model.phases).
@@ -50,7 +55,7 @@ class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class SamplerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # "vllm" on GPUs/TPUs (production), "hf" (transformers on CPU) for tests and tiny runs.
-    backend: Literal["vllm", "hf"] = "vllm"
+    backend: SamplerBackend = "vllm"
     # 0 = greedy decoding.
     temperature: NonNegativeFloat = 1.0
     top_p: PositiveUnitFloat = 1.0

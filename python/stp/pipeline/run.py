@@ -27,15 +27,15 @@ from typing import Any
 import msgspec
 
 from stp import storage
-from stp.config import STPConfig, resolve_data_dir, to_toml
+from stp.config import STPConfig, resolve_data_dir
 from stp.errors import UsageError
 from stp.metrics import MetricsWriter
 from stp.model.training import TrainFn
 from stp.model.types import Sampler
+from stp.selfplay.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "pipeline.json"
 # hook(stage): called after a pipeline stage is recorded. Tests raise from it to simulate a kill.
 PipelineHook = Callable[[str], None]
 
@@ -56,6 +56,7 @@ class Pipeline:
                  config_name: str = "CONFIG") -> None:
         self.cfg = cfg
         self.root = cfg.run.run_dir
+        self.run_dir = RunDir(self.root)
         self.hook = hook or (lambda stage: None)
         self.selfplay_hook = selfplay_hook
         self.sampler_factory = sampler_factory
@@ -68,15 +69,13 @@ class Pipeline:
     # ------------------------------------------------------------------ manifest
     @property
     def manifest_path(self) -> str:
-        return storage.join(self.root, MANIFEST)
+        return self.run_dir.pipeline_manifest_path
 
     def manifest(self) -> PipelineManifest:
         if not storage.exists(self.manifest_path):
             return PipelineManifest()
         return storage.read_json(self.manifest_path, type=PipelineManifest)
 
-    def path(self, *parts: str) -> str:
-        return storage.join(self.root, *parts)
 
     # ------------------------------------------------------------------ plan
     def units(self) -> list[str]:
@@ -135,11 +134,11 @@ class Pipeline:
             log.info("pipeline: %s", unit)
             summary = self.run_unit(unit)
             summary["seconds"] = round(time.monotonic() - start, 3)
-            with MetricsWriter(self.path("metrics.jsonl")) as metrics:
+            with MetricsWriter(self.run_dir.metrics) as metrics:
                 metrics.log("pipeline", stage=unit, **summary)
             manifest.stages[unit] = summary
-            if not storage.exists(self.path("config.toml")):  # the resolved config, once
-                storage.write_text(self.path("config.toml"), to_toml(self.cfg))
+            # The resolved config, once (self-play has written it when it ran first).
+            self.run_dir.record_config(self.cfg, replace=False)
             storage.write_json(self.manifest_path, manifest)
             self.hook(unit)
         return self.manifest()
@@ -173,7 +172,7 @@ class Pipeline:
         data = self.sft_data()
         trainer = stage_trainer(self.cfg, "sft")
         result = self._train()(sft.base_model, str(storage.local_cache_path(data)),
-                               self.path("sft", "model"), trainer, self.cfg.model,
+                               storage.join(self.run_dir.sft_dir, "model"), trainer, self.cfg.model,
                                **train_kwargs(trainer))
         losses = list(result.losses)
         return {"model": str(result.hf_path), "data": data, "steps": int(result.steps),
@@ -195,7 +194,7 @@ class Pipeline:
                                  "with `python -m stp.extract sft`, or set sft.data=\"stp_sft\")")
             return path
         if name in registry.DATASETS:
-            out = self.path("sft", "train.jsonl.gz")
+            out = storage.join(self.run_dir.sft_dir, "train.jsonl.gz")
             if not storage.exists(out):
                 from stp.data import load_examples
 
@@ -209,7 +208,7 @@ class Pipeline:
     def block_dir(self, block: int) -> str:
         """Block 0 is the run directory itself (the layout of `python -m stp.selfplay`); block
         b > 0 is its own self-play run directory `block-<b>`."""
-        return self.root if block == 0 else self.path(f"block-{block}")
+        return self.run_dir.block_dir(block)
 
     def start_model(self, block: int = 0) -> str:
         """The model a block's self-play starts from: block 0's by `selfplay_start_model` (the
@@ -284,8 +283,8 @@ class Pipeline:
         from stp.eval.run import run_from_config, settings_from_config
 
         settings = settings_from_config(self.cfg, model=self.final_model(), splits=None,
-                                        samples=None, out=self.path(self.cfg.pipeline.eval_dir))
-        with MetricsWriter(self.path("metrics.jsonl")) as metrics:
+                                        samples=None, out=self.run_dir.eval_dir(self.cfg.pipeline.eval_dir))
+        with MetricsWriter(self.run_dir.metrics) as metrics:
             result = run_from_config(self.cfg, settings, metrics=metrics,
                                      sampler_factory=self.sampler_factory)
         log.info("evaluation: %d attempts written, %d were already logged", result.written,
@@ -305,7 +304,7 @@ class Pipeline:
         """report.md: solved counts per round, pass@k per verifier profile, and the plots."""
         from stp.pipeline.report import write_pipeline_report
 
-        path = write_pipeline_report(self.cfg, self.manifest(), self.path("report"))
+        path = write_pipeline_report(self.cfg, self.manifest(), self.run_dir.report_dir)
         return {"report": str(path)}
 
 

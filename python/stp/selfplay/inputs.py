@@ -19,33 +19,32 @@ from pathlib import Path
 
 from stp import storage
 from stp.config import STPConfig, resolve_data_dir
+from stp.data import mathlib_files
 from stp.errors import UsageError
-
-MANIFEST = "pipeline.json"
+from stp.selfplay.rundir import RunDir
 
 
 def lemma_dict_path(cfg: STPConfig) -> str:
-    return cfg.data.lemma_dict or str(resolve_data_dir(cfg.run.data_dir) / "mathlib"
-                                      / "lemmas.jsonl.gz")
+    """`data.lemma_dict`, else the lemma dictionary `python -m stp.extract sft` writes."""
+    return cfg.data.lemma_dict or mathlib_files.lemmas_path(resolve_data_dir(cfg.run.data_dir))
 
 
 def retrain_sft_path(cfg: STPConfig) -> str:
     """The SFT set the final re-training re-adds: `data.sft_mathlib`, else the Mathlib-only part
     that `python -m stp.extract sft` writes (the original re-adds Mathlib examples only)."""
-    from stp.data.config import SFT_MATHLIB_ONLY
-
-    return cfg.data.sft_mathlib or str(resolve_data_dir(cfg.run.data_dir) / SFT_MATHLIB_ONLY)
+    return cfg.data.sft_mathlib or mathlib_files.sft_mathlib_only_path(
+        resolve_data_dir(cfg.run.data_dir))
 
 
 def stage1_sft_path(cfg: STPConfig) -> str:
     """`data.sft`, else `<data_dir>/mathlib/sft.jsonl.gz` (Stage 1 with an empty `sft.data`, and
     the self-play SFT replay)."""
-    return cfg.data.sft or str(resolve_data_dir(cfg.run.data_dir) / "mathlib" / "sft.jsonl.gz")
+    return cfg.data.sft or mathlib_files.sft_path(resolve_data_dir(cfg.run.data_dir))
 
 
 def stage1_model(cfg: STPConfig) -> str | None:
     """The Stage-1 model recorded in the run directory's pipeline manifest, if any."""
-    path = storage.join(cfg.run.run_dir, MANIFEST)
+    path = RunDir(cfg.run.run_dir).pipeline_manifest_path
     if not storage.exists(path):
         return None
     stages = storage.read_json(path).get("stages", {})
@@ -124,8 +123,6 @@ def missing_inputs(cfg: STPConfig, stages: Iterable[str], *, config_name: str = 
         if not storage.exists(path):
             out.append(f"lemma dictionary {path} is missing (build it with `python -m stp.extract "
                        "sft`, or set data.lemma_dict)")
-        if not cfg.data.selfplay:
-            out.append("data.selfplay is empty: name at least one dataset to self-play on")
         for ref in cfg.data.selfplay:
             out.append(_dataset_missing(cfg, ref.name, ref.split, "data.selfplay"))
         if "sft" not in stages:  # else Stage 1 produces the start model

@@ -24,7 +24,7 @@ import msgspec
 import numpy as np
 
 from stp import storage
-from stp.config import STPConfig, resolve_data_dir, to_toml
+from stp.config import STPConfig, resolve_data_dir
 from stp.data.records import TrainingExample, statement_key
 from stp.errors import ConfigError, UsageError
 from stp.metrics import MetricsWriter, progress
@@ -182,7 +182,7 @@ class SelfPlay:
             self._cluster = True
         data_dir = resolve_data_dir(cfg.run.data_dir)
         if not storage.exists(self.run_dir.dataset_statements):
-            storage.write_text(self.run_dir.path("config.toml"), to_toml(cfg))
+            self.run_dir.record_config(cfg)
             storage.write_jsonl(self.run_dir.dataset_statements, self._dataset_rows(data_dir))
         else:
             self.run_dir.check_settings(cfg, self.allow_changed_settings)
@@ -192,10 +192,10 @@ class SelfPlay:
         # start: a resumed run names the checker of its latest start).
         write_record(self.run_dir.root, {"self-play": describe_checker(
             selfplay_check_config(cfg))})
-        lemma_path = cfg.data.lemma_dict or str(data_dir / "mathlib" / "lemmas.jsonl.gz")
         from stp.data.lemmas import load_lemma_dict
+        from stp.selfplay.inputs import lemma_dict_path
 
-        self.lemma_dict = load_lemma_dict(lemma_path, cfg.data.lemma_vocabulary)
+        self.lemma_dict = load_lemma_dict(lemma_dict_path(cfg), cfg.data.lemma_vocabulary)
         dataset = list(storage.iter_jsonl(self.run_dir.dataset_statements, type=StatementRow))
         self.dataset_size = len(dataset)
 
@@ -204,8 +204,6 @@ class SelfPlay:
 
         rows: list[StatementRow] = []
         seen: set[tuple[str, str]] = set()
-        if not self.cfg.data.selfplay:
-            raise UsageError("data.selfplay is empty: name at least one dataset to self-play on")
         for ref in self.cfg.data.selfplay:
             for st in load_dataset(ref.name, data_dir, ref.split or None,
                                    allow_download=self.cfg.data.allow_download):

@@ -56,7 +56,9 @@ def render_report(run_dir: str, out_dir: str | None = None) -> Path:
     if out_dir:
         out = Path(out_dir)
     else:
-        out = Path("report") if storage.is_gcs(run_dir) else Path(run_dir) / "report"
+        # A gs:// run reports into ./report (matplotlib writes local files).
+        report_dir = RunDir(run_dir).report_dir
+        out = Path(storage.basename(report_dir)) if storage.is_gcs(run_dir) else Path(report_dir)
     from stp.lock import lock_dir
 
     # The report folder, not the run directory: a report of a run that is still going is fine,

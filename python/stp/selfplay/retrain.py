@@ -129,11 +129,12 @@ def run_retrain(cfg: STPConfig, *, train_fn: TrainFn | None = None) -> dict[str,
 
 
 def _run_retrain(cfg: STPConfig, train_fn: TrainFn | None) -> dict[str, Any]:
-    out = storage.join(cfg.run.run_dir, "retrain")
+    run_dir = RunDir(cfg.run.run_dir)
+    out = run_dir.retrain_dir
     manifest_path = storage.join(out, "manifest.json")
     manifest: dict[str, Any] = (storage.read_json(manifest_path)
                                 if storage.exists(manifest_path) else {})
-    metrics = MetricsWriter(storage.join(cfg.run.run_dir, "metrics.jsonl"))
+    metrics = MetricsWriter(run_dir.metrics)
     train_path = storage.join(out, "train.jsonl.gz")
     try:
         if "data" not in manifest:

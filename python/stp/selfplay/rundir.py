@@ -34,7 +34,10 @@ class RoundManifest(msgspec.Struct, kw_only=True):
 
 
 class RunDir:
-    """Paths and small typed readers/writers of one run directory."""
+    """Paths and small typed readers/writers of one run directory: the only place its file and
+    folder names are spelled, for the self-play rounds and for the run around them (the
+    pipeline's manifest, `sft/`, `retrain/`, `eval/`, `report/`, `block-<b>/`), and the only
+    writer of its `config.toml`."""
 
     def __init__(self, root: str) -> None:
         self.root = root
@@ -45,7 +48,36 @@ class RunDir:
 
     @property
     def metrics(self) -> str:
+        """One event stream for every stage of the run (`stp.metrics.MetricsWriter`)."""
         return self.path("metrics.jsonl")
+
+    # Run level (python -m stp.pipeline; stp.retrain and the report use them too).
+    @property
+    def pipeline_manifest_path(self) -> str:
+        """The pipeline's finished stages and their summaries (JSON)."""
+        return self.path("pipeline.json")
+
+    @property
+    def sft_dir(self) -> str:
+        """Stage 1: `train.jsonl.gz` (when materialised) and `model/`."""
+        return self.path("sft")
+
+    @property
+    def retrain_dir(self) -> str:
+        """The final re-training: `manifest.json`, `train.jsonl.gz`, `model/`."""
+        return self.path("retrain")
+
+    @property
+    def report_dir(self) -> str:
+        return self.path("report")
+
+    def eval_dir(self, name: str) -> str:
+        """The evaluation log, named by `pipeline.eval_dir`."""
+        return self.path(name)
+
+    def block_dir(self, block: int) -> str:
+        """Self-play block b's run directory: the run itself for block 0, `block-<b>` after."""
+        return self.root if block == 0 else self.path(f"block-{block}")
 
     @property
     def dataset_statements(self) -> str:
@@ -133,6 +165,14 @@ class RunDir:
     def config_path(self) -> str:
         return self.path("config.toml")
 
+    def record_config(self, cfg: Any, *, replace: bool = True) -> None:
+        """Write the resolved config as `config.toml` (the reference later starts are compared
+        with); `replace=False` keeps one that is already there."""
+        from stp.config import to_toml
+
+        if replace or not storage.exists(self.config_path):
+            storage.write_text(self.config_path, to_toml(cfg))
+
     @property
     def settings_changes_path(self) -> str:
         """Accepted setting changes, each with the round it first applied to (JSON list)."""
@@ -150,7 +190,6 @@ class RunDir:
         import tomllib
 
         from stp import settings_guard as guard
-        from stp.config import to_toml
 
         if not storage.exists(self.config_path):
             return
@@ -170,7 +209,7 @@ class RunDir:
         history.append({"round": self.first_unfinished_round(),
                         "changed": guard.json_safe(changes)})
         storage.write_json(self.settings_changes_path, history)
-        storage.write_text(self.config_path, to_toml(cfg))
+        self.record_config(cfg)
 
     # ------------------------------------------------------------------ arrays
     def save_arrays(self, path: str, **arrays: np.ndarray) -> None:

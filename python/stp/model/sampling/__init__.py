@@ -7,12 +7,13 @@ only when chosen, so importing this package is cheap and vLLM need not be instal
 
 from __future__ import annotations
 
-from stp.errors import UsageError
-from stp.model.config import ModelConfig, SamplerConfig
+from typing import assert_never, get_args
+
+from stp.model.config import ModelConfig, SamplerBackend, SamplerConfig
 from stp.model.sampling.common import SamplerStats
 from stp.model.types import Sampler, SampleRequest
 
-BACKENDS = ("hf", "vllm")
+BACKENDS: tuple[SamplerBackend, ...] = get_args(SamplerBackend)
 
 __all__ = ["BACKENDS", "SampleRequest", "Sampler", "SamplerStats", "make_sampler"]
 
@@ -38,8 +39,8 @@ def build_backend(model_path: str, model_cfg: ModelConfig, sampler_cfg: SamplerC
         return HFSampler(model_path, model_cfg, sampler_cfg)
     if sampler_cfg.backend == "vllm":
         return _make_vllm_sampler(model_path, model_cfg, sampler_cfg)
-    raise UsageError(f"sampler.backend must be one of {', '.join(BACKENDS)}, "
-                     f"got {sampler_cfg.backend!r}")
+    # `sampler.backend` is a Literal checked at load; a new backend fails mypy here.
+    assert_never(sampler_cfg.backend)
 
 
 def _make_vllm_sampler(model_path: str, model_cfg: ModelConfig,
@@ -48,8 +49,6 @@ def _make_vllm_sampler(model_path: str, model_cfg: ModelConfig,
     for (num_engines > 1, or 0 = as many as the cluster's GPUs allow). Decided here, above both
     backends, so the engine (`vllm.py`) and the pool of engines (`ray_pool.py`, whose actors hold
     engines) do not import each other."""
-    if sampler_cfg.tensor_parallel_size < 1:
-        raise UsageError("sampler.tensor_parallel_size must be >= 1")
     try:
         import ray
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from stp.errors import UsageError
-from stp.model.config import ModelConfig, SamplerConfig
+from stp.model.config import ModelConfig, ModelDtype, SamplerConfig
 from stp.model.sampling.common import (
     SamplerStats,
     completion_budget,
@@ -25,16 +25,13 @@ from stp.model.sampling.common import (
 )
 from stp.model.types import SampleRequest
 
-_DTYPES = ("float32", "float16", "bfloat16", "auto")
 
-
-def torch_dtype(name: str, device: str) -> Any:
+def torch_dtype(name: ModelDtype, device: str) -> Any:
     """The torch dtype for `name`; on CPU half precisions become float32 (bfloat16 matmuls are
     several times slower than float32 on most CPUs and float16 is unsupported for some ops)."""
     import torch
 
-    if name not in _DTYPES:
-        raise UsageError(f"model.dtype must be one of {', '.join(_DTYPES)}, got {name!r}")
+    # `model.dtype` is a Literal checked when the config loads.
     if device == "cpu" and name in ("bfloat16", "float16", "auto"):
         return torch.float32
     return "auto" if name == "auto" else getattr(torch, name)

@@ -80,3 +80,65 @@ def test_unsolved_and_always_solved_statements_are_exact() -> None:
         assert got[3] == ({1: pytest.approx(0.6), 2: pytest.approx(0.9)}.get(k, 1.0))
         assert got[6] == (1.0 if k >= 2 else pytest.approx(3199 / 3200))
         assert not np.isnan(got).any()
+
+
+def test_a_no_lemma_conjecture_is_never_counted_as_invoking_its_lemma() -> None:
+    """Kills `row.lemma != NO_LEMMA` -> `row.lemma >= NO_LEMMA` in `conjecture_rewards`: premises
+    are the checker's claim, and an empty name among them (a malformed list) must not turn a
+    conjecture generated without a lemma into one that "used its lemma" (ranked first, with the
+    pair's lemma statement)."""
+    from stp.selfplay import rules
+    from stp.selfplay.records import (
+        NO_LEMMA,
+        NO_LEMMA_STATEMENT,
+        ConjectureInput,
+        CorrectProof,
+        StatementRow,
+    )
+
+    rows = [StatementRow(sid=0, statement="seed"),
+            StatementRow(sid=1, statement="c1", conjecture=True, lemma=NO_LEMMA, round=1),
+            StatementRow(sid=2, statement="c2", conjecture=True, lemma="A", round=1)]
+
+    def pair_of(row: StatementRow) -> ConjectureInput:
+        return ConjectureInput(seed_sid=0, seed_statement="seed", seed_proof="sp",
+                               lemma=row.lemma, lemma_statement=f"stmt {row.lemma}")
+
+    correct = [CorrectProof(sid=1, proof="p1", round=1, premises=["", "A"]),
+               CorrectProof(sid=2, proof="p2", round=1, premises=["A"])]
+    examples = rules.conjecture_rewards(correct, rows, np.array([0.0, 0.1, 0.1]), 0.25, 20,
+                                        4096, pair_of)
+    assert [e.sid for e in examples] == [2, 1]  # the invoking conjecture first
+    assert (examples[1].lemma, examples[1].lemma_statement) == (NO_LEMMA, NO_LEMMA_STATEMENT)
+
+
+def test_matching_votes_for_exactly_the_k_nearest() -> None:
+    """Kills `np.argpartition(-row, k - 1)` -> `(-row, k % 1)`: a query with weight k votes for
+    its k most similar statements, not the nearest plus k - 1 arbitrary ones."""
+    from stp.selfplay import rules
+
+    p = np.eye(8)
+    q = np.array([[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]])
+    weights = rules.match_weights(p, q, np.array([4]), 100.0, np.random.default_rng(0))
+    assert np.flatnonzero(weights).tolist() == [4, 5, 6, 7]
+    assert weights[4:] == pytest.approx([2.0] * 4)
+
+
+def test_empty_query_or_statement_sets_give_zero_weights() -> None:
+    from stp.selfplay import rules
+
+    rng = np.random.default_rng(0)
+    assert rules.match_weights(np.eye(3), np.zeros((0, 3)), np.zeros(0, np.int64), 2.0,
+                               rng).tolist() == [0.0, 0.0, 0.0]
+    assert rules.match_weights(np.zeros((0, 3)), np.eye(3), np.ones(3, np.int64), 2.0,
+                               rng).tolist() == []
+
+
+def test_proof_ratio_of_an_empty_statement_is_the_proof_length() -> None:
+    """Kills `max(1, len(statement))` -> `max(0, ...)` in `proof_ratios` (a division by zero
+    for an empty statement text)."""
+    from stp.selfplay import rules
+    from stp.selfplay.records import CorrectProof, StatementRow
+
+    rows = {0: StatementRow(sid=0, statement="")}
+    assert rules.proof_ratios([CorrectProof(sid=0, proof="abc", round=0)], rows, {0}) == {0: 3.0}

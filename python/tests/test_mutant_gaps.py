@@ -114,14 +114,16 @@ def test_a_no_lemma_conjecture_is_never_counted_as_invoking_its_lemma() -> None:
 
 def test_matching_votes_for_exactly_the_k_nearest() -> None:
     """Kills `np.argpartition(-row, k - 1)` -> `(-row, k % 1)`: a query with weight k votes for
-    its k most similar statements, not the nearest plus k - 1 arbitrary ones."""
+    its k most similar statements, not the nearest plus k - 1 others. (numpy happens to return
+    the k nearest for kth=0 on small inputs, hence 300 statements with spread similarities.)"""
     from stp.selfplay import rules
 
-    p = np.eye(8)
-    q = np.array([[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]])
-    weights = rules.match_weights(p, q, np.array([4]), 100.0, np.random.default_rng(0))
-    assert np.flatnonzero(weights).tolist() == [4, 5, 6, 7]
-    assert weights[4:] == pytest.approx([2.0] * 4)
+    similarity = np.random.default_rng(8).random(300)
+    weights = rules.match_weights(np.eye(300), similarity[None, :], np.array([150]), 100.0,
+                                  np.random.default_rng(0))
+    nearest = np.argsort(-similarity.astype(np.float32), kind="stable")[:150]
+    assert np.flatnonzero(weights).tolist() == sorted(nearest.tolist())
+    assert weights[nearest] == pytest.approx(np.full(150, 2.0))
 
 
 def test_empty_query_or_statement_sets_give_zero_weights() -> None:

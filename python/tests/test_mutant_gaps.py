@@ -144,3 +144,20 @@ def test_proof_ratio_of_an_empty_statement_is_the_proof_length() -> None:
 
     rows = {0: StatementRow(sid=0, statement="")}
     assert rules.proof_ratios([CorrectProof(sid=0, proof="abc", round=0)], rows, {0}) == {0: 3.0}
+
+
+def test_unbiased_estimate_is_the_same_in_small_blocks_and_a_first_statement_over_a_block(
+        monkeypatch) -> None:
+    """The ragged log-ratio terms are processed in blocks of `_RAGGED_TERMS`; a statement with
+    more terms than a block (here the first one) is processed alone. Kills `hi = max(hi, lo + 1)`
+    -> `max(hi, lo << 1)`, which loops forever on such a first statement."""
+    from stp.eval import estimators
+
+    n = np.array([40, 40, 7, 0, 40, 12, 40])
+    c = np.array([30, 3, 7, 0, 1, 6, 20])
+    whole = {k: estimators.unbiased_per_statement(n, c, k) for k in (1, 5, 17, 40)}
+    monkeypatch.setattr(estimators, "_RAGGED_TERMS", 4)
+    for k, expected in whole.items():
+        assert estimators.unbiased_per_statement(n, c, k) == pytest.approx(expected, abs=1e-15)
+    # n = 40, c = 3, k = 17: 1 - C(37, 17) / C(40, 17).
+    assert whole[17][1] == pytest.approx(1 - np.prod([(37 - i) / (40 - i) for i in range(17)]))

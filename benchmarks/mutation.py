@@ -37,14 +37,28 @@ MODULES: dict[str, list[str]] = {
                                      "python/tests/test_mutant_boundaries.py::"
                                      "test_seed_threshold_is_strict_at_its_value",
                                      "python/tests/test_mutant_boundaries.py::"
-                                     "test_recheck_threshold_is_strict_at_its_value"],
+                                     "test_recheck_threshold_is_strict_at_its_value",
+                                     "python/tests/test_mutant_gaps.py::"
+                                     "test_a_no_lemma_conjecture_is_never_counted_as_invoking_"
+                                     "its_lemma",
+                                     "python/tests/test_mutant_gaps.py::"
+                                     "test_matching_votes_for_exactly_the_k_nearest",
+                                     "python/tests/test_mutant_gaps.py::"
+                                     "test_empty_query_or_statement_sets_give_zero_weights",
+                                     "python/tests/test_mutant_gaps.py::"
+                                     "test_proof_ratio_of_an_empty_statement_is_the_proof_length"],
     "python/stp/eval/estimators.py": ["python/tests/test_eval_estimators.py",
                                       "python/tests/test_mutant_boundaries.py::"
                                       "test_chunk_std_needs_exactly_four_chunks",
                                       "python/tests/test_mutant_boundaries.py::"
                                       "test_bootstrap_interval_is_the_central_95_percent_quantiles",
                                       "python/tests/test_mutant_boundaries.py::"
-                                      "test_estimators_and_outage_on_the_smallest_inputs"],
+                                      "test_estimators_and_outage_on_the_smallest_inputs",
+                                      "python/tests/test_mutant_gaps.py::"
+                                      "test_unsolved_and_always_solved_statements_are_exact",
+                                      "python/tests/test_mutant_gaps.py::"
+                                      "test_unbiased_estimate_is_the_same_in_small_blocks_and_a_first_"
+                                      "statement_over_a_block"],
     # The verdict bookkeeping of every sampling stage: attempts without a verdict, retries and
     # the outage limit.
     "python/stp/verify/runner.py": ["python/tests/test_mutant_boundaries.py::"
@@ -55,7 +69,13 @@ MODULES: dict[str, list[str]] = {
                                       "test_interrupted_run_resumes_without_redoing_work",
                                       "python/tests/test_eval_run.py::"
                                       "test_attempts_without_a_verdict_are_not_logged_and_a_rerun_"
-                                      "redoes_them"],
+                                      "redoes_them",
+                                      "python/tests/test_mutant_gaps.py::"
+                                      "test_retries_resend_only_attempts_without_a_verdict_and_stop_"
+                                      "when_all_have_one",
+                                      "python/tests/test_mutant_gaps.py::"
+                                      "test_retries_are_bounded_and_the_remaining_unverified_are_"
+                                      "counted"],
     # Resume: the run directory's manifests and the changed-settings guard.
     "python/stp/selfplay/rundir.py": ["python/tests/test_resume_settings.py",
                                       "python/tests/test_mutant_boundaries.py::"
@@ -64,7 +84,9 @@ MODULES: dict[str, list[str]] = {
                                       "test_rundir_reads_four_digit_rounds_and_earlier_rounds_"
                                       "conjectures",
                                       "python/tests/test_mutant_boundaries.py::"
-                                      "test_selfplay_resume_does_not_redo_finished_stages"],
+                                      "test_selfplay_resume_does_not_redo_finished_stages",
+                                      "python/tests/test_mutant_gaps.py::"
+                                      "test_first_unfinished_round_starts_at_round_zero"],
     "python/stp/settings_guard.py": ["python/tests/test_resume_settings.py",
                                      "python/tests/test_mutant_boundaries.py::"
                                      "test_settings_guard_compares_and_describes_exactly",

@@ -228,3 +228,48 @@ def test_bad_records_fail_naming_the_shard_and_line(case: str, tmp_path: Path,
     lines = err.strip().splitlines()
     assert exit_.value.code == 2 and len(lines) == 1 and "Traceback" not in err, err
     assert re.search(expected, lines[0]), lines[0]
+
+
+def test_one_read_of_a_two_profile_log_equals_one_read_per_profile(tmp_path) -> None:
+    """`load_log_profiles` (one pass, with the rejection tally fed by it) gives the same columns,
+    universe and rejections as one `load_log` per profile plus `profile_rejections`."""
+    import numpy as np
+
+    from stp.eval.loading import load_log_profiles
+    from stp.eval.summarize import RejectionTally, profile_rejections
+
+    ids = {"a:test": [f"a{i}" for i in range(4)], "b:test": ["b0", "b1"]}
+    rng = np.random.default_rng(3)
+    log = evlog.AttemptLog(str(tmp_path))
+    for lo in (0, 3):
+        block = []
+        for split, members in ids.items():
+            for sid in members:
+                for j in range(lo, lo + 3):
+                    paper = "pass" if rng.random() < 0.6 else "fail"
+                    strict = paper if rng.random() < 0.5 else "error"
+                    block.append(evlog.Attempt(
+                        statement_id=sid, split=split, sample=j, status=strict,
+                        multiplicity=int(rng.integers(1, 3)),
+                        verdicts={"strict": strict, "paper": paper},
+                        reasons={"strict": ["axiom"]} if strict == "error" and j % 2 else {}))
+        log.append(block)
+    evlog.write_manifest(str(tmp_path), evlog.Manifest(samples=6, splits=ids,
+                                                       profiles=["strict", "paper"]))
+    tally = RejectionTally("strict", "paper")
+    together = load_log_profiles(tmp_path, ["strict", "paper"], observe=tally.add)
+    assert not np.array_equal(together["strict"].columns.status,
+                              together["paper"].columns.status)
+    for p in ("strict", "paper"):
+        alone = load_log(tmp_path, profile=p)
+        assert together[p].label == alone.label
+        for name in ("stmt", "split", "sample", "status", "multiplicity", "statement_split"):
+            assert np.array_equal(getattr(together[p].columns, name),
+                                  getattr(alone.columns, name)), (p, name)
+        assert {k: v.tolist() for k, v in together[p].universe.items()} == {
+            k: v.tolist() for k, v in alone.universe.items()}
+    expected = profile_rejections(str(tmp_path), "strict", "paper")
+    assert expected and {k: v.to_json() for k, v in tally.result().items()} == {
+        k: v.to_json() for k, v in expected.items()}
+    only_b = profile_rejections(str(tmp_path), "strict", "paper", ["b:test"])
+    assert tally.result(["b:test"]).keys() == only_b.keys() == {"b:test"}

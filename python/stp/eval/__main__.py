@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from stp.cli import (
     EXIT_FAILURES,
@@ -25,6 +26,8 @@ from stp.cli import (
 from stp.config import STPConfig, resolve_data_dir
 from stp.ranges import MAX_SAMPLES
 from stp.storage import CorruptRecordError
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from stp.eval.loading import LoadedLog
@@ -84,25 +87,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _summarize_one(cfg: STPConfig, args: argparse.Namespace, path: str, label: str | None,
-                   profile: str | None = None) -> tuple[LoadedLog, list[SplitSummary]]:
-    from stp.eval.loading import load_log
-    from stp.eval.summarize import summarize_log
-
-    if args.max_iter is not None and args.max_iter < 1:
-        raise UsageError(f"--max-iter must be >= 1, got {args.max_iter}")
-    data_dir = resolve_data_dir(cfg.run.data_dir, args.data_dir)
+def _load_errors_as_usage(load: Callable[[], T]) -> T:
     try:
-        loaded = load_log(path, args.format, data_dir, label,
-                          profile=profile or getattr(args, "profile", None))
+        return load()
     except CorruptRecordError as err:
         raise UsageError(f"corrupt log record: {err}") from None
     except ValueError as err:  # LogFormatError and friends name file and line
         raise UsageError(str(err)) from None
-    summaries = summarize_log(loaded, args.split, budgets=tuple(cfg.eval.budgets),
-                              max_iter=args.max_iter, resamples=cfg.eval.bootstrap_samples,
-                              seed=cfg.eval.seed)
-    return loaded, summaries
+
+
+def _check_max_iter(args: argparse.Namespace) -> None:
+    if args.max_iter is not None and args.max_iter < 1:
+        raise UsageError(f"--max-iter must be >= 1, got {args.max_iter}")
+
+
+def _summaries(cfg: STPConfig, args: argparse.Namespace,
+               loaded: LoadedLog) -> list[SplitSummary]:
+    from stp.eval.summarize import summarize_log
+
+    return summarize_log(loaded, args.split, budgets=tuple(cfg.eval.budgets),
+                         max_iter=args.max_iter, resamples=cfg.eval.bootstrap_samples,
+                         seed=cfg.eval.seed)
+
+
+def _summarize_one(cfg: STPConfig, args: argparse.Namespace, path: str, label: str | None,
+                   profile: str | None = None) -> tuple[LoadedLog, list[SplitSummary]]:
+    from stp.eval.loading import load_log
+
+    _check_max_iter(args)
+    data_dir = resolve_data_dir(cfg.run.data_dir, args.data_dir)
+    loaded = _load_errors_as_usage(lambda: load_log(
+        path, args.format, data_dir, label, profile=profile or getattr(args, "profile", None)))
+    return loaded, _summaries(cfg, args, loaded)
 
 
 def _system_error_exit(cfg: STPConfig, summaries: list, allow: bool) -> int:
@@ -143,17 +159,21 @@ def _log_profiles(path: str) -> list[str]:
 def summarize_profiles(cfg: STPConfig, args: argparse.Namespace, path: str
                        ) -> tuple[int, dict[str, Any]]:
     """Summaries under every profile of a log, printed side by side (or as JSON)."""
-    from stp.eval.summarize import profile_rejections, render_profiles, summaries_json
+    from stp.eval.loading import load_log_profiles
+    from stp.eval.summarize import RejectionTally, render_profiles, summaries_json
 
     profiles = _log_profiles(path)
-    by_profile: dict[str, list[SplitSummary]] = {}
-    loaded_by: dict[str, LoadedLog] = {}
-    for p in profiles:
-        loaded_by[p], by_profile[p] = _summarize_one(cfg, args, path, None, p)
     strict, lenient = ("strict", "paper") if {"strict", "paper"} <= set(profiles) else (
         profiles[0], profiles[-1])
+    _check_max_iter(args)
+    data_dir = resolve_data_dir(cfg.run.data_dir, args.data_dir)
+    # One read of the log gives every profile's columns and the strict rejections.
+    tally = RejectionTally(strict, lenient)
+    loaded_by = _load_errors_as_usage(lambda: load_log_profiles(
+        path, profiles, args.format, data_dir, observe=tally.add))
+    by_profile = {p: _summaries(cfg, args, loaded_by[p]) for p in profiles}
     splits = [s.split for s in by_profile[profiles[0]]]
-    rejections = profile_rejections(path, strict, lenient, splits)
+    rejections = tally.result(splits)
     payload = {"profiles": {p: summaries_json(loaded_by[p], by_profile[p])
                             for p in profiles},
                "rejections": {k: v.to_json() for k, v in rejections.items()}}

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -104,7 +105,50 @@ def load_log(path: str | os.PathLike[str], fmt: LogFormat = "auto",
              profile: str | None = None) -> LoadedLog:
     """A log as columns; `profile` selects which verifier profile's verdicts count as the
     status (logs judged under several, see `stp.eval.run`)."""
-    path = os.fspath(path)
+    read = _read_log(os.fspath(path), fmt, data_dir, profile)
+    if profile:
+        label = f"{label or _label(read.path, read.manifest)} [{profile}]"
+    return read.loaded(read.builder.build(), label)
+
+
+def load_log_profiles(path: str | os.PathLike[str], profiles: list[str],
+                      fmt: LogFormat = "auto", data_dir: str | Path | None = None,
+                      observe: Callable[[list[Any]], None] | None = None
+                      ) -> dict[str, LoadedLog]:
+    """`load_log(path, profile=p)` for every p in `profiles`, from one read of the log;
+    `observe` sees every decoded batch of records (with `verdicts` and `reasons`), which is how
+    the strict profile's rejections are counted in the same pass."""
+    read = _read_log(os.fspath(path), fmt, data_dir, None, profiles, observe)
+    columns = read.builder.build_profiles(profiles)
+    base = _label(read.path, read.manifest)
+    return {p: read.loaded(columns[p], f"{base} [{p}]") for p in profiles}
+
+
+@dataclass
+class _ReadLog:
+    """What one read of a log produced, before the columns are built."""
+
+    path: str
+    kind: str
+    builder: evlog.ColumnBuilder
+    manifest: evlog.Manifest | None
+    universe: dict[str, np.ndarray]
+    source: dict[str, UniverseSource]
+    unmatched_records: int
+    unmatched: list[str]
+    notes: list[str]
+
+    def loaded(self, columns: evlog.AttemptColumns, label: str | None) -> LoadedLog:
+        return LoadedLog(path=self.path, format=self.kind,
+                         label=label or _label(self.path, self.manifest), columns=columns,
+                         universe=self.universe, universe_source=self.source,
+                         unmatched_records=self.unmatched_records,
+                         unmatched_statements=self.unmatched, notes=list(self.notes))
+
+
+def _read_log(path: str, fmt: str, data_dir: str | Path | None, profile: str | None,
+              profiles: list[str] | None = None,
+              observe: Callable[[list[Any]], None] | None = None) -> _ReadLog:
     if not storage.exists(path):
         raise FileNotFoundError(f"no such log: {path}")
     kind = detect_format(path) if fmt == "auto" else fmt
@@ -116,6 +160,8 @@ def load_log(path: str | os.PathLike[str], fmt: LogFormat = "auto",
     unmatched: list[str] = []
     manifest = None
     if kind == "stp":
+        if profiles or observe:
+            raise UsageError(f"{path}: an original STP log has no verifier profiles")
         if evlog.is_log_dir(path):
             raise UsageError(f"{path}: an original STP log is one .jsonl[.gz] file, not a folder")
         index = build_benchmark_index(data_dir)
@@ -141,11 +187,14 @@ def load_log(path: str | os.PathLike[str], fmt: LogFormat = "auto",
     elif kind == "stp-eval":
         evlog.require_log_dir(path)
         manifest = evlog.read_manifest(path)
-        if profile and (manifest is None or profile not in manifest.profiles):
-            have = ", ".join(manifest.profiles) if manifest is not None else ""
-            raise UsageError(f"{path}: no verdicts under profile {profile!r} in this log "
-                             f"(profiles: {have or 'none recorded'})")
-        evlog.check_unique_attempts(path, evlog.read_columns(path, builder, profile))
+        for wanted in ([profile] if profile else []) + list(profiles or []):
+            if manifest is None or wanted not in manifest.profiles:
+                have = ", ".join(manifest.profiles) if manifest is not None else ""
+                raise UsageError(f"{path}: no verdicts under profile {wanted!r} in this log "
+                                 f"(profiles: {have or 'none recorded'})")
+        # Duplicates are the same whatever the profile: the keys do not depend on the status.
+        evlog.check_unique_attempts(path, evlog.read_columns(
+            path, builder, profile, profiles=profiles or (), observe=observe))
         if manifest is not None:
             check_manifest_splits(path, manifest)
             for split, ids in manifest.splits.items():
@@ -181,9 +230,5 @@ def load_log(path: str | os.PathLike[str], fmt: LogFormat = "auto",
                 f"{path}: statement {sid!r} belongs to split {split!r} ({source[split]}) but "
                 f"its attempt records say {other!r}; a statement id must belong to one split")
         universe[split] = indices
-    if profile:
-        label = f"{label or _label(path, manifest)} [{profile}]"
-    return LoadedLog(path=path, format=kind, label=label or _label(path, manifest),
-                     columns=builder.build(), universe=universe, universe_source=source,
-                     unmatched_records=unmatched_records, unmatched_statements=unmatched,
-                     notes=notes)
+    return _ReadLog(path, kind, builder, manifest, universe, source, unmatched_records,
+                    unmatched, notes)

@@ -18,8 +18,8 @@ import gzip
 import io
 import os
 import zlib
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
 
 import msgspec
@@ -86,6 +86,13 @@ class _Light(msgspec.Struct):
     verdicts: dict[str, Status] = {}
 
 
+class _LightJudged(_Light):
+    """`_Light` plus the checkers' reasons: read for logs judged under several profiles, where
+    one pass yields every profile's statuses and the strict profile's rejections."""
+
+    reasons: dict[str, list[str]] = {}
+
+
 class Manifest(msgspec.Struct, kw_only=True, omit_defaults=True):
     """What a log evaluates. `splits` maps each split to its statement ids, which is how
     statements that never got an attempt are still counted (as unsolved) and reported."""
@@ -145,6 +152,8 @@ class ColumnBuilder:
         self._chunks: list[tuple[np.ndarray, ...]] = []
         self._split_names: list[str] = []  # split label of each interned statement
         self.conflicts: list[str] = []  # statement ids seen under a second split
+        # profile -> status chunks, for logs read under several profiles at once.
+        self._profile_status: dict[str, list[np.ndarray]] = {}
 
     def intern_statement(self, statement_id: str, split: str) -> int:
         idx = self.statement_index.get(statement_id)
@@ -189,6 +198,22 @@ class ColumnBuilder:
         self._chunks.append((s, split_of[s], np.asarray(sample, dtype=np.int64),
                              np.asarray(status, dtype=np.int8),
                              np.asarray(multiplicity, dtype=np.int64)))
+
+    def add_profile_status(self, profile: str, status: list[int]) -> None:
+        """The status column under `profile` of the batch last `add`ed."""
+        if status:
+            self._profile_status.setdefault(profile, []).append(
+                np.asarray(status, dtype=np.int8))
+
+    def build_profiles(self, profiles: Iterable[str]) -> dict[str, AttemptColumns]:
+        """One column set per profile: the same attempts, each profile's verdict as status."""
+        base = self.build()
+        out = {}
+        for p in profiles:
+            parts = self._profile_status.get(p)
+            status = np.concatenate(parts) if parts else np.zeros(0, np.int8)
+            out[p] = replace(base, status=status)
+        return out
 
     def build(self) -> AttemptColumns:
         if self._chunks:
@@ -349,24 +374,35 @@ def iter_attempts(path: str) -> Iterator[Attempt]:
 
 
 def read_columns(path: str, builder: ColumnBuilder | None = None,
-                 profile: str | None = None) -> AttemptColumns:
+                 profile: str | None = None, *, profiles: Sequence[str] = (),
+                 observe: Callable[[list[Any]], None] | None = None) -> AttemptColumns:
     """The statistics-relevant fields of every attempt of a log, as numpy columns; with
-    `profile`, the status is that profile's verdict (records without one keep `status`)."""
+    `profile`, the status is that profile's verdict (records without one keep `status`).
+
+    With `profiles`, the same single pass also fills each profile's status column in `builder`
+    (`builder.build_profiles`), and `observe` sees every decoded batch (with `reasons`): a log
+    judged under two profiles is read once, not once per profile plus once for rejections."""
     builder = builder or ColumnBuilder()
     shard = is_log_dir(path)
+    record_type = _LightJudged if (profiles or observe) else _Light
+    codes = _STATUS_CODE
     for file in log_files(path):
         for numbers, lines in iter_line_batches(file, shard=shard):
-            records = decode_batch(file, numbers, lines, _Light)
+            records = decode_batch(file, numbers, lines, record_type)
             intern = builder.intern_statement
             stmt = [intern(r.statement_id, r.split) for r in records]
             builder.check_splits(file, numbers, records)
-            codes = _STATUS_CODE
             if profile:
                 status = [codes[r.verdicts.get(profile, r.status)] for r in records]
             else:
                 status = [codes[r.status] for r in records]
             builder.add(stmt, [r.sample for r in records], status,
                         [r.multiplicity for r in records])
+            for p in profiles:
+                builder.add_profile_status(
+                    p, [codes[r.verdicts.get(p, r.status)] for r in records])
+            if observe is not None:
+                observe(records)
     return builder.build()
 
 

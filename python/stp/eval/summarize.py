@@ -16,6 +16,7 @@ Definitions (docs/eval.md repeats them for users):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -275,28 +276,59 @@ class ProfileRejections:
                 "examples": self.examples}
 
 
+class RejectionTally:
+    """Counts, batch by batch, the `lenient`-passes that the `strict` profile rejects; fed by
+    the same read that builds the columns (`load_log_profiles(observe=tally.add)`)."""
+
+    def __init__(self, strict: str = "strict", lenient: str = "paper") -> None:
+        self.strict, self.lenient = strict, lenient
+        self.by_split: dict[str, ProfileRejections] = {}
+        self._statements: dict[str, set[str]] = {}
+
+    def add(self, records: list[Any]) -> None:
+        strict, lenient = self.strict, self.lenient
+        for a in records:
+            verdicts = a.verdicts
+            if not verdicts or verdicts.get(lenient) != "pass" or verdicts.get(
+                    strict, "pass") == "pass":
+                continue
+            rej = self.by_split.get(a.split)
+            if rej is None:
+                rej = self.by_split[a.split] = ProfileRejections(strict, lenient)
+            rej.attempts += a.multiplicity
+            for reason in a.reasons.get(strict) or [verdicts[strict]]:
+                rej.reasons[reason] = rej.reasons.get(reason, 0) + a.multiplicity
+            seen = self._statements.setdefault(a.split, set())
+            if a.statement_id not in seen:
+                seen.add(a.statement_id)
+                if len(rej.examples) < 5:
+                    rej.examples.append(a.statement_id)
+            rej.statements = len(seen)
+
+    def result(self, splits: list[str] | None = None) -> dict[str, ProfileRejections]:
+        """Per split (only `splits`, when given), in the order splits were first rejected."""
+        return {k: v for k, v in self.by_split.items() if not splits or k in splits}
+
+
 def profile_rejections(path: str, strict: str = "strict", lenient: str = "paper",
                        splits: list[str] | None = None) -> dict[str, ProfileRejections]:
     """Per split: how many `lenient`-passes the `strict` profile rejects, counted by the strict
     checker's reasons (one attempt can have several), with a few statement ids as examples."""
-    out: dict[str, ProfileRejections] = {}
-    statements: dict[str, set[str]] = {}
+    tally = RejectionTally(strict, lenient)
+    for batch in _attempt_batches(path):
+        tally.add(batch)
+    return tally.result(splits)
+
+
+def _attempt_batches(path: str) -> Iterator[list[evlog.Attempt]]:
+    batch: list[evlog.Attempt] = []
     for a in evlog.iter_attempts(path):
-        if splits and a.split not in splits:
-            continue
-        if a.verdicts.get(lenient) != "pass" or a.verdicts.get(strict, "pass") == "pass":
-            continue
-        rej = out.setdefault(a.split, ProfileRejections(strict, lenient))
-        rej.attempts += a.multiplicity
-        for reason in a.reasons.get(strict) or [a.verdicts[strict]]:
-            rej.reasons[reason] = rej.reasons.get(reason, 0) + a.multiplicity
-        seen = statements.setdefault(a.split, set())
-        if a.statement_id not in seen:
-            seen.add(a.statement_id)
-            if len(rej.examples) < 5:
-                rej.examples.append(a.statement_id)
-        rej.statements = len(seen)
-    return out
+        batch.append(a)
+        if len(batch) >= 4096:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def render_profiles(by_profile: dict[str, list[SplitSummary]],

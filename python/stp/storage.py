@@ -456,6 +456,8 @@ def read_json(path: PathLike, type: Any = None) -> Any:
         return msgspec.json.decode(data, type=type)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as err:
         raise CorruptRecordError(path, None, str(err)) from None
+    except RecursionError:  # nesting deep enough to exhaust the decoder's stack
+        raise CorruptRecordError(path, None, "JSON nested too deeply") from None
 
 
 def write_json(path: PathLike, obj: Any, *, indent: int = 2) -> None:
@@ -535,6 +537,8 @@ def iter_jsonl(path: PathLike, type: Any = None) -> Iterator[Any]:
                     record = decoder.decode(line)
                 except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as err:
                     raise CorruptRecordError(path, lineno, str(err)) from None
+                except RecursionError:  # nesting deep enough to exhaust the decoder's stack
+                    raise CorruptRecordError(path, lineno, "JSON nested too deeply") from None
                 yield record
         except (EOFError, gzip.BadGzipFile, zlib.error) as err:
             if not gzipped:

@@ -150,6 +150,20 @@ def test_corrupt_line_names_file_and_line(tmp_path: Path) -> None:
     assert info.value.lineno == 3
 
 
+def test_deeply_nested_record_names_file_and_line(tmp_path: Path) -> None:
+    """A record nested deeper than the decoder's stack is that line's error, not a
+    RecursionError traceback (issue #24 item 8)."""
+    path = tmp_path / "deep.jsonl"
+    path.write_bytes(b'{"id": 1}\n{"id": ' + b"[" * 200_000 + b"]" * 200_000 + b"}\n")
+    with pytest.raises(storage.CorruptRecordError, match="nested too deeply") as info:
+        list(storage.iter_jsonl(path))
+    assert info.value.lineno == 2
+    doc = tmp_path / "deep.json"
+    doc.write_bytes(b"[" * 200_000 + b"]" * 200_000)
+    with pytest.raises(storage.CorruptRecordError, match="nested too deeply"):
+        storage.read_json(doc)
+
+
 def test_wrong_type_record_names_line(tmp_path: Path) -> None:
     path = tmp_path / "typed.jsonl.gz"
     storage.write_jsonl(path, [{"id": 1}, {"id": "two"}])

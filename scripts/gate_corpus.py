@@ -133,35 +133,14 @@ CONTINUES = {":=", ",", "+", "-", "*", "/", "=", "<", ">", "≤", "≥", "→", 
 
 
 def strip_comments_and_strings(text: str) -> str:
-    """Comments removed (nested `/- -/` included) and string literals emptied, so neither
-    is mistaken for code."""
-    out: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        if text.startswith("/-", i):
-            depth, i = 1, i + 2
-            while i < n and depth:
-                if text.startswith("/-", i):
-                    depth, i = depth + 1, i + 2
-                elif text.startswith("-/", i):
-                    depth, i = depth - 1, i + 2
-                else:
-                    i += 1
-            continue
-        if text.startswith("--", i):
-            j = text.find("\n", i)
-            i = n if j < 0 else j
-            continue
-        if text[i] == '"':
-            j = i + 1
-            while j < n and text[j] != '"':
-                j += 2 if text[j] == "\\" else 1
-            out.append('""')
-            i = j + 1
-            continue
-        out.append(text[i])
-        i += 1
-    return "".join(out)
+    """Comments and string literals blanked (nested `/- -/`, raw strings and char literals
+    included), so neither is mistaken for code: the verifier's own Lean-file scanner
+    (`stp.verify.leanfile`), not a second copy of it."""
+    if str(REPO / "python") not in sys.path:
+        sys.path.insert(0, str(REPO / "python"))
+    from stp.verify.leanfile import mask_comments_and_strings
+
+    return mask_comments_and_strings(text)
 
 
 def proof_body(text: str) -> str | None:

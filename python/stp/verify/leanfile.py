@@ -91,7 +91,7 @@ def _position(text: str, offset: int) -> tuple[int, int]:
     return line, offset - start
 
 
-def _mask(text: str) -> str:
+def mask_comments_and_strings(text: str) -> str:
     """Same length as `text`, with comments and string literals replaced by spaces (newlines kept),
     so that keyword and `:=` searches ignore them."""
     out = list(text)
@@ -159,7 +159,7 @@ _DECLARED = re.compile(
 def declared_name(statement: str) -> str | None:
     """The name a statement declares, read with comments and string literals blanked out, so a
     docstring that mentions `theorem other` is not taken for the declaration."""
-    m = _DECLARED.search(_mask(statement))
+    m = _DECLARED.search(mask_comments_and_strings(statement))
     return m.group(2) if m else None
 
 
@@ -181,7 +181,7 @@ def _top_level_assign(masked: str, start: int, end: int) -> int:
 
 def split_lean_file(text: str, source: str = "<file>") -> list[LeanTheorem]:
     """One LeanTheorem per theorem/lemma/example of the file, in file order."""
-    masked = _mask(text)
+    masked = mask_comments_and_strings(text)
     # top-level command starts: line starts (column 0) with a command keyword, outside comments
     starts: list[int] = []
     pos = 0

@@ -197,9 +197,13 @@ def test_sandbox_contains_the_checker(tmp_path: Path) -> None:
         outcomes = {}
         for mode in ("none", "bwrap"):
             cfg = config(tmp_path, f"verifier.sandbox='{mode}'", f"verifier.sandbox_binds={binds}")
+            # Processes this test did not start (a multiprocessing resource tracker left by an
+            # earlier test in the same session) are not the verifier's to kill.
+            before = {p.pid for p in psutil.Process().children(recursive=True)}
             with make_verifier(with_checker(cfg, standin_command(spec))) as v:
                 r = v.verify_all([item(" by PROBE")])[0]
-                tree = [p.pid for p in psutil.Process().children(recursive=True)]
+                tree = [p.pid for p in psutil.Process().children(recursive=True)
+                        if p.pid not in before]
             assert r.status == "fail", r
             # closing kills everything, inside the sandbox too (--die-with-parent: bwrap's own
             # children die with it and are reaped by the system, within moments)

@@ -20,6 +20,7 @@ Peak memory is the process RSS sampled every 20 ms during each step, minus the R
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import tempfile
@@ -31,6 +32,7 @@ import numpy as np
 import psutil
 
 from stp import storage
+from stp.backends import Backends
 from stp.config import load_config
 from stp.metrics import describe_machine
 from stp.model.types import SampleRequest
@@ -186,7 +188,9 @@ def main() -> None:
         cfg = load_config(None, [f'run.run_dir="{root / "run"}"',
                                  f'data.lemma_dict="{root / "lemmas.json"}"',
                                  "sampler.shard_size=65536"])
-        sp = SelfPlay(cfg, sampler_factory=lambda model: SyntheticSampler(args.embed_dim))
+        backends = dataclasses.replace(Backends.from_config(cfg),
+                                       sampler=lambda model: SyntheticSampler(args.embed_dim))
+        sp = SelfPlay(cfg, backends=backends)
         from stp.data.lemmas import load_lemma_dict
 
         sp.lemma_dict = load_lemma_dict(root / "lemmas.json")

@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 
 from stp import storage
+from stp.backends import Backends, production_verifier
 from stp.config import STPConfig, load_config
 from stp.model.prompts import START_THM
 from stp.model.types import SampleRequest
+from stp.stages import StageEvent, StageHook
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The benchmark files shipped with the repository.
@@ -155,24 +157,35 @@ def scripted_train(base_model: str, examples_path: str, out_dir: str, trainer_cf
     return SimpleNamespace(hf_path=hf, steps=1, losses=[2.0, 1.5], tokens=10, seconds=0.0)
 
 
+def scripted_backends(sampler: Callable[[str], Any] = ScriptedSampler,
+                      train: Callable[..., Any] = scripted_train) -> Backends:
+    """The bundle the self-play and pipeline tests run with: a scripted sampler and trainer and
+    the production verifier (its checker is the stand-in named by `lean.checker_command`)."""
+    return Backends(sampler=sampler, verifier=production_verifier, train=train)
+
+
+def stage_point(event: StageEvent) -> tuple[int | None, str, int | None]:
+    """(round, stage, shard) of a StageEvent: how the crash tests name a point."""
+    return event.round, event.stage, event.shard
+
+
 class SimulatedCrash(RuntimeError):
     """Raised from the self-play hook to stand in for a kill at a stage or shard boundary."""
 
 
-StageHook = Callable[[int, str, "int | None"], None]
-
-
 def run_crashing_once_everywhere(run_once: Callable[[StageHook], Any],
-                                 max_restarts: int) -> tuple[list[tuple[int, str, int | None]], int]:
+                                 max_restarts: int
+                                 ) -> tuple[list[tuple[int | None, str, int | None]], int]:
     """Run until completion, crashing once after every (round, stage, shard) the hook sees and
     restarting each time: what a run killed at every possible point and resumed goes through.
     Returns the crash points and the number of restarts."""
-    crashed: list[tuple[int, str, int | None]] = []
+    crashed: list[tuple[int | None, str, int | None]] = []
 
-    def hook(r: int, stage: str, shard: int | None) -> None:
-        if (r, stage, shard) not in crashed:
-            crashed.append((r, stage, shard))
-            raise SimulatedCrash(f"simulated crash after round {r} {stage} {shard}")
+    def hook(event: StageEvent) -> None:
+        point = stage_point(event)
+        if point not in crashed:
+            crashed.append(point)
+            raise SimulatedCrash(f"simulated crash after {event}")
 
     restarts = 0
     while True:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from standin import standin_command, with_checker
 
+from stp.backends import Backends
 from stp.config import STPConfig, load_config
 from stp.data import load_dataset
 from stp.eval import log as evlog
@@ -186,8 +187,9 @@ def test_end_to_end_with_the_tiny_model(tmp_path: Path, data_dir: Path, tiny_mod
     run_settings = settings_from_config(cfg, model=model, splits=["minif2f:test"], samples=2,
                                         out=str(out))
     # The stand-in fails proofs containing "sorry" and passes the rest.
-    sampler, verifiers, prompt, extract = make_components(
-        with_checker(cfg, standin_command(RULES)), run_settings)
+    checked = with_checker(cfg, standin_command(RULES))
+    sampler, verifiers, prompt, extract = make_components(checked, run_settings,
+                                                          Backends.from_config(checked))
     assert list(verifiers) == ["strict", "paper"]  # eval.profiles default
     try:
         result = run_eval(run_settings, statements(data_dir), sampler=sampler,

@@ -18,7 +18,12 @@ import time
 from pathlib import Path
 
 import pytest
-from selfplay_helpers import RULES, ScriptedSampler, make_config, run_contents, scripted_train
+from selfplay_helpers import (
+    RULES,
+    make_config,
+    run_contents,
+    scripted_backends,
+)
 from standin import checker_override, standin_command, with_checker
 
 from stp import metrics
@@ -32,17 +37,17 @@ PYTHON_DIR = str(TESTS.parent)
 _SELFPLAY_DRIVER = """
 import sys
 from pathlib import Path
-from selfplay_helpers import RULES, ScriptedSampler, make_config, scripted_train
+from selfplay_helpers import RULES, make_config, scripted_backends
 from standin import standin_command, with_checker
 from stp.cli import run_main
 from stp.selfplay.loop import run_selfplay
 
-def hook(r, stage, shard):
-    print(f"{r} {stage} {shard}", flush=True)
+def hook(event):
+    print(f"{event.round} {event.stage} {event.shard}", flush=True)
 
 def main(argv):
     cfg = with_checker(make_config(Path(sys.argv[1]), sys.argv[2]), standin_command(RULES))
-    run_selfplay(cfg, hook=hook, sampler_factory=ScriptedSampler, train_fn=scripted_train)
+    run_selfplay(cfg, hook=hook, backends=scripted_backends())
     return 0
 
 run_main(main, [])
@@ -58,8 +63,7 @@ def _env() -> dict[str, str]:
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     tmp = tmp_path_factory.mktemp("ref")
     cfg = make_config(tmp, "run")
-    run_selfplay(with_checker(cfg, standin_command(RULES)), sampler_factory=ScriptedSampler,
-                 train_fn=scripted_train)
+    run_selfplay(with_checker(cfg, standin_command(RULES)), backends=scripted_backends())
     return _contents(tmp)
 
 

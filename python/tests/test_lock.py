@@ -11,7 +11,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from selfplay_helpers import RULES, ScriptedSampler, make_config, scripted_train
+from selfplay_helpers import RULES, make_config, scripted_backends
 from standin import standin_command, with_checker
 
 from stp import lock, storage
@@ -72,8 +72,8 @@ def test_selfplay_refuses_a_run_directory_in_use(tmp_path: Path) -> None:
     holder = _hold(Path(cfg.run.run_dir))
     try:
         with pytest.raises(lock.RunDirLockedError, match="in use by holder-test"):
-            run_selfplay(cfg, rounds=1, hook=lambda r, stage, when: stages.append(stage),
-                         sampler_factory=ScriptedSampler, train_fn=scripted_train)
+            run_selfplay(cfg, rounds=1, hook=lambda event: stages.append(event.stage),
+                         backends=scripted_backends())
     finally:
         holder.kill()
         holder.wait(timeout=30)

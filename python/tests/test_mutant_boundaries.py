@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 import pytest
-from selfplay_helpers import RULES, ScriptedSampler, make_config, scripted_train
+from selfplay_helpers import RULES, ScriptedSampler, make_config, scripted_backends
 from standin import standin_command, with_checker
 
 from stp.eval import estimators
@@ -18,6 +18,7 @@ from stp.selfplay import rules
 from stp.selfplay.loop import run_selfplay
 from stp.selfplay.records import CorrectProof
 from stp.selfplay.rundir import STAGES
+from stp.stages import StageEvent
 from stp.verify.runner import VerificationOutage, check_outage
 
 
@@ -79,15 +80,16 @@ def test_selfplay_resume_does_not_redo_finished_stages(tmp_path) -> None:
     cfg = with_checker(make_config(tmp_path, "run"), standin_command(RULES))
     done: list[tuple[int, str]] = []
 
-    def crash_after_proving(r: int, stage: str, shard: int | None) -> None:
+    def crash_after_proving(event: StageEvent) -> None:
+        r, stage, shard = event.round, event.stage, event.shard
+        assert r is not None
         if shard is None:
             done.append((r, stage))
         if (r, stage, shard) == (0, "proving", None):
             raise RuntimeError("simulated crash")
 
     with pytest.raises(RuntimeError, match="simulated crash"):
-        run_selfplay(cfg, rounds=1, hook=crash_after_proving, sampler_factory=ScriptedSampler,
-                     train_fn=scripted_train)
+        run_selfplay(cfg, rounds=1, hook=crash_after_proving, backends=scripted_backends())
     assert [s for _, s in done] == list(STAGES[:STAGES.index("proving") + 1])
     again: list[tuple[int, str]] = []
     samplers: list[ScriptedSampler] = []
@@ -96,13 +98,13 @@ def test_selfplay_resume_does_not_redo_finished_stages(tmp_path) -> None:
         samplers.append(ScriptedSampler(path))
         return samplers[-1]
 
-    run_selfplay(cfg, rounds=1, hook=lambda r, s, shard: again.append((r, s)) if shard is None
-                 else None, sampler_factory=sampler, train_fn=scripted_train)
+    run_selfplay(cfg, rounds=1, hook=lambda e: again.append((e.round, e.stage))
+                 if e.shard is None else None, backends=scripted_backends(sampler))
     assert [s for _, s in again] == list(STAGES[STAGES.index("proving") + 1:])
     # A finished run resumed again does nothing at all.
     nothing: list[tuple[int, str]] = []
-    run_selfplay(cfg, rounds=1, hook=lambda r, s, shard: nothing.append((r, s)),
-                 sampler_factory=ScriptedSampler, train_fn=scripted_train)
+    run_selfplay(cfg, rounds=1, hook=lambda e: nothing.append((e.round, e.stage)),
+                 backends=scripted_backends())
     assert nothing == []
 
 

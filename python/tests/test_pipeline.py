@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selfplay_helpers import DATA_DIR, REPO_ROOT, tiny_model_rules
+from selfplay_helpers import DATA_DIR, REPO_ROOT, stage_point, tiny_model_rules
 from standin import count_checks, standin_command, with_checker
 
 from stp import storage
+from stp.backends import Backends, production_verifier
 from stp.config import STPConfig, load_config, stage_trainer
+from stp.stages import StageEvent, StageHook, no_hook
 
 CONFIGS = sorted((REPO_ROOT / "configs").glob("*.toml"))
 
@@ -139,12 +141,12 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     return create_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
-def run_once(cfg: STPConfig, work: Work, *, hook: Any = None, selfplay_hook: Any = None) -> Any:
+def run_once(cfg: STPConfig, work: Work, *, hook: StageHook = no_hook) -> Any:
     from stp.pipeline.run import run_pipeline
 
     work.cfg = cfg  # type: ignore[attr-defined]
-    return run_pipeline(cfg, hook=hook, selfplay_hook=selfplay_hook,
-                        sampler_factory=work.sampler_factory, train_fn=work.train_fn)
+    return run_pipeline(cfg, hook=hook, backends=Backends(
+        sampler=work.sampler_factory, verifier=production_verifier, train=work.train_fn))
 
 
 def stored_work(root: Path) -> Counter[str]:
@@ -286,20 +288,17 @@ def test_tiny_pipeline_end_to_end_then_killed_and_resumed(tmp_path: Path,
         before = stored_work(crashy)
         work = Work()
 
-        def hook(stage: str, _point: Any = point, _where: str = where) -> None:
-            if _where == "pipeline" and stage == _point:
-                raise Kill(stage)
-
-        def sp_hook(r: int, stage: str, shard: int | None, _point: Any = point,
-                    _where: str = where) -> None:
-            if _where == "selfplay" and (r, stage, shard) == _point:
+        def hook(event: StageEvent, _point: Any = point, _where: str = where) -> None:
+            if _where == "pipeline" and event.level == "pipeline" and event.stage == _point:
+                raise Kill(event.stage)
+            if _where == "selfplay" and event.level == "round" and stage_point(event) == _point:
                 raise Kill(str(_point))
 
         if where == "eval":  # every earlier stage is done: the sampler is evaluation's
             work.sampler_factory = killing_factory(work.sampler_factory,  # type: ignore
                                                    after_calls=point)
         try:
-            run_once(cfg, work, hook=hook, selfplay_hook=sp_hook)
+            run_once(cfg, work, hook=hook)
             finished = True
         except Kill:
             finished = False

@@ -16,9 +16,10 @@ from selfplay_helpers import (
     DATA_DIR,
     REPO_ROOT,
     RULES,
-    ScriptedSampler,
     make_config,
+    scripted_backends,
     scripted_train,
+    stage_point,
     write_lemmas,
 )
 from standin import checker_override, standin_command, with_checker
@@ -28,6 +29,7 @@ from stp.cli import run_main
 from stp.config import ConfigError, load_config
 from stp.data.records import TrainingExample
 from stp.errors import UsageError
+from stp.stages import StageEvent, StageHook, no_hook
 
 TINY = REPO_ROOT / "configs" / "tiny-cpu.toml"
 
@@ -153,11 +155,10 @@ def alternation_config(tmp: Path, name: str) -> Any:
     return with_checker(cfg, standin_command(RULES))
 
 
-def run_alternation(cfg: Any, hook: Any = None, selfplay_hook: Any = None) -> Any:
+def run_alternation(cfg: Any, hook: StageHook = no_hook) -> Any:
     from stp.pipeline.run import run_pipeline
 
-    return run_pipeline(cfg, hook=hook, selfplay_hook=selfplay_hook,
-                        sampler_factory=ScriptedSampler, train_fn=scripted_train)
+    return run_pipeline(cfg, hook=hook, backends=scripted_backends())
 
 
 def comparable(root: Path) -> dict[str, Any]:
@@ -194,18 +195,16 @@ def test_two_blocks_alternate_and_a_run_killed_mid_block_resumes_to_the_same_res
     kills: list[tuple[str, Any]] = [("pipeline", "retrain"), ("block1", (0, "proving", 0)),
                                     ("block1", (0, "train", None)), ("end", None)]
     for where, point in kills:
-        def hook(unit: str, _where: str = where, _point: Any = point) -> None:
-            if _where == "pipeline" and unit == _point:
-                raise Kill(unit)
-
-        def sp_hook(r: int, stage: str, shard: int | None, _where: str = where,
-                    _point: Any = point) -> None:
-            if _where == "block1" and (crashy / "block-1").is_dir() and (r, stage,
-                                                                          shard) == _point:
+        def hook(event: StageEvent, _where: str = where, _point: Any = point) -> None:
+            if _where == "pipeline" and event.level == "pipeline" and event.stage == _point:
+                raise Kill(event.stage)
+            if (_where == "block1" and event.level == "round"
+                    and event.run_dir == str(crashy / "block-1")
+                    and stage_point(event) == _point):
                 raise Kill(str(_point))
 
         try:
-            run_alternation(cfg, hook, sp_hook)
+            run_alternation(cfg, hook)
             finished = True
         except Kill:
             finished = False
@@ -326,8 +325,8 @@ def test_stages_pass_their_resolved_settings_to_the_trainer(tmp_path: Path) -> N
         'model.name="m"', "selfplay.rounds=1", "trainer.learning_rate=3e-5",
         "trainer.warmup_steps=2", "retrain.trainer.max_steps=4", f'data.sft_mathlib="{sft}"'])
     cfg = with_checker(cfg, standin_command(RULES))
-    run_selfplay(cfg, sampler_factory=ScriptedSampler, train_fn=train)
-    run_retrain(cfg, train_fn=train)
+    run_selfplay(cfg, backends=scripted_backends(train=train))
+    run_retrain(cfg, backends=scripted_backends(train=train))
     (round_cfg, round_kw), (final_cfg, final_kw) = seen
     assert round_kw == {"learning_rate": 3e-5, "min_steps": 5, "epochs": 1.0}
     assert round_cfg.warmup_steps == 2

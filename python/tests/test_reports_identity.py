@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selfplay_helpers import REPO_ROOT, RULES, ScriptedSampler, make_config, scripted_train
+from selfplay_helpers import (
+    REPO_ROOT,
+    RULES,
+    make_config,
+    scripted_backends,
+)
 from standin import standin_command, with_checker
 
 from stp import storage
@@ -39,7 +44,7 @@ def test_selfplay_report_says_first_that_a_stand_in_judged(tmp_path: Path) -> No
 
     cfg = with_checker(make_config(tmp_path, "run", ['model.name="m"', "selfplay.rounds=1"]),
                        standin_command(RULES))
-    run_selfplay(cfg, sampler_factory=ScriptedSampler, train_fn=scripted_train)
+    run_selfplay(cfg, backends=scripted_backends())
     record = json.loads((Path(cfg.run.run_dir) / "checker.json").read_text())
     assert record["self-play"]["real"] is False
     # Self-play's budget: the original's (no heartbeat limit, 200 s).

@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from selfplay_helpers import RULES, ScriptedSampler, make_config, scripted_train
+from selfplay_helpers import RULES, make_config, scripted_backends
 from standin import standin_command, with_checker
 
 from stp.selfplay.loop import run_selfplay
@@ -16,8 +16,7 @@ from stp.settings_guard import ChangedSettingsError
 
 def _run(tmp: Path, rounds: int, extra: list[str] | None = None, **kw: object) -> list:
     cfg = with_checker(make_config(tmp, "run", extra), standin_command(RULES))
-    return run_selfplay(cfg, rounds=rounds, sampler_factory=ScriptedSampler,
-                        train_fn=scripted_train, **kw)  # type: ignore[arg-type]
+    return run_selfplay(cfg, rounds=rounds, backends=scripted_backends(), **kw)  # type: ignore[arg-type]
 
 
 def test_selfplay_resume_with_changed_settings(tmp_path: Path) -> None:

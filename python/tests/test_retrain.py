@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
-from selfplay_helpers import RULES, ScriptedSampler, make_config, scripted_train
+from selfplay_helpers import RULES, make_config, scripted_backends
 from standin import standin_command, with_checker
 
 from stp import storage
@@ -23,8 +23,7 @@ from stp.selfplay.retrain import run_retrain
 def selfplay_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("retrain")
     cfg = make_config(tmp, "run")
-    run_selfplay(with_checker(cfg, standin_command(RULES)), sampler_factory=ScriptedSampler,
-                 train_fn=scripted_train)
+    run_selfplay(with_checker(cfg, standin_command(RULES)), backends=scripted_backends())
     sft = [TrainingExample(prompt="mathlib prompt", target="mathlib proof", weight=1.0),
            TrainingExample(prompt="another", target="one", weight=0.5)]
     storage.write_jsonl(str(tmp / "sft.jsonl.gz"), sft)
@@ -41,7 +40,7 @@ def retrain_config(tmp: Path, name: str, extra: list[str] | None = None):
 def test_retrain_data_follows_the_rules(selfplay_run: Path) -> None:
     tmp = selfplay_run
     cfg = retrain_config(tmp, "final")
-    manifest = run_retrain(cfg, train_fn=scripted_train)
+    manifest = run_retrain(cfg, backends=scripted_backends())
     out = Path(cfg.run.run_dir) / "retrain"
     examples = list(storage.iter_jsonl(str(out / "train.jsonl.gz"), type=TrainingExample))
     assert manifest["data"]["examples"] == len(examples)
@@ -75,28 +74,29 @@ def test_retrain_data_follows_the_rules(selfplay_run: Path) -> None:
     assert trained["base"] == "base-model" and trained["lr"] == 1e-4
     assert manifest["train"]["steps"] == 1
     # A rerun does nothing new.
-    again = run_retrain(cfg, train_fn=lambda *a, **k: pytest.fail("trained twice"))
+    again = run_retrain(cfg, backends=scripted_backends(
+        train=lambda *a, **k: pytest.fail("trained twice")))
     assert again == manifest
 
 
 def test_retrain_without_conjectures(selfplay_run: Path) -> None:
     cfg = retrain_config(selfplay_run, "noconj", ["retrain.include_conjectures=false"])
-    manifest = run_retrain(cfg, train_fn=scripted_train)
+    manifest = run_retrain(cfg, backends=scripted_backends())
     with_conj = retrain_config(selfplay_run, "final2")
-    full = run_retrain(with_conj, train_fn=scripted_train)
+    full = run_retrain(with_conj, backends=scripted_backends())
     assert manifest["data"]["selfplay_examples"] < full["data"]["selfplay_examples"]
 
 
 def test_retrain_missing_sft_is_a_usage_error(selfplay_run: Path) -> None:
     cfg = retrain_config(selfplay_run, "nosft", ['data.sft_mathlib="/nonexistent/sft.jsonl.gz"'])
     with pytest.raises(UsageError, match="re-training SFT set not found"):
-        run_retrain(cfg, train_fn=scripted_train)
+        run_retrain(cfg, backends=scripted_backends())
 
 
 def test_retrain_empty_run_is_a_usage_error(tmp_path: Path) -> None:
     cfg = make_config(tmp_path, "x", [f'retrain.merge_from=["{tmp_path / "empty"}"]'])
     with pytest.raises(UsageError, match="no self-play round"):
-        run_retrain(cfg, train_fn=scripted_train)
+        run_retrain(cfg, backends=scripted_backends())
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from selfplay_helpers import (
     make_config,
     run_contents,
     run_crashing_once_everywhere,
+    scripted_backends,
     scripted_train,
 )
 from standin import standin_command, with_checker
@@ -41,7 +42,7 @@ from stp.selfplay.rundir import STAGES
 
 def run(cfg, **kw):
     return run_selfplay(with_checker(cfg, standin_command(RULES)),
-                        sampler_factory=ScriptedSampler, train_fn=scripted_train, **kw)
+                        backends=scripted_backends(), **kw)
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +227,7 @@ def test_without_a_checker_command_lean_is_required(tmp_path: Path) -> None:
         pytest.skip("Lean is installed here; the missing-Lean path cannot be exercised")
     cfg = make_config(tmp_path, "nolean")
     with pytest.raises(UsageError, match="Lean"):
-        run_selfplay(cfg, sampler_factory=ScriptedSampler, train_fn=scripted_train)
+        run_selfplay(cfg, backends=scripted_backends())
     assert not (tmp_path / "nolean").exists()
 
 
@@ -271,7 +272,7 @@ def test_report_cli(reference_run, capsys: pytest.CaptureFixture[str]) -> None:
 def test_round_without_any_proof_carries_the_model_over(tmp_path: Path) -> None:
     cfg = make_config(tmp_path, "nothing", ['model.name="base-model"'])
     summaries = run_selfplay(with_checker(cfg, standin_command({"default": "fail"})),
-                             sampler_factory=ScriptedSampler, train_fn=scripted_train)
+                             backends=scripted_backends())
     for s in summaries:
         assert s.stages["bookkeeping"]["correct_attempts"] == 0
         assert s.stages["train_set"]["examples"] == 0
@@ -309,8 +310,7 @@ def test_outage_fails_the_stage_and_a_rerun_verifies_only_the_missing(tmp_path: 
                          "verifier.recheck='off'")  # one check per attempt, counted
     down = _rules({"pattern": DROPPED, "field": "statement", "action": "error"})
     with pytest.raises(VerificationOutage) as err:
-        run_selfplay(with_checker(cfg, standin_command(down)), sampler_factory=ScriptedSampler,
-                     train_fn=scripted_train)
+        run_selfplay(with_checker(cfg, standin_command(down)), backends=scripted_backends())
     message = str(err.value)
     assert "\n" not in message and "got no verdict" in message and "0.50%" in message
     root = Path(cfg.run.run_dir)
@@ -324,7 +324,7 @@ def test_outage_fails_the_stage_and_a_rerun_verifies_only_the_missing(tmp_path: 
     # The checker is back: the rerun sends exactly the attempts that had no verdict.
     log = tmp_path / "checks.jsonl"
     summaries = run_selfplay(with_checker(cfg, standin_command(_rules(log=log))),
-                             sampler_factory=ScriptedSampler, train_fn=scripted_train)
+                             backends=scripted_backends())
     assert count_checks(log) == len(missing)
     proving = summaries[0].stages["proving"]
     assert proving["unverified"] == 0 and proving["samples"] == 244 * 4
@@ -338,7 +338,7 @@ def test_answers_dropped_once_are_retried_and_never_counted_as_failures(tmp_path
     flaky = _rules({"pattern": DROPPED, "field": "text", "action": "error", "times": 1},
                    state=tmp_path / "state")
     summaries = run_selfplay(with_checker(cfg, standin_command(flaky)),
-                             sampler_factory=ScriptedSampler, train_fn=scripted_train)
+                             backends=scripted_backends())
     stages = summaries[0].stages
     assert stages["proving"]["unverified"] == 0
     assert set(stages["bookkeeping"]["statuses"]) <= {"pass", "fail"}
@@ -351,7 +351,7 @@ def test_unverified_under_the_limit_count_as_neither_pass_nor_fail(tmp_path: Pat
                          "verifier.max_unverified_fraction=0.05")
     down = _rules({"pattern": DROPPED, "field": "statement", "action": "error"})
     summaries = run_selfplay(with_checker(cfg, standin_command(down)),
-                             sampler_factory=ScriptedSampler, train_fn=scripted_train)
+                             backends=scripted_backends())
     stages = summaries[0].stages
     unverified = stages["proving"]["unverified"]
     assert unverified == 12  # 3 statements x 4 samples
@@ -362,8 +362,12 @@ def test_unverified_under_the_limit_count_as_neither_pass_nor_fail(tmp_path: Pat
 def test_training_runs_with_jax_preallocation_off(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """The sampler is closed and JAX will allocate on demand before a round trains in the
-    sampler's process (#14: vLLM/torch and JAX share the device one after the other)."""
+    sampler's process (#14: vLLM/torch and JAX share the device one after the other): the loop
+    closes its sampler, the production trainer of the backends bundle releases the device."""
     import os
+
+    from stp.backends import production_train
+    from stp.model.training import levanter_trainer
 
     monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
     seen: list[str | None] = []
@@ -379,8 +383,9 @@ def test_training_runs_with_jax_preallocation_off(tmp_path: Path,
         return scripted_train(*args, **kwargs)
 
     cfg = make_config(tmp_path, "mem", ["selfplay.rounds=1"])
-    run_selfplay(with_checker(cfg, standin_command(RULES)), sampler_factory=Sampler,
-                 train_fn=train)
+    monkeypatch.setattr(levanter_trainer, "train_weighted", train)
+    run_selfplay(with_checker(cfg, standin_command(RULES)),
+                 backends=scripted_backends(Sampler, production_train))
     assert seen == ["false"]
 
 
@@ -400,7 +405,7 @@ def test_expert_iteration_restarts_from_the_round0_model_on_all_rounds(tmp_path:
                                           'selfplay.round_training="restart"',
                                           "selfplay.trainer.min_steps=7"])
     summaries = run_selfplay(with_checker(cfg, standin_command(RULES)),
-                             sampler_factory=ScriptedSampler, train_fn=train)
+                             backends=scripted_backends(ScriptedSampler, train))
     assert [s["base"] for s in seen] == ["sft-model", "sft-model"]
     assert all(s["kw"]["min_steps"] == 7 and s["kw"]["learning_rate"] == cfg.trainer.learning_rate
                for s in seen)

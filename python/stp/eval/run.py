@@ -19,17 +19,21 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from stp import storage
+from stp.backends import Backends
 from stp.config import STPConfig, resolve_data_dir
 from stp.data import Statement, load_dataset
 from stp.errors import UsageError
 from stp.eval import log as evlog
 from stp.model.types import Sampler, SampleRequest
 from stp.verify.types import VerifyItem, VerifyResult
+
+if TYPE_CHECKING:
+    from stp.verify import Verifier
 
 logger = logging.getLogger(__name__)
 
@@ -267,26 +271,22 @@ def profile_config(cfg: STPConfig, profile: str) -> STPConfig:
                                    verifier=verifier)
 
 
-def make_components(cfg: STPConfig, settings: RunSettings,
-                    sampler_factory: Callable[[str], Sampler] | None = None
-                    ) -> tuple[Sampler, dict[str, Any], Callable[[Statement], str],
+def make_components(cfg: STPConfig, settings: RunSettings, backends: Backends
+                    ) -> tuple[Sampler, dict[str, Verifier], Callable[[Statement], str],
                                Callable[[str], str]]:
-    """The sampler (the production one, or `sampler_factory(model)`: the pipeline's tests pass
-    their scripted sampler through here, so evaluation is wired in exactly one place), one
-    verifier per `eval.profiles` entry, and the prompt functions for `settings`."""
+    """The sampler of `settings.model` and one verifier per `eval.profiles` entry, from
+    `backends` (the pipeline passes its own bundle, so evaluation is wired in exactly one
+    place), and the prompt functions for `settings`."""
     from stp.lean.toolchain import checker_command
     from stp.model.prompts import extract_proof, prover_prompt
-    from stp.model.sampling import make_sampler
-    from stp.verify import make_verifier
 
     checker_command(cfg.lean)  # fail before the model loads when Lean is missing
     fmt = settings.prompt_format
-    sampler = (make_sampler(settings.model, cfg.model, cfg.sampler) if sampler_factory is None
-               else sampler_factory(settings.model))
-    verifiers: dict[str, Any] = {}
+    sampler = backends.sampler(settings.model)
+    verifiers: dict[str, Verifier] = {}
     try:
         for profile in cfg.eval.profiles:
-            verifiers[profile] = make_verifier(profile_config(cfg, profile))
+            verifiers[profile] = backends.verifier(profile_config(cfg, profile))
     except BaseException:
         close_all(verifiers)
         sampler.close()
@@ -313,11 +313,13 @@ def close_all(verifiers: Mapping[str, Any]) -> None:
 
 
 def run_from_config(cfg: STPConfig, settings: RunSettings, *, data_dir: str | None = None,
-                    metrics: Any = None,
-                    sampler_factory: Callable[[str], Sampler] | None = None) -> RunResult:
+                    metrics: Any = None, backends: Backends | None = None) -> RunResult:
+    """Evaluate `settings.model` on `settings.splits` with `backends` (default: the production
+    bundle of `cfg`)."""
     root = resolve_data_dir(cfg.run.data_dir, data_dir)
     statements = load_splits(settings.splits, root, cfg.eval.statements_per_split)
-    sampler, verifiers, prompt, extract = make_components(cfg, settings, sampler_factory)
+    sampler, verifiers, prompt, extract = make_components(
+        cfg, settings, backends if backends is not None else Backends.from_config(cfg))
     record_checkers(cfg, settings.out)
     try:
         return run_eval(settings, statements, sampler=sampler, verifier=verifiers,

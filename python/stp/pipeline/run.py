@@ -19,25 +19,22 @@ Layout (self-play keeps the layout of `python -m stp.selfplay`, so its tools wor
 
 from __future__ import annotations
 
+import functools
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from stp import storage
+from stp.backends import Backends
 from stp.config import STPConfig, resolve_data_dir
 from stp.errors import UsageError
 from stp.metrics import MetricsWriter
-from stp.model.training import TrainFn
-from stp.model.types import Sampler
 from stp.selfplay.rundir import RunDir
+from stp.stages import Stage, StageHook, drive, no_hook
 
 log = logging.getLogger(__name__)
-
-# hook(stage): called after a pipeline stage is recorded. Tests raise from it to simulate a kill.
-PipelineHook = Callable[[str], None]
 
 
 class PipelineManifest(msgspec.Struct, kw_only=True):
@@ -45,22 +42,18 @@ class PipelineManifest(msgspec.Struct, kw_only=True):
 
 
 class Pipeline:
-    """One run directory's pipeline. `sampler_factory`, `train_fn` and `selfplay_hook` are seams
-    for tests (counting samplers, scripted trainers, simulated kills); production uses the
-    configured sampler and `stp.model.training.train_weighted`."""
+    """One run directory's pipeline. Every unit samples, verifies and trains with one
+    `backends` bundle (default: `Backends.from_config(cfg)`); `hook` sees the `StageEvent`s of
+    the pipeline's units and of the self-play rounds and re-training inside them."""
 
-    def __init__(self, cfg: STPConfig, *, hook: PipelineHook | None = None,
-                 selfplay_hook: Any = None,
-                 sampler_factory: Callable[[str], Sampler] | None = None,
-                 train_fn: TrainFn | None = None, stages: list[str] | None = None,
+    def __init__(self, cfg: STPConfig, *, backends: Backends | None = None,
+                 hook: StageHook = no_hook, stages: list[str] | None = None,
                  config_name: str = "CONFIG") -> None:
         self.cfg = cfg
         self.root = cfg.run.run_dir
         self.run_dir = RunDir(self.root)
-        self.hook = hook or (lambda stage: None)
-        self.selfplay_hook = selfplay_hook
-        self.sampler_factory = sampler_factory
-        self.train_fn = train_fn
+        self.hook = hook
+        self.backends = backends if backends is not None else Backends.from_config(cfg)
         # The stages to run now (`--stages`); the plan (blocks, Stage 1 or not) stays the
         # config's pipeline.stages.
         self.only = list(stages) if stages is not None else list(cfg.pipeline.stages)
@@ -123,45 +116,34 @@ class Pipeline:
             return self._run()
 
     def _run(self) -> PipelineManifest:
-        for unit in self.units():
-            manifest = self.manifest()
-            if unit in manifest.stages:
-                log.info("pipeline: %s already done", unit)
-                continue
-            if base_stage(unit) not in self.only:
-                continue
-            start = time.monotonic()
-            log.info("pipeline: %s", unit)
-            summary = self.run_unit(unit)
-            summary["seconds"] = round(time.monotonic() - start, 3)
-            with MetricsWriter(self.run_dir.metrics) as metrics:
-                metrics.log("pipeline", stage=unit, **summary)
-            manifest.stages[unit] = summary
-            # The resolved config, once (self-play has written it when it ran first).
-            self.run_dir.record_config(self.cfg, replace=False)
-            storage.write_json(self.manifest_path, manifest)
-            self.hook(unit)
+        """The chosen units of the plan through the stage driver (`stp.stages.drive`) over
+        `pipeline.json`."""
+        units = [Stage(unit, functools.partial(self.run_unit, unit)) for unit in self.units()
+                 if base_stage(unit) in self.only]
+        drive(units, self.run_dir.pipeline_log(), level="pipeline", run_dir=self.root,
+              log_event=self.log_event, hook=self.hook)
         return self.manifest()
+
+    def log_event(self, event: str, **fields: Any) -> None:
+        """One metrics event, through a writer opened for it: self-play and evaluation write
+        the same file through writers of their own while a unit runs (on gs:// a writer holds
+        the whole object until it closes)."""
+        with MetricsWriter(self.run_dir.metrics) as metrics:
+            metrics.log(event, **fields)
 
     def run_unit(self, unit: str) -> dict[str, Any]:
         stage, block = base_stage(unit), block_of(unit)
         if stage == "selfplay":
-            return self.stage_selfplay(block)
-        if stage == "retrain":
-            return self.stage_retrain(block)
-        table: dict[str, Callable[[], dict[str, Any]]] = {
-            "sft": self.stage_sft, "eval": self.stage_eval, "report": self.stage_report}
-        return table[stage]()
-
-    def _train(self) -> Any:
-        from stp.model.phases import release_for_training
-
-        release_for_training()
-        if self.train_fn is not None:
-            return self.train_fn
-        from stp.model.training import train_weighted
-
-        return train_weighted
+            summary = self.stage_selfplay(block)
+        elif stage == "retrain":
+            summary = self.stage_retrain(block)
+        else:
+            table: dict[str, Callable[[], dict[str, Any]]] = {
+                "sft": self.stage_sft, "eval": self.stage_eval, "report": self.stage_report}
+            summary = table[stage]()
+        # The resolved config, once (self-play has written it when it ran first).
+        self.run_dir.record_config(self.cfg, replace=False)
+        return summary
 
     # ------------------------------------------------------------------ stages
     def stage_sft(self) -> dict[str, Any]:
@@ -171,9 +153,9 @@ class Pipeline:
         sft = self.cfg.sft
         data = self.sft_data()
         trainer = stage_trainer(self.cfg, "sft")
-        result = self._train()(sft.base_model, str(storage.local_cache_path(data)),
-                               storage.join(self.run_dir.sft_dir, "model"), trainer, self.cfg.model,
-                               **train_kwargs(trainer))
+        result = self.backends.train(sft.base_model, str(storage.local_cache_path(data)),
+                                     storage.join(self.run_dir.sft_dir, "model"), trainer,
+                                     self.cfg.model, **train_kwargs(trainer))
         losses = list(result.losses)
         return {"model": str(result.hf_path), "data": data, "steps": int(result.steps),
                 "last_loss": float(losses[-1]) if losses else None}
@@ -236,8 +218,7 @@ class Pipeline:
         from stp.selfplay.loop import run_selfplay
 
         cfg = self.block_config(block, self.start_model(block))
-        summaries = run_selfplay(cfg, hook=self.selfplay_hook,
-                                 sampler_factory=self.sampler_factory, train_fn=self.train_fn)
+        summaries = run_selfplay(cfg, backends=self.backends, hook=self.hook)
         rounds = []
         for s in summaries:
             book = s.stages.get("bookkeeping", {})
@@ -264,7 +245,7 @@ class Pipeline:
             merge += [d for d in blocks[1:] if d not in merge]
             cfg = msgspec.structs.replace(cfg, retrain=msgspec.structs.replace(
                 cfg.retrain, merge_from=merge))
-        manifest = run_retrain(cfg, train_fn=self.train_fn)
+        manifest = run_retrain(cfg, backends=self.backends, hook=self.hook)
         out = {"model": manifest["train"]["model"], "examples": manifest["data"]["examples"],
                "selfplay_examples": manifest["data"]["selfplay_examples"]}
         if self.cfg.pipeline.blocks > 1:
@@ -286,7 +267,7 @@ class Pipeline:
                                         samples=None, out=self.run_dir.eval_dir(self.cfg.pipeline.eval_dir))
         with MetricsWriter(self.run_dir.metrics) as metrics:
             result = run_from_config(self.cfg, settings, metrics=metrics,
-                                     sampler_factory=self.sampler_factory)
+                                     backends=self.backends)
         log.info("evaluation: %d attempts written, %d were already logged", result.written,
                  result.skipped)
         # The summary describes the log (the same however often the stage was resumed).

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import time
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -24,11 +23,11 @@ import msgspec
 import numpy as np
 
 from stp import storage
+from stp.backends import Backends
 from stp.config import STPConfig, resolve_data_dir
 from stp.data.records import TrainingExample, statement_key
 from stp.errors import ConfigError, UsageError
 from stp.metrics import MetricsWriter, progress
-from stp.model.training import TrainFn
 from stp.model.types import Sampler, SampleRequest
 from stp.selfplay import rules
 from stp.selfplay.records import (
@@ -47,17 +46,13 @@ from stp.selfplay.training_sets import (
     prover_examples,
     shuffled,
 )
+from stp.stages import Stage, StageEvent, StageHook, drive, no_hook
 from stp.verify.runner import NO_VERDICT
 
 if TYPE_CHECKING:
     from stp.verify.service import Verifier
 
 log = logging.getLogger(__name__)
-
-# hook(round, stage, shard): called after a stage is recorded (shard None) and after each shard
-# of a sampling stage is stored. Tests raise from it to simulate a crash at that point.
-StageHook = Callable[[int, str, int | None], None]
-SamplerFactory = Callable[[str], Sampler]
 
 
 @dataclass
@@ -71,12 +66,13 @@ def run_selfplay(
     cfg: STPConfig,
     *,
     rounds: int | None = None,
-    hook: StageHook | None = None,
-    sampler_factory: SamplerFactory | None = None,
-    train_fn: TrainFn | None = None,
+    backends: Backends | None = None,
+    hook: StageHook = no_hook,
     allow_changed_settings: bool = False,
 ) -> list[RoundSummary]:
-    """Run (or continue) self-play in `cfg.run.run_dir` until `rounds` rounds are complete.
+    """Run (or continue) self-play in `cfg.run.run_dir` until `rounds` rounds are complete,
+    sampling, verifying and training with `backends` (default: `Backends.from_config(cfg)`).
+    `hook` sees a `StageEvent` after every recorded stage and every stored sampling shard.
 
     Continuing a run with settings that change results (seed, sample counts, sampler, trainer,
     ...) other than its `config.toml` is refused unless `allow_changed_settings`; then the change
@@ -92,8 +88,7 @@ def run_selfplay(
 
     # One process per run directory: a second one would claim shards of the same rounds.
     with lock_dir(cfg.run.run_dir, purpose="self-play"):
-        loop = SelfPlay(cfg, hook=hook,
-                        sampler_factory=sampler_factory, train_fn=train_fn)
+        loop = SelfPlay(cfg, backends=backends, hook=hook)
         loop.allow_changed_settings = allow_changed_settings
         try:
             return loop.run(cfg.selfplay.rounds if rounds is None else rounds)
@@ -104,9 +99,8 @@ def run_selfplay(
 class SelfPlay:
     """One run directory's self-play state and the stage implementations."""
 
-    def __init__(self, cfg: STPConfig, *,
-                 hook: StageHook | None = None, sampler_factory: SamplerFactory | None = None,
-                 train_fn: TrainFn | None = None) -> None:
+    def __init__(self, cfg: STPConfig, *, backends: Backends | None = None,
+                 hook: StageHook = no_hook) -> None:
         if cfg.lean.profile == "paper":
             # the paper rule compares no statement and yields no export to judge: its passes are
             # never rewards (evaluation may still count them under eval.profiles)
@@ -116,9 +110,8 @@ class SelfPlay:
         self.sp = cfg.selfplay
         self.fmt = cfg.model.prompt_format
         self.run_dir = RunDir(cfg.run.run_dir)
-        self.hook = hook or (lambda r, stage, shard: None)
-        self._sampler_factory = sampler_factory
-        self._train_fn = train_fn
+        self.hook = hook
+        self.backends = backends if backends is not None else Backends.from_config(cfg)
         self._sampler: Sampler | None = None
         self._sampler_model: str | None = None
         self._verifier: Verifier | None = None
@@ -155,20 +148,13 @@ class SelfPlay:
         if self._sampler is not None and self._sampler_model == model_path:
             return self._sampler
         self._close_sampler()
-        if self._sampler_factory is not None:
-            self._sampler = self._sampler_factory(model_path)
-        else:
-            from stp.model.sampling import make_sampler
-
-            self._sampler = make_sampler(model_path, self.cfg.model, self.cfg.sampler)
+        self._sampler = self.backends.sampler(model_path)
         self._sampler_model = model_path
         return self._sampler
 
     def verifier(self) -> Verifier:
         if self._verifier is None:
-            from stp.verify import make_verifier
-
-            self._verifier = make_verifier(selfplay_check_config(self.cfg))
+            self._verifier = self.backends.verifier(selfplay_check_config(self.cfg))
         return self._verifier
 
     # ------------------------------------------------------------------ set-up
@@ -234,60 +220,56 @@ class SelfPlay:
         return str(train.summary["model"])
 
     def run_round(self, r: int) -> RoundSummary:
+        """Round r through the stage driver (`stp.stages.drive`) over its manifest."""
         model = self.model_for(r)
-        summary = RoundSummary(round=r, model=model)
-        manifest = self.run_dir.manifest(r)
+        round_log = self.run_dir.round_log(r)
+        finished = round_log.finished()
         self.rows = StatementTable(self.run_dir.statement_rows(r), self.dataset_size)
-        if "conjectures" in manifest.stages:  # this round's conjectures already have ids
+        if "conjectures" in finished:  # this round's conjectures already have ids
             self.rows.add(storage.iter_jsonl(
                 self.run_dir.new_statements_path(r), type=StatementRow))
-        if "done" in manifest.stages:
-            summary.stages = {k: v.summary for k, v in manifest.stages.items()}
-            return summary
-        log.info("round %d (model %s)", r, model)
-        for stage, run_stage in self.stage_table(summary):
-            manifest = self.run_dir.manifest(r)
-            if stage in manifest.stages:
-                summary.stages[stage] = manifest.stages[stage].summary
-                continue
-            start = time.monotonic()
-            result = run_stage(r, model)
-            seconds = time.monotonic() - start
-            # The event is logged before the stage is recorded: a crash in between repeats the
-            # event on resume (the report reads the manifests) rather than losing it.
-            self.metrics.log("stage", round=r, stage=stage, seconds=seconds, **result)
-            self.run_dir.mark_done(r, stage, seconds, result)
-            log.info("round %d %s done in %.1fs: %s", r, stage, seconds, result)
-            summary.stages[stage] = result
-            self.hook(r, stage, None)
-        return summary
+        if "done" not in finished:
+            log.info("round %d (model %s)", r, model)
+        stages = drive(self.stage_table(r, model), round_log, level="round",
+                       run_dir=self.run_dir.root, round_index=r, log_event=self.metrics.log,
+                       hook=self.hook)
+        return RoundSummary(round=r, model=model, stages=stages)
 
-    def stage_table(self, summary: RoundSummary
-                    ) -> list[tuple[str, Callable[[int, str], dict[str, Any]]]]:
-        """The round's stages in order, each with its implementation (names: `rundir.STAGES`,
+    def stage_table(self, r: int, model: str) -> list[Stage]:
+        """Round r's stages in order, each with its implementation (names: `rundir.STAGES`,
         which the manifests and the report use)."""
-        table: list[tuple[str, Callable[[int, str], dict[str, Any]]]] = [
-            ("pairs", self.stage_pairs),
-            ("conjectures", self.stage_conjectures),
-            ("targets", self.stage_targets),
-            ("proving", self.stage_proving),
-            ("bookkeeping", self.stage_bookkeeping),
-            ("conjecture_examples", self.stage_conjecture_examples),
-            ("train_set", self.stage_train_set),
-            ("train", self.stage_train),
-            ("done", lambda r, model: self.stage_done(r, summary)),
+        def stage(name: str, run: Callable[[int, str], dict[str, Any]]) -> Stage:
+            return Stage(name, lambda: run(r, model))
+
+        table = [
+            stage("pairs", self.stage_pairs),
+            stage("conjectures", self.stage_conjectures),
+            stage("targets", self.stage_targets),
+            stage("proving", self.stage_proving),
+            stage("bookkeeping", self.stage_bookkeeping),
+            stage("conjecture_examples", self.stage_conjecture_examples),
+            stage("train_set", self.stage_train_set),
+            stage("train", self.stage_train),
+            stage("done", self.stage_done),
         ]
-        assert tuple(name for name, _ in table) == STAGES
+        assert tuple(s.name for s in table) == STAGES
         return table
 
-    def stage_done(self, r: int, summary: RoundSummary) -> dict[str, Any]:
-        """Close the round: free the sampler and write the round's flattened metrics event."""
+    def stage_done(self, r: int, model: str) -> dict[str, Any]:
+        """Close the round: free the sampler and write the round's flattened metrics event
+        (every earlier stage is recorded in the round's manifest by now)."""
         self._close_sampler()
-        book = summary.stages.get("bookkeeping", {})
-        self.metrics.log("round", round=r, model=summary.model, **_flatten(summary.stages))
-        return {"model": summary.stages.get("train", {}).get("model", summary.model),
+        stages = self.run_dir.round_log(r).finished()
+        book = stages.get("bookkeeping", {})
+        self.metrics.log("round", round=r, model=model, **_flatten(stages))
+        return {"model": stages.get("train", {}).get("model", model),
                 "dataset_solved_total": book.get("dataset_solved_total", 0),
                 "dataset_size": book.get("dataset_size", self.dataset_size)}
+
+    def shard_stored(self, r: int, stage: str, shard: int) -> None:
+        """Tell the hook that a sampling stage stored a shard (a resume restarts after it)."""
+        self.hook(StageEvent(level="round", stage=stage, run_dir=self.run_dir.root, round=r,
+                             shard=shard))
 
     # ------------------------------------------------------------------ helpers
     def rng(self, r: int, stage: str) -> np.random.Generator:
@@ -387,7 +369,7 @@ class SelfPlay:
                 writer.write(records)
                 self.metrics.log("progress", task=f"round {r} conjectures", round=r,
                                  stage="conjectures", done=hi, total=len(requests))
-                self.hook(r, "conjectures", index)
+                self.shard_stored(r, "conjectures", index)
         # Only parsed statements are held (completions can be long): position k in `raw_input`
         # is the k-th completion's pair index.
         raw_input = array("q")
@@ -504,7 +486,7 @@ class SelfPlay:
             writer.write([attempt(sid, proof, counts[(sid, proof)], res)
                           for (sid, proof), res in zip(keys, results, strict=True)])
             self.counters["proving_samples"] += sum(counts.values())
-            self.hook(r, "proving", index)
+            self.shard_stored(r, "proving", index)
             return sum(counts.values())
 
         # A rerun after an outage: shards stored by the earlier run keep their verdicts; only
@@ -729,23 +711,15 @@ class SelfPlay:
             log.warning("round %d: no training examples; the model is carried over", r)
             return {"model": model, "skipped": True, "steps": 0}
         self._close_sampler()  # free accelerator memory for the trainer
-        from stp.model.phases import release_for_training
-
-        release_for_training()
-        train_fn: TrainFn | None = self._train_fn
-        if train_fn is None:
-            from stp.model.training import train_weighted
-
-            train_fn = train_weighted
         # "restart" (expert iteration) trains the round-0 model again each round; "continue"
         # trains the previous round's model. Both with the [selfplay.trainer] settings.
         from stp.config import stage_trainer, train_kwargs
 
         base = self.model_for(0) if self.sp.round_training == "restart" else model
         trainer = stage_trainer(self.cfg, "selfplay")
-        result = train_fn(base, str(storage.local_cache_path(train_path)),
-                          self.run_dir.model_dir(r), trainer, self.cfg.model,
-                          **train_kwargs(trainer))
+        result = self.backends.train(base, str(storage.local_cache_path(train_path)),
+                                     self.run_dir.model_dir(r), trainer, self.cfg.model,
+                                     **train_kwargs(trainer))
         self.counters["train_runs"] += 1
         self.counters["train_steps"] += int(result.steps)
         losses = list(result.losses)

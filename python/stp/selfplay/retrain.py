@@ -18,20 +18,20 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from stp import storage
+from stp.backends import Backends
 from stp.config import STPConfig
 from stp.data.records import TrainingExample
 from stp.errors import UsageError
 from stp.metrics import MetricsWriter
-from stp.model.training import TrainFn
 from stp.selfplay import rules
 from stp.selfplay.records import CorrectProof, StatementRow
 from stp.selfplay.rundir import RunDir
 from stp.selfplay.training_sets import dedup_examples, retrain_proofs, shuffled
+from stp.stages import Stage, StageHook, drive, no_hook
 
 log = logging.getLogger(__name__)
 
@@ -117,53 +117,38 @@ def build_retrain_set(cfg: STPConfig) -> tuple[list[TrainingExample], dict[str, 
     return examples, summary
 
 
-def run_retrain(cfg: STPConfig, *, train_fn: TrainFn | None = None) -> dict[str, Any]:
-    """Build the data (once) and train (once); returns the manifest's stage summaries.
+def run_retrain(cfg: STPConfig, *, backends: Backends | None = None,
+                hook: StageHook = no_hook) -> dict[str, Any]:
+    """Build the data (once) and train (once) with `backends.train` (default: the production
+    trainer); returns the manifest's stage summaries (`data`, `train`).
 
     Holds the run directory's lock (`stp.lock`): re-training while self-play still writes rounds
     there would train on the rounds finished so far and record that stale result as done."""
     from stp.lock import lock_dir
 
     with lock_dir(cfg.run.run_dir, purpose="stp.retrain"):
-        return _run_retrain(cfg, train_fn)
+        run_dir = RunDir(cfg.run.run_dir)
+        train = (backends if backends is not None else Backends.from_config(cfg)).train
+        train_path = storage.join(run_dir.retrain_dir, "train.jsonl.gz")
 
-
-def _run_retrain(cfg: STPConfig, train_fn: TrainFn | None) -> dict[str, Any]:
-    run_dir = RunDir(cfg.run.run_dir)
-    out = run_dir.retrain_dir
-    manifest_path = storage.join(out, "manifest.json")
-    manifest: dict[str, Any] = (storage.read_json(manifest_path)
-                                if storage.exists(manifest_path) else {})
-    metrics = MetricsWriter(run_dir.metrics)
-    train_path = storage.join(out, "train.jsonl.gz")
-    try:
-        if "data" not in manifest:
-            start = time.monotonic()
+        def data() -> dict[str, Any]:
             examples, summary = build_retrain_set(cfg)
             storage.write_jsonl(train_path, examples)
-            summary["seconds"] = time.monotonic() - start
-            manifest["data"] = summary
-            storage.write_json(manifest_path, manifest)
-            metrics.log("retrain", stage="data", **summary)
-        if "train" not in manifest:
-            start = time.monotonic()
-            if train_fn is None:
-                from stp.model.training import train_weighted
+            return summary
 
-                train_fn = train_weighted
+        def train_stage() -> dict[str, Any]:
             from stp.config import stage_trainer, train_kwargs
 
             trainer = stage_trainer(cfg, "retrain")
-            result = train_fn(cfg.retrain.base_model, str(storage.local_cache_path(train_path)),
-                              storage.join(out, "model"), trainer, cfg.model,
-                              **train_kwargs(trainer))
+            result = train(cfg.retrain.base_model, str(storage.local_cache_path(train_path)),
+                           storage.join(run_dir.retrain_dir, "model"), trainer, cfg.model,
+                           **train_kwargs(trainer))
             losses = list(result.losses)
-            summary = {"model": str(result.hf_path), "steps": int(result.steps),
-                       "last_loss": float(losses[-1]) if losses else None,
-                       "seconds": time.monotonic() - start}
-            manifest["train"] = summary
-            storage.write_json(manifest_path, manifest)
-            metrics.log("retrain", stage="train", **summary)
-    finally:
-        metrics.close()
-    return manifest
+            return {"model": str(result.hf_path), "steps": int(result.steps),
+                    "last_loss": float(losses[-1]) if losses else None}
+
+        stage_log = run_dir.retrain_log()
+        with MetricsWriter(run_dir.metrics) as metrics:
+            drive([Stage("data", data), Stage("train", train_stage)], stage_log,
+                  level="retrain", run_dir=run_dir.root, log_event=metrics.log, hook=hook)
+        return dict(stage_log.finished())

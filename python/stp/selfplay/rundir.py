@@ -16,6 +16,7 @@ import numpy as np
 
 from stp import storage
 from stp.selfplay.records import ConjectureInput, CorrectProof, StatementRow
+from stp.stages import JsonStageLog
 
 # A round's stages in order; `done` closes the round (its metrics event is written) and is what
 # "round complete" means. Stage outputs are listed in docs/selfplay.md.
@@ -57,6 +58,10 @@ class RunDir:
         """The pipeline's finished stages and their summaries (JSON)."""
         return self.path("pipeline.json")
 
+    def pipeline_log(self) -> JsonStageLog:
+        """The pipeline's finished units as a `stp.stages.StageLog`."""
+        return JsonStageLog(self.pipeline_manifest_path, section="stages")
+
     @property
     def sft_dir(self) -> str:
         """Stage 1: `train.jsonl.gz` (when materialised) and `model/`."""
@@ -66,6 +71,14 @@ class RunDir:
     def retrain_dir(self) -> str:
         """The final re-training: `manifest.json`, `train.jsonl.gz`, `model/`."""
         return self.path("retrain")
+
+    @property
+    def retrain_manifest_path(self) -> str:
+        return storage.join(self.retrain_dir, "manifest.json")
+
+    def retrain_log(self) -> JsonStageLog:
+        """The re-training's finished stages (`data`, `train`) as a `stp.stages.StageLog`."""
+        return JsonStageLog(self.retrain_manifest_path)
 
     @property
     def report_dir(self) -> str:
@@ -160,6 +173,10 @@ class RunDir:
         storage.write_json(self.manifest_path(r), manifest)
         return manifest
 
+    def round_log(self, r: int) -> RoundLog:
+        """Round r's manifest as a `stp.stages.StageLog`."""
+        return RoundLog(self, r)
+
     # ------------------------------------------------------------------ settings
     @property
     def config_path(self) -> str:
@@ -252,3 +269,18 @@ class RunDir:
 
     def correct(self, r: int) -> Iterator[CorrectProof]:
         return storage.iter_jsonl(self.correct_path(r), type=CorrectProof)
+
+
+class RoundLog:
+    """One round's `manifest.json` as a `stp.stages.StageLog` (its records keep `seconds` beside
+    the summary, the format every round manifest has had)."""
+
+    def __init__(self, run_dir: RunDir, r: int) -> None:
+        self.run_dir, self.r = run_dir, r
+
+    def finished(self) -> dict[str, dict[str, Any]]:
+        return {name: record.summary
+                for name, record in self.run_dir.manifest(self.r).stages.items()}
+
+    def record(self, stage: str, seconds: float, summary: dict[str, Any]) -> None:
+        self.run_dir.mark_done(self.r, stage, seconds, summary)

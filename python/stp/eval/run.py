@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -30,9 +30,10 @@ from stp.data import Statement, load_dataset
 from stp.errors import UsageError
 from stp.eval import log as evlog
 from stp.model.types import Sampler, SampleRequest
-from stp.verify.types import VerifyItem, VerifyResult
+from stp.verify.types import BatchVerifier, VerifyItem, VerifyResult
 
 if TYPE_CHECKING:
+    from stp.metrics import MetricsWriter
     from stp.verify import Verifier
 
 logger = logging.getLogger(__name__)
@@ -160,14 +161,14 @@ def _errors_of(result: VerifyResult) -> list[str]:
     return [t[:_MAX_ERROR_CHARS] for t in texts[:_MAX_ERRORS]]
 
 
-Verifiers = Mapping[str, Any]
+Verifiers = Mapping[str, BatchVerifier]
 
 
 def run_eval(settings: RunSettings, statements: dict[str, list[Statement]], *,
-             sampler: Sampler, verifier: Any | Verifiers,
+             sampler: Sampler, verifier: BatchVerifier | Verifiers,
              prompt: Callable[[Statement], str], extract: Callable[[str], str],
              retries: int = 1, max_unverified_fraction: float = 0.005,
-             metrics: Any = None) -> RunResult:
+             metrics: MetricsWriter | None = None) -> RunResult:
     """Sample, verify and log every missing (statement, sample) pair of `statements`.
 
     `verifier` is a `stp.verify.Verifier` (anything with `verify_all(items)`), or a mapping
@@ -180,8 +181,8 @@ def run_eval(settings: RunSettings, statements: dict[str, list[Statement]], *,
     from stp.verify.runner import NO_VERDICT, ShardRunner, check_outage, verify_with_retries
 
     start = time.monotonic()
-    verifiers: dict[str, Any] = (dict(verifier) if isinstance(verifier, Mapping)
-                                 else {"": verifier})
+    verifiers: dict[str, BatchVerifier] = (dict(verifier) if isinstance(verifier, Mapping)
+                                           else {"": verifier})
     if not verifiers:
         raise UsageError("no verifier profile to evaluate with (eval.profiles is empty)")
     profiles = [p for p in verifiers if p]
@@ -307,13 +308,14 @@ def record_checkers(cfg: STPConfig, out: str) -> None:
                        for p in cfg.eval.profiles})
 
 
-def close_all(verifiers: Mapping[str, Any]) -> None:
+def close_all(verifiers: Mapping[str, Verifier]) -> None:
     for v in verifiers.values():
         v.close()
 
 
 def run_from_config(cfg: STPConfig, settings: RunSettings, *, data_dir: str | None = None,
-                    metrics: Any = None, backends: Backends | None = None) -> RunResult:
+                    metrics: MetricsWriter | None = None,
+                    backends: Backends | None = None) -> RunResult:
     """Evaluate `settings.model` on `settings.splits` with `backends` (default: the production
     bundle of `cfg`)."""
     root = resolve_data_dir(cfg.run.data_dir, data_dir)

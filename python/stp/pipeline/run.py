@@ -304,8 +304,11 @@ def block_of(unit: str) -> int:
     return int(block) if sep else 0
 
 
-def run_pipeline(cfg: STPConfig, **kwargs: Any) -> PipelineManifest:
-    """Run (or continue) the stages of `cfg.pipeline.stages` (or `stages=`, a subset to run
-    now) in `cfg.run.run_dir`."""
-    return Pipeline(cfg, **kwargs).run()
+def run_pipeline(cfg: STPConfig, *, backends: Backends | None = None,
+                 hook: StageHook = no_hook, stages: list[str] | None = None,
+                 config_name: str = "CONFIG") -> PipelineManifest:
+    """Run (or continue) the stages of `cfg.pipeline.stages` (or `stages`, a subset to run
+    now) in `cfg.run.run_dir` (see `Pipeline`)."""
+    return Pipeline(cfg, backends=backends, hook=hook, stages=stages,
+                    config_name=config_name).run()
 

@@ -17,6 +17,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -185,7 +186,7 @@ class SelfPlay:
         dataset = list(storage.iter_jsonl(self.run_dir.dataset_statements, type=StatementRow))
         self.dataset_size = len(dataset)
 
-    def _dataset_rows(self, data_dir: Any) -> list[StatementRow]:
+    def _dataset_rows(self, data_dir: Path) -> list[StatementRow]:
         from stp.data import load_dataset
 
         rows: list[StatementRow] = []
@@ -433,7 +434,7 @@ class SelfPlay:
         (`stp.verify.runner`). Attempts left without a verdict by an earlier, failed run are
         verified again first; above `verifier.max_unverified_fraction` the stage fails."""
         from stp.model import prompts
-        from stp.verify import VerifyItem
+        from stp.verify import VerifyItem, VerifyResult
         from stp.verify.runner import ShardRunner, check_outage, verify_with_retries
 
         targets = self.run_dir.load_arrays(self.run_dir.targets_path(r))["sids"]
@@ -449,7 +450,7 @@ class SelfPlay:
             return VerifyItem(statement=self.rows[sid].statement, proof=proof,
                               header=self.rows[sid].header, premises=True)
 
-        def attempt(sid: int, proof: str, multiplicity: int, res: Any) -> ProofAttempt:
+        def attempt(sid: int, proof: str, multiplicity: int, res: VerifyResult) -> ProofAttempt:
             return ProofAttempt(sid=sid, proof=proof, multiplicity=multiplicity, passed=res.passed,
                            status=res.status,
                            premises=list(res.premises or []) if res.passed else [],

@@ -28,7 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic, Protocol, TypeVar
 
 from stp.errors import EXIT_FAILURES, STPError
-from stp.metrics import progress
+from stp.metrics import MetricsWriter, progress
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,8 @@ class ShardRunner(Generic[S]):
     """
 
     def __init__(self, desc: str, sample: Callable[[int], S], store: Callable[[int, S], int],
-                 *, metrics: Any = None, event: dict[str, Any] | None = None) -> None:
+                 *, metrics: MetricsWriter | None = None,
+                 event: dict[str, Any] | None = None) -> None:
         self.desc = desc
         self.sample = sample
         self.store = store

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
+from collections.abc import Iterable
+from typing import Literal, Protocol
 
 import msgspec
 
@@ -105,3 +106,10 @@ class VerifyResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     @property
     def passed(self) -> bool:
         return self.status == "pass"
+
+
+class BatchVerifier(Protocol):
+    """What evaluation and the sample→verify runner need of a verifier: verdicts of a batch in
+    input order (`stp.verify.Verifier` is one; tests pass small stand-ins)."""
+
+    def verify_all(self, items: Iterable[VerifyItem]) -> list[VerifyResult]: ...

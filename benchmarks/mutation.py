@@ -61,7 +61,8 @@ MODULES: dict[str, list[str]] = {
                                       "statement_over_a_block"],
     # The verdict bookkeeping of every sampling stage: attempts without a verdict, retries and
     # the outage limit.
-    "python/stp/verify/runner.py": ["python/tests/test_mutant_boundaries.py::"
+    "python/stp/verify/runner.py": ["python/tests/test_runner_resume.py",
+                                    "python/tests/test_mutant_boundaries.py::"
                                       "test_outage_limit_at_exactly_its_threshold",
                                       "python/tests/test_mutant_boundaries.py::"
                                       "test_estimators_and_outage_on_the_smallest_inputs",

@@ -239,7 +239,9 @@ def run_eval(settings: RunSettings, statements: dict[str, list[Statement]], *,
                                                                strict=True)):
             judged = {profile: results[i] for profile, results in verdicts.items()}
             if any(v.status in NO_VERDICT for v in judged.values()):
-                result.unverified += 1  # not logged: a rerun samples and verifies it again
+                # Resume policy "resample" (`stp.verify.runner`): not logged, so a rerun
+                # samples (the same seed, the same proof) and verifies it again.
+                result.unverified += 1
                 continue
             main = next(iter(judged.values()))
             attempts.append(evlog.Attempt(

@@ -435,7 +435,13 @@ class SelfPlay:
         verified again first; above `verifier.max_unverified_fraction` the stage fails."""
         from stp.model import prompts
         from stp.verify import VerifyItem, VerifyResult
-        from stp.verify.runner import ShardRunner, check_outage, verify_with_retries
+        from stp.verify.runner import (
+            ShardRunner,
+            check_outage,
+            count_unverified,
+            reverify_stored_shards,
+            verify_with_retries,
+        )
 
         targets = self.run_dir.load_arrays(self.run_dir.targets_path(r))["sids"]
         sps = self.samples_per_statement(r)
@@ -490,30 +496,21 @@ class SelfPlay:
             self.shard_stored(r, "proving", index)
             return sum(counts.values())
 
-        # A rerun after an outage: shards stored by the earlier run keep their verdicts; only
-        # their attempts without one are verified again (and the shard rewritten atomically).
-        unverified = total = 0
-        for index, path in enumerate(storage.list_shards(attempts_dir)):
-            stored = list(storage.iter_jsonl(path, type=ProofAttempt))
-            redo = [i for i, a in enumerate(stored) if a.status in NO_VERDICT]
-            if redo and index < first:
-                results, _ = verify_with_retries(
-                    self.verifier().verify_all,
-                    [item(stored[i].sid, stored[i].proof) for i in redo], retries)
-                for i, res in zip(redo, results, strict=True):
-                    stored[i] = attempt(stored[i].sid, stored[i].proof, stored[i].multiplicity,
-                                        res)
-                storage.write_jsonl(path, stored)
-                self.counters["reverified"] += len(redo)
-            total += sum(a.multiplicity for a in stored)
-        done_before = total
+        def verify_again(stored: list[ProofAttempt]) -> list[ProofAttempt]:
+            results, _ = verify_with_retries(self.verifier().verify_all,
+                                             [item(a.sid, a.proof) for a in stored], retries)
+            return [attempt(a.sid, a.proof, a.multiplicity, res)
+                    for a, res in zip(stored, results, strict=True)]
+
+        # Resume policy "reverify" (`stp.verify.runner`): shards stored by an earlier run keep
+        # their verdicts; only their attempts without one are verified again, in place.
+        done_before, reverified = reverify_stored_shards(attempts_dir, ProofAttempt,
+                                                         verify_again)
+        self.counters["reverified"] += reverified
         ShardRunner(f"round {r} proving", sample, store, metrics=self.metrics,
                     event={"round": r, "stage": "proving"}).run(
             first, len(shards), len(targets) * sps, done_before)
-        for path in storage.list_shards(attempts_dir):
-            for a in storage.iter_jsonl(path, type=ProofAttempt):
-                if a.status in NO_VERDICT:
-                    unverified += a.multiplicity
+        unverified = count_unverified(attempts_dir, ProofAttempt)
         check_outage(f"round {r} proving", unverified, len(targets) * sps,
                      self.cfg.verifier.max_unverified_fraction)
         return {"samples_per_statement": sps, "shards": len(shards),

@@ -15,6 +15,12 @@ through `run_shards`, so they share one failure rule and one outage guard:
   slow or too big) and aborted a round when more than 0.5 % of attempts ended without one; here
   the caller fails its stage with one line (`check_outage`) above `verifier.max_unverified_fraction`,
   and a rerun verifies only the attempts still without a verdict.
+- Resume policy for attempts without a verdict, the one thing evaluation and self-play do
+  differently. "resample" (evaluation): such an attempt is never stored, so a
+  rerun samples it again (its seed is fixed, so the same proof) and verifies it. "reverify"
+  (self-play): it is stored with its status (the round's shards are its record: bookkeeping
+  counts what had no verdict), and a rerun verifies the stored ones again in place before
+  sampling the next shard (`reverify_stored_shards`).
 - Progress. Each stored shard advances one progress line (`stp.metrics.progress`: done/total,
   rate) and, when a metrics writer is given, writes a `progress` event (done, total, rate, ETA).
 """
@@ -27,6 +33,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic, Protocol, TypeVar
 
+from stp import storage
 from stp.errors import EXIT_FAILURES, STPError
 from stp.metrics import MetricsWriter, progress
 
@@ -149,3 +156,43 @@ class ShardRunner(Generic[S]):
         self.metrics.log("progress", task=self.desc, done=self.items_done, total=total,
                          rate=round(rate, 3), eta_s=round(left / rate, 1) if rate > 0 else None,
                          **self.event)
+
+
+class _Stored(Protocol):
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def multiplicity(self) -> int: ...
+
+
+T = TypeVar("T", bound=_Stored)
+
+
+def reverify_stored_shards(directory: str, record_type: type[T],
+                           verify_again: Callable[[list[T]], list[T]]) -> tuple[int, int]:
+    """The "reverify" policy's resume step: in every stored shard of `directory` (records of
+    `record_type`, each with a `status` and a `multiplicity`), the records without a verdict are
+    replaced by `verify_again(those)` (same order) and the shard is rewritten atomically.
+    Returns (attempts stored, counting multiplicity; records verified again)."""
+    stored_total = reverified = 0
+    for path in storage.list_shards(directory):
+        records = list(storage.iter_jsonl(path, type=record_type))
+        redo = [i for i, record in enumerate(records) if record.status in NO_VERDICT]
+        if redo:
+            again = verify_again([records[i] for i in redo])
+            if len(again) != len(redo):
+                raise RuntimeError(f"{len(again)} records verified again for {len(redo)}")
+            for i, record in zip(redo, again, strict=True):
+                records[i] = record
+            storage.write_jsonl(path, records)
+            reverified += len(redo)
+        stored_total += sum(record.multiplicity for record in records)
+    return stored_total, reverified
+
+
+def count_unverified(directory: str, record_type: type[T]) -> int:
+    """Attempts (counting multiplicity) stored without a verdict in `directory`'s shards."""
+    return sum(record.multiplicity for path in storage.list_shards(directory)
+               for record in storage.iter_jsonl(path, type=record_type)
+               if record.status in NO_VERDICT)

@@ -330,3 +330,22 @@ def test_statements_per_split_keeps_the_first_n_of_each_split(data_dir: Path) ->
     assert set(few) == set(full) == {"minif2f:valid", "minif2f:test"}
     for split, recs in few.items():
         assert [r.id for r in recs] == [r.id for r in full[split][:5]]
+
+
+@pytest.mark.parametrize("run_dir", ["gs://bucket/runs/a", "LOCAL"])
+def test_every_profile_gets_a_local_cache_of_its_own(tmp_path: Path, run_dir: str) -> None:
+    """A gs:// run directory's verdict cache is local (SQLite): the paper profile's cache sits
+    beside the strict one's instead of becoming a gs:// path the verifier refuses."""
+    from stp.eval.run import profile_config
+    from stp.verify.service import cache_directory
+
+    run_dir = str(tmp_path / "run") if run_dir == "LOCAL" else run_dir
+    cfg = load_config(None, [f"run.run_dir='{run_dir}'"])
+    strict = cache_directory(profile_config(cfg, "strict"))
+    paper = cache_directory(profile_config(cfg, "paper"))
+    assert strict is not None and paper is not None
+    assert "://" not in str(paper) and paper == strict.with_name(strict.name + "-paper")
+    for off in ("off", "none", "OFF"):
+        assert cache_directory(profile_config(
+            load_config(None, [f"run.run_dir='{run_dir}'", f"verifier.cache_dir='{off}'"]),
+            "paper")) is None

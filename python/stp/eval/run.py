@@ -266,9 +266,13 @@ def run_eval(settings: RunSettings, statements: dict[str, list[Statement]], *,
 def profile_config(cfg: STPConfig, profile: str) -> STPConfig:
     """`cfg` with `lean.profile` set. A profile other than strict gets its own verdict cache
     (`<cache>-<profile>`), so the two profiles never answer from each other's verdicts."""
+    from stp.verify.service import cache_directory
+
     verifier = cfg.verifier
-    if profile != "strict" and verifier.cache_dir != "off":
-        base = verifier.cache_dir or storage.join(cfg.run.run_dir, "verify-cache")
+    # The strict profile's cache as the verifier resolves it (local even for a gs:// run
+    # directory, whose cache lives under ~/.cache), so the other profiles' sit beside it.
+    base = cache_directory(cfg)
+    if profile != "strict" and base is not None:
         verifier = msgspec.structs.replace(verifier, cache_dir=f"{base}-{profile}")
     return msgspec.structs.replace(cfg, lean=msgspec.structs.replace(cfg.lean, profile=profile),
                                    verifier=verifier)

@@ -132,7 +132,7 @@ def test_a_damaged_stage_log_is_a_corrupt_record_naming_the_file(tmp_path: Path,
                                                                  content: str) -> None:
     path = tmp_path / "pipeline.json"
     path.write_text(content)
-    with pytest.raises(storage.CorruptRecordError, match="pipeline.json"):
+    with pytest.raises(storage.CorruptRecordError, match=r"pipeline\.json"):
         JsonStageLog(str(path), section="stages").finished()
 
 

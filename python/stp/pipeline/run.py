@@ -154,7 +154,7 @@ class Pipeline:
         data = self.sft_data()
         trainer = stage_trainer(self.cfg, "sft")
         result = self.backends.train(sft.base_model, str(storage.local_cache_path(data)),
-                                     storage.join(self.run_dir.sft_dir, "model"), trainer,
+                                     self.run_dir.sft_model_dir, trainer,
                                      self.cfg.model, **train_kwargs(trainer))
         losses = list(result.losses)
         return {"model": str(result.hf_path), "data": data, "steps": int(result.steps),
@@ -176,7 +176,7 @@ class Pipeline:
                                  "with `python -m stp.extract sft`, or set sft.data=\"stp_sft\")")
             return path
         if name in registry.DATASETS:
-            out = storage.join(self.run_dir.sft_dir, "train.jsonl.gz")
+            out = self.run_dir.sft_train_set_path
             if not storage.exists(out):
                 from stp.data import load_examples
 

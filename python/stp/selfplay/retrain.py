@@ -129,7 +129,7 @@ def run_retrain(cfg: STPConfig, *, backends: Backends | None = None,
     with lock_dir(cfg.run.run_dir, purpose="stp.retrain"):
         run_dir = RunDir(cfg.run.run_dir)
         train = (backends if backends is not None else Backends.from_config(cfg)).train
-        train_path = storage.join(run_dir.retrain_dir, "train.jsonl.gz")
+        train_path = run_dir.retrain_train_set_path
 
         def data() -> dict[str, Any]:
             examples, summary = build_retrain_set(cfg)
@@ -141,7 +141,7 @@ def run_retrain(cfg: STPConfig, *, backends: Backends | None = None,
 
             trainer = stage_trainer(cfg, "retrain")
             result = train(cfg.retrain.base_model, str(storage.local_cache_path(train_path)),
-                           storage.join(run_dir.retrain_dir, "model"), trainer, cfg.model,
+                           run_dir.retrain_model_dir, trainer, cfg.model,
                            **train_kwargs(trainer))
             losses = list(result.losses)
             return {"model": str(result.hf_path), "steps": int(result.steps),

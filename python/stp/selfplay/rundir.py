@@ -68,6 +68,15 @@ class RunDir:
         return self.path("sft")
 
     @property
+    def sft_train_set_path(self) -> str:
+        """A released SFT dataset written once for Stage 1."""
+        return storage.join(self.sft_dir, "train.jsonl.gz")
+
+    @property
+    def sft_model_dir(self) -> str:
+        return storage.join(self.sft_dir, "model")
+
+    @property
     def retrain_dir(self) -> str:
         """The final re-training: `manifest.json`, `train.jsonl.gz`, `model/`."""
         return self.path("retrain")
@@ -75,6 +84,14 @@ class RunDir:
     @property
     def retrain_manifest_path(self) -> str:
         return storage.join(self.retrain_dir, "manifest.json")
+
+    @property
+    def retrain_train_set_path(self) -> str:
+        return storage.join(self.retrain_dir, "train.jsonl.gz")
+
+    @property
+    def retrain_model_dir(self) -> str:
+        return storage.join(self.retrain_dir, "model")
 
     def retrain_log(self) -> JsonStageLog:
         """The re-training's finished stages (`data`, `train`) as a `stp.stages.StageLog`."""

@@ -4,7 +4,9 @@ self-play round, the pipeline, the re-training) all go through it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +136,49 @@ def test_a_damaged_stage_log_is_a_corrupt_record_naming_the_file(tmp_path: Path,
     path.write_text(content)
     with pytest.raises(storage.CorruptRecordError, match=r"pipeline\.json"):
         JsonStageLog(str(path), section="stages").finished()
+
+
+def test_a_damaged_log_says_which_part_is_wrong(tmp_path: Path) -> None:
+    nested, flat = tmp_path / "pipeline.json", tmp_path / "manifest.json"
+    nested.write_text('{"stages": {"a": 1}}')
+    flat.write_text('{"data": []}')
+    with pytest.raises(storage.CorruptRecordError, match="stages must map stage names"):
+        JsonStageLog(str(nested), section="stages").finished()
+    with pytest.raises(storage.CorruptRecordError, match="the file must map stage names"):
+        JsonStageLog(str(flat)).finished()
+
+
+def test_seconds_are_the_stage_s_own_duration(monkeypatch: pytest.MonkeyPatch,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    """What is recorded and logged is the time between the stage's start and end on the
+    monotonic clock, to the millisecond, and the log line names the level and round."""
+    import stp.stages
+
+    clock = iter([100.0, 102.5004])
+    monkeypatch.setattr(stp.stages.time, "monotonic", lambda: next(clock))
+    log = MemoryLog()
+    fields: dict[str, Any] = {}
+    with caplog.at_level(logging.INFO, logger="stp.stages"):
+        drive([Stage("x", lambda: {})], log, level="round", run_dir="r", round_index=7,
+              log_event=lambda name, **f: fields.update(f))
+    assert log.seconds["x"] == pytest.approx(2.5004)
+    assert fields["seconds"] == 2.5
+    assert "round 7: x done in 2.5s" in caplog.text
+    caplog.clear()
+    clock = iter([0.0, 1.0])
+    with caplog.at_level(logging.INFO, logger="stp.stages"):
+        drive([Stage("y", lambda: {})], MemoryLog(), level="pipeline", run_dir="r",
+              log_event=lambda *a, **k: None)
+    assert "pipeline: y done in 1.0s" in caplog.text
+
+
+def test_stages_and_events_cannot_be_changed_after_they_are_made() -> None:
+    """A hook cannot alter the event the next hook sees, nor a table its stage."""
+    event = StageEvent(level="round", stage="x", run_dir="r", round=0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.stage = "y"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Stage("a", dict).name = "b"  # type: ignore[misc]
 
 
 def test_every_level_runs_through_the_one_driver(monkeypatch: pytest.MonkeyPatch,

@@ -60,14 +60,9 @@ class Pipeline:
         self.config_name = config_name
 
     # ------------------------------------------------------------------ manifest
-    @property
-    def manifest_path(self) -> str:
-        return self.run_dir.pipeline_manifest_path
-
     def manifest(self) -> PipelineManifest:
-        if not storage.exists(self.manifest_path):
-            return PipelineManifest()
-        return storage.read_json(self.manifest_path, type=PipelineManifest)
+        """The finished units and their summaries, read through the pipeline's stage log."""
+        return PipelineManifest(stages=self.run_dir.pipeline_log().finished())
 
 
     # ------------------------------------------------------------------ plan

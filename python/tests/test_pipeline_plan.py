@@ -29,6 +29,7 @@ from stp.cli import run_main
 from stp.config import ConfigError, load_config
 from stp.data.records import TrainingExample
 from stp.errors import UsageError
+from stp.selfplay.rundir import STAGES
 from stp.stages import StageEvent, StageHook, no_hook
 
 TINY = REPO_ROOT / "configs" / "tiny-cpu.toml"
@@ -171,8 +172,24 @@ def comparable(root: Path) -> dict[str, Any]:
 def test_two_blocks_alternate_and_a_run_killed_mid_block_resumes_to_the_same_result(
         tmp_path: Path) -> None:
     ref_cfg = alternation_config(tmp_path, "ref")
-    manifest = run_alternation(ref_cfg)
+    events: list[StageEvent] = []
+    manifest = run_alternation(ref_cfg, events.append)
     root = Path(ref_cfg.run.run_dir)
+    # One hook sees every level: each block's rounds (in the block's own directory), its
+    # re-training, and the pipeline's units, each recorded before the unit that contains it.
+    recorded = [(e.level, e.stage, Path(e.run_dir).name) for e in events if e.shard is None]
+    block0, block1 = root.name, "block-1"
+    assert [r for r in recorded if r[0] != "round"] == [
+        ("pipeline", "selfplay", block0), ("retrain", "data", block0),
+        ("retrain", "train", block0), ("pipeline", "retrain", block0),
+        ("pipeline", "selfplay@1", block0), ("retrain", "data", block1),
+        ("retrain", "train", block1), ("pipeline", "retrain@1", block0),
+        ("pipeline", "eval", block0)]
+    rounds = [(e.stage, Path(e.run_dir).name) for e in events
+              if e.level == "round" and e.shard is None]
+    assert rounds == [(stage, block) for block in (block0, block1) for stage in STAGES]
+    assert recorded.index(("round", "done", block1)) < recorded.index(
+        ("pipeline", "selfplay@1", block0))
     stages = manifest.stages
     assert list(stages) == ["selfplay", "retrain", "selfplay@1", "retrain@1", "eval"]
     # Block 1's self-play starts from block 0's re-trained model, in its own run directory.

@@ -674,6 +674,93 @@ def test_train_on_a_full_filesystem_is_one_line_naming_the_output(tmp_path: Path
     assert str(out) in errors[0] and "free space" in errors[0], errors
 
 
+def _selfplay_argv(run_dir: Path, model: str) -> list[str]:
+    """One self-play round of the tiny model with the stand-in checker, as a user runs it."""
+    from selfplay_helpers import DATA_DIR, REPO_ROOT, tiny_model_rules
+
+    rules = checker_override(standin_command(tiny_model_rules("Nat.mul_comm")))
+    return ["--config", str(REPO_ROOT / "configs" / "tiny-cpu.toml"), "--run-dir", str(run_dir),
+            "--set", f"selfplay.initial_model={json.dumps(model)}",
+            "--set", f"model.name={json.dumps(model)}", "--set", rules,
+            "--set", f"run.data_dir={json.dumps(str(DATA_DIR))}",
+            "--set", f"data.lemma_dict={json.dumps(str(REPO_ROOT / 'data/tiny/lemmas.jsonl'))}",
+            "--set", "selfplay.rounds=1", "--set", "selfplay.statements_per_round=4",
+            "--set", "sampler.max_tokens=24", "--set", "selfplay.trainer.max_steps=1",
+            "--set", "trainer.batch_size=4", "--set", "trainer.per_device_batch_size=4",
+            "--set", "trainer.min_steps=1", "--set", "trainer.warmup_steps=0",
+            # The verifier's cache (a SQLite WAL of varying size while the round runs) is off:
+            # the room left on the small filesystem below is counted in whole pages.
+            "--set", 'verifier.cache_dir="off"', "--set", 'run.log_level="INFO"']
+
+
+def _selfplay(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": REPO_PYTHON, "STP_PROGRESS": "0"}
+    return subprocess.run([sys.executable, "-m", "stp.selfplay", *argv], env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def _pages(root: Path, skip: tuple[str, ...]) -> int:
+    """Bytes `root`'s files take on a tmpfs (whole 4 KiB pages), those under `skip` left out."""
+    return sum(-(-p.stat().st_size // 4096) * 4096 for p in root.rglob("*")
+               if p.is_file() and not p.relative_to(root).as_posix().startswith(skip))
+
+
+@pytest.fixture(scope="module")
+def selfplay_reference(tmp_path_factory: pytest.TempPathFactory, tiny_model: str) -> Path:
+    """The run of `_selfplay_argv` that never stopped."""
+    reference = tmp_path_factory.mktemp("selfplay") / "reference"
+    done = _selfplay(_selfplay_argv(reference, tiny_model))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return reference
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("write", ["weights", "tokenizer"])
+def test_selfplay_train_stage_on_a_full_filesystem_keeps_the_round_and_resumes(
+        write: str, tmp_path: Path, tiny_model: str, selfplay_reference: Path) -> None:
+    """The self-play train stage whose export (weights, then the Rust tokenizer's
+    `tokenizer.json`) fills the run directory's real filesystem: one line naming what to free,
+    the round's earlier stages kept, and after freeing space the rerun finishes with the same
+    files as a run that never stopped."""
+    from selfplay_helpers import run_contents
+
+    reference = selfplay_reference
+    export = reference / "round-0000" / "model" / "hf"
+    # Room for everything the run writes before its export (the export and the result written
+    # after it left out), then: half the weights, or the weights and one page (the tokenizer's
+    # config fits, its tokenizer.json does not).
+    before_export = _pages(reference, ("round-0000/model/hf/", "round-0000/model/train_result"))
+    weights = _pages(export, ("tokenizer",))
+    room = before_export + (weights // 2 if write == "weights" else weights + 4096)
+    with small_filesystem(tmp_path / "fs", 8192, room) as fs:
+        run = fs / "run"
+        proc = _selfplay(_selfplay_argv(run, tiny_model))
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+        assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr, (
+            proc.returncode, proc.stderr[-3000:])
+        model_dir = run / "round-0000" / "model"
+        assert str(model_dir) in errors[0] and "free space" in errors[0], errors
+        assert ("Saving tokenizer" in proc.stderr) == (write == "tokenizer"), proc.stderr[-3000:]
+        # The round's earlier stages are kept (a rerun does not redo them); no half export.
+        manifest = json.loads((run / "round-0000" / "manifest.json").read_text())
+        assert "train_set" in manifest["stages"] and "train" not in manifest["stages"]
+        assert (run / "round-0000" / "train.jsonl.gz").is_file()
+        assert not (model_dir / "hf").exists() and not (model_dir / "hf.tmp").exists()
+        kept = {p: (run / p).read_bytes() for p in ("round-0000/train.jsonl.gz",)}
+        (fs / "filler").unlink()  # the user frees space
+        resumed = _selfplay(_selfplay_argv(run, tiny_model))
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        assert {p: (run / p).read_bytes() for p in kept} == kept
+        timed = ("round-0000/model/metrics.jsonl", "round-0000/model/train_result.json")
+        a, b = run_contents(run, skip=timed), run_contents(reference, skip=timed)
+        assert a.keys() == b.keys() and [k for k in a if a[k] != b[k]] == []
+        assert "round-0000/model/hf/model.safetensors" in a  # the same weights, byte for byte
+        result, expected = (json.loads((root / timed[1]).read_text())
+                            for root in (run, reference))
+        assert result.pop("seconds") >= 0 and expected.pop("seconds") >= 0
+        assert result == {**expected, "hf_path": str(model_dir / "hf")}
+
+
 # --------------------------------------------------------------------------------------------
 # Output into a closed pipe
 

@@ -842,6 +842,74 @@ def test_truncated_counts_on_resume_names_the_file(tmp_path: Path) -> None:
         rd.load_arrays(path)
 
 
+def _damaged_npz(data: bytes) -> dict[str, bytes]:
+    """Real damage to a saved .npz, by the field it hits (zip headers at fixed offsets)."""
+    import struct
+
+    central = data.find(b"PK\x01\x02")
+
+    def patched(*edits: tuple[int, bytes]) -> bytes:
+        out = bytearray(data)
+        for at, new in edits:
+            out[at:at + len(new)] = new
+        return bytes(out)
+
+    return {
+        "flag bit flipped (reads as encrypted)": patched(
+            (central + 8, bytes([data[central + 8] | 1]))),
+        "compression method": patched((8, struct.pack("<H", 99)),
+                                      (central + 10, struct.pack("<H", 99))),
+        "version needed": patched((central + 6, struct.pack("<H", 0xFF))),
+        "local header name": patched((30, b"X")),
+    }
+
+
+@pytest.mark.parametrize("damage", ["flag bit flipped (reads as encrypted)", "compression method",
+                                    "version needed", "local header name"])
+def test_damaged_counts_on_resume_name_the_file(damage: str, tmp_path: Path) -> None:
+    import numpy as np
+
+    from stp.selfplay.rundir import RunDir
+    from stp.storage import CorruptRecordError
+
+    rd = RunDir(str(tmp_path))
+    path = rd.counts_path(0)
+    rd.save_arrays(path, attempts=np.arange(100), successes=np.arange(100))
+    Path(path).write_bytes(_damaged_npz(Path(path).read_bytes())[damage])
+    with pytest.raises(CorruptRecordError, match=r"counts.npz: truncated or damaged"):
+        rd.load_arrays(path)
+
+
+def test_any_damaged_byte_of_an_array_file_loads_or_names_the_file(tmp_path: Path) -> None:
+    """Every byte of a saved .npz set to 0x00, 0x01, 0xff or with its low bit flipped: the
+    arrays load (a byte no reader checks) or the error is one CorruptRecordError naming the
+    file. Nothing else escapes (an encrypted-flag RuntimeError and an unsupported-version
+    NotImplementedError did; no damage raises the KeyError load_arrays used to list)."""
+    import numpy as np
+
+    from stp.selfplay.rundir import RunDir
+    from stp.storage import CorruptRecordError
+
+    rd = RunDir(str(tmp_path))
+    path = rd.counts_path(0)
+    rd.save_arrays(path, attempts=np.arange(100), successes=np.arange(100))
+    data = Path(path).read_bytes()
+    damaged = str(tmp_path / "damaged.npz")
+    outcomes: dict[str, int] = {}
+    for at in range(len(data)):
+        for value in {0, 1, 0xFF, data[at] ^ 1} - {data[at]}:
+            Path(damaged).write_bytes(data[:at] + bytes([value]) + data[at + 1:])
+            try:
+                rd.load_arrays(damaged)
+            except CorruptRecordError as err:
+                assert err.path == damaged
+                outcome = "named"
+            else:
+                outcome = "loaded"
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    assert outcomes.get("named", 0) > len(data)  # most damage is caught, not silently read
+
+
 # --------------------------------------------------------------------------------------------
 # Corrupt or unreachable models (issue #24 item 6)
 

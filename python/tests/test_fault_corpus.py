@@ -963,3 +963,73 @@ def test_a_damaged_model_is_one_line_in_every_command_that_loads_one(
     for invocation, argv in commands.items():
         outcome = run_command(command_of(invocation), argv, capsys)
         assert_one_line_error(outcome, culprit)
+
+
+@contextlib.contextmanager
+def silent_endpoint() -> Iterator[str]:
+    """A local HTTP endpoint that accepts connections and never answers: a stalled proxy or
+    Hub (a closed port, by contrast, refuses at once)."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(server.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+
+
+HUB_ID = "nobody-here/no-such-model"
+
+
+@pytest.mark.parametrize("hub", ["closed port", "silent endpoint", "offline"])
+def test_an_unreachable_hub_id_is_one_line_within_seconds(hub: str, tmp_path: Path) -> None:
+    """A Hub id the Hub cannot be asked about: one line naming the id and what is wrong, from
+    every command that loads a model, in bounded time. A Hub that accepts connections and never
+    answers hung `snapshot_download` for ever (its metadata request has no time limit)."""
+    import time
+
+    ws = SimpleWorkspace(tmp_path / "ws")
+    quiet = ["--set", 'run.log_level="WARNING"']
+    commands = {
+        "stp.train": ["--data", str(ws.examples), "--out", str(ws.out), "--model", HUB_ID, *quiet],
+        "stp.eval": ["run", "--out", str(ws.out), "--model", HUB_ID, "--splits", "minif2f:valid",
+                     "--samples", "1", "--set", 'sampler.backend="hf"',
+                     "--set", checker_override(standin_command()), *quiet],
+    }
+    env = {**os.environ, "PYTHONPATH": REPO_PYTHON, "STP_PROGRESS": "0",
+           "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_ETAG_TIMEOUT": "3"}
+    env.pop("HF_HUB_OFFLINE", None)
+    env.pop("TRANSFORMERS_OFFLINE", None)
+    with silent_endpoint() as silent:
+        if hub == "offline":
+            env["HF_HUB_OFFLINE"] = "1"
+        else:
+            env["HF_ENDPOINT"] = "http://127.0.0.1:9" if hub == "closed port" else silent
+        for command, argv in commands.items():
+            began = time.monotonic()
+            proc = subprocess.run([sys.executable, "-m", command, *argv], env=env,
+                                  capture_output=True, text=True, timeout=60)
+            seconds = time.monotonic() - began
+            # One error line; anything else is a log record (eval logs loading its split).
+            lines = [line for line in proc.stderr.splitlines() if line.strip() and not
+                     re.match(r"\d\d:\d\d:\d\d (INFO|WARNING) ", line)]
+            assert proc.returncode == 2 and len(lines) == 1, (command, proc.stderr[-3000:])
+            assert "Traceback" not in proc.stderr
+            assert lines[0].startswith(f"error: model {HUB_ID}") or lines[0].startswith(
+                f"error: base model {HUB_ID}"), lines
+            assert ("not in the local" in lines[0]) and (
+                hub == "offline" or "cannot be reached" in lines[0]), lines
+            assert seconds < 30, (command, seconds)

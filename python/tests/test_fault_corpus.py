@@ -1033,3 +1033,25 @@ def test_an_unreachable_hub_id_is_one_line_within_seconds(hub: str, tmp_path: Pa
             assert ("not in the local" in lines[0]) and (
                 hub == "offline" or "cannot be reached" in lines[0]), lines
             assert seconds < 30, (command, seconds)
+
+
+def test_an_unreachable_hub_falls_back_to_the_cached_snapshot(tmp_path: Path) -> None:
+    """No answer from the Hub, but the model is in the local cache: the cached snapshot is
+    used, with a warning (what snapshot_download itself does when it cannot connect)."""
+    commit = "c" * 40
+    repo = tmp_path / "hf-home" / "hub" / "models--nobody-here--cached-model"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    env = {**os.environ, "PYTHONPATH": REPO_PYTHON, "HF_HOME": str(tmp_path / "hf-home"),
+           "HF_ENDPOINT": "http://127.0.0.1:9"}
+    env.pop("HF_HUB_OFFLINE", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", "from stp import hub; "
+         "print(hub.model_snapshot('nobody-here/cached-model'))"],
+        env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(snapshot)
+    assert "cannot be reached" in proc.stderr and "cached snapshot" in proc.stderr

@@ -22,7 +22,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from stp.errors import UsageError
 
@@ -89,12 +89,12 @@ def snapshot(repo_id: str, repo_type: Literal["model", "dataset"], *, revision: 
     except ImportError:
         raise UsageError(f"downloading {repo_id} needs huggingface_hub "
                          "(pip install huggingface_hub)") from None
-    kwargs = dict(repo_id=repo_id, repo_type=repo_type, revision=pinned or None,
-                  local_dir=str(local_dir) if local_dir else None, endpoint=endpoint,
-                  allow_patterns=allow_patterns)
+    kwargs: dict[str, Any] = dict(repo_id=repo_id, repo_type=repo_type, revision=pinned or None,
+                                  local_dir=str(local_dir) if local_dir else None,
+                                  endpoint=endpoint, allow_patterns=allow_patterns)
     unreachable = _unreachable(repo_id, repo_type, pinned, endpoint)
     if unreachable is None:
-        path = Path(snapshot_download(**kwargs))  # type: ignore[arg-type]
+        path = Path(snapshot_download(**kwargs))
     else:
         path = _cached_snapshot(kwargs, unreachable)
     if not pinned:
@@ -130,7 +130,7 @@ def _unreachable(repo_id: str, repo_type: str, pinned: str,
     return None
 
 
-def _cached_snapshot(kwargs: dict, unreachable: Exception) -> Path:
+def _cached_snapshot(kwargs: dict[str, Any], unreachable: Exception) -> Path:
     """The Hub cannot be reached: the snapshot already in the local cache, else one line."""
     from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError

@@ -22,7 +22,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from stp.errors import UsageError
 
@@ -89,14 +89,64 @@ def snapshot(repo_id: str, repo_type: Literal["model", "dataset"], *, revision: 
     except ImportError:
         raise UsageError(f"downloading {repo_id} needs huggingface_hub "
                          "(pip install huggingface_hub)") from None
-    path = Path(snapshot_download(repo_id=repo_id, repo_type=repo_type, revision=pinned or None,
+    kwargs: dict[str, Any] = dict(repo_id=repo_id, repo_type=repo_type, revision=pinned or None,
                                   local_dir=str(local_dir) if local_dir else None,
-                                  endpoint=endpoint, allow_patterns=allow_patterns))
+                                  endpoint=endpoint, allow_patterns=allow_patterns)
+    unreachable = _unreachable(repo_id, repo_type, pinned, endpoint)
+    if unreachable is None:
+        path = Path(snapshot_download(**kwargs))
+    else:
+        path = _cached_snapshot(kwargs, unreachable)
     if not pinned:
         used = path.name if _COMMIT.match(path.name) else "the current main"
         log.warning("%s is not pinned: downloaded at %s; pin it with `%s@<commit>` (model "
                     "names), %s=\"%s=<commit>\" or stp.hub.HUB_REVISIONS", repo_id, used,
                     repo_id, REVISIONS_ENV, repo_id)
+    return path
+
+
+def _unreachable(repo_id: str, repo_type: str, pinned: str,
+                 endpoint: str | None) -> Exception | None:
+    """The error of one metadata request to the Hub that got no answer, else None.
+
+    `snapshot_download` asks the Hub for the repository's metadata with no time limit: an
+    endpoint that accepts connections and never answers (a stalled proxy) hangs it for ever, and
+    a network that drops packets for the kernel's two-minute connect timeout. This request is
+    bounded by the library's own metadata timeout (HF_HUB_ETAG_TIMEOUT, 10 s by default), once,
+    without retries. An answer of any kind (found, not found, gated) lets `snapshot_download`
+    go on and say what it says; HF_HUB_OFFLINE skips the request."""
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if constants.HF_HUB_OFFLINE:
+        return None
+    try:
+        HfApi(endpoint=endpoint).repo_info(repo_id, repo_type=repo_type, revision=pinned or None,
+                                           timeout=constants.HF_HUB_ETAG_TIMEOUT)
+    except HfHubHTTPError:
+        return None  # the Hub answered
+    except Exception as err:  # connection refused, timed out, no such host (requests or httpx)
+        return err
+    return None
+
+
+def _cached_snapshot(kwargs: dict[str, Any], unreachable: Exception) -> Path:
+    """The Hub cannot be reached: the snapshot already in the local cache, else one line."""
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        path = Path(snapshot_download(**kwargs, local_files_only=True))
+    except LocalEntryNotFoundError:
+        endpoint = kwargs["endpoint"] or constants.ENDPOINT
+        raise UsageError(
+            f"{kwargs['repo_type']} {kwargs['repo_id']}: the Hugging Face Hub at {endpoint} "
+            f"cannot be reached ({type(unreachable).__name__}, limit "
+            f"HF_HUB_ETAG_TIMEOUT={constants.HF_HUB_ETAG_TIMEOUT} s) and it is not in the local "
+            f"cache {constants.HF_HUB_CACHE}; check the network (or HF_ENDPOINT), download it "
+            "where the Hub is reachable, or name a local checkpoint directory") from None
+    log.warning("the Hugging Face Hub cannot be reached (%s); using the cached snapshot %s of "
+                "%s", type(unreachable).__name__, path, kwargs["repo_id"])
     return path
 
 

@@ -114,8 +114,11 @@ _client: Any = None
 _client_key: str | None = None
 
 
-def _gcs_client() -> Any:
-    """A process-wide client; rebuilt when STORAGE_EMULATOR_HOST changes (tests)."""
+def _gcs_client(path: str = "") -> Any:
+    """A process-wide client; rebuilt when STORAGE_EMULATOR_HOST changes (tests). `path`, the
+    gs:// path being reached, opens the message when the package or the credentials are
+    missing, so the one line names what the user asked for as well as what is wrong."""
+    where = f"{path}: " if path else ""
     global _client, _client_key
     key = os.environ.get("STORAGE_EMULATOR_HOST", "")
     with _client_lock:
@@ -124,15 +127,16 @@ def _gcs_client() -> Any:
                 from google.cloud import storage as gcs
             except ImportError:
                 raise EnvironmentSetupError(
-                    "gs:// paths need google-cloud-storage: pip install 'stp-prover[cluster]'"
-                ) from None
+                    f"{where}gs:// paths need google-cloud-storage, which is not installed: "
+                    "pip install 'stp-prover[cluster]'") from None
             from google.auth.exceptions import DefaultCredentialsError
 
             try:
                 _client = gcs.Client()
             except DefaultCredentialsError:
                 raise EnvironmentSetupError(
-                    "gs:// paths need Google Cloud credentials: run `gcloud auth "
+                    f"{where}gs:// paths need Google Cloud credentials and none were found: "
+                    "run `gcloud auth "
                     "application-default login`, set GOOGLE_APPLICATION_CREDENTIALS to a "
                     "service-account key, or run on a GCE/GKE/TPU VM with a service account"
                 ) from None
@@ -152,7 +156,7 @@ def _blob(uri: str) -> Any:
     bucket, key = split_gcs(uri)
     if not key:
         raise ValueError(f"gs:// URI names a bucket, not an object: {uri!r}")
-    return _gcs_client().bucket(bucket).blob(key)
+    return _gcs_client(uri).bucket(bucket).blob(key)
 
 
 def _not_found() -> type[Exception]:
@@ -324,7 +328,7 @@ def exists(path: PathLike) -> bool:
     if not is_gcs(path):
         return os.path.exists(path)
     bucket, key = split_gcs(path)
-    client = _gcs_client()
+    client = _gcs_client(path)
     if not key:
         return client.bucket(bucket).exists()
     if client.bucket(bucket).blob(key).exists():
@@ -388,7 +392,7 @@ def listdir(path: PathLike) -> list[str]:
         return sorted(n for n in names if not (n.startswith(".") and n.endswith(TMP_SUFFIX)))
     bucket, key = split_gcs(path)
     prefix = key + "/" if key else ""
-    iterator = _gcs_client().list_blobs(bucket, prefix=prefix, delimiter="/")
+    iterator = _gcs_client(path).list_blobs(bucket, prefix=prefix, delimiter="/")
     found = {blob.name[len(prefix) :] for blob in iterator}
     found.update(p[len(prefix) :].rstrip("/") for p in iterator.prefixes)
     found.discard("")
@@ -422,7 +426,7 @@ def remove_tree(path: PathLike) -> None:
     bucket, key = split_gcs(path)
     if not key:
         raise ValueError(f"refusing to delete a whole bucket: {path}")
-    client = _gcs_client()
+    client = _gcs_client(path)
     for blob in client.list_blobs(bucket, prefix=key + "/"):
         with contextlib.suppress(_not_found()):
             blob.delete()

@@ -674,6 +674,93 @@ def test_train_on_a_full_filesystem_is_one_line_naming_the_output(tmp_path: Path
     assert str(out) in errors[0] and "free space" in errors[0], errors
 
 
+def _selfplay_argv(run_dir: Path, model: str) -> list[str]:
+    """One self-play round of the tiny model with the stand-in checker, as a user runs it."""
+    from selfplay_helpers import DATA_DIR, REPO_ROOT, tiny_model_rules
+
+    rules = checker_override(standin_command(tiny_model_rules("Nat.mul_comm")))
+    return ["--config", str(REPO_ROOT / "configs" / "tiny-cpu.toml"), "--run-dir", str(run_dir),
+            "--set", f"selfplay.initial_model={json.dumps(model)}",
+            "--set", f"model.name={json.dumps(model)}", "--set", rules,
+            "--set", f"run.data_dir={json.dumps(str(DATA_DIR))}",
+            "--set", f"data.lemma_dict={json.dumps(str(REPO_ROOT / 'data/tiny/lemmas.jsonl'))}",
+            "--set", "selfplay.rounds=1", "--set", "selfplay.statements_per_round=4",
+            "--set", "sampler.max_tokens=24", "--set", "selfplay.trainer.max_steps=1",
+            "--set", "trainer.batch_size=4", "--set", "trainer.per_device_batch_size=4",
+            "--set", "trainer.min_steps=1", "--set", "trainer.warmup_steps=0",
+            # The verifier's cache (a SQLite WAL of varying size while the round runs) is off:
+            # the room left on the small filesystem below is counted in whole pages.
+            "--set", 'verifier.cache_dir="off"', "--set", 'run.log_level="INFO"']
+
+
+def _selfplay(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": REPO_PYTHON, "STP_PROGRESS": "0"}
+    return subprocess.run([sys.executable, "-m", "stp.selfplay", *argv], env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def _pages(root: Path, skip: tuple[str, ...]) -> int:
+    """Bytes `root`'s files take on a tmpfs (whole 4 KiB pages), those under `skip` left out."""
+    return sum(-(-p.stat().st_size // 4096) * 4096 for p in root.rglob("*")
+               if p.is_file() and not p.relative_to(root).as_posix().startswith(skip))
+
+
+@pytest.fixture(scope="module")
+def selfplay_reference(tmp_path_factory: pytest.TempPathFactory, tiny_model: str) -> Path:
+    """The run of `_selfplay_argv` that never stopped."""
+    reference = tmp_path_factory.mktemp("selfplay") / "reference"
+    done = _selfplay(_selfplay_argv(reference, tiny_model))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return reference
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("write", ["weights", "tokenizer"])
+def test_selfplay_train_stage_on_a_full_filesystem_keeps_the_round_and_resumes(
+        write: str, tmp_path: Path, tiny_model: str, selfplay_reference: Path) -> None:
+    """The self-play train stage whose export (weights, then the Rust tokenizer's
+    `tokenizer.json`) fills the run directory's real filesystem: one line naming what to free,
+    the round's earlier stages kept, and after freeing space the rerun finishes with the same
+    files as a run that never stopped."""
+    from selfplay_helpers import run_contents
+
+    reference = selfplay_reference
+    export = reference / "round-0000" / "model" / "hf"
+    # Room for everything the run writes before its export (the export and the result written
+    # after it left out), then: half the weights, or the weights and one page (the tokenizer's
+    # config fits, its tokenizer.json does not).
+    before_export = _pages(reference, ("round-0000/model/hf/", "round-0000/model/train_result"))
+    weights = _pages(export, ("tokenizer",))
+    room = before_export + (weights // 2 if write == "weights" else weights + 4096)
+    with small_filesystem(tmp_path / "fs", 8192, room) as fs:
+        run = fs / "run"
+        proc = _selfplay(_selfplay_argv(run, tiny_model))
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+        assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr, (
+            proc.returncode, proc.stderr[-3000:])
+        model_dir = run / "round-0000" / "model"
+        assert str(model_dir) in errors[0] and "free space" in errors[0], errors
+        assert ("Saving tokenizer" in proc.stderr) == (write == "tokenizer"), proc.stderr[-3000:]
+        # The round's earlier stages are kept (a rerun does not redo them); no half export.
+        manifest = json.loads((run / "round-0000" / "manifest.json").read_text())
+        assert "train_set" in manifest["stages"] and "train" not in manifest["stages"]
+        assert (run / "round-0000" / "train.jsonl.gz").is_file()
+        assert not (model_dir / "hf").exists() and not (model_dir / "hf.tmp").exists()
+        kept = {p: (run / p).read_bytes() for p in ("round-0000/train.jsonl.gz",)}
+        (fs / "filler").unlink()  # the user frees space
+        resumed = _selfplay(_selfplay_argv(run, tiny_model))
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        assert {p: (run / p).read_bytes() for p in kept} == kept
+        timed = ("round-0000/model/metrics.jsonl", "round-0000/model/train_result.json")
+        a, b = run_contents(run, skip=timed), run_contents(reference, skip=timed)
+        assert a.keys() == b.keys() and [k for k in a if a[k] != b[k]] == []
+        assert "round-0000/model/hf/model.safetensors" in a  # the same weights, byte for byte
+        result, expected = (json.loads((root / timed[1]).read_text())
+                            for root in (run, reference))
+        assert result.pop("seconds") >= 0 and expected.pop("seconds") >= 0
+        assert result == {**expected, "hf_path": str(model_dir / "hf")}
+
+
 # --------------------------------------------------------------------------------------------
 # Output into a closed pipe
 
@@ -707,8 +794,7 @@ def test_gcs_path_without_a_bucket_is_one_line(invocation: str, argv: list[str],
                                                capsys: pytest.CaptureFixture[str]) -> None:
     argv = [str(ws.out) if a == "OUT" else a for a in argv]
     outcome = run_command(command_of(invocation), argv, capsys)
-    # stp.verify reads its inputs as local files, where pathlib spells `gs://` as `gs:`.
-    assert_one_line_error(outcome, "gs:" if invocation == "stp.verify" else "gs://")
+    assert_one_line_error(outcome, "gs://")
 
 
 def test_unbalanced_quote_in_extractor_command(ws: SimpleWorkspace,
@@ -754,6 +840,74 @@ def test_truncated_counts_on_resume_names_the_file(tmp_path: Path) -> None:
     Path(path).write_bytes(data[: len(data) // 2])
     with pytest.raises(CorruptRecordError, match=r"counts.npz.*truncated or damaged"):
         rd.load_arrays(path)
+
+
+def _damaged_npz(data: bytes) -> dict[str, bytes]:
+    """Real damage to a saved .npz, by the field it hits (zip headers at fixed offsets)."""
+    import struct
+
+    central = data.find(b"PK\x01\x02")
+
+    def patched(*edits: tuple[int, bytes]) -> bytes:
+        out = bytearray(data)
+        for at, new in edits:
+            out[at:at + len(new)] = new
+        return bytes(out)
+
+    return {
+        "flag bit flipped (reads as encrypted)": patched(
+            (central + 8, bytes([data[central + 8] | 1]))),
+        "compression method": patched((8, struct.pack("<H", 99)),
+                                      (central + 10, struct.pack("<H", 99))),
+        "version needed": patched((central + 6, struct.pack("<H", 0xFF))),
+        "local header name": patched((30, b"X")),
+    }
+
+
+@pytest.mark.parametrize("damage", ["flag bit flipped (reads as encrypted)", "compression method",
+                                    "version needed", "local header name"])
+def test_damaged_counts_on_resume_name_the_file(damage: str, tmp_path: Path) -> None:
+    import numpy as np
+
+    from stp.selfplay.rundir import RunDir
+    from stp.storage import CorruptRecordError
+
+    rd = RunDir(str(tmp_path))
+    path = rd.counts_path(0)
+    rd.save_arrays(path, attempts=np.arange(100), successes=np.arange(100))
+    Path(path).write_bytes(_damaged_npz(Path(path).read_bytes())[damage])
+    with pytest.raises(CorruptRecordError, match=r"counts.npz: truncated or damaged"):
+        rd.load_arrays(path)
+
+
+def test_any_damaged_byte_of_an_array_file_loads_or_names_the_file(tmp_path: Path) -> None:
+    """Every byte of a saved .npz set to 0x00, 0x01, 0xff or with its low bit flipped: the
+    arrays load (a byte no reader checks) or the error is one CorruptRecordError naming the
+    file. Nothing else escapes (an encrypted-flag RuntimeError and an unsupported-version
+    NotImplementedError did; no damage raises the KeyError load_arrays used to list)."""
+    import numpy as np
+
+    from stp.selfplay.rundir import RunDir
+    from stp.storage import CorruptRecordError
+
+    rd = RunDir(str(tmp_path))
+    path = rd.counts_path(0)
+    rd.save_arrays(path, attempts=np.arange(100), successes=np.arange(100))
+    data = Path(path).read_bytes()
+    damaged = str(tmp_path / "damaged.npz")
+    outcomes: dict[str, int] = {}
+    for at in range(len(data)):
+        for value in {0, 1, 0xFF, data[at] ^ 1} - {data[at]}:
+            Path(damaged).write_bytes(data[:at] + bytes([value]) + data[at + 1:])
+            try:
+                rd.load_arrays(damaged)
+            except CorruptRecordError as err:
+                assert err.path == damaged
+                outcome = "named"
+            else:
+                outcome = "loaded"
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    assert outcomes.get("named", 0) > len(data)  # most damage is caught, not silently read
 
 
 # --------------------------------------------------------------------------------------------
@@ -809,3 +963,95 @@ def test_a_damaged_model_is_one_line_in_every_command_that_loads_one(
     for invocation, argv in commands.items():
         outcome = run_command(command_of(invocation), argv, capsys)
         assert_one_line_error(outcome, culprit)
+
+
+@contextlib.contextmanager
+def silent_endpoint() -> Iterator[str]:
+    """A local HTTP endpoint that accepts connections and never answers: a stalled proxy or
+    Hub (a closed port, by contrast, refuses at once)."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(server.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+
+
+HUB_ID = "nobody-here/no-such-model"
+
+
+@pytest.mark.parametrize("hub", ["closed port", "silent endpoint", "offline"])
+def test_an_unreachable_hub_id_is_one_line_within_seconds(hub: str, tmp_path: Path) -> None:
+    """A Hub id the Hub cannot be asked about: one line naming the id and what is wrong, from
+    every command that loads a model, in bounded time. A Hub that accepts connections and never
+    answers hung `snapshot_download` for ever (its metadata request has no time limit)."""
+    import time
+
+    ws = SimpleWorkspace(tmp_path / "ws")
+    quiet = ["--set", 'run.log_level="WARNING"']
+    commands = {
+        "stp.train": ["--data", str(ws.examples), "--out", str(ws.out), "--model", HUB_ID, *quiet],
+        "stp.eval": ["run", "--out", str(ws.out), "--model", HUB_ID, "--splits", "minif2f:valid",
+                     "--samples", "1", "--set", 'sampler.backend="hf"',
+                     "--set", checker_override(standin_command()), *quiet],
+    }
+    env = {**os.environ, "PYTHONPATH": REPO_PYTHON, "STP_PROGRESS": "0",
+           "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_ETAG_TIMEOUT": "3"}
+    env.pop("HF_HUB_OFFLINE", None)
+    env.pop("TRANSFORMERS_OFFLINE", None)
+    with silent_endpoint() as silent:
+        if hub == "offline":
+            env["HF_HUB_OFFLINE"] = "1"
+        else:
+            env["HF_ENDPOINT"] = "http://127.0.0.1:9" if hub == "closed port" else silent
+        for command, argv in commands.items():
+            began = time.monotonic()
+            proc = subprocess.run([sys.executable, "-m", command, *argv], env=env,
+                                  capture_output=True, text=True, timeout=60)
+            seconds = time.monotonic() - began
+            # One error line; anything else is a log record (eval logs loading its split).
+            lines = [line for line in proc.stderr.splitlines() if line.strip() and not
+                     re.match(r"\d\d:\d\d:\d\d (INFO|WARNING) ", line)]
+            assert proc.returncode == 2 and len(lines) == 1, (command, proc.stderr[-3000:])
+            assert "Traceback" not in proc.stderr
+            assert lines[0].startswith(f"error: model {HUB_ID}") or lines[0].startswith(
+                f"error: base model {HUB_ID}"), lines
+            assert ("not in the local" in lines[0]) and (
+                hub == "offline" or "cannot be reached" in lines[0]), lines
+            assert seconds < 30, (command, seconds)
+
+
+def test_an_unreachable_hub_falls_back_to_the_cached_snapshot(tmp_path: Path) -> None:
+    """No answer from the Hub, but the model is in the local cache: the cached snapshot is
+    used, with a warning (what snapshot_download itself does when it cannot connect)."""
+    commit = "c" * 40
+    repo = tmp_path / "hf-home" / "hub" / "models--nobody-here--cached-model"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    env = {**os.environ, "PYTHONPATH": REPO_PYTHON, "HF_HOME": str(tmp_path / "hf-home"),
+           "HF_ENDPOINT": "http://127.0.0.1:9"}
+    env.pop("HF_HUB_OFFLINE", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", "from stp import hub; "
+         "print(hub.model_snapshot('nobody-here/cached-model'))"],
+        env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(snapshot)
+    assert "cannot be reached" in proc.stderr and "cached snapshot" in proc.stderr

@@ -21,19 +21,11 @@ from typing import Any
 import psutil
 import pytest
 from standin import read_log, standin_command, with_checker
+from verify_helpers import STATEMENT, item, verifier_config
 
-from stp.config import STPConfig, load_config
 from stp.verify import Verifier, VerifyItem, make_verifier
 
 REPO = Path(__file__).resolve().parents[2]
-STATEMENT = "theorem t (n : ℕ) : n + 0 = n :="
-
-
-def config(tmp_path: Path, *overrides: str) -> STPConfig:
-    return load_config(None, ["verifier.workers=1", "verifier.timeout_s=20",
-                              "verifier.cache_dir='off'", "verifier.start_timeout_s=60",
-                              "verifier.recheck='off'",
-                              f"run.run_dir={str(tmp_path / 'run')!r}", *overrides])
 
 
 @pytest.fixture
@@ -42,7 +34,7 @@ def make(tmp_path: Path) -> Iterator[Any]:
 
     def build(spec: dict[str, Any], *overrides: str) -> tuple[Verifier, Path]:
         log = tmp_path / f"log-{len(made)}"
-        v = make_verifier(with_checker(config(tmp_path, *overrides),
+        v = make_verifier(with_checker(verifier_config(tmp_path, *overrides),
                                        standin_command({"log": str(log), **spec})))
         made.append(v)
         return v, log
@@ -50,10 +42,6 @@ def make(tmp_path: Path) -> Iterator[Any]:
     yield build
     for v in made:
         v.close()
-
-
-def item(proof: str) -> VerifyItem:
-    return VerifyItem(statement=STATEMENT, proof=proof)
 
 
 @pytest.mark.parametrize("action", ["forge_pass", "dup_verdict", "wrong_nonce", "no_nonce",
@@ -196,7 +184,8 @@ def test_sandbox_contains_the_checker(tmp_path: Path) -> None:
     try:
         outcomes = {}
         for mode in ("none", "bwrap"):
-            cfg = config(tmp_path, f"verifier.sandbox='{mode}'", f"verifier.sandbox_binds={binds}")
+            cfg = verifier_config(tmp_path, f"verifier.sandbox='{mode}'",
+                                  f"verifier.sandbox_binds={binds}")
             # Processes this test did not start (a multiprocessing resource tracker left by an
             # earlier test in the same session) are not the verifier's to kill.
             before = {p.pid for p in psutil.Process().children(recursive=True)}
@@ -233,7 +222,7 @@ def test_sandbox_bwrap_required_but_missing_is_an_environment_error(
     from stp.verify import sandbox
 
     monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
-    cfg = with_checker(config(tmp_path, f"verifier.sandbox='{mode}'"), standin_command({}))
+    cfg = with_checker(verifier_config(tmp_path, f"verifier.sandbox='{mode}'"), standin_command({}))
     with pytest.raises(EnvironmentSetupError, match="needs bubblewrap, which is not installed") \
             as err:
         make_verifier(cfg)
@@ -417,9 +406,9 @@ def test_cache_fingerprint_names_the_recheck_mode(tmp_path: Path) -> None:
     from stp.verify.service import checker_fingerprint
 
     command = standin_command({})
-    prints = {mode: checker_fingerprint(with_checker(config(tmp_path, f"verifier.recheck='{mode}'"),
-                                                     command), command)
-              for mode in ("replay", "fresh", "off")}
+    prints = {mode: checker_fingerprint(
+        with_checker(verifier_config(tmp_path, f"verifier.recheck='{mode}'"), command), command)
+        for mode in ("replay", "fresh", "off")}
     assert len(set(prints.values())) == 3
 
 

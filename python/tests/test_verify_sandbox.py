@@ -20,24 +20,12 @@ from typing import Any
 
 import pytest
 from standin import STANDIN, read_dirs, standin_command, with_checker
+from verify_helpers import item, verifier_config
 
-from stp.config import STPConfig, load_config
 from stp.errors import EnvironmentSetupError
-from stp.verify import VerifyItem, make_verifier, sandbox
+from stp.verify import make_verifier, sandbox
 
 REPO = Path(__file__).resolve().parents[2]
-STATEMENT = "theorem t (n : ℕ) : n + 0 = n :="
-
-
-def config(tmp_path: Path, *overrides: str) -> STPConfig:
-    return load_config(None, ["verifier.workers=1", "verifier.timeout_s=30",
-                              "verifier.cache_dir='off'", "verifier.start_timeout_s=60",
-                              "verifier.recheck='off'",
-                              f"run.run_dir={str(tmp_path / 'run')!r}", *overrides])
-
-
-def item(proof: str) -> VerifyItem:
-    return VerifyItem(statement=STATEMENT, proof=proof)
 
 
 @pytest.fixture
@@ -65,7 +53,7 @@ def memory_of_others_readable() -> bool:
 
 
 def run_payload(tmp_path: Path, mode: str, spec: dict[str, Any]) -> dict[str, Any]:
-    cfg = config(tmp_path, f"verifier.sandbox='{mode}'")
+    cfg = verifier_config(tmp_path, f"verifier.sandbox='{mode}'")
     command = standin_command({"rules": [{"pattern": "PAYLOAD", "action": "payload"}], **spec})
     with make_verifier(with_checker(cfg, command)) as v:
         result = v.verify_all([item(" by PAYLOAD")])[0]
@@ -113,7 +101,7 @@ def test_threads_still_work_in_the_sandbox(tmp_path: Path) -> None:
     probe.write_text("import threading\nout = []\n"
                      "ts = [threading.Thread(target=out.append, args=(i,)) for i in range(8)]\n"
                      "[t.start() for t in ts]; [t.join() for t in ts]\nprint(sorted(out))\n")
-    cfg = config(tmp_path)
+    cfg = verifier_config(tmp_path)
     command = [sys.executable, str(probe), *read_dirs()]
     cfg.lean.checker_command = command
     argv, cwd, env = sandbox.wrap(cfg, command, None)
@@ -131,7 +119,7 @@ def test_a_bwrap_without_namespaces_is_an_error_naming_the_fix(
     fake.write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
     fake.chmod(0o755)
     monkeypatch.setattr(sandbox, "bwrap_path", lambda: str(fake))
-    cfg = with_checker(config(tmp_path), standin_command({}))
+    cfg = with_checker(verifier_config(tmp_path), standin_command({}))
     with pytest.raises(EnvironmentSetupError) as err:
         make_verifier(cfg)
     message = str(err.value)
@@ -143,8 +131,8 @@ def test_a_bwrap_without_namespaces_is_an_error_naming_the_fix(
 
 def test_the_sandbox_state_is_described_for_reports(tmp_path: Path) -> None:
     """Reports print one line; `none` must stand out there."""
-    on = sandbox.describe_sandbox(config(tmp_path))
-    off = sandbox.describe_sandbox(config(tmp_path, "verifier.sandbox='none'"))
+    on = sandbox.describe_sandbox(verifier_config(tmp_path))
+    off = sandbox.describe_sandbox(verifier_config(tmp_path, "verifier.sandbox='none'"))
     assert on.startswith("sandbox: bwrap + seccomp")
     assert off.startswith("sandbox: NONE") and "unsandboxed" in off
 
@@ -157,7 +145,7 @@ def test_a_changed_checker_binary_is_refused_at_the_next_worker_start(tmp_path: 
     argv = [sys.executable, str(STANDIN), json.dumps(spec)]
     checker.write_text("#!/bin/sh\nexec " + " ".join(f"'{a}'" for a in argv) + "\n")
     checker.chmod(0o755)
-    cfg = config(tmp_path, "verifier.crash_retries=0")
+    cfg = verifier_config(tmp_path, "verifier.crash_retries=0")
     with make_verifier(with_checker(cfg, [str(checker), *read_dirs()])) as v:
         assert v.verify_all([item(" by simp")])[0].status == "pass"
         checker.write_text(checker.read_text() + "# rewritten by a proof\n")
@@ -181,7 +169,7 @@ def test_the_sandbox_runs_from_a_checkout_under_tmp(tmp_path: Path) -> None:
                    json.dumps({"default": "pass", "rules": [
                        {"pattern": "PAYLOAD", "action": "payload"}]}),
                    *sorted({sys.prefix, sys.base_prefix}), str(checkout / "python")]
-        cfg = config(tmp_path, "verifier.sandbox='bwrap'")
+        cfg = verifier_config(tmp_path, "verifier.sandbox='bwrap'")
         with make_verifier(with_checker(cfg, command)) as v:
             results = v.verify_all([item(" by simp"), item(" by PAYLOAD")])
         assert results[0].status == "pass", results[0]
@@ -219,7 +207,8 @@ def test_the_built_checker_runs_directly_with_lake_env_variables(
     root, bindir = fake_workspace(tmp_path)
     monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
     binds = json.dumps(read_dirs())
-    cfg = config(tmp_path, f"lean.project_dir={str(root)!r}", f"verifier.sandbox_binds={binds}")
+    cfg = verifier_config(tmp_path, f"lean.project_dir={str(root)!r}",
+                          f"verifier.sandbox_binds={binds}")
     from stp.lean import toolchain
 
     with make_verifier(cfg) as v:
@@ -270,7 +259,7 @@ def test_the_cross_check_repl_runs_in_the_same_sandbox(
     monkeypatch.setattr(lean_interact, "AutoLeanServer", Server)
     monkeypatch.setattr(lean_interact, "LocalProject", lambda **kwargs: None)
     monkeypatch.setattr(toolchain, "require_lean", lambda *args: None)
-    cfg = config(tmp_path, f"lean.project_dir={str(root)!r}")
+    cfg = verifier_config(tmp_path, f"lean.project_dir={str(root)!r}")
     verifier_cfg = cfg.verifier
     verifier_cfg.sandbox_binds = read_dirs()
     backend = LeanInteractBackend(cfg.lean, timeout_s=10, memory_mb=0, verifier_cfg=verifier_cfg)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import os
 import sqlite3
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,7 +58,10 @@ class Entry:
     text_map: TextMap | None = None
 
 
-def read_jsonl(path: Path, header: str) -> list[Entry]:
+def read_jsonl(path: Path, header: str, shown: str | None = None) -> list[Entry]:
+    """The records of a JSONL proof file; `shown` is the name messages use (a gs:// input's
+    own path rather than its downloaded copy)."""
+    shown = shown or str(path)
     entries = []
     with path.open("rb") as fh:
         for lineno, raw in enumerate(fh, 1):
@@ -65,15 +70,15 @@ def read_jsonl(path: Path, header: str) -> list[Entry]:
             try:
                 rec = _record_decoder.decode(raw)
             except msgspec.ValidationError as err:
-                raise UsageError(f"{path}:{lineno}: {_field_message(err)}") from None
+                raise UsageError(f"{shown}:{lineno}: {_field_message(err)}") from None
             except (msgspec.DecodeError, UnicodeDecodeError) as err:
-                raise UsageError(f"{path}:{lineno}: not valid JSON ({err})") from None
-            name = rec.name or f"{path.name}:{lineno}"
+                raise UsageError(f"{shown}:{lineno}: not valid JSON ({err})") from None
+            name = rec.name or f"{storage.basename(shown)}:{lineno}"
             # a header that comes with the proof is untrusted (the checker's allow-list applies)
             item = VerifyItem(statement=rec.statement, proof=rec.proof,
                               header=rec.header if rec.header is not None else header,
                               header_trusted=rec.header is None, name=name)
-            entries.append(Entry(name, f"{path}:{lineno}", item))
+            entries.append(Entry(name, f"{shown}:{lineno}", item))
     return entries
 
 
@@ -88,33 +93,50 @@ def _field_message(err: msgspec.ValidationError) -> str:
     return text
 
 
-def read_lean(path: Path) -> list[Entry]:
+def read_lean(path: Path, shown: str | None = None) -> list[Entry]:
+    shown = shown or str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        raise UsageError(f"{path}: not UTF-8 text ({err})") from None
-    theorems = split_lean_file(text, str(path))
-    return [Entry(t.name, f"{path}:{t.line}",
+        raise UsageError(f"{shown}: not UTF-8 text ({err})") from None
+    theorems = split_lean_file(text, shown)
+    return [Entry(t.name, f"{shown}:{t.line}",
                   VerifyItem(statement=t.statement, proof=t.proof, header=t.header,
                              header_trusted=False, name=t.name),
                   t.text_map) for t in theorems]
 
 
-def load_entries(paths: list[Path], header: str) -> list[Entry]:
+def load_entries(paths: Sequence[str | os.PathLike[str]], header: str) -> list[Entry]:
+    """Every proof of the input files, local or gs:// (read from a local copy)."""
     entries: list[Entry] = []
-    for path in paths:
-        if not path.is_file():
-            raise UsageError(f"{path}: no such file")
-        if path.suffix == ".lean":
-            found = read_lean(path)
+    for given in paths:
+        name = os.fspath(given)
+        suffix = Path(storage.basename(name)).suffix
+        if suffix not in (".lean", ".jsonl", ".json"):
+            raise UsageError(f"{name}: expected a .lean or .jsonl file")
+        path = _local_input(name)
+        if suffix == ".lean":
+            found = read_lean(path, name)
             if not found:
-                raise UsageError(f"{path}: no theorem, lemma or example to check")
-        elif path.suffix in (".jsonl", ".json"):
-            found = read_jsonl(path, header)
+                raise UsageError(f"{name}: no theorem, lemma or example to check")
         else:
-            raise UsageError(f"{path}: expected a .lean or .jsonl file")
+            found = read_jsonl(path, header, name)
         entries.extend(found)
     return entries
+
+
+def _local_input(name: str) -> Path:
+    """A local file with the content of input `name`; a gs:// object is downloaded (through
+    stp.storage, whose one-line errors name the missing package or credentials)."""
+    if not storage.is_gcs(name):
+        path = Path(name)
+        if not path.is_file():
+            raise UsageError(f"{name}: no such file")
+        return path
+    try:
+        return storage.local_cache_path(name)
+    except FileNotFoundError:
+        raise UsageError(f"{name}: no such object in Cloud Storage") from None
 
 
 def result_record(entry: Entry, result: VerifyResult) -> dict[str, Any]:
@@ -154,7 +176,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m stp.verify",
         description="Check Lean proofs: .lean files (each theorem separately, against the "
                     "file's header) and JSONL files of {name?, header?, statement, proof}.")
-    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    # Strings, not Paths: pathlib would turn gs://bucket/x into gs:/bucket/x.
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help=".lean or .jsonl files, local or gs://")
     parser.add_argument("--json", action="store_true", help="one JSON result per line")
     parser.add_argument("--jobs", type=int, help="checker processes (verifier.workers)")
     parser.add_argument("--timeout", type=float, help="seconds per check (verifier.timeout_s)")

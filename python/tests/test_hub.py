@@ -34,7 +34,12 @@ def downloads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[dict[str,
         (target / "config.json").write_text("{}")
         return str(target)
 
+    def reachable(self: Any, repo_id: str, **kwargs: Any) -> None:
+        return None
+
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake)
+    # The reachability probe of stp.hub.snapshot answers at once (no network in tests).
+    monkeypatch.setattr(huggingface_hub.HfApi, "repo_info", reachable)
     monkeypatch.delenv(hub.REVISIONS_ENV, raising=False)
     return calls
 

@@ -437,3 +437,51 @@ def test_replay_ratio_script_measures_check_and_replay_ms(tmp_path: Path) -> Non
     assert "reference ms (statement process)" in out and "1 statements" in out
     assert "r(passes) = 1.000   r(model) = 1.000" in out  # the stand-in answers ms = 1
     assert out.count("replay did not pass") == 1 and "replay_failed" in out
+
+
+def test_a_full_disk_while_persisting_references_is_one_warning_and_keeps_the_verdicts(
+        make: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The statement references of a batch are stored in the verdict cache; when the disk is
+    full that store fails as SQLite reports it. The run goes on with the references in memory,
+    the verdicts are unchanged, and the log says so in one warning line (it printed a traceback
+    under ERROR, which the one-line promise of every command forbids)."""
+    import sqlite3
+
+    from stp.verify.cache import ReferenceStore
+
+    def full(self: Any, entries: Any) -> None:
+        try:
+            raise sqlite3.OperationalError("database or disk is full")
+        except sqlite3.OperationalError as err:
+            # what the store's own ROLLBACK then raises, with the real cause as its context
+            raise sqlite3.OperationalError("cannot rollback - no transaction is active") from err
+
+    monkeypatch.setattr(ReferenceStore, "put", full)
+    v, _ = make({"rules": [{"pattern": "bad", "action": "fail"}]}, REPLAY,
+                f"verifier.cache_dir={str(tmp_path / 'cache')!r}")
+    with caplog.at_level("WARNING", logger="stp.verify.pool"):
+        results = v.verify_all([item(" by simp 1"), item(" by bad 2")])
+    assert [r.status for r in results] == ["pass", "fail"]
+    records = [r for r in caplog.records if r.name == "stp.verify.pool"]
+    assert [r.levelname for r in records if "persist" in r.getMessage()] == ["WARNING"]
+    assert not any(r.exc_info for r in records)
+
+
+def test_out_of_space_reads_the_whole_error_chain() -> None:
+    import errno
+    import sqlite3
+
+    from stp.verify.cache import out_of_space
+
+    assert out_of_space(OSError(errno.ENOSPC, "No space left on device"))
+    assert out_of_space(sqlite3.OperationalError("database or disk is full"))
+    try:
+        try:
+            raise OSError(errno.EDQUOT, "Disk quota exceeded")
+        except OSError as inner:
+            raise RuntimeError("rollback failed") from inner
+    except RuntimeError as outer:
+        assert out_of_space(outer)
+    assert not out_of_space(sqlite3.OperationalError("no such table: refs"))
+    assert not out_of_space(OSError(errno.EACCES, "Permission denied"))

@@ -239,6 +239,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from stp.eval.summarize import summarize_log
 
     cfg = config_from_args(args)
+    setup_logging(cfg.run.log_level)  # the run's own level (`run.log_level`), as every command
     settings = settings_from_config(cfg, model=args.model, splits=args.splits,
                                     samples=args.samples, out=args.out,
                                     allow_changed_settings=args.allow_changed_settings)
@@ -261,8 +262,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    cfg_level = "INFO" if args.command == "run" else "WARNING"
-    setup_logging(cfg_level)
+    if args.command != "run":  # `run` logs at run.log_level, known once its config is read
+        setup_logging("WARNING")
     handlers = {"run": cmd_run, "summarize": cmd_summarize, "plot": cmd_plot}
     return handlers[args.command](args)
 

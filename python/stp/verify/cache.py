@@ -14,6 +14,7 @@ workspace build and the limits, so a re-run tries them again.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import sqlite3
 import threading
@@ -130,3 +131,22 @@ class ReferenceStore:
             except BaseException:
                 self.cache._db.execute("ROLLBACK")
                 raise
+
+
+def out_of_space(err: BaseException) -> bool:
+    """Whether a cache write failed for lack of space (not a bug).
+
+    The error chain is searched: SQLite rolls a transaction back itself when the disk fills, so
+    the cache's own ROLLBACK then fails ("no transaction is active") with the real cause as its
+    context."""
+    chain: BaseException | None = err
+    for _ in range(8):
+        if chain is None:
+            return False
+        text = str(chain).lower()
+        if ((isinstance(chain, OSError) and chain.errno in (errno.ENOSPC, errno.EDQUOT,
+                                                           errno.EFBIG))
+                or "disk is full" in text or "no space" in text):
+            return True
+        chain = chain.__cause__ or chain.__context__
+    return False

@@ -10,7 +10,6 @@ built `stp_check`; there is no other way to replace it.
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import os
 import sqlite3
@@ -34,6 +33,7 @@ from stp.cli import (
     setup_logging,
 )
 from stp.metrics import Progress
+from stp.verify.cache import out_of_space
 from stp.verify.leanfile import TextMap, split_lean_file
 from stp.verify.types import VerifyItem, VerifyResult
 
@@ -259,22 +259,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cache_write_failure(err: BaseException, cache_dir: str) -> str | None:
-    """One line for a cache write that failed for lack of space, else None (a real bug).
-
-    The error chain is searched: SQLite rolls a transaction back itself when the disk fills, so
-    the cache's own ROLLBACK then fails ("no transaction is active") with the real cause as its
-    context."""
-    chain: BaseException | None = err
-    for _ in range(8):
-        if chain is None:
-            return None
-        text = str(chain).lower()
-        if ((isinstance(chain, OSError) and chain.errno in (errno.ENOSPC, errno.EDQUOT,
-                                                           errno.EFBIG))
-                or "disk is full" in text or "no space" in text):
-            break
-        chain = chain.__cause__ or chain.__context__
-    else:
+    """One line for a cache write that failed for lack of space, else None (a real bug)."""
+    if not out_of_space(err):
         return None
     return (f"{cache_dir}: no space left on the device for the verdict cache; free space there "
             "(or choose another --cache) and rerun: cached verdicts are kept")

@@ -75,6 +75,7 @@ from stp.lean.protocol import (
     Role,
     pass_problem,
 )
+from stp.verify.cache import out_of_space
 from stp.verify.config import Recheck
 from stp.verify.imports import HeaderImportsError, header_imports
 from stp.verify.types import VerifyItem, VerifyResult, encoding_problem
@@ -1206,8 +1207,13 @@ class Engine:
         if persist and self.references is not None:
             try:
                 self.references.put(persist)
-            except Exception:  # a full disk must not lose the verdicts of this run
-                log.exception("could not persist references")
+            except Exception as err:  # a full disk must not lose the verdicts of this run
+                if not out_of_space(err):
+                    log.exception("could not persist references")
+                else:  # one line: the run goes on with the references held in memory
+                    log.warning("no space left to persist %d statement reference(s) in the "
+                                "verdict cache (kept in memory for this run): %s",
+                                len(persist), err)
         self._kick()
 
     def _statement_failed(self, w: _Worker, kind: FailureKind, detail: str) -> None:

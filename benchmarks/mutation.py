@@ -31,6 +31,13 @@ sys.path.insert(0, str(REPO / "python"))
 
 from stp.metrics import describe_machine  # noqa: E402
 
+GAPS_2 = "python/tests/test_mutant_gaps_2.py"
+
+
+def _tests(path: str, *names: str) -> list[str]:
+    return [f"{path}::{name}" for name in names]
+
+
 # module -> the tests that cover it (run with -x: the first failure kills the mutant)
 MODULES: dict[str, list[str]] = {
     "python/stp/selfplay/rules.py": ["python/tests/test_selfplay_rules.py",
@@ -46,7 +53,11 @@ MODULES: dict[str, list[str]] = {
                                      "python/tests/test_mutant_gaps.py::"
                                      "test_empty_query_or_statement_sets_give_zero_weights",
                                      "python/tests/test_mutant_gaps.py::"
-                                     "test_proof_ratio_of_an_empty_statement_is_the_proof_length"],
+                                     "test_proof_ratio_of_an_empty_statement_is_the_proof_length",
+                                     *_tests(GAPS_2, "test_grow_extends_a_short_array_with_the_"
+                                             "fill_and_keeps_a_long_one",
+                                             "test_saturated_statements_pass_their_votes_to_the_"
+                                             "next_nearest")],
     "python/stp/eval/estimators.py": ["python/tests/test_eval_estimators.py",
                                       "python/tests/test_mutant_boundaries.py::"
                                       "test_chunk_std_needs_exactly_four_chunks",
@@ -58,7 +69,9 @@ MODULES: dict[str, list[str]] = {
                                       "test_unsolved_and_always_solved_statements_are_exact",
                                       "python/tests/test_mutant_gaps.py::"
                                       "test_unbiased_estimate_is_the_same_in_small_blocks_and_a_first_"
-                                      "statement_over_a_block"],
+                                      "statement_over_a_block",
+                                      *_tests(GAPS_2, "test_chunk_pass_at_k_counts_each_statement_"
+                                              "and_chunk_once")],
     # The verdict bookkeeping of every sampling stage: attempts without a verdict, retries and
     # the outage limit.
     "python/stp/verify/runner.py": ["python/tests/test_runner_resume.py",
@@ -76,7 +89,15 @@ MODULES: dict[str, list[str]] = {
                                       "when_all_have_one",
                                       "python/tests/test_mutant_gaps.py::"
                                       "test_retries_are_bounded_and_the_remaining_unverified_are_"
-                                      "counted"],
+                                      "counted",
+                                      *_tests(GAPS_2, "test_an_unverified_fraction_under_the_limit_"
+                                              "warns_with_its_percentages",
+                                              "test_each_retry_is_logged_with_its_number",
+                                              "test_progress_events_carry_done_total_rate_eta_"
+                                              "and_the_callers_fields",
+                                              "test_no_eta_while_nothing_was_stored",
+                                              "test_the_last_shards_verification_error_"
+                                              "propagates_and_every_shard_is_counted")],
     # Resume: the run directory's manifests and the changed-settings guard.
     "python/stp/selfplay/rundir.py": ["python/tests/test_resume_settings.py",
                                       "python/tests/test_mutant_boundaries.py::"
@@ -87,7 +108,16 @@ MODULES: dict[str, list[str]] = {
                                       "python/tests/test_mutant_boundaries.py::"
                                       "test_selfplay_resume_does_not_redo_finished_stages",
                                       "python/tests/test_mutant_gaps.py::"
-                                      "test_first_unfinished_round_starts_at_round_zero"],
+                                      "test_first_unfinished_round_starts_at_round_zero",
+                                      *_tests(GAPS_2, "test_run_level_paths",
+                                              "test_block_zero_is_the_run_itself_and_later_"
+                                              "blocks_are_subdirectories",
+                                              "test_record_config_without_replace_keeps_the_"
+                                              "recorded_one_and_writes_a_missing_one",
+                                              "test_each_kind_of_damaged_array_file_is_one_"
+                                              "error_naming_it",
+                                              "test_a_missing_local_array_file_is_file_not_"
+                                              "found_and_a_saved_one_loads")],
     # The one stage driver every level resumes through (skip what is recorded, event before
     # record, hook after).
     "python/stp/stages.py": ["python/tests/test_stages.py"],
@@ -96,7 +126,10 @@ MODULES: dict[str, list[str]] = {
                                      "test_settings_guard_compares_and_describes_exactly",
                                      "python/tests/test_eval_run.py::"
                                      "test_resume_with_another_top_p_is_refused_naming_every_key_"
-                                     "unless_allowed"],
+                                     "unless_allowed",
+                                     *_tests(GAPS_2, "test_nested_settings_compare_keys_values_"
+                                             "and_numbers_exactly",
+                                             "test_describe_counts_the_changes_it_leaves_out")],
 }
 
 

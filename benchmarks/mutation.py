@@ -117,7 +117,9 @@ MODULES: dict[str, list[str]] = {
                                               "test_each_kind_of_damaged_array_file_is_one_"
                                               "error_naming_it",
                                               "test_a_missing_local_array_file_is_file_not_"
-                                              "found_and_a_saved_one_loads")],
+                                              "found_and_a_saved_one_loads",
+                                              "test_a_missing_gcs_array_file_is_file_not_"
+                                              "found_as_a_local_one")],
     # The one stage driver every level resumes through (skip what is recorded, event before
     # record, hook after).
     "python/stp/stages.py": ["python/tests/test_stages.py"],

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import errno
 import gzip
 import os
 import posixpath
@@ -157,6 +158,12 @@ def _blob(uri: str) -> Any:
     if not key:
         raise ValueError(f"gs:// URI names a bucket, not an object: {uri!r}")
     return _gcs_client(uri).bucket(bucket).blob(key)
+
+
+def _no_such_object(path: str) -> FileNotFoundError:
+    """A missing gs:// object as the FileNotFoundError a missing local file is: with its path as
+    `filename`, so every caller (and `stp.cli`'s one-line errors) treats both alike."""
+    return FileNotFoundError(errno.ENOENT, "no such object in Cloud Storage", path)
 
 
 def _not_found() -> type[Exception]:
@@ -343,7 +350,7 @@ def read_bytes(path: PathLike) -> bytes:
     try:
         return _blob(path).download_as_bytes()
     except _not_found():
-        raise FileNotFoundError(f"no such object: {path}") from None
+        raise _no_such_object(path) from None
 
 
 def write_bytes(path: PathLike, data: bytes, *, overwrite: bool = True) -> None:
@@ -411,7 +418,7 @@ def remove(path: PathLike, *, missing_ok: bool = False) -> None:
         _blob(path).delete()
     except _not_found():
         if not missing_ok:
-            raise FileNotFoundError(f"no such object: {path}") from None
+            raise _no_such_object(path) from None
 
 
 def remove_tree(path: PathLike) -> None:
@@ -514,7 +521,7 @@ def _open_read(path: str) -> Iterator[IO[bytes]]:
     try:
         blob.reload()  # pin one generation so a concurrent overwrite cannot mix versions
     except _not_found():
-        raise FileNotFoundError(f"no such object: {path}") from None
+        raise _no_such_object(path) from None
     with blob.open("rb", chunk_size=8 << 20) as handle:
         yield handle
 
@@ -665,7 +672,7 @@ def local_cache_path(path: PathLike) -> Path:
     try:
         blob.reload()
     except _not_found():
-        raise FileNotFoundError(f"no such object: {path}") from None
+        raise _no_such_object(path) from None
     target = cache_root() / bucket / key
     stamp = target.with_name(target.name + ".generation")
     generation = str(blob.generation)

@@ -291,16 +291,15 @@ def test_a_missing_local_array_file_is_file_not_found_and_a_saved_one_loads(tmp_
     assert rd.load_arrays(rd.counts_path(0))["attempts"].tolist() == [0, 1, 2]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: stp.storage.read_bytes raises FileNotFoundError without a filename for a missing "
-    "gs:// object, so RunDir.load_arrays reports a missing gs:// array file as 'truncated or "
-    "damaged' while a missing local one is FileNotFoundError"))
 def test_a_missing_gcs_array_file_is_file_not_found_as_a_local_one(gcs_root: str) -> None:
     from stp.selfplay.rundir import RunDir
 
     rd = RunDir(gcs_root)
-    with pytest.raises(FileNotFoundError):
+    # A missing gs:// object was a FileNotFoundError without a filename, which load_arrays
+    # reported as a "truncated or damaged" file; now it is what a missing local file is.
+    with pytest.raises(FileNotFoundError) as missing:
         rd.load_arrays(rd.counts_path(0))
+    assert missing.value.filename == rd.counts_path(0)
 
 
 # ---------------------------------------------------------------------------------------------

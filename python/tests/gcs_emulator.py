@@ -45,3 +45,20 @@ def gcs_root(gcs_emulator: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
     storage.reset_gcs_client()
     yield f"gs://{BUCKET}/{uuid.uuid4().hex}"
     storage.reset_gcs_client()
+
+
+@pytest.fixture
+def gcs_without_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+                            ) -> Iterator[None]:
+    """Cloud Storage as a machine without credentials sees it: no emulator, no key file, no
+    gcloud configuration, and a metadata server on a closed local port (so the lookup fails at
+    once instead of waiting for a timeout). A fresh client before and after."""
+    for var in ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "none")
+    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
+    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path_factory.mktemp("no-gcloud")))
+    storage.reset_gcs_client()
+    yield
+    storage.reset_gcs_client()

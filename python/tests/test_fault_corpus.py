@@ -35,6 +35,8 @@ import stp
 from stp.cli import COMMANDS, run_main
 from stp.config import STPConfig
 
+pytest_plugins = ["gcs_emulator"]
+
 REPO_PYTHON = str(Path(__file__).resolve().parents[1])
 
 # --------------------------------------------------------------------------------------------
@@ -438,22 +440,9 @@ def test_verify_header_from_a_binary_file(ws: SimpleWorkspace,
     assert_one_line_error(outcome, "header.bin", "not UTF-8")
 
 
-def test_gcs_without_credentials_is_one_line(ws: SimpleWorkspace, monkeypatch: pytest.MonkeyPatch,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
-    from stp import storage
-
-    for var in ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "none")
-    # No metadata server either: point the lookup at a closed port so it fails fast.
-    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
-    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
-    monkeypatch.setenv("CLOUDSDK_CONFIG", str(ws.root / "no-gcloud"))
-    storage.reset_gcs_client()
-    try:
-        outcome = run_command("stp.eval", ["summarize", "--log", "gs://bucket/log"], capsys)
-    finally:
-        storage.reset_gcs_client()
+@pytest.mark.usefixtures("gcs_without_credentials")
+def test_gcs_without_credentials_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    outcome = run_command("stp.eval", ["summarize", "--log", "gs://bucket/log"], capsys)
     assert_one_line_error(outcome, "gs://", "credentials")
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import pytest
 from standin import checker_override, standin_command
@@ -62,21 +61,10 @@ def test_a_bad_record_in_cloud_storage_names_the_gs_path_and_line(
     assert code == 2 and one_line(err).startswith(f"error: {path}:2: field `statement`"), err
 
 
+@pytest.mark.usefixtures("gcs_without_credentials")
 def test_without_credentials_the_line_names_the_path_and_the_credentials(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    for var in ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "none")
-    # No metadata server either: the lookup goes to a closed local port and fails at once.
-    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
-    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
-    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
-    storage.reset_gcs_client()
-    try:
-        code, _, err = verify(["gs://bucket/missing.jsonl"], capsys)
-    finally:
-        storage.reset_gcs_client()
+    code, _, err = verify(["gs://bucket/missing.jsonl"], capsys)
     assert code == 2
     line = one_line(err)
     assert line.startswith("error: gs://bucket/missing.jsonl: ") and "credentials" in line, line

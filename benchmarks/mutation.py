@@ -97,7 +97,17 @@ MODULES: dict[str, list[str]] = {
                                               "and_the_callers_fields",
                                               "test_no_eta_while_nothing_was_stored",
                                               "test_the_last_shards_verification_error_"
-                                              "propagates_and_every_shard_is_counted")],
+                                              "propagates_and_every_shard_is_counted",
+                                              "test_no_attempt_without_a_verdict_is_not_worth_"
+                                              "a_warning",
+                                              "test_a_verifier_must_answer_every_item_exactly_"
+                                              "once",
+                                              "test_reverifying_stored_shards_needs_one_answer_"
+                                              "per_record",
+                                              "test_a_sampling_failure_still_stores_the_shard_"
+                                              "in_verification",
+                                              "test_progress_rates_are_per_second_of_this_run_"
+                                              "to_the_millisecond")],
     # Resume: the run directory's manifests and the changed-settings guard.
     "python/stp/selfplay/rundir.py": ["python/tests/test_resume_settings.py",
                                       "python/tests/test_mutant_boundaries.py::"

@@ -163,6 +163,111 @@ def test_the_last_shards_verification_error_propagates_and_every_shard_is_counte
         ShardRunner("proving", lambda i: i, store).run(0, 3, items_total=3)
 
 
+def test_no_attempt_without_a_verdict_is_not_worth_a_warning(caplog) -> None:
+    """Kills `unverified == 0` -> `== -1`, `< 0` (a stage where every attempt got a verdict
+    warned that 0 of its attempts had none)."""
+    with caplog.at_level(logging.WARNING, logger="stp.verify.runner"):
+        check_outage("proving", 0, 8, 0.25)
+    assert caplog.records == []
+
+
+@dataclass
+class Stored:
+    key: int
+    status: str
+    multiplicity: int = 1
+
+
+def test_a_verifier_must_answer_every_item_exactly_once() -> None:
+    """Kills `len(results) != len(items)` -> `<`, `>` (a verifier that dropped or added a result
+    went unnoticed and verdicts were paired with the wrong items) and -> `is not` (equal counts
+    above 256 are distinct int objects: a correct answer of 300 results was refused)."""
+    items = list(range(300))
+    results, unverified = verify_with_retries(
+        lambda batch: [Stored(i, "pass") for i in batch], items, retries=1)
+    assert [r.key for r in results] == items and unverified == 0
+    for wrong in (lambda batch: [Stored(i, "pass") for i in batch[:-1]],
+                  lambda batch: [Stored(i, "pass") for i in [*batch, 0]]):
+        with pytest.raises(RuntimeError, match="results for"):
+            verify_with_retries(wrong, items, retries=1)
+
+
+def test_reverifying_stored_shards_needs_one_answer_per_record(tmp_path: Path) -> None:
+    """The same rule for `reverify_stored_shards`' `verify_again` (`!=` -> `<`, `>`, `is not`)."""
+    from stp import storage
+    from stp.verify.runner import reverify_stored_shards
+
+    directory = str(tmp_path / "attempts")
+    storage.ShardedJsonlWriter(directory).write([Stored(i, "crash") for i in range(300)])
+    stored, again = reverify_stored_shards(
+        directory, Stored, lambda records: [Stored(r.key, "fail") for r in records])
+    assert (stored, again) == (300, 300)
+    storage.ShardedJsonlWriter(directory).write([Stored(i, "error") for i in range(3)])
+    for wrong in (lambda records: records[:-1], lambda records: [*records, records[0]]):
+        with pytest.raises(RuntimeError, match="verified again for"):
+            reverify_stored_shards(directory, Stored, wrong)
+
+
+def test_a_sampling_failure_still_stores_the_shard_in_verification(caplog) -> None:
+    """When sampling shard 1 fails, shard 0 (already in verification) is still stored, the
+    sampling error is what the caller sees, and a failure of shard 0 as well is logged (kills
+    `if pending is not None` -> `is None` / `not` in the failure path, and `except Exception`
+    narrowed: the verification error then replaced the sampling error)."""
+    stored: list[int] = []
+
+    def sample(i: int) -> int:
+        if i == 1:
+            raise KeyboardInterrupt
+        return i
+
+    def store(i: int, sampled: int) -> int:
+        stored.append(i)
+        return 1
+
+    with pytest.raises(KeyboardInterrupt):
+        ShardRunner("proving", sample, store).run(0, 3, items_total=3)
+    assert stored == [0]
+
+    def failing_store(i: int, sampled: int) -> int:
+        raise RuntimeError("checker died as well")
+
+    with caplog.at_level(logging.ERROR, logger="stp.verify.runner"), \
+            pytest.raises(KeyboardInterrupt):
+        ShardRunner("proving", sample, failing_store).run(0, 3, items_total=3)
+    assert [r.getMessage() for r in caplog.records] == [
+        "verifying the last sampled shard failed as well"]
+
+
+def test_progress_rates_are_per_second_of_this_run_to_the_millisecond(clock: Clock) -> None:
+    """Rates over a long and a sub-second stretch, with more decimals than are kept, and the
+    last event's ETA of zero. Kills `monotonic() - start` -> `%` (the clock is past twice the
+    start), the rate's `round(rate, 3)` -> 2 or 4 digits, `max(0, total - done)` -> `max(1, …)`
+    and the elapsed floor `1e-9` -> `1.000000001` (a stretch under a second)."""
+    metrics = Metrics()
+
+    def sample(i: int) -> int:
+        clock.now = 100.3 if i == 0 else 250.0
+        return i
+
+    clock.now = 100.0
+    ShardRunner("eval", sample, lambda i, s: 7 if i == 0 else 3,
+                metrics=metrics).run(0, 2, items_total=10)  # type: ignore[arg-type]
+    assert metrics.events == [
+        ("progress", {"task": "eval", "done": 7, "total": 10, "rate": 0.047, "eta_s": 64.3}),
+        ("progress", {"task": "eval", "done": 10, "total": 10, "rate": 0.067, "eta_s": 0.0})]
+    metrics.events.clear()
+    clock.now = 100.0
+
+    def quick(i: int) -> int:
+        clock.now = 100.5
+        return i
+
+    ShardRunner("eval", quick, lambda i, s: 2, metrics=metrics).run(  # type: ignore[arg-type]
+        0, 1, items_total=4)
+    assert metrics.events == [
+        ("progress", {"task": "eval", "done": 2, "total": 4, "rate": 4.0, "eta_s": 0.5})]
+
+
 # ---------------------------------------------------------------------------------------------
 # stp.selfplay.rundir
 

@@ -129,7 +129,11 @@ MODULES: dict[str, list[str]] = {
                                               "test_a_missing_local_array_file_is_file_not_"
                                               "found_and_a_saved_one_loads",
                                               "test_a_missing_gcs_array_file_is_file_not_"
-                                              "found_as_a_local_one")],
+                                              "found_as_a_local_one",
+                                              "test_a_config_toml_not_utf8_or_not_toml_is_one_"
+                                              "line_naming_it",
+                                              "test_stray_round_names_are_not_rounds",
+                                              "test_the_statement_table_must_be_in_sid_order")],
     # The one stage driver every level resumes through (skip what is recorded, event before
     # record, hook after).
     "python/stp/stages.py": ["python/tests/test_stages.py"],

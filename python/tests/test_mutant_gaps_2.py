@@ -309,6 +309,52 @@ def test_block_zero_is_the_run_itself_and_later_blocks_are_subdirectories(tmp_pa
     assert [rd.block_dir(b) for b in (0, 1, 2)] == [root, f"{root}/block-1", f"{root}/block-2"]
 
 
+def test_a_config_toml_not_utf8_or_not_toml_is_one_line_naming_it(tmp_path: Path) -> None:
+    """A config.toml with a non-UTF-8 byte is one line naming it (storage.read_text's
+    InputFormatError), and a TOML syntax error is a damaged record naming it."""
+    from stp import storage
+    from stp.config import STPConfig
+    from stp.errors import InputFormatError
+    from stp.selfplay.rundir import RunDir
+
+    rd = RunDir(str(tmp_path / "run"))
+    rd.record_config(STPConfig())
+    Path(rd.config_path).write_bytes(b"[run]\nseed = 1\nname = \"\xff\"\n")
+    with pytest.raises(InputFormatError, match=r"config\.toml: not UTF-8 text"):
+        rd.check_settings(STPConfig(), allow_changed=False)
+    Path(rd.config_path).write_text("[run\n")
+    with pytest.raises(storage.CorruptRecordError, match=r"config\.toml"):
+        rd.check_settings(STPConfig(), allow_changed=False)
+
+
+def test_stray_round_names_are_not_rounds(tmp_path: Path) -> None:
+    """Kills `name[6:].isdigit()` -> `name[7:]` (a directory `round-x1` was taken for a round
+    and `int("x1")` ended the listing in a traceback)."""
+    from stp.selfplay.rundir import RunDir
+
+    rd = RunDir(str(tmp_path / "run"))
+    rd.mark_done(3, "pairs", 0.0, {})
+    for stray in ("round-x1", "round-", "rounds"):
+        (tmp_path / "run" / stray).mkdir()
+    assert rd.rounds() == [3]
+
+
+def test_the_statement_table_must_be_in_sid_order(tmp_path: Path) -> None:
+    """Kills `row.sid != i` -> `>` (a repeated sid went unnoticed) and -> `is not` (sids above
+    256 are distinct int objects: a correct table of 300 rows was refused)."""
+    from stp import storage
+    from stp.selfplay.records import StatementRow
+    from stp.selfplay.rundir import RunDir
+
+    rd = RunDir(str(tmp_path / "run"))
+    rows = [StatementRow(sid=i, statement=f"theorem t{i} : True", header="") for i in range(300)]
+    storage.write_jsonl(rd.dataset_statements, rows)
+    assert [r.sid for r in rd.statement_rows(0)] == list(range(300))
+    storage.write_jsonl(rd.dataset_statements, [rows[0], rows[0]])
+    with pytest.raises(storage.CorruptRecordError, match="row 1 has sid 0"):
+        rd.statement_rows(0)
+
+
 def test_record_config_without_replace_keeps_the_recorded_one_and_writes_a_missing_one(
         tmp_path: Path) -> None:
     """Kills `replace or not exists(...)` -> `replace or exists(...)`: with `replace=False` (the

@@ -229,7 +229,7 @@ class RunDir:
             return
         try:
             recorded = tomllib.loads(storage.read_text(self.config_path))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        except tomllib.TOMLDecodeError as err:  # (a non-UTF-8 file: storage's InputFormatError)
             raise storage.CorruptRecordError(self.config_path, None, str(err)) from None
         current = msgspec.to_builtins(cfg)
         changes = guard.changed(guard.selfplay_result_settings(recorded),

@@ -481,6 +481,30 @@ def test_describe_counts_the_changes_it_leaves_out() -> None:
     assert describe(changes) == ", ".join(f"k{i} {i} -> {i + 1}" for i in range(5))
 
 
+def test_describe_says_more_only_when_it_left_some_out() -> None:
+    """Kills `len(changes) > limit` -> `>=` ("and 0 more") and `- limit` -> `% limit`
+    (7 - 3 = 4, 7 % 3 = 1)."""
+    from stp.settings_guard import describe
+
+    exactly = {f"k{i}": (i, i + 1) for i in range(3)}
+    assert describe(exactly, limit=3) == "k0 0 -> 1, k1 1 -> 2, k2 2 -> 3"
+    seven = {f"k{i}": (i, i + 1) for i in range(7)}
+    assert describe(seven, limit=3).endswith(", and 4 more")
+
+
+def test_values_of_another_shape_are_changes_and_lists_equal_tuples() -> None:
+    """Kills `_same`'s list and table tests weakened to `or` (a one-element list and its
+    element, or a table and a scalar, were the same setting or a traceback), `len(a) == len(b)`
+    -> `>=` (a recorded list longer than the current one ended in zip's ValueError) and the
+    table test's `not` (a list inside a table no longer compared as a value with a tuple)."""
+    from stp.settings_guard import changed
+
+    recorded = {"a": ["x"], "b": {"x": 1}, "c": [1, 2], "d": {"x": [1, 2]}}
+    current = {"a": "x", "b": 1, "c": [1], "d": {"x": (1, 2)}}
+    assert changed(recorded, current) == {"a": (["x"], "x"), "b": ({"x": 1}, 1),
+                                          "c": ([1, 2], [1])}
+
+
 # ---------------------------------------------------------------------------------------------
 # stp.selfplay.rules
 

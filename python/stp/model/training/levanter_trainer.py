@@ -201,6 +201,7 @@ def _train_weighted(base_model: str, examples_path: str, out_dir: str,
                                              axis_mapping=trainer.parameter_axis_mapping,
                                              dtype=trainer.mp.param_dtype)
 
+        set_aside_torn_checkpoints(storage.join(out_dir, "checkpoints"))
         state = trainer.initial_state(key, model_init=load_base)
         start = int(state.step)
         if start:
@@ -351,6 +352,44 @@ def packed_rows(toks: TokenizedExamples, plan: StepPlan, *, pad_id: int, micro_s
 
         _PACKED_ROWS = PackedRows
     return _PACKED_ROWS(toks, plan, pad_id, micro_steps)
+
+
+def set_aside_torn_checkpoints(checkpoints: str) -> list[str]:
+    """Checkpoints of `checkpoints/<RUN_ID>/` whose `metadata.json` does not parse, with their
+    `metadata.json` renamed to `metadata.json.torn`; returns their directories.
+
+    Levanter writes a checkpoint's `metadata.json` last, when every array is committed, but not
+    atomically: a kill during that write leaves an empty or cut file, and Levanter's discovery
+    of the newest checkpoint then ends the resume in a JSONDecodeError. Such a checkpoint is
+    incomplete by Levanter's own rule (no metadata, no checkpoint); without its metadata file it
+    is not a checkpoint to Levanter, which resumes from the newest complete one (or the base
+    model). The file is kept beside it, not deleted."""
+    import datetime
+    import json
+
+    run_dir = storage.join(checkpoints, RUN_ID)
+    try:
+        names = ["", *storage.listdir(run_dir)]  # Levanter also looks at run_dir itself
+    except FileNotFoundError:
+        return []
+    torn = []
+    for name in names:
+        directory = storage.join(run_dir, name) if name else run_dir
+        meta = storage.join(directory, "metadata.json")
+        if not storage.exists(meta):
+            continue
+        data = storage.read_bytes(meta)
+        try:
+            record = json.loads(data)
+            datetime.datetime.fromisoformat(record["timestamp"])
+            int(record["step"])
+        except (ValueError, KeyError, TypeError):
+            storage.write_bytes(meta + ".torn", data)
+            storage.remove(meta)
+            logger.warning("checkpoint %s was cut while its metadata was written; resuming from "
+                           "the newest complete one", directory)
+            torn.append(directory)
+    return torn
 
 
 # --------------------------------------------------------------------------------------------

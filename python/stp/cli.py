@@ -19,7 +19,14 @@ from typing import NoReturn
 
 # Upward by design: the CLI plumbing is the config loader's front end (--config/--set/--data-dir).
 from stp.config import STPConfig, load_config
-from stp.errors import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, STPError, UsageError
+from stp.errors import (
+    EXIT_FAILURES,
+    EXIT_OK,
+    EXIT_USAGE,
+    FULL_DISK_ERRNOS,
+    STPError,
+    UsageError,
+)
 
 __all__ = ["COMMANDS", "EXIT_FAILURES", "EXIT_OK", "EXIT_USAGE", "ArgumentParser", "UsageError",
            "add_config_arguments", "config_from_args", "count_arg", "describe_os_error",
@@ -183,7 +190,7 @@ def describe_os_error(err: OSError) -> str | None:
     advice = _OS_ADVICE.get(err.errno) if err.errno is not None else None
     names = [str(n) for n in (err.filename, err.filename2) if n is not None]
     if not names:
-        if advice is not None and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        if advice is not None and err.errno in FULL_DISK_ERRNOS:
             return f"writing failed: {advice}"
         if isinstance(err, FileNotFoundError | FileExistsError | IsADirectoryError
                       | NotADirectoryError | PermissionError) and str(err):

@@ -9,12 +9,17 @@ create a cycle.
 
 from __future__ import annotations
 
+import errno
 import importlib
 from types import ModuleType
 
 EXIT_OK = 0
 EXIT_FAILURES = 1
 EXIT_USAGE = 2
+
+# The errnos of a write that failed for lack of space (device full, quota, file-size limit):
+# work already finished is kept and a rerun after freeing space continues.
+FULL_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 class STPError(Exception):

@@ -92,8 +92,7 @@ class JsonStageLog:
             raise storage.CorruptRecordError(self.path, None, "expected a JSON object")
         return data
 
-    def finished(self) -> dict[str, dict[str, Any]]:
-        data = self._read()
+    def _stages(self, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
         stages = data.get(self.section, {}) if self.section else data
         if not isinstance(stages, dict) or not all(isinstance(v, dict)
                                                    for v in stages.values()):
@@ -101,9 +100,12 @@ class JsonStageLog:
                 self.path, None, f"{self.section or 'the file'} must map stage names to objects")
         return stages
 
+    def finished(self) -> dict[str, dict[str, Any]]:
+        return self._stages(self._read())
+
     def record(self, stage: str, seconds: float, summary: dict[str, Any]) -> None:
         data = self._read()
-        stages = self.finished()
+        stages = self._stages(data)
         stages[stage] = {**summary, "seconds": round_seconds(seconds)}
         if self.section:
             data[self.section] = stages
@@ -123,8 +125,10 @@ def drive(stages: Iterable[Stage], stage_log: StageLog, *, level: StageLevel, ru
     where = {"round": round_index} if round_index is not None else {}
     prefix = level if round_index is None else f"{level} {round_index}"
     summaries: dict[str, dict[str, Any]] = {}
+    # Read once: only this loop records into the log while it runs (the run directory's lock
+    # keeps every other process out).
+    finished = stage_log.finished()
     for stage in stages:
-        finished = stage_log.finished()
         if stage.name in finished:
             summaries[stage.name] = finished[stage.name]
             continue

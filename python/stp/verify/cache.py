@@ -14,7 +14,6 @@ workspace build and the limits, so a re-run tries them again.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import sqlite3
 import threading
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import msgspec
 
+from stp.errors import FULL_DISK_ERRNOS
 from stp.verify.types import VerifyResult, length_prefixed
 
 _encoder = msgspec.json.Encoder()
@@ -144,8 +144,7 @@ def out_of_space(err: BaseException) -> bool:
         if chain is None:
             return False
         text = str(chain).lower()
-        if ((isinstance(chain, OSError) and chain.errno in (errno.ENOSPC, errno.EDQUOT,
-                                                           errno.EFBIG))
+        if ((isinstance(chain, OSError) and chain.errno in FULL_DISK_ERRNOS)
                 or "disk is full" in text or "no space" in text):
             return True
         chain = chain.__cause__ or chain.__context__

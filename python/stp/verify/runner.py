@@ -158,10 +158,7 @@ class ShardRunner(Generic[S]):
                          **self.event)
 
 
-class _Stored(Protocol):
-    @property
-    def status(self) -> str: ...
-
+class _Stored(_Result, Protocol):
     @property
     def multiplicity(self) -> int: ...
 

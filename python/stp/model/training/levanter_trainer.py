@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import hashlib
 import logging
 import os
@@ -42,7 +41,7 @@ import msgspec
 import numpy as np
 
 from stp import hub, storage
-from stp.errors import ConfigError
+from stp.errors import FULL_DISK_ERRNOS, ConfigError
 from stp.metrics import MetricsWriter, Progress, train_losses
 from stp.model.config import ModelConfig, TrainerConfig
 from stp.model.location import is_hub_id, local_path
@@ -115,12 +114,9 @@ def train_weighted(base_model: str, examples_path: str, out_dir: str,
                                max_steps=max_steps)
     except Exception as err:
         os_error = storage.as_os_error(err, out_dir)
-        if os_error is None or os_error is err or os_error.errno not in _FULL_DISK:
+        if os_error is None or os_error is err or os_error.errno not in FULL_DISK_ERRNOS:
             raise
         raise os_error from None
-
-
-_FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def _train_weighted(base_model: str, examples_path: str, out_dir: str,
